@@ -137,6 +137,9 @@ export function expandHome(p: string): string {
 /** Folder names become host paths and container names: keep them to a safe alphabet. */
 export const FOLDER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
+/** `global` is the shared memory folder and `errors` holds quarantined IPC files: never group folders. */
+const RESERVED_FOLDERS = new Set(['global', 'errors']);
+
 export function isValidFolder(folder: string): boolean {
-  return FOLDER_PATTERN.test(folder) && folder.length <= 64 && folder !== 'global';
+  return FOLDER_PATTERN.test(folder) && folder.length <= 64 && !RESERVED_FOLDERS.has(folder.toLowerCase());
 }

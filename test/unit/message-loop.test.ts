@@ -1,0 +1,245 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { openStore, type Store } from '../../src/db/store.js';
+import { GroupQueue } from '../../src/group-queue.js';
+import { MessageLoop } from '../../src/message-loop.js';
+import type { NewMessage, RegisteredGroup } from '../../src/types.js';
+import { FakeRunner, reply } from '../helpers/fake-runner.js';
+import { tempHome } from '../helpers/temp-home.js';
+
+const FAMILY: RegisteredGroup = {
+  jid: 'family@g.us',
+  name: 'Family',
+  folder: 'family',
+  trigger: '@Andy',
+  requiresTrigger: true,
+  isMain: false,
+  addedAt: '2026-01-01T00:00:00.000Z',
+};
+const MAIN: RegisteredGroup = { ...FAMILY, jid: 'local:main', name: 'Main', folder: 'main', isMain: true };
+
+let seq = 0;
+function msg(chatJid: string, content: string, extra: Partial<NewMessage> = {}): NewMessage {
+  seq++;
+  return {
+    id: `m${seq}`,
+    chatJid,
+    sender: 'ann@s.whatsapp.net',
+    senderName: 'Ann',
+    content,
+    timestamp: new Date(Date.UTC(2026, 0, 1, 10, 0, seq)).toISOString(),
+    isFromMe: false,
+    isBotMessage: false,
+    ...extra,
+  };
+}
+
+function setup(store: Store, runner: FakeRunner, maxConcurrent = 5) {
+  const sent: Array<{ jid: string; text: string }> = [];
+  const piped: Array<{ jid: string; text: string }> = [];
+  // eslint-disable-next-line prefer-const -- assigned after the queue that refers to it
+  let loop!: MessageLoop;
+  const queue = new GroupQueue({
+    maxConcurrent,
+    retryBaseMs: 5000,
+    maxRetries: 5,
+    processMessages: (jid) => loop.processGroupMessages(jid),
+    writeInput: (jid, text) => piped.push({ jid, text }),
+    writeClose: () => undefined,
+  });
+  loop = new MessageLoop({
+    store,
+    config: { assistantName: 'Andy', safetyPollMs: 60_000 },
+    queue,
+    runner,
+    send: async (jid, text) => {
+      sent.push({ jid, text });
+      store.messages.store(msg(jid, text, { isBotMessage: true, isFromMe: true }));
+    },
+    setTyping: async () => undefined,
+  });
+  const ingest = (m: NewMessage) => {
+    store.messages.store(m);
+    loop.notify();
+  };
+  return { loop, queue, sent, piped, ingest };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+describe('MessageLoop', () => {
+  let env: ReturnType<typeof tempHome>;
+  let store: Store;
+  beforeEach(() => {
+    env = tempHome();
+    store = openStore(env.config.dbPath);
+    store.groups.upsert(FAMILY);
+    store.groups.upsert(MAIN);
+  });
+  afterEach(() => {
+    store.close();
+    env.cleanup();
+  });
+
+  it('accumulates non-trigger messages and includes them in the next triggered prompt', async () => {
+    const runner = new FakeRunner();
+    const { loop, ingest, sent } = setup(store, runner);
+    loop.start();
+    ingest(msg(FAMILY.jid, 'we land at 6'));
+    ingest(msg(FAMILY.jid, 'bring snacks'));
+    await settle();
+    expect(runner.inputs).toHaveLength(0);
+
+    ingest(msg(FAMILY.jid, '@Andy what time do we land?'));
+    await settle();
+    expect(runner.inputs).toHaveLength(1);
+    const prompt = runner.inputs[0]!.prompt;
+    expect(prompt).toContain('we land at 6');
+    expect(prompt).toContain('bring snacks');
+    expect(prompt).toContain('@Andy what time do we land?');
+    expect(sent).toHaveLength(1);
+
+    // Already processed messages are not sent again with the next trigger.
+    ingest(msg(FAMILY.jid, '@Andy thanks'));
+    await settle();
+    expect(runner.inputs[1]!.prompt).not.toContain('bring snacks');
+    loop.stop();
+  });
+
+  it('main needs no trigger, and the assistant’s own messages are never fed back', async () => {
+    const runner = new FakeRunner();
+    const { loop, ingest } = setup(store, runner);
+    loop.start();
+    ingest(msg(MAIN.jid, 'Andy: an echo of my own reply', { isFromMe: true }));
+    ingest(msg(MAIN.jid, 'bot text', { isBotMessage: true }));
+    await settle();
+    expect(runner.inputs).toHaveLength(0);
+    ingest(msg(MAIN.jid, 'plain question'));
+    await settle();
+    expect(runner.inputs).toHaveLength(1);
+    expect(runner.inputs[0]!.prompt).not.toContain('echo of my own');
+    expect(runner.inputs[0]!.prompt).not.toContain('bot text');
+    expect(runner.inputs[0]!.isMain).toBe(true);
+    loop.stop();
+  });
+
+  it('a group registered without trigger requirement runs on any message', async () => {
+    store.groups.upsert({ ...FAMILY, requiresTrigger: false });
+    const runner = new FakeRunner();
+    const { loop, ingest } = setup(store, runner);
+    loop.start();
+    ingest(msg(FAMILY.jid, 'no trigger here'));
+    await settle();
+    expect(runner.inputs).toHaveLength(1);
+    loop.stop();
+  });
+
+  it('rolls the cursor back when a run fails before any output, and retries the same messages', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let fail = true;
+      const runner = new FakeRunner(async (input, hooks) => {
+        if (fail) return { status: 'error', result: null, error: 'boom' };
+        return reply(hooks, 'answer');
+      });
+      const { loop, ingest, sent } = setup(store, runner);
+      loop.start();
+      ingest(msg(FAMILY.jid, '@Andy help'));
+      await vi.waitFor(() => expect(runner.inputs).toHaveLength(1));
+      expect(sent).toHaveLength(0);
+      fail = false;
+      await vi.advanceTimersByTimeAsync(5000);
+      await vi.waitFor(() => expect(runner.inputs).toHaveLength(2));
+      expect(runner.inputs[1]!.prompt).toContain('@Andy help');
+      await vi.waitFor(() => expect(sent).toEqual([{ jid: FAMILY.jid, text: 'answer' }]));
+      loop.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('advances the cursor when output reached the chat even if the run then fails', async () => {
+    const runner = new FakeRunner(async (_input, hooks) => {
+      await reply(hooks, 'partial answer');
+      return { status: 'error', result: null, error: 'crashed later' };
+    });
+    const { loop, ingest, sent } = setup(store, runner);
+    loop.start();
+    ingest(msg(FAMILY.jid, '@Andy do it'));
+    await settle();
+    expect(sent).toEqual([{ jid: FAMILY.jid, text: 'partial answer' }]);
+    runner.behaviour = async (_i, hooks) => reply(hooks, 'second');
+    ingest(msg(FAMILY.jid, '@Andy next'));
+    await settle();
+    expect(runner.inputs[1]!.prompt).not.toContain('do it');
+    loop.stop();
+  });
+
+  it('pipes messages for a group whose sandbox is running into it', async () => {
+    let release!: () => void;
+    const runner = new FakeRunner(async (_input, hooks) => {
+      await reply(hooks, 'first');
+      await new Promise<void>((r) => (release = r));
+      return { status: 'success', result: null };
+    });
+    const { loop, ingest, piped } = setup(store, runner);
+    loop.start();
+    ingest(msg(FAMILY.jid, '@Andy first'));
+    await settle();
+    ingest(msg(FAMILY.jid, '@Andy and a follow-up'));
+    await settle();
+    expect(runner.inputs).toHaveLength(1);
+    expect(piped).toHaveLength(1);
+    expect(piped[0]!.text).toContain('and a follow-up');
+    expect(piped[0]!.text).not.toContain('@Andy first');
+    release();
+    await settle();
+    loop.stop();
+  });
+
+  it('strips <internal> text before anything reaches the chat', async () => {
+    const runner = new FakeRunner(async (_i, hooks) => reply(hooks, '<internal>plan</internal>Done.'));
+    const { loop, ingest, sent } = setup(store, runner);
+    loop.start();
+    ingest(msg(FAMILY.jid, '@Andy go'));
+    await settle();
+    expect(sent).toEqual([{ jid: FAMILY.jid, text: 'Done.' }]);
+    loop.stop();
+  });
+
+  it('remembers the session and resumes it on the next run', async () => {
+    const runner = new FakeRunner(async (_i, hooks) => reply(hooks, 'ok', 'sess-42'));
+    const { loop, ingest } = setup(store, runner);
+    loop.start();
+    ingest(msg(FAMILY.jid, '@Andy one'));
+    await settle();
+    ingest(msg(FAMILY.jid, '@Andy two'));
+    await settle();
+    expect(runner.inputs[0]!.sessionId).toBeUndefined();
+    expect(runner.inputs[1]!.sessionId).toBe('sess-42');
+    loop.stop();
+  });
+
+  it('recovers a message stored before a crash and handles it exactly once after restart', async () => {
+    // First life: the message is stored and the loop has even seen it, but no agent ran.
+    store.messages.store(msg(FAMILY.jid, '@Andy are you there?'));
+    store.state.set('last_seen_seq', String(store.messages.latestSeq()));
+    store.close();
+
+    store = openStore(env.config.dbPath);
+    const runner = new FakeRunner();
+    const { loop, sent } = setup(store, runner);
+    loop.start();
+    await settle();
+    expect(runner.inputs).toHaveLength(1);
+    expect(sent).toHaveLength(1);
+    loop.stop();
+
+    // Another restart: nothing left to do.
+    const runner2 = new FakeRunner();
+    const second = setup(store, runner2);
+    second.loop.start();
+    await settle();
+    expect(runner2.inputs).toHaveLength(0);
+    second.loop.stop();
+  });
+});
