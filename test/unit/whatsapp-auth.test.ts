@@ -1,0 +1,130 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { DisconnectReason } from '@whiskeysockets/baileys';
+import qrcode from 'qrcode-terminal';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { isWhatsAppLinked } from '../../src/channels/whatsapp/whatsapp-channel.js';
+import { runWhatsAppAuth } from '../../src/cli/whatsapp-auth.js';
+import { fakeSocketFactory, OWN_PN, writeLinkedCreds, type FakeSocket } from './whatsapp-fake-socket.js';
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void) {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+function renderQr(qr: string): string {
+  let rendered = '';
+  qrcode.generate(qr, { small: true }, (text) => (rendered = text));
+  return rendered;
+}
+
+/** What Baileys does when the phone accepts the link: creds gain the account, then a 515 restart. */
+function acceptLink(sock: FakeSocket) {
+  sock.opts.auth.creds.me = { id: '15550001111:9@s.whatsapp.net', name: 'Me' };
+  sock.emit('creds.update', { me: sock.opts.auth.creds.me });
+  sock.emit('connection.update', { isNewLogin: true, qr: undefined });
+  sock.close(DisconnectReason.restartRequired);
+}
+
+describe('nanoclaw whatsapp-auth', () => {
+  let authDir: string;
+  let out: Capture;
+  let fake: ReturnType<typeof fakeSocketFactory>;
+  beforeEach(() => {
+    authDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-wa-auth-')), 'auth');
+    out = new Capture();
+    fake = fakeSocketFactory();
+  });
+  afterEach(() => fs.rmSync(path.dirname(authDir), { recursive: true, force: true }));
+
+  const socketNumber = async (n: number) => {
+    await vi.waitFor(() => expect(fake.sockets.length).toBeGreaterThanOrEqual(n));
+    return fake.sockets[n - 1] as FakeSocket;
+  };
+
+  it('shows the QR in the terminal, reconnects after the restart and resolves once linked', async () => {
+    const done = runWhatsAppAuth({ authDir, output: out, makeSocket: fake.makeSocket });
+    const first = await socketNumber(1);
+    const qr = '2@Qm9ndXNRUg==,c2lnbmVkSWRlbnRpdHk=,YWR2U2VjcmV0,bm9pc2VLZXk=';
+    first.emit('connection.update', { qr });
+    expect(out.text).toContain('Scan this QR code with WhatsApp');
+    expect(out.text).toContain(renderQr(qr));
+    expect(renderQr(qr).split('\n').length).toBeGreaterThan(10);
+
+    acceptLink(first);
+    const second = await socketNumber(2);
+    second.open({ id: '15550001111:9@s.whatsapp.net' });
+    await expect(done).resolves.toEqual({ jid: OWN_PN });
+    expect(isWhatsAppLinked(authDir)).toBe(true); // saved before it resolved
+    expect(out.text).toContain(`WhatsApp linked as ${OWN_PN}`);
+    expect(second.ended).toBe(true);
+    expect(fake.sockets).toHaveLength(2);
+  });
+
+  it('with a phone number, asks once for a pairing code and prints it with instructions, no QR', async () => {
+    const done = runWhatsAppAuth({
+      authDir,
+      pairingPhone: '+1 555 000-1111',
+      output: out,
+      makeSocket: fake.makeSocket,
+    });
+    const first = await socketNumber(1);
+    first.pairingCode = 'K7PQ2XWZ';
+    first.emit('connection.update', { qr: '2@ref1,a,b,c' });
+    first.emit('connection.update', { qr: '2@ref2,a,b,c' });
+    await vi.waitFor(() => expect(out.text).toContain('K7PQ-2XWZ'));
+    expect(first.pairingRequests).toEqual(['15550001111']);
+    expect(out.text).toContain('Link with phone number instead');
+    expect(out.text).not.toContain(renderQr('2@ref1,a,b,c'));
+
+    acceptLink(first);
+    (await socketNumber(2)).open({ id: '15550001111:9@s.whatsapp.net' });
+    await expect(done).resolves.toEqual({ jid: OWN_PN });
+  });
+
+  it('refuses a pairing number that cannot be one, before connecting', async () => {
+    await expect(
+      runWhatsAppAuth({ authDir, pairingPhone: 'call me', output: out, makeSocket: fake.makeSocket }),
+    ).rejects.toThrow(/full number with country code/);
+    expect(fake.sockets).toEqual([]);
+  });
+
+  it('fails with a clear message when the QR codes run out unscanned', async () => {
+    const done = runWhatsAppAuth({ authDir, output: out, makeSocket: fake.makeSocket });
+    const first = await socketNumber(1);
+    first.emit('connection.update', { qr: '2@ref,a,b,c' });
+    first.close(DisconnectReason.timedOut);
+    await expect(done).rejects.toThrow('The QR code expired before the link was made');
+    expect(isWhatsAppLinked(authDir)).toBe(false);
+  });
+
+  it('reports an existing link without showing a code', async () => {
+    writeLinkedCreds(authDir);
+    const done = runWhatsAppAuth({ authDir, output: out, makeSocket: fake.makeSocket });
+    (await socketNumber(1)).open();
+    await expect(done).resolves.toEqual({ jid: OWN_PN });
+    expect(out.text).toBe(`WhatsApp is already linked as ${OWN_PN}.\n`);
+  });
+
+  it('replaces a link that was logged out on the phone with a new one', async () => {
+    writeLinkedCreds(authDir);
+    const done = runWhatsAppAuth({ authDir, output: out, makeSocket: fake.makeSocket });
+    const first = await socketNumber(1);
+    first.close(DisconnectReason.loggedOut);
+    const second = await socketNumber(2);
+    expect(second.opts.auth.creds.me).toBeUndefined();
+    expect(isWhatsAppLinked(authDir)).toBe(false);
+    expect(out.text).toContain('previous WhatsApp link was logged out');
+
+    second.emit('connection.update', { qr: '2@fresh,a,b,c' });
+    expect(out.text).toContain(renderQr('2@fresh,a,b,c'));
+    acceptLink(second);
+    (await socketNumber(3)).open({ id: '15550001111:9@s.whatsapp.net' });
+    await expect(done).resolves.toEqual({ jid: OWN_PN });
+  });
+});
