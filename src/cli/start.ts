@@ -1,0 +1,82 @@
+import path from 'node:path';
+import type { Config } from '../config.js';
+import { App } from '../app.js';
+import { LocalChannel } from '../channels/local/local-channel.js';
+import { WhatsAppChannel } from '../channels/whatsapp/whatsapp-channel.js';
+import { logger } from '../logger.js';
+import { createRuntime } from '../sandbox/detect.js';
+import type { SandboxRuntime } from '../sandbox/runtime.js';
+
+/** Builds the real host: detected sandbox runtime, local web chat, WhatsApp. */
+export async function createHost(config: Config, runtime: SandboxRuntime): Promise<App> {
+  return new App(config, {
+    runtime,
+    channels: (callbacks, app) => [
+      new LocalChannel({
+        port: config.localChannelPort,
+        tokenFile: path.join(config.dataDir, 'local-channel.token'),
+        callbacks,
+        assistantName: config.assistantName,
+        history: (jid, after) => app.store.messages.history(jid, after),
+        isRegistered: (jid) => app.store.groups.byJid(jid) !== undefined,
+        chats: () => {
+          const groups = app.store.groups.all();
+          const known = app.store.messages.listChats().filter((c) => c.channel === 'local');
+          const rows = groups
+            .filter((g) => g.jid.startsWith('local:'))
+            .map((g) => ({ jid: g.jid, name: g.name, registered: true, isMain: g.isMain, lastMessageTime: '' }));
+          for (const c of known) {
+            if (!rows.some((r) => r.jid === c.jid)) {
+              rows.push({ jid: c.jid, name: c.name || c.jid, registered: false, isMain: false, lastMessageTime: c.lastMessageTime });
+            }
+          }
+          return rows;
+        },
+        status: () => ({ usageToday: app.store.usage.forDay(new Date().toISOString().slice(0, 10)) }),
+      }),
+      new WhatsAppChannel({
+        authDir: config.authDir,
+        groupsDir: config.groupsDir,
+        assistantName: config.assistantName,
+        assistantHasOwnNumber: config.assistantHasOwnNumber,
+        callbacks,
+        registeredGroups: () => new Map(app.store.groups.all().map((g) => [g.jid, g])),
+        onGroupsSynced: () => app.writeGroupSnapshots(),
+        syncState: app.store.state,
+      }),
+    ],
+  });
+}
+
+/** `nanoclaw start`: runs until SIGINT/SIGTERM, then shuts down gracefully and exits 0. */
+export async function runStart(config: Config): Promise<number> {
+  let runtime: SandboxRuntime;
+  try {
+    runtime = await createRuntime(config);
+    await runtime.ensureRunning();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
+  const orphans = await runtime.cleanupOrphans(config.instanceId).catch(() => []);
+  if (orphans.length > 0) logger.info({ orphans }, 'stopped leftover sandboxes of this instance');
+  if (!(await runtime.imageExists(config.containerImage))) {
+    logger.warn({ image: config.containerImage }, 'agent image missing: run `nanoclaw build`');
+  }
+  const app = await createHost(config, runtime);
+  await app.start();
+  const local = app.channels.find((c) => c instanceof LocalChannel) as LocalChannel | undefined;
+  logger.info({ runtime: runtime.kind, url: local?.url() }, 'NanoClaw ready');
+  if (local) process.stdout.write(`NanoClaw is ready. Local chat: ${local.url()}\n`);
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  await app.stop();
+  return 0;
+}

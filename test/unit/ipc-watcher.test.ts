@@ -1,0 +1,139 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { handleMessageIpc } from '../../src/ipc/message-handler.js';
+import { IpcWatcher } from '../../src/ipc/watcher.js';
+import type { RegisteredGroup } from '../../src/types.js';
+import { tempHome } from '../helpers/temp-home.js';
+
+const group = (folder: string, isMain = false): RegisteredGroup => ({
+  jid: `${folder}@g.us`,
+  name: folder,
+  folder,
+  trigger: '@Andy',
+  requiresTrigger: !isMain,
+  isMain,
+  addedAt: '2026-01-01T00:00:00.000Z',
+});
+const MAIN = group('main', true);
+const WORK = group('work');
+const FAMILY = group('family');
+const GROUPS = [MAIN, WORK, FAMILY];
+
+describe('IPC message handling', () => {
+  const sent: Array<{ jid: string; text: string; sender?: string }> = [];
+  const deps = {
+    groupByJid: (jid: string) => GROUPS.find((g) => g.jid === jid),
+    send: async (jid: string, text: string, sender?: string) => {
+      sent.push({ jid, text, ...(sender ? { sender } : {}) });
+    },
+  };
+  beforeEach(() => (sent.length = 0));
+
+  it('lets a group message its own chat, with an optional sender name', async () => {
+    const result = await handleMessageIpc(
+      { type: 'message', chatJid: WORK.jid, text: 'hi', sender: 'Researcher' },
+      WORK,
+      deps,
+    );
+    expect(result).toEqual({ ok: true });
+    expect(sent).toEqual([{ jid: WORK.jid, text: 'hi', sender: 'Researcher' }]);
+  });
+
+  it('refuses a non-main group messaging another chat', async () => {
+    const result = await handleMessageIpc({ type: 'message', chatJid: FAMILY.jid, text: 'hi' }, WORK, deps);
+    expect(result.ok).toBe(false);
+    expect(sent).toHaveLength(0);
+  });
+
+  it('lets main message any registered group but not unknown chats', async () => {
+    expect(await handleMessageIpc({ type: 'message', chatJid: FAMILY.jid, text: 'x' }, MAIN, deps)).toEqual({
+      ok: true,
+    });
+    expect(
+      (await handleMessageIpc({ type: 'message', chatJid: 'nobody@g.us', text: 'x' }, MAIN, deps)).ok,
+    ).toBe(false);
+  });
+
+  it('ignores a groupFolder claimed inside the file', async () => {
+    const result = await handleMessageIpc(
+      { type: 'message', chatJid: FAMILY.jid, text: 'x', groupFolder: 'family', isMain: true },
+      WORK,
+      deps,
+    );
+    expect(result.ok).toBe(false);
+  });
+
+  it('names the problem in a malformed file', async () => {
+    const result = await handleMessageIpc({ type: 'message', chatJid: WORK.jid }, WORK, deps);
+    expect(result).toEqual({ ok: false, error: expect.stringContaining('text') });
+  });
+});
+
+describe('IpcWatcher', () => {
+  let env: ReturnType<typeof tempHome>;
+  let watcher: IpcWatcher;
+  const handled: Array<{ kind: string; payload: unknown; folder: string }> = [];
+
+  beforeEach(() => {
+    env = tempHome();
+    handled.length = 0;
+    watcher = new IpcWatcher({
+      ipcDir: env.config.ipcDir,
+      pollMs: 60_000,
+      groups: () => [WORK],
+      handle: async (kind, payload, source) => {
+        handled.push({ kind, payload, folder: source.folder });
+        const p = payload as { refuse?: boolean };
+        return p.refuse ? { ok: false, error: 'refused for the test' } : { ok: true };
+      },
+    });
+    watcher.start();
+  });
+  afterEach(() => {
+    watcher.stop();
+    env.cleanup();
+  });
+
+  const dir = (kind: string) => path.join(env.config.ipcDir, 'work', kind);
+  const errors = () =>
+    fs.readdirSync(path.join(env.config.ipcDir, 'errors')).filter((f) => f.endsWith('.json'));
+
+  it('picks up a new file at once via fs.watch, takes identity from the directory, deletes it', async () => {
+    fs.writeFileSync(path.join(dir('messages'), '1.json.tmp'), JSON.stringify({ type: 'message', n: 1 }));
+    fs.renameSync(path.join(dir('messages'), '1.json.tmp'), path.join(dir('messages'), '1.json'));
+    await vi.waitFor(() => expect(handled).toHaveLength(1), { timeout: 2000 });
+    expect(handled[0]).toMatchObject({ kind: 'messages', folder: 'work' });
+    await vi.waitFor(() => expect(fs.readdirSync(dir('messages'))).toEqual([]));
+  });
+
+  it('ignores half-written .tmp files', async () => {
+    fs.writeFileSync(path.join(dir('tasks'), 'x.json.tmp'), '{"type":');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(handled).toHaveLength(0);
+  });
+
+  it('quarantines malformed JSON, oversized and refused files without crashing', async () => {
+    fs.writeFileSync(path.join(dir('tasks'), 'a.json'), '{not json');
+    fs.writeFileSync(path.join(dir('tasks'), 'b.json'), JSON.stringify({ refuse: true }));
+    fs.writeFileSync(path.join(dir('tasks'), 'c.json'), JSON.stringify({ pad: 'x'.repeat(2 * 1024 * 1024) }));
+    await vi.waitFor(() => expect(errors()).toHaveLength(3), { timeout: 3000 });
+    expect(fs.readdirSync(dir('tasks'))).toEqual([]);
+    const reasons = fs
+      .readdirSync(path.join(env.config.ipcDir, 'errors'))
+      .filter((f) => f.endsWith('.reason.txt'))
+      .map((f) => fs.readFileSync(path.join(env.config.ipcDir, 'errors', f), 'utf8'));
+    expect(reasons.join()).toMatch(/unreadable JSON/);
+    expect(reasons.join()).toMatch(/refused for the test/);
+    expect(reasons.join()).toMatch(/limit/);
+  });
+
+  it('handles files oldest first', async () => {
+    watcher.stop();
+    for (const n of [3, 1, 2])
+      fs.writeFileSync(path.join(dir('messages'), `${n}.json`), JSON.stringify({ n }));
+    watcher.start();
+    await vi.waitFor(() => expect(handled).toHaveLength(3));
+    expect(handled.map((h) => (h.payload as { n: number }).n)).toEqual([1, 2, 3]);
+  });
+});
