@@ -24,6 +24,7 @@ export interface MessageLoopDeps {
   mayTrigger?(group: RegisteredGroup, message: StoredMessage): boolean;
   /** A run failed without any output reaching the chat. */
   onRunFailed?(group: RegisteredGroup, error: string): void;
+  onRunSucceeded?(group: RegisteredGroup): void;
 }
 
 const SEEN_KEY = 'last_seen_seq';
@@ -182,6 +183,7 @@ export class MessageLoop {
       this.deps.onRunFailed?.(group, output.error ?? 'unknown error');
       return false;
     }
+    this.deps.onRunSucceeded?.(group);
     return true;
   }
 }

@@ -53,7 +53,9 @@ async function main(argv: string[]): Promise<number> {
           ...(phone ? { pairingPhone: phone } : {}),
           output: out,
         });
-        out.write(`Linked as ${jid}. To use your self-chat as main: nanoclaw groups register --jid ${jid} --name Me --folder self --main\n`);
+        out.write(
+          `Linked as ${jid}. To use your self-chat as main: nanoclaw groups register --jid ${jid} --name Me --folder self --main\n`,
+        );
       } catch (err) {
         process.stderr.write(`${(err as Error).message}\n`);
         return 1;
@@ -111,4 +113,3 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
-

@@ -24,10 +24,22 @@ export async function createHost(config: Config, runtime: SandboxRuntime): Promi
           const known = app.store.messages.listChats().filter((c) => c.channel === 'local');
           const rows = groups
             .filter((g) => g.jid.startsWith('local:'))
-            .map((g) => ({ jid: g.jid, name: g.name, registered: true, isMain: g.isMain, lastMessageTime: '' }));
+            .map((g) => ({
+              jid: g.jid,
+              name: g.name,
+              registered: true,
+              isMain: g.isMain,
+              lastMessageTime: '',
+            }));
           for (const c of known) {
             if (!rows.some((r) => r.jid === c.jid)) {
-              rows.push({ jid: c.jid, name: c.name || c.jid, registered: false, isMain: false, lastMessageTime: c.lastMessageTime });
+              rows.push({
+                jid: c.jid,
+                name: c.name || c.jid,
+                registered: false,
+                isMain: false,
+                lastMessageTime: c.lastMessageTime,
+              });
             }
           }
           return rows;

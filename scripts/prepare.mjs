@@ -1,0 +1,56 @@
+// Brings a checkout to a runnable state using nothing but Node's standard library, so that the
+// README's two commands work on a fresh machine: installs npm packages, compiles the host, builds
+// the agent-runner on the host (for bwrap) and the agent image (for docker/podman) when missing.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export function run(cmd, args, opts = {}) {
+  console.error(`> ${cmd} ${args.join(' ')}`);
+  const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+  if (result.status !== 0) {
+    console.error(`\n${cmd} ${args.join(' ')} failed (exit ${result.status ?? result.signal}).`);
+    process.exit(result.status ?? 1);
+  }
+}
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : fs.statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+/** npm ci when node_modules is missing or older than the lockfile. */
+export function ensurePackages(dir = root) {
+  const lock = path.join(dir, 'package-lock.json');
+  const marker = path.join(dir, 'node_modules', '.package-lock.json');
+  if (fs.existsSync(marker) && fs.statSync(marker).mtimeMs >= fs.statSync(lock).mtimeMs) return;
+  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir });
+}
+
+/** Compiles the host into dist/ when sources are newer than the build. */
+export function ensureHostBuild() {
+  const built = path.join(root, 'dist', 'cli', 'main.js');
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newestMtime(path.join(root, 'src'))) return;
+  run('npm', ['run', 'build']);
+}
+
+/** The agent-runner built on the host: bwrap binds it at /app. */
+export function ensureRunnerBuild() {
+  const dir = path.join(root, 'container', 'agent-runner');
+  ensurePackages(dir);
+  const built = path.join(dir, 'dist', 'index.js');
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newestMtime(path.join(dir, 'src'))) return;
+  run('npm', ['run', 'build'], { cwd: dir });
+}
+
+/** Builds the agent image through the CLI (which knows the runtime) when it is missing. */
+export function ensureImage() {
+  run(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'build', '--if-missing']);
+}
