@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { vi } from 'vitest';
+import type { App } from '../../src/app.js';
+import { LocalChannel } from '../../src/channels/local/local-channel.js';
+import { createHost } from '../../src/cli/start.js';
+import { createRuntime } from '../../src/sandbox/detect.js';
+import type { RuntimeKind } from '../../src/config.js';
+import { startMockAnthropic, type MockAnthropic, type MockScript } from '../fixtures/mock-anthropic.js';
+import { tempHome } from './temp-home.js';
+
+export interface E2eHost {
+  app: App;
+  mock: MockAnthropic;
+  home: string;
+  local: LocalChannel;
+  post(chat: string, text: string): Promise<Response>;
+  /** Waits for an assistant message in the chat matching the predicate; returns its text. */
+  reply(chat: string, match: (text: string) => boolean, timeoutMs?: number): Promise<string>;
+  assistantTexts(chat: string): string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The real host (store, queue, channels, proxies, sandbox runtime, agent image) in a temp
+ * NANOCLAW_HOME, with the model proxy's upstream pointed at a scripted mock on loopback.
+ */
+export async function startE2eHost(
+  runtime: RuntimeKind,
+  script: MockScript,
+  env: Record<string, string> = {},
+  prepare?: (home: string) => void,
+): Promise<E2eHost> {
+  const mock = await startMockAnthropic({ script });
+  const t = tempHome({ CONTAINER_RUNTIME: runtime, LOCAL_CHANNEL_PORT: '0', IDLE_TIMEOUT: '4000', ...env });
+  // The sandbox user (uid 1000) must be able to reach the group folders under the temp home.
+  fs.chmodSync(t.home, 0o755);
+  fs.writeFileSync(
+    path.join(t.home, '.env'),
+    `ANTHROPIC_API_KEY=sk-ant-canary-${runtime}-0123456789\nANTHROPIC_BASE_URL=${mock.url}\n`,
+  );
+  prepare?.(t.home);
+  const sandboxes = await createRuntime(t.config);
+  await sandboxes.ensureRunning();
+  const app = await createHost(t.config, sandboxes);
+  await app.start();
+  const local = app.channels.find((c): c is LocalChannel => c instanceof LocalChannel)!;
+
+  const assistantTexts = (chat: string) =>
+    app.store.messages
+      .history(chat, undefined, 1000)
+      .filter((m) => m.isBotMessage)
+      .map((m) => m.content);
+
+  return {
+    app,
+    mock,
+    home: t.home,
+    local,
+    post: (chat, text) =>
+      fetch(`http://127.0.0.1:${local.port}/api/chats/${encodeURIComponent(chat)}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${local.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ text }),
+      }),
+    assistantTexts,
+    async reply(chat, match, timeoutMs = 90_000) {
+      let found: string | undefined;
+      await vi.waitFor(
+        () => {
+          found = assistantTexts(chat).find(match);
+          if (!found)
+            throw new Error(`no matching reply yet in ${chat}: ${JSON.stringify(assistantTexts(chat))}`);
+        },
+        { timeout: timeoutMs, interval: 100 },
+      );
+      return found!;
+    },
+    async stop() {
+      await app.stop();
+      await mock.close();
+      t.cleanup();
+    },
+  };
+}
