@@ -11,6 +11,8 @@ import { IpcWatcher } from './ipc/watcher.js';
 import { logger } from './logger.js';
 import { MessageLoop } from './message-loop.js';
 import { Outbound } from './outbound.js';
+import { createGroupPolicy, senderAllowed, type ResolvedLimits } from './policy/group-policy.js';
+import { RateLimiter } from './policy/rate-limiter.js';
 import { ProxyManager } from './proxy/proxy-manager.js';
 import { ContainerRunner, writeCloseSentinel, writeIpcInput } from './sandbox/container-runner.js';
 import { loadMountAllowlist } from './sandbox/mount-allowlist.js';
@@ -28,8 +30,6 @@ export interface AppParts {
   runner?: AgentRunner;
   /** Builds the channels once the host's callbacks exist. */
   channels(callbacks: ChannelCallbacks, app: App): Channel[];
-  /** Limits (issue: reliability) — defaults keep the host usable without a limits file. */
-  maxActiveTasksPerGroup?: number;
 }
 
 /** Everything the running host holds, created once at start-up and passed down. */
@@ -44,6 +44,9 @@ export class App {
   readonly runner: AgentRunner;
   readonly failures: FailureNotices;
   channels: Channel[] = [];
+  /** Limits and sender allowlists per group folder, from $NANOCLAW_CONFIG_DIR/group-policy.json. */
+  readonly limits: (folder: string) => ResolvedLimits;
+  private readonly rateLimiter = new RateLimiter();
   private stopping = false;
 
   constructor(
@@ -63,19 +66,29 @@ export class App {
     ensureMainGroup(this.store, config);
     for (const group of this.store.groups.all()) ensureGroupFolder(config, group);
 
+    this.limits = createGroupPolicy(config.configDir);
     this.outbound = new Outbound({
       store: this.store,
       channels: () => this.channels,
       assistantName: config.assistantName,
+      allowSend: (jid) => {
+        const folder = this.store.groups.byJid(jid)?.folder;
+        if (!folder) return true;
+        const { outboundPerMinute, outboundBurst } = this.limits(folder);
+        return this.rateLimiter.tryTake(folder, outboundPerMinute, outboundBurst);
+      },
     });
-    this.failures = new FailureNotices((jid, text) => this.outbound.send(jid, text));
+    // Failure notices bypass the rate limit: they are rare, once per streak, and must arrive.
+    this.failures = new FailureNotices((jid, text) =>
+      this.outbound.send(jid, text, undefined, { unlimited: true }),
+    );
     this.proxies = new ProxyManager({
       proxyDir: config.proxyDir,
       configDir: config.configDir,
       readSecrets: () => readSecrets(config.envFile),
       recordUsage: (folder, input, output) => this.store.usage.add(folder, today(), input, output),
       tokensUsedToday: (folder) => this.store.usage.tokensFor(folder, today()),
-      dailyTokenBudget: () => undefined,
+      dailyTokenBudget: (folder) => this.limits(folder).dailyTokenBudget,
       onBudgetExceeded: (folder) => {
         const group = this.store.groups.byFolder(folder);
         if (group)
@@ -123,6 +136,8 @@ export class App {
       setTyping: (jid, on) => this.outbound.setTyping(jid, on),
       onRunFailed: (group, error) => void this.failures.onRunFailed(group.jid, error),
       onRunSucceeded: (group) => this.failures.onRunSucceeded(group.jid),
+      mayTrigger: (group, message) =>
+        senderAllowed(this.limits(group.folder), message.sender, message.isFromMe),
     });
     this.scheduler = new TaskScheduler({
       store: this.store,
@@ -149,7 +164,7 @@ export class App {
           store: this.store,
           config,
           scheduler: this.scheduler,
-          maxActiveTasksPerGroup: parts.maxActiveTasksPerGroup ?? 20,
+          maxActiveTasksPerGroup: this.limits(source.folder).maxActiveTasks,
           onTasksChanged: (folder) => this.writeTaskSnapshots(folder),
           registerGroup: (group) => {
             const result = registerGroup(this.store, config, group);
@@ -170,7 +185,19 @@ export class App {
       onChatMetadata: (chat) => this.store.messages.upsertChat(chat),
       onMessage: (message) => {
         // Only registered chats keep their content; others are known by name and time alone.
-        if (!this.store.groups.byJid(message.chatJid)) return;
+        const group = this.store.groups.byJid(message.chatJid);
+        if (!group) return;
+        const limits = this.limits(group.folder);
+        if (
+          limits.senderAllowlist?.mode === 'drop' &&
+          !senderAllowed(limits, message.sender, message.isFromMe)
+        ) {
+          logger.info(
+            { group: group.folder, sender: message.sender },
+            'message from a sender not on the allowlist dropped',
+          );
+          return;
+        }
         if (this.store.messages.store(message) !== null) this.loop.notify();
       },
     };

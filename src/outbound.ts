@@ -23,8 +23,13 @@ export class Outbound {
     return this.deps.channels().find((c) => c.ownsJid(jid));
   }
 
-  async send(jid: string, text: string, sender?: string): Promise<boolean> {
-    if (this.deps.allowSend && !this.deps.allowSend(jid)) {
+  async send(
+    jid: string,
+    text: string,
+    sender?: string,
+    opts: { unlimited?: boolean } = {},
+  ): Promise<boolean> {
+    if (!opts.unlimited && this.deps.allowSend && !this.deps.allowSend(jid)) {
       logger.warn({ jid, chars: text.length }, 'outbound message dropped by rate limit');
       return false;
     }

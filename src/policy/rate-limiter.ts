@@ -1,0 +1,20 @@
+/**
+ * A token bucket per key: `burst` messages at once, refilled at `perMinute`. Keeps an agent from
+ * flooding a chat; what is over the limit is dropped and logged by the caller.
+ */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; updatedAt: number }>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  tryTake(key: string, perMinute: number, burst: number): boolean {
+    const now = this.now();
+    const bucket = this.buckets.get(key) ?? { tokens: burst, updatedAt: now };
+    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.updatedAt) / 60_000) * perMinute);
+    bucket.updatedAt = now;
+    this.buckets.set(key, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+}
