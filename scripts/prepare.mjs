@@ -26,12 +26,16 @@ function newestMtime(dir) {
   return newest;
 }
 
-/** npm ci when node_modules is missing or older than the lockfile. */
+/**
+ * Installs from the lockfile when node_modules is missing or older than it. `npm install` rather
+ * than `npm ci`: registries that mirror only some packages leave other platforms' optional
+ * binaries out of the lockfile, which `npm ci` refuses while `npm install` keeps the lock as is.
+ */
 export function ensurePackages(dir = root) {
   const lock = path.join(dir, 'package-lock.json');
   const marker = path.join(dir, 'node_modules', '.package-lock.json');
   if (fs.existsSync(marker) && fs.statSync(marker).mtimeMs >= fs.statSync(lock).mtimeMs) return;
-  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir });
+  run('npm', ['install', '--no-audit', '--no-fund', '--include=optional'], { cwd: dir });
 }
 
 /** Compiles the host into dist/ when sources are newer than the build. */

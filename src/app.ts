@@ -15,6 +15,7 @@ import { createGroupPolicy, senderAllowed, type ResolvedLimits } from './policy/
 import { RateLimiter } from './policy/rate-limiter.js';
 import { ProxyManager } from './proxy/proxy-manager.js';
 import { ContainerRunner, writeCloseSentinel, writeIpcInput } from './sandbox/container-runner.js';
+import { prepareContainerSkills } from './sandbox/container-skills.js';
 import { loadMountAllowlist } from './sandbox/mount-allowlist.js';
 import type { SandboxRuntime } from './sandbox/runtime.js';
 import { TaskScheduler } from './scheduler/task-scheduler.js';
@@ -105,7 +106,10 @@ export class App {
         config,
         runtime: parts.runtime,
         allowlist: () => loadMountAllowlist(config.configDir),
-        prepare: (group) => this.proxies.ensureGroup(group.folder),
+        prepare: async (group) => {
+          prepareContainerSkills(config, group.folder);
+          await this.proxies.ensureGroup(group.folder);
+        },
       });
     } else throw new Error('App needs a sandbox runtime or a runner');
 

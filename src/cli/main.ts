@@ -16,6 +16,8 @@ usage: nanoclaw <command> [options]
   tasks list|pause|resume|cancel <id>
                             scheduled tasks
   chat [--chat local:main]  talk to a group from the terminal through the local channel
+  service install|uninstall|status
+                            run in the background at login (systemd user unit / launchd agent)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -96,6 +98,10 @@ async function main(argv: string[]): Promise<number> {
         return 1;
       }
       return 0;
+    }
+    case 'service': {
+      const { runServiceCommand } = await import('./service.js');
+      return runServiceCommand(args, { config, out });
     }
     default:
       process.stderr.write(`unknown command '${command}'\n\n${USAGE}`);

@@ -29,6 +29,9 @@ const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx
 /** The least of /etc that dynamic linking, TLS, time zones, fonts and name lookup need. */
 const ETC_ENTRIES = [
   '/etc/alternatives',
+  // Debian's chromium wrapper reads its flags from here.
+  '/etc/chromium',
+  '/etc/chromium.d',
   '/etc/ca-certificates',
   '/etc/fonts',
   '/etc/ld.so.cache',
