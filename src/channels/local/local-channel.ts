@@ -17,9 +17,16 @@ export interface LocalChannelDeps extends ApiDeps {
   heartbeatMs?: number;
 }
 
-/** Loaded at connect, not at import, so importing this module has no side effects. */
+/**
+ * The page is one self-contained HTML document (no build step, no external resources), kept as
+ * three files for reading and assembled here. Loaded at connect, not at import, so importing this
+ * module has no side effects.
+ */
 function loadPageTemplate(): string {
-  return fs.readFileSync(new URL('./page.html', import.meta.url), 'utf8');
+  const read = (name: string) => fs.readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
+  return read('page.html')
+    .replace('/* page.css */', () => read('page.css'))
+    .replace('// page.js', () => read('page.js'));
 }
 
 /**
