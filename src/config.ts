@@ -46,6 +46,11 @@ export interface Config {
   taskCloseDelayMs: number;
   /** Grace period for active sandboxes on shutdown. */
   shutdownGraceMs: number;
+  /**
+   * Shortest interval a new `interval` task may have. One minute for users (cron's finest step);
+   * tests lower it with NANOCLAW_MIN_TASK_INTERVAL_MS to watch repeated runs in seconds.
+   */
+  minTaskIntervalMs: number;
 }
 
 const intFromString = (name: string, min: number) =>
@@ -68,6 +73,7 @@ const settingsSchema = z.object({
   IDLE_TIMEOUT: intFromString('IDLE_TIMEOUT', 1000).default(1_800_000),
   LOCAL_CHANNEL_PORT: intFromString('LOCAL_CHANNEL_PORT', 0).default(7823),
   TZ: z.string().optional(),
+  NANOCLAW_MIN_TASK_INTERVAL_MS: intFromString('NANOCLAW_MIN_TASK_INTERVAL_MS', 1000).default(60_000),
 });
 
 export class ConfigError extends Error {}
@@ -125,6 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRetries: 5,
     taskCloseDelayMs: 10_000,
     shutdownGraceMs: 10_000,
+    minTaskIntervalMs: s.NANOCLAW_MIN_TASK_INTERVAL_MS,
   };
 }
 

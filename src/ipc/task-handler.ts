@@ -9,7 +9,7 @@ import { ipcTaskSchema, type IpcTask } from './schemas.js';
 
 export interface TaskIpcDeps {
   store: Store;
-  config: Pick<Config, 'timezone'>;
+  config: Pick<Config, 'timezone' | 'minTaskIntervalMs'>;
   scheduler: { reschedule(): void };
   maxActiveTasksPerGroup: number;
   /** A group's tasks changed: the host rewrites current_tasks.json. */
@@ -98,6 +98,7 @@ function scheduleTask(
   const at = new Date(now(deps));
   const check = validateSchedule(request.schedule_type, request.schedule_value, deps.config.timezone, {
     now: at,
+    minIntervalMs: deps.config.minTaskIntervalMs,
   });
   if (!check.ok) return refuse(source, check.error);
 
@@ -178,6 +179,7 @@ function updateTask(request: TaskOf<'update_task'>, deps: TaskIpcDeps): TaskActi
   if (schedule_type || schedule_value) {
     const check = validateSchedule(scheduleType, scheduleValue, deps.config.timezone, {
       now: new Date(now(deps)),
+      minIntervalMs: deps.config.minTaskIntervalMs,
     });
     if (!check.ok) return { ok: false, error: check.error };
     nextRun = check.nextRun;

@@ -57,6 +57,9 @@ function finalOutput(outcome: SandboxRunOutcome, hardTimeoutMs: number): AgentOu
     return fail(`The agent produced no output within ${hardTimeoutMs} ms and was stopped`);
   }
   if (outcome.exitCode !== 0) {
+    // The agent-runner reports why it failed before exiting with 1 (no credentials, budget spent):
+    // that reason, not the exit code, is what the failure notice must be chosen from.
+    if (last?.status === 'error' && last.error) return { ...last, ...session };
     const how = outcome.signal ? `signal ${outcome.signal}` : `code ${outcome.exitCode}`;
     const stderr = lastLines(outcome.stderrTail);
     return {
@@ -104,7 +107,12 @@ export class ContainerRunner implements AgentRunner {
         name,
         image: config.containerImage,
         mounts: buildMountPlan(group, config, extras.allowed),
-        env: { TZ: config.timezone, HOME: SANDBOX_HOME },
+        env: {
+          TZ: config.timezone,
+          HOME: SANDBOX_HOME,
+          // The MCP tools check a new interval against the host's minimum before writing.
+          NANOCLAW_MIN_TASK_INTERVAL_MS: String(config.minTaskIntervalMs),
+        },
         workdir: CONTAINER_PATHS.group,
         labels: { [INSTANCE_LABEL]: config.instanceId, [GROUP_LABEL]: group.folder },
         user,

@@ -6,7 +6,11 @@ import type { ScheduleType } from '../types.js';
  * All instants are ISO-8601 UTC strings; cron and `once` times are read in the configured timezone.
  */
 
-/** Cron's finest step is a minute; a shorter interval would only keep a sandbox busy back to back. */
+/**
+ * The default shortest interval for a new task (Config.minTaskIntervalMs): cron's finest step is a
+ * minute, and a shorter interval would only keep a sandbox busy back to back. The agent-runner's
+ * schedule-validation.ts mirrors these rules so the agent hears a refusal at once.
+ */
 export const MIN_INTERVAL_MS = 60_000;
 /** Keeps every computed instant a plain four-digit-year ISO string (string comparison in SQL). */
 export const MAX_INTERVAL_MS = 10 * 366 * 24 * 60 * 60 * 1000;
@@ -45,17 +49,25 @@ export function computeNextRun(
 
 /**
  * Checks a schedule as an agent (or a person) wrote it and returns its first run. Errors name the
- * problem so the refusal in the log tells the reader what to fix.
+ * problem so the refusal in the log tells the reader what to fix. The minimum interval applies to
+ * new schedules only: a stored task keeps running if the minimum is raised later.
  */
 export function validateSchedule(
   type: ScheduleType,
   value: string,
   timezone: string,
-  opts: { now?: Date } = {},
+  opts: { now?: Date; minIntervalMs?: number } = {},
 ): ScheduleCheck {
   const now = opts.now ?? new Date();
   const next = nextRunOrError(type, value, now, timezone);
   if (typeof next !== 'string') return { ok: false, error: next.error };
+  const minIntervalMs = opts.minIntervalMs ?? MIN_INTERVAL_MS;
+  if (type === 'interval' && Number(value.trim()) < minIntervalMs) {
+    return {
+      ok: false,
+      error: `interval must be at least ${minIntervalMs} ms${describeDuration(minIntervalMs)}, got ${value.trim()}`,
+    };
+  }
   if (type === 'once' && Date.parse(next) < now.getTime() - ONCE_PAST_GRACE_MS) {
     return {
       ok: false,
@@ -105,13 +117,18 @@ function nextIntervalRun(value: string, from: Date): string | { error: string } 
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(ms) || ms <= 0) {
     return { error: `interval must be a positive whole number of milliseconds, got '${value}'` };
   }
-  if (ms < MIN_INTERVAL_MS) {
-    return { error: `interval must be at least ${MIN_INTERVAL_MS} ms (one minute), got ${ms}` };
-  }
   if (ms > MAX_INTERVAL_MS) {
     return { error: `interval must be at most ${MAX_INTERVAL_MS} ms (ten years), got ${ms}` };
   }
   return new Date(from.getTime() + ms).toISOString();
+}
+
+/** ` (one minute)`, ` (2 seconds)`; empty when whole units don't fit. */
+function describeDuration(ms: number): string {
+  const [size, unit] = ms % 60_000 === 0 ? ([60_000, 'minute'] as const) : ([1000, 'second'] as const);
+  if (ms % size !== 0) return '';
+  const n = ms / size;
+  return n === 1 ? ` (one ${unit})` : ` (${n} ${unit}s)`;
 }
 
 function onceInstant(value: string, timezone: string): string | { error: string } {

@@ -142,21 +142,27 @@ export class TaskScheduler {
     return undefined;
   }
 
-  private async execute(task: ScheduledTask): Promise<void> {
-    const started = this.now();
-    let outcome: TaskRunOutcome;
+  private async execute(claimed: ScheduledTask): Promise<void> {
     try {
-      outcome = await this.deps.runTask(task);
-    } catch (err) {
-      outcome = { status: 'error', result: null, error: err instanceof Error ? err.message : String(err) };
-    }
-    try {
+      // Re-read: paused or cancelled while it waited in the queue, it doesn't run; updated, it runs as is.
+      const task = this.deps.store.tasks.byId(claimed.id);
+      if (task?.status !== 'active') {
+        logger.info({ taskId: claimed.id, status: task?.status ?? 'cancelled' }, 'task run skipped');
+        return;
+      }
+      const started = this.now();
+      let outcome: TaskRunOutcome;
+      try {
+        outcome = await this.deps.runTask(task);
+      } catch (err) {
+        outcome = { status: 'error', result: null, error: err instanceof Error ? err.message : String(err) };
+      }
       this.recordOutcome(task, started, outcome);
     } catch (err) {
-      logger.error({ err, taskId: task.id }, 'failed to record task run');
+      logger.error({ err, taskId: claimed.id }, 'failed to record task run');
     } finally {
-      this.inFlight.delete(task.id);
-      this.notifyChanged(task.groupFolder);
+      this.inFlight.delete(claimed.id);
+      this.notifyChanged(claimed.groupFolder);
       this.arm();
     }
   }

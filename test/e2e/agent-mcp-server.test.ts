@@ -152,7 +152,7 @@ describe('nanoclaw MCP server (stdio)', () => {
     const ok = await mcp.call('schedule_task', {
       prompt: 'check the weather',
       schedule_type: 'once',
-      schedule_value: '2026-11-23T15:30:00',
+      schedule_value: '2036-11-23T15:30:00',
       context_mode: 'isolated',
     });
     expect(ok.isError).toBe(false);
@@ -174,7 +174,7 @@ describe('nanoclaw MCP server (stdio)', () => {
       taskId,
       prompt: 'check the weather',
       schedule_type: 'once',
-      schedule_value: '2026-11-23T15:30:00',
+      schedule_value: '2036-11-23T15:30:00',
       context_mode: 'isolated',
     });
     expect(written).toContainEqual({ type: 'pause_task', taskId: 'task-own' });

@@ -47,6 +47,7 @@ export function testConfig(home: string, overrides: Partial<Config> = {}): Confi
     maxRetries: 5,
     taskCloseDelayMs: 10_000,
     shutdownGraceMs: 10_000,
+    minTaskIntervalMs: 60_000,
     ...overrides,
   };
 }

@@ -87,6 +87,22 @@ describe('interval schedules', () => {
     );
   });
 
+  it('take the minimum from the caller; a stored shorter interval still runs', () => {
+    expectError(
+      validateSchedule('interval', '1999', BERLIN, { minIntervalMs: 2000 }),
+      'interval must be at least 2000 ms (2 seconds), got 1999',
+    );
+    expectError(
+      validateSchedule('interval', '1000', BERLIN, { minIntervalMs: 1500 }),
+      'interval must be at least 1500 ms, got 1000',
+    );
+    expect(validateSchedule('interval', '2000', BERLIN, { minIntervalMs: 2000 }).ok).toBe(true);
+    // A task accepted under a lower minimum keeps its schedule if the minimum is raised later.
+    expect(computeNextRun('interval', '2000', { from: at('2026-11-23T10:00:00Z'), timezone: BERLIN })).toBe(
+      '2026-11-23T10:00:02.000Z',
+    );
+  });
+
   it('refuse intervals over ten years', () => {
     expectError(
       validateSchedule('interval', String(400 * 366 * 86_400_000), BERLIN),

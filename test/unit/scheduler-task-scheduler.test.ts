@@ -283,6 +283,37 @@ describe('TaskScheduler', () => {
     expect(store.tasks.runLogs('gone')).toEqual([]);
   });
 
+  it('skips a run whose task was paused or cancelled while it waited in the queue', async () => {
+    addTask({
+      id: 'paused-in-queue',
+      scheduleType: 'interval',
+      scheduleValue: String(MIN),
+      nextRun: iso(MIN),
+    });
+    addTask({ id: 'cancelled-in-queue', nextRun: iso(MIN) });
+    addTask({ id: 'updated-in-queue', nextRun: iso(MIN) });
+    const queue = heldQueue();
+    const prompts: string[] = [];
+    startScheduler({
+      queue,
+      runTask: async (task) => {
+        prompts.push(task.prompt);
+        return { status: 'success', result: 'ok' };
+      },
+    });
+    await vi.advanceTimersByTimeAsync(MIN);
+    expect(queue.jobs).toHaveLength(3);
+    pauseTask(store, 'paused-in-queue');
+    store.tasks.delete('cancelled-in-queue');
+    store.tasks.update('updated-in-queue', { prompt: 'the new prompt' });
+    for (const job of queue.jobs) await job.run();
+
+    expect(prompts).toEqual(['the new prompt']);
+    expect(store.tasks.runLogs('paused-in-queue')).toEqual([]);
+    expect(store.tasks.byId('paused-in-queue')!.status).toBe('paused');
+    expect(scheduler!.inFlightTaskIds()).toEqual([]);
+  });
+
   it('closes a once task that a stopped host had claimed but not finished', () => {
     addTask({ id: 'cut', nextRun: null });
     const queue = heldQueue();

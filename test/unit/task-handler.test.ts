@@ -37,7 +37,7 @@ beforeEach(() => {
   refreshes = 0;
   deps = {
     store,
-    config: { timezone: 'Europe/Berlin' },
+    config: { timezone: 'Europe/Berlin', minTaskIntervalMs: 60_000 },
     scheduler: { reschedule: () => void reschedules++ },
     maxActiveTasksPerGroup: 3,
     onTasksChanged: (folder) => void changedFolders.push(folder),
@@ -162,6 +162,17 @@ describe('schedule_task', () => {
   ])('refuses an invalid schedule %j', async (fields, pattern) => {
     expectRefused(await handleTaskIpc(schedule(fields), family, deps), pattern);
     expect(store.tasks.all()).toEqual([]);
+  });
+
+  it('applies the configured minimum interval', async () => {
+    deps.config = { ...deps.config, minTaskIntervalMs: 2000 };
+    expectRefused(
+      await handleTaskIpc(schedule({ schedule_type: 'interval', schedule_value: '1999' }), family, deps),
+      'interval must be at least 2000 ms (2 seconds), got 1999',
+    );
+    const fast = schedule({ taskId: 'fast', schedule_type: 'interval', schedule_value: '2000' });
+    expect(await handleTaskIpc(fast, family, deps)).toEqual({ ok: true });
+    expect(store.tasks.byId('fast')!.nextRun).toBe(new Date(NOW + 2000).toISOString());
   });
 
   it('stores a once task at its local time', async () => {

@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { writeIpcFile } from './ipc-files.js';
-import { validateSchedule, type ScheduleType } from './schedule-validation.js';
-import { belongsTo, readTaskSnapshot, type TaskSnapshot } from './task-snapshot.js';
+import { minIntervalFromEnv, validateSchedule, type ScheduleType } from './schedule-validation.js';
+import { belongsTo, loadTaskSnapshot, readTaskSnapshot, type TaskSnapshot } from './task-snapshot.js';
 
 /**
  * The nanoclaw tools' behaviour, apart from the MCP plumbing. Each writes one IPC file for the
@@ -16,6 +16,8 @@ export interface ToolContext {
   ipcDir: string;
   /** Timezone for cron validation. */
   tz?: string;
+  /** The host's minimum task interval; read from NANOCLAW_MIN_TASK_INTERVAL_MS when not given. */
+  minIntervalMs?: number;
 }
 
 export interface ToolResult {
@@ -32,6 +34,13 @@ const RESERVED_FOLDERS = new Set(['global', 'errors']);
 
 export function isValidFolder(folder: string): boolean {
   return FOLDER_PATTERN.test(folder) && folder.length <= 64 && !RESERVED_FOLDERS.has(folder.toLowerCase());
+}
+
+function checkSchedule(ctx: ToolContext, type: ScheduleType, value: string) {
+  return validateSchedule(type, value, {
+    tz: ctx.tz,
+    minIntervalMs: ctx.minIntervalMs ?? minIntervalFromEnv(),
+  });
 }
 
 function writeTask(ctx: ToolContext, data: object): void {
@@ -60,22 +69,31 @@ export interface ScheduleTaskArgs {
   target_group_jid?: string;
 }
 
+/** Ids scheduled through this context, which the host's list may not show yet. */
+const scheduledHere = new WeakMap<ToolContext, Set<string>>();
+
 export function scheduleTask(ctx: ToolContext, args: ScheduleTaskArgs): ToolResult {
   if (!ctx.isMain && args.target_group_jid && args.target_group_jid !== ctx.chatJid)
     return fail('Only the main group can schedule tasks for another chat; leave target_group_jid empty.');
-  const check = validateSchedule(args.schedule_type, args.schedule_value, ctx.tz);
+  const check = checkSchedule(ctx, args.schedule_type, args.schedule_value);
   if (!check.ok) return fail(check.error);
   const taskId = newTaskId();
+  // Always explicit: the tool promises `group` by default, while the host's own default for a
+  // file without a mode is `isolated`.
+  const contextMode = args.context_mode ?? 'group';
   writeTask(ctx, {
     type: 'schedule_task',
     taskId,
     prompt: args.prompt,
     schedule_type: args.schedule_type,
     schedule_value: args.schedule_value.trim(),
-    ...(args.context_mode ? { context_mode: args.context_mode } : {}),
+    context_mode: contextMode,
     ...(args.target_group_jid ? { target_group_jid: args.target_group_jid } : {}),
   });
-  return ok(`Task ${taskId} scheduled (${args.schedule_type}: ${args.schedule_value.trim()}).`);
+  scheduledHere.set(ctx, (scheduledHere.get(ctx) ?? new Set()).add(taskId));
+  return ok(
+    `Task ${taskId} scheduled (${args.schedule_type}: ${args.schedule_value.trim()}, context ${contextMode}).`,
+  );
 }
 
 function visibleTasks(ctx: ToolContext): TaskSnapshot[] {
@@ -89,17 +107,41 @@ export function listTasks(ctx: ToolContext): ToolResult {
   const lines = tasks.map((t) => {
     const where = ctx.isMain && t.groupFolder ? ` [${t.groupFolder}]` : '';
     const next = t.nextRun ? `, next ${t.nextRun}` : '';
-    return `- ${t.id}${where} (${t.status ?? 'unknown'}; ${t.scheduleType ?? '?'}: ${t.scheduleValue ?? '?'}${next}): ${t.prompt ?? ''}`;
+    const last = t.lastRun ? `, last ${t.lastRun}` : '';
+    const result = t.lastResult ? `\n  last result: ${oneLine(t.lastResult, 200)}` : '';
+    return `- ${t.id}${where} (${t.status ?? 'unknown'}; ${t.scheduleType ?? '?'}: ${t.scheduleValue ?? '?'}${next}${last}): ${t.prompt ?? ''}${result}`;
   });
-  return ok(`Scheduled tasks:\n${lines.join('\n')}`);
+  // Stored instants are UTC; schedules the agent writes are local, so say which is which.
+  return ok(`Scheduled tasks (next/last times in UTC):\n${lines.join('\n')}`);
 }
 
-/** Refuses a task another group owns; unknown ids pass (the list may predate a new task). */
-function checkOwnership(ctx: ToolContext, taskId: string): ToolResult | undefined {
-  if (ctx.isMain) return undefined;
-  const task = readTaskSnapshot(ctx.ipcDir).find((t) => t.id === taskId);
-  if (task && !belongsTo(task, ctx.groupFolder, ctx.chatJid))
+function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+type TaskAction = 'pause_task' | 'resume_task' | 'cancel_task' | 'update_task';
+
+/**
+ * Refuses what the host would refuse, going by the task list the host published: a task of
+ * another group, an id it doesn't know, a change to a completed task. A refusal by the host only
+ * reaches its log, so this is where the agent learns of it. Without a readable list, or for a task
+ * just scheduled here (the list may not show it yet), the host alone decides.
+ */
+function checkTask(ctx: ToolContext, taskId: string, action: TaskAction): ToolResult | undefined {
+  const tasks = loadTaskSnapshot(ctx.ipcDir);
+  if (tasks === null || scheduledHere.get(ctx)?.has(taskId)) return undefined;
+  const task = tasks.find((t) => t.id === taskId);
+  if (task && !ctx.isMain && !belongsTo(task, ctx.groupFolder, ctx.chatJid))
     return fail(`Task ${taskId} belongs to another group; you can only manage this group's tasks.`);
+  if (!task)
+    return fail(
+      `Task ${taskId} not found${ctx.isMain ? '' : " among this group's tasks"}; list_tasks shows the ids.`,
+    );
+  if (task.status === 'completed' && action !== 'cancel_task')
+    return fail(`Task ${taskId} has completed; schedule a new task instead.`);
+  if (action === 'resume_task' && task.scheduleType === 'once' && task.lastRun)
+    return fail(`Task ${taskId} is a once task that already ran; schedule a new task instead.`);
   return undefined;
 }
 
@@ -108,7 +150,7 @@ export function taskAction(
   action: 'pause_task' | 'resume_task' | 'cancel_task',
   taskId: string,
 ): ToolResult {
-  const refused = checkOwnership(ctx, taskId);
+  const refused = checkTask(ctx, taskId, action);
   if (refused) return refused;
   writeTask(ctx, { type: action, taskId });
   const verb = { pause_task: 'pause', resume_task: 'resume', cancel_task: 'cancel' }[action];
@@ -124,7 +166,7 @@ export interface UpdateTaskArgs {
 }
 
 export function updateTask(ctx: ToolContext, args: UpdateTaskArgs): ToolResult {
-  const refused = checkOwnership(ctx, args.task_id);
+  const refused = checkTask(ctx, args.task_id, 'update_task');
   if (refused) return refused;
   if (
     args.prompt === undefined &&
@@ -139,7 +181,7 @@ export function updateTask(ctx: ToolContext, args: UpdateTaskArgs): ToolResult {
     const known = readTaskSnapshot(ctx.ipcDir).find((t) => t.id === args.task_id)?.scheduleType;
     const type = args.schedule_type ?? known;
     if (type === 'cron' || type === 'interval' || type === 'once') {
-      const check = validateSchedule(type, args.schedule_value, ctx.tz);
+      const check = checkSchedule(ctx, type, args.schedule_value);
       if (!check.ok) return fail(check.error);
     }
   }

@@ -12,6 +12,9 @@ export interface TaskSnapshot {
   contextMode?: string;
   status?: string;
   nextRun?: string | null;
+  lastRun?: string | null;
+  /** What the last run produced (or its error), as the host recorded it. */
+  lastResult?: string | null;
 }
 
 type Raw = Record<string, unknown>;
@@ -32,22 +35,30 @@ function normalize(raw: Raw): TaskSnapshot | undefined {
     contextMode: str(raw.contextMode) ?? str(raw.context_mode),
     status: str(raw.status),
     nextRun: str(raw.nextRun) ?? str(raw.next_run) ?? null,
+    lastRun: str(raw.lastRun) ?? str(raw.last_run) ?? null,
+    lastResult: str(raw.lastResult) ?? str(raw.last_result) ?? null,
   };
 }
 
 /** The tasks the host last published; empty when the file is missing or unreadable. */
 export function readTaskSnapshot(ipcDir: string): TaskSnapshot[] {
+  return loadTaskSnapshot(ipcDir) ?? [];
+}
+
+/** Like readTaskSnapshot, but null when there is no readable list (so nothing can be told from it). */
+export function loadTaskSnapshot(ipcDir: string): TaskSnapshot[] | null {
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(path.join(ipcDir, 'current_tasks.json'), 'utf8'));
   } catch {
-    return [];
+    return null;
   }
   const list = Array.isArray(json)
     ? json
     : Array.isArray((json as Raw)?.tasks)
       ? (json as { tasks: unknown[] }).tasks
-      : [];
+      : null;
+  if (list === null) return null;
   return list
     .filter((item): item is Raw => typeof item === 'object' && item !== null)
     .map(normalize)

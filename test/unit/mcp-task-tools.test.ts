@@ -1,0 +1,180 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  listTasks,
+  scheduleTask,
+  taskAction,
+  updateTask,
+  type ToolContext,
+} from '../../container/agent-runner/src/mcp-tools.js';
+import { ipcTaskSchema } from '../../src/ipc/schemas.js';
+import { writeTaskSnapshot } from '../../src/scheduler/task-snapshot.js';
+import type { RegisteredGroup, ScheduledTask } from '../../src/types.js';
+
+/**
+ * The task tools as the agent calls them, against the task list the host really writes
+ * (src/scheduler/task-snapshot.ts) and the IPC schema the host really parses.
+ */
+
+const group = (folder: string, isMain = false): RegisteredGroup => ({
+  jid: `local:${folder}`,
+  name: folder,
+  folder,
+  trigger: '@Andy',
+  requiresTrigger: !isMain,
+  isMain,
+  addedAt: '2026-01-01T00:00:00.000Z',
+});
+
+const task = (id: string, folder: string, extra: Partial<ScheduledTask> = {}): ScheduledTask => ({
+  id,
+  groupFolder: folder,
+  chatJid: `local:${folder}`,
+  prompt: `prompt of ${id}`,
+  scheduleType: 'interval',
+  scheduleValue: '3600000',
+  contextMode: 'group',
+  nextRun: '2030-01-01T10:00:00.000Z',
+  lastRun: null,
+  lastResult: null,
+  status: 'active',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  ...extra,
+});
+
+const TASKS = [
+  task('own-active', 'family'),
+  task('own-done', 'family', {
+    scheduleType: 'once',
+    scheduleValue: '2026-01-02T10:00:00',
+    nextRun: null,
+    lastRun: '2026-01-02T10:00:01.000Z',
+    lastResult: 'Sent the\nreminder',
+    status: 'completed',
+  }),
+  task('own-ran-paused', 'family', {
+    scheduleType: 'once',
+    scheduleValue: '2026-01-02T10:00:00',
+    nextRun: null,
+    lastRun: '2026-01-02T10:00:01.000Z',
+    status: 'paused',
+  }),
+  task('main-task', 'main'),
+];
+
+let ipcRoot: string;
+
+beforeEach(() => {
+  ipcRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-tools-'));
+});
+afterEach(() => fs.rmSync(ipcRoot, { recursive: true, force: true }));
+
+/** A group's tool context over the snapshot the host writes for that group. */
+function contextFor(g: RegisteredGroup, opts: { snapshot?: boolean; minIntervalMs?: number } = {}) {
+  if (opts.snapshot !== false) writeTaskSnapshot(ipcRoot, g, TASKS);
+  const ctx: ToolContext = {
+    chatJid: g.jid,
+    groupFolder: g.folder,
+    isMain: g.isMain,
+    ipcDir: path.join(ipcRoot, g.folder),
+    tz: 'UTC',
+    ...(opts.minIntervalMs ? { minIntervalMs: opts.minIntervalMs } : {}),
+  };
+  const written = () => {
+    const dir = path.join(ctx.ipcDir, 'tasks');
+    return (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+      .sort()
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Record<string, unknown>);
+  };
+  return { ctx, written };
+}
+
+describe('task tools', () => {
+  it('refuse at once what the host would refuse, going by the published task list', () => {
+    const { ctx, written } = contextFor(group('family'));
+    expect(taskAction(ctx, 'pause_task', 'main-task')).toEqual({
+      text: "Task main-task not found among this group's tasks; list_tasks shows the ids.",
+      isError: true,
+    });
+    expect(taskAction(ctx, 'pause_task', 'own-done').text).toBe(
+      'Task own-done has completed; schedule a new task instead.',
+    );
+    expect(taskAction(ctx, 'resume_task', 'own-done').isError).toBe(true);
+    expect(updateTask(ctx, { task_id: 'own-done', prompt: 'again' }).isError).toBe(true);
+    expect(taskAction(ctx, 'resume_task', 'own-ran-paused').text).toBe(
+      'Task own-ran-paused is a once task that already ran; schedule a new task instead.',
+    );
+    expect(written()).toEqual([]);
+
+    expect(taskAction(ctx, 'pause_task', 'own-active').isError).toBeUndefined();
+    expect(taskAction(ctx, 'cancel_task', 'own-done').isError).toBeUndefined();
+    expect(written()).toHaveLength(2);
+    expect(written()).toEqual(
+      expect.arrayContaining([
+        { type: 'pause_task', taskId: 'own-active' },
+        { type: 'cancel_task', taskId: 'own-done' },
+      ]),
+    );
+  });
+
+  it('let main manage any group’s task but still refuse unknown ids', () => {
+    const { ctx, written } = contextFor(group('main', true));
+    expect(taskAction(ctx, 'pause_task', 'own-active').isError).toBeUndefined();
+    expect(taskAction(ctx, 'cancel_task', 'nope').text).toBe(
+      'Task nope not found; list_tasks shows the ids.',
+    );
+    expect(written()).toEqual([{ type: 'pause_task', taskId: 'own-active' }]);
+  });
+
+  it('leave the decision to the host without a task list, or for a task just scheduled', () => {
+    const { ctx, written } = contextFor(group('family'), { snapshot: false });
+    expect(taskAction(ctx, 'pause_task', 'anything').isError).toBeUndefined();
+
+    const listed = contextFor(group('work'));
+    const scheduled = scheduleTask(listed.ctx, {
+      prompt: 'p',
+      schedule_type: 'cron',
+      schedule_value: '0 9 * * *',
+    });
+    const id = /task-\d+-[0-9a-f]+/.exec(scheduled.text)![0];
+    expect(taskAction(listed.ctx, 'pause_task', id).isError).toBeUndefined();
+    expect(written()).toEqual([{ type: 'pause_task', taskId: 'anything' }]);
+    // Both files written (names within one millisecond need not sort in call order).
+    expect(
+      listed
+        .written()
+        .map((f) => f.type)
+        .sort(),
+    ).toEqual(['pause_task', 'schedule_task']);
+  });
+
+  it('schedule with the group context by default, in a file the host accepts', () => {
+    const { ctx, written } = contextFor(group('family'), { minIntervalMs: 2000 });
+    expect(
+      scheduleTask(ctx, { prompt: 'p', schedule_type: 'interval', schedule_value: '1999' }).text,
+    ).toContain('an interval must be at least 2000 ms');
+    const ok = scheduleTask(ctx, { prompt: 'p', schedule_type: 'interval', schedule_value: ' 2000 ' });
+    expect(ok.text).toMatch(/^Task task-\d+-[0-9a-f]+ scheduled \(interval: 2000, context group\)\.$/);
+    const [file] = written();
+    expect(file).toMatchObject({ schedule_value: '2000', context_mode: 'group' });
+    expect(ipcTaskSchema.safeParse(file).success).toBe(true);
+  });
+
+  it('list what the host published, with the last run and its result', () => {
+    const { ctx } = contextFor(group('family'));
+    expect(listTasks(ctx).text).toBe(
+      [
+        'Scheduled tasks (next/last times in UTC):',
+        '- own-active (active; interval: 3600000, next 2030-01-01T10:00:00.000Z): prompt of own-active',
+        '- own-done (completed; once: 2026-01-02T10:00:00, last 2026-01-02T10:00:01.000Z): prompt of own-done',
+        '  last result: Sent the reminder',
+        '- own-ran-paused (paused; once: 2026-01-02T10:00:00, last 2026-01-02T10:00:01.000Z): prompt of own-ran-paused',
+      ].join('\n'),
+    );
+    expect(listTasks(contextFor(group('main', true)).ctx).text).toContain(
+      '- main-task [main] (active; interval: 3600000',
+    );
+  });
+});
