@@ -209,6 +209,25 @@ echo "debug noise"; emit one; echo "warn: stderr noise" >&2; emit two; emit thre
     expect(log).toMatch(/=== stdout \(tail\) ===\nbooting/);
   });
 
+  it('reports the error the agent wrote before exiting with 1, so the failure notice can name it', async () => {
+    const h = harness();
+    const run = await h.run(
+      `emit first
+printf '%s\\n%s\\n%s\\n' '---NANOCLAW_OUTPUT_START---' '{"status":"error","result":null,"error":"API Error: 429 Daily token budget spent"}' '---NANOCLAW_OUTPUT_END---'
+echo "[agent-runner] finished" >&2; exit 1`,
+    );
+    expect(run.result).toEqual({
+      status: 'error',
+      result: null,
+      error: 'API Error: 429 Daily token budget spent',
+      newSessionId: 'sess-first',
+    });
+    const logsDir = path.join(h.config.groupsDir, 'team', 'logs');
+    const log = fs.readFileSync(path.join(logsDir, fs.readdirSync(logsDir)[0]!), 'utf8');
+    expect(log).toContain('Status: error — API Error: 429 Daily token budget spent');
+    expect(log).toContain('Exit code: 1');
+  });
+
   it('stops a sandbox whose output passes 10 MiB', async () => {
     const h = harness();
     const run = await h.run('emit early; yes "noise noise noise noise noise noise noise"');

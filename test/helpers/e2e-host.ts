@@ -5,9 +5,15 @@ import type { App } from '../../src/app.js';
 import { LocalChannel } from '../../src/channels/local/local-channel.js';
 import { createHost } from '../../src/cli/start.js';
 import { createRuntime } from '../../src/sandbox/detect.js';
+import type { SandboxRuntime } from '../../src/sandbox/runtime.js';
 import type { RuntimeKind } from '../../src/config.js';
 import { startMockAnthropic, type MockAnthropic, type MockScript } from '../fixtures/mock-anthropic.js';
 import { tempHome } from './temp-home.js';
+
+export interface E2eHostOptions {
+  /** Wraps the real runtime, e.g. to watch what each sandbox is started with. */
+  wrapRuntime?(runtime: SandboxRuntime): SandboxRuntime;
+}
 
 export interface E2eHost {
   app: App;
@@ -30,6 +36,7 @@ export async function startE2eHost(
   script: MockScript,
   env: Record<string, string> = {},
   prepare?: (home: string) => void,
+  options: E2eHostOptions = {},
 ): Promise<E2eHost> {
   const mock = await startMockAnthropic({ script });
   const t = tempHome({ CONTAINER_RUNTIME: runtime, LOCAL_CHANNEL_PORT: '0', IDLE_TIMEOUT: '4000', ...env });
@@ -40,8 +47,9 @@ export async function startE2eHost(
     `ANTHROPIC_API_KEY=sk-ant-canary-${runtime}-0123456789\nANTHROPIC_BASE_URL=${mock.url}\n`,
   );
   prepare?.(t.home);
-  const sandboxes = await createRuntime(t.config);
-  await sandboxes.ensureRunning();
+  const real = await createRuntime(t.config);
+  await real.ensureRunning();
+  const sandboxes = options.wrapRuntime ? options.wrapRuntime(real) : real;
   const app = await createHost(t.config, sandboxes);
   await app.start();
   const local = app.channels.find((c): c is LocalChannel => c instanceof LocalChannel)!;

@@ -261,6 +261,40 @@ describe('model proxy', () => {
     expect(res.headers['retry-after']).toBe('3');
   });
 
+  it('stays up through a persistent outage: each call fails retryably, none is counted, then it recovers', async () => {
+    // What the SDK meets when the upstream keeps failing (its own retries take minutes end to end,
+    // so the persistent case is proved here; the e2e suite proves a few failures then success).
+    const failures: UpstreamHandler[] = [
+      (_req, res) => {
+        res.writeHead(529, { 'content-type': 'application/json' });
+        res.end('{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}');
+      },
+      (_req, res) => {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end('{"type":"error","error":{"type":"api_error","message":"Internal server error"}}');
+      },
+      (req) => req.socket.destroy(), // dropped before any answer
+    ];
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      handler = failures[i % failures.length]!;
+      const res = await send();
+      statuses.push(res.status);
+      expect(res.headers['x-should-retry']).toBeUndefined(); // the SDK decides to retry, as with Anthropic
+      expect(JSON.parse(res.body)).toMatchObject({ type: 'error' });
+    }
+    expect(statuses).toEqual(Array.from({ length: 10 }, () => [529, 500, 502]).flat());
+    expect(usage).toEqual([]);
+    expect(seen).toHaveLength(30);
+
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(MESSAGE_START + MESSAGE_DELTA + MESSAGE_STOP);
+    };
+    expect((await send()).status).toBe(200);
+    expect(usage).toEqual([['family', 115, 42]]);
+  });
+
   it('drops the client connection when the upstream drops mid-stream', async () => {
     handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
