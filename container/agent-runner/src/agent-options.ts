@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Options } from '@anthropic-ai/claude-agent-sdk';
+import { nanoclawSdkServer } from './in-process-mcp.js';
 import type { AgentInput } from './input.js';
 import type { SandboxPaths } from './paths.js';
 import { preCompactArchiver } from './transcript-archive.js';
@@ -33,8 +34,6 @@ export interface AgentOptionsContext {
   input: AgentInput;
   paths: SandboxPaths;
   sdkEnv: Record<string, string>;
-  /** Absolute path of the compiled MCP server (dist/mcp-server.js). */
-  mcpServerPath: string;
   sessionId?: string;
   /** UUID of the last assistant message to resume from; only used together with sessionId. */
   resumeAt?: string;
@@ -74,7 +73,8 @@ export function buildAgentOptions(ctx: AgentOptionsContext): Options {
       : {}),
     permissionMode: 'bypassPermissions',
     allowDangerouslySkipPermissions: true,
-    settingSources: ['project'],
+    // 'user' loads the container skills the host copies into ~/.claude/skills (the session dir).
+    settingSources: ['project', 'user'],
     systemPrompt: {
       type: 'preset',
       preset: 'claude_code',
@@ -83,21 +83,14 @@ export function buildAgentOptions(ctx: AgentOptionsContext): Options {
     additionalDirectories: listExtraDirs(paths.extraDir),
     allowedTools: ALLOWED_TOOLS,
     mcpServers: {
-      nanoclaw: {
-        type: 'stdio',
-        command: process.execPath,
-        args: [ctx.mcpServerPath],
-        env: {
-          NANOCLAW_CHAT_JID: input.chatJid,
-          NANOCLAW_GROUP_FOLDER: input.groupFolder,
-          NANOCLAW_IS_MAIN: input.isMain ? '1' : '0',
-          NANOCLAW_IPC_DIR: paths.ipcDir,
-          // Cron expressions are checked in the agent's timezone.
-          ...(ctx.sdkEnv.TZ ? { TZ: ctx.sdkEnv.TZ } : {}),
-        },
-        // MCP tools are otherwise deferred behind ToolSearch; ours are few and always wanted.
-        alwaysLoad: true,
-      },
+      nanoclaw: nanoclawSdkServer({
+        chatJid: input.chatJid,
+        groupFolder: input.groupFolder,
+        isMain: input.isMain,
+        ipcDir: paths.ipcDir,
+        // Cron expressions are checked in the agent's timezone.
+        tz: ctx.sdkEnv.TZ || undefined,
+      }),
     },
     hooks: {
       PreCompact: [

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { query } from '@anthropic-ai/claude-agent-sdk';
 import { buildAgentOptions } from './agent-options.js';
 import { startProxyForwarders } from './forwarders.js';
@@ -10,8 +9,6 @@ import { writeOutput } from './output.js';
 import { resolveSandboxPaths } from './paths.js';
 import { runQuery } from './query-runner.js';
 import { buildSdkEnv } from './sdk-env.js';
-
-const MCP_SERVER_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'mcp-server.js');
 
 /**
  * The sandbox's entry point: read the input, run queries until `_close`, exit.
@@ -30,14 +27,20 @@ async function main(): Promise<number> {
   const sdkEnv = buildSdkEnv(forwarders);
   const watcher = new InputWatcher(path.join(paths.ipcDir, 'input'));
   watcher.start();
-  log('started', { group: input.groupFolder, resume: Boolean(input.sessionId), ms: Date.now() - startedAt });
+  // processMs: since the process began (Node boot and imports included), for cold-start diagnosis.
+  log('started', {
+    group: input.groupFolder,
+    resume: Boolean(input.sessionId),
+    ms: Date.now() - startedAt,
+    processMs: Math.round(performance.now()),
+  });
 
   const deps = {
     query,
     watcher,
     writeOutput,
     options: (sessionId: string | undefined, resumeAt: string | undefined) =>
-      buildAgentOptions({ input, paths, sdkEnv, mcpServerPath: MCP_SERVER_PATH, sessionId, resumeAt }),
+      buildAgentOptions({ input, paths, sdkEnv, sessionId, resumeAt }),
   };
 
   let prompt = buildInitialPrompt(input);
@@ -69,6 +72,7 @@ async function main(): Promise<number> {
       sessionId = outcome.sessionId ?? sessionId;
       resumeAt = outcome.lastAssistantUuid ?? resumeAt;
       if (outcome.closed) break;
+      // The query ended without `_close` (Claude Code exited): the next input resumes the session.
       const next = await watcher.next();
       if (next.type === 'close') break;
       prompt = next.text;

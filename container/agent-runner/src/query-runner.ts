@@ -17,7 +17,7 @@ export interface QueryDeps {
 export interface QueryOutcome {
   sessionId?: string;
   lastAssistantUuid?: string;
-  /** `_close` arrived while the query ran. */
+  /** `_close` arrived: the query ended because its prompt stream was closed. */
   closed: boolean;
   /** Results written to stdout. */
   results: number;
@@ -39,10 +39,11 @@ function resultError(message: Extract<SDKMessage, { type: 'result' }>): string |
 }
 
 /**
- * Runs one query: the prompt plus any follow-ups that arrive while it runs. Each result is
- * written at once. Once a result leaves no queued turn behind, the prompt stream is ended so the
- * query finishes (Claude Code exits instead of idling); later input starts the next query,
- * resumed. An error result ends the query and is reported as the run's failure.
+ * Runs one query: the prompt plus every follow-up until `_close`. Each result is written at once.
+ * Between turns the prompt stream stays open and Claude Code idles, so a follow-up pushed into it
+ * reaches the model in milliseconds instead of paying for a new Claude Code process and a session
+ * resume. `_close` ends the stream and with it the query. An error result ends the query and is
+ * reported as the run's failure.
  */
 export async function runQuery(
   prompt: string,
@@ -110,7 +111,6 @@ export async function runQuery(
         }
         const text = message.subtype === 'success' ? message.result : '';
         deps.writeOutput({ status: 'success', result: text || null, newSessionId: outcome.sessionId });
-        if (!(message.queued_turn_count && message.queued_turn_count > 0)) stream.end();
       }
     }
   } catch (err) {

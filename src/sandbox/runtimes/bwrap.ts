@@ -72,11 +72,14 @@ function nodePrefix(): string | null {
   return path.dirname(path.dirname(real));
 }
 
-/** What the agent image sets with ENV, where the host has it: there is no image to carry it here. */
+/**
+ * What the agent image sets with ENV, where the host has it: there is no image to carry it here.
+ * Not NODE_EXTRA_CA_CERTS: the runner makes no TLS connection and the agent's environment is
+ * rebuilt from scratch (agent-runner sdk-env.ts), yet Node 20 parses the bundle at every start
+ * (~50 ms on the cold-start path).
+ */
 function imageEnv(): Record<string, string> {
   const env: Record<string, string> = {};
-  const caBundle = '/etc/ssl/certs/ca-certificates.crt';
-  if (fs.existsSync(caBundle)) env.NODE_EXTRA_CA_CERTS = caBundle;
   if (fs.existsSync('/usr/bin/chromium')) env.CHROME_PATH = '/usr/bin/chromium';
   return env;
 }

@@ -1,0 +1,37 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : fs.statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+function isStale(built: string, sources: string): boolean {
+  return !fs.existsSync(built) || fs.statSync(built).mtimeMs < newestMtime(sources);
+}
+
+function step(command: string, args: string[]): void {
+  // Build output goes to stderr: stdout carries only the results table.
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: ['ignore', 2, 2] });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (exit ${result.status})`);
+}
+
+/**
+ * Measures what would run: the compiled host (the idle-RSS child runs dist/, as `npm start` does),
+ * the host build of the agent-runner (bwrap) and the agent image (docker; cached layers make an
+ * unchanged build take seconds).
+ */
+export function prepareBuilds(runtimes: string[]): void {
+  if (isStale(path.join(ROOT, 'dist/cli/main.js'), path.join(ROOT, 'src'))) step('npm', ['run', 'build']);
+  const runner = path.join(ROOT, 'container/agent-runner');
+  if (runtimes.includes('bwrap') && isStale(path.join(runner, 'dist/index.js'), path.join(runner, 'src')))
+    step('bash', ['container/build-runner.sh']);
+  if (runtimes.includes('docker')) step('bash', ['container/build.sh']);
+}
