@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import type { Config } from '../config.js';
 import { openStore } from '../db/store.js';
 import { readSecrets } from '../env-file.js';
-import { isWhatsAppLinked } from '../channels/whatsapp/whatsapp-channel.js';
+import { isWhatsAppLinked } from '../channels/whatsapp/link-state.js';
 import { createGroupPolicy, groupPolicyPath } from '../policy/group-policy.js';
 import { loadNetworkPolicy, networkPolicyPath } from '../proxy/network-policy.js';
 import { buildRuntime, createRuntime, detectionOrder } from '../sandbox/detect.js';

@@ -1,8 +1,6 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import {
   Browsers,
-  jidNormalizedUser,
   makeCacheableSignalKeyStore,
   makeWASocket,
   useMultiFileAuthState,
@@ -12,7 +10,6 @@ import {
   type WAMessage,
   type WAPresence,
 } from '@whiskeysockets/baileys';
-import { z } from 'zod';
 import { logger } from '../../logger.js';
 
 /**
@@ -76,33 +73,7 @@ export async function loadAuthState(authDir: string, log: NonNullable<BaileysLog
   };
 }
 
-// `registered` is only set by the pairing-code flow; a QR link leaves it false. What every
-// completed link writes is the account (`me.id`), and that is what Baileys logs in with.
-const linkedCredsSchema = z.object({ me: z.object({ id: z.string().min(1) }) });
-
-/** True when creds.json exists and holds a completed link (an account to log in as). */
-export function isWhatsAppLinked(authDir: string): boolean {
-  return linkedAccountJid(authDir) !== undefined;
-}
-
-/**
- * The phone jid of the linked account (`<number>@s.whatsapp.net`), read from creds.json: the
- * self-chat, which the CLI can offer to register as main without a running host.
- */
-export function linkedAccountJid(authDir: string): string | undefined {
-  let raw: string;
-  try {
-    raw = fs.readFileSync(path.join(authDir, 'creds.json'), 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    const parsed = linkedCredsSchema.safeParse(JSON.parse(raw));
-    return parsed.success ? jidNormalizedUser(parsed.data.me.id) || undefined : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export { isWhatsAppLinked, linkedAccountJid } from './link-state.js';
 
 /** The status code Baileys puts on the Boom error that closed the connection, if any. */
 export function disconnectStatusCode(error: unknown): number | undefined {
