@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import type { Config } from './config.js';
+import path from 'node:path';
+import { isValidFolder, type Config } from './config.js';
 import { openStore, type Store } from './db/store.js';
 import { readSecrets } from './env-file.js';
 import { FailureNotices } from './failure-notice.js';
@@ -31,6 +32,8 @@ export interface AppParts {
   runner?: AgentRunner;
   /** Builds the channels once the host's callbacks exist. */
   channels(callbacks: ChannelCallbacks, app: App): Channel[];
+  /** How long the model proxy waits on a silent upstream (default 10 minutes). */
+  modelUpstreamTimeoutMs?: number;
 }
 
 /** Everything the running host holds, created once at start-up and passed down. */
@@ -48,6 +51,9 @@ export class App {
   /** Limits and sender allowlists per group folder, from $NANOCLAW_CONFIG_DIR/group-policy.json. */
   readonly limits: (folder: string) => ResolvedLimits;
   private readonly rateLimiter = new RateLimiter();
+  private readonly runtime: SandboxRuntime | undefined;
+  /** Names of the sandboxes running right now. */
+  private readonly sandboxes = new Set<string>();
   private stopping = false;
 
   constructor(
@@ -65,7 +71,12 @@ export class App {
     }
     this.store = openStore(config.dbPath);
     ensureMainGroup(this.store, config);
-    for (const group of this.store.groups.all()) ensureGroupFolder(config, group);
+    for (const group of this.store.groups.all()) {
+      // A folder becomes a path: one that is not a plain name (edited into the database by hand)
+      // is never created; its runs are refused by the sandbox runner.
+      if (isValidFolder(group.folder)) ensureGroupFolder(config, group);
+      else logger.error({ jid: group.jid, folder: group.folder }, 'registered group has an invalid folder');
+    }
 
     this.limits = createGroupPolicy(config.configDir);
     this.outbound = new Outbound({
@@ -99,10 +110,12 @@ export class App {
           );
       },
       ...(process.getuid?.() === 0 ? { sandboxUid: 1000 } : {}),
+      ...(parts.modelUpstreamTimeoutMs ? { upstreamIdleTimeoutMs: parts.modelUpstreamTimeoutMs } : {}),
     });
-    if (parts.runner) this.runner = parts.runner;
+    let runner: AgentRunner;
+    if (parts.runner) runner = parts.runner;
     else if (parts.runtime) {
-      this.runner = new ContainerRunner({
+      runner = new ContainerRunner({
         config,
         runtime: parts.runtime,
         allowlist: () => loadMountAllowlist(config.configDir),
@@ -112,8 +125,14 @@ export class App {
         },
       });
     } else throw new Error('App needs a sandbox runtime or a runner');
+    this.runtime = parts.runtime;
+    this.runner = trackedRunner(config, runner, this.sandboxes);
 
-    const folderOf = (jid: string) => this.store.groups.byJid(jid)?.folder;
+    // Only a plain folder name is ever joined into an IPC path.
+    const folderOf = (jid: string) => {
+      const folder = this.store.groups.byJid(jid)?.folder;
+      return folder !== undefined && isValidFolder(folder) ? folder : undefined;
+    };
     this.queue = new GroupQueue({
       maxConcurrent: config.maxConcurrentContainers,
       retryBaseMs: config.retryBaseMs,
@@ -160,7 +179,9 @@ export class App {
           return handleMessageIpc(payload, source, {
             groupByJid: (jid) => this.store.groups.byJid(jid),
             send: async (jid, text, sender) => {
-              await this.outbound.send(jid, sender ? `${sender}: ${text}` : text);
+              const sent = await this.outbound.send(jid, sender ? `${sender}: ${text}` : text);
+              // What the agent said reached a chat: its messages count as answered.
+              if (sent) this.loop.markAnswered(source.jid);
             },
           });
         }
@@ -212,6 +233,7 @@ export class App {
     const tasks = this.store.tasks.all();
     for (const group of this.store.groups.all()) {
       if (folder && group.folder !== folder && !group.isMain) continue;
+      if (!isValidFolder(group.folder)) continue;
       try {
         writeTaskSnapshot(this.config.ipcDir, group, tasks);
       } catch (err) {
@@ -222,7 +244,11 @@ export class App {
 
   writeGroupSnapshots(): void {
     const main = this.store.groups.main();
-    if (main) writeAvailableGroups(this.config.ipcDir, main, this.store);
+    try {
+      if (main) writeAvailableGroups(this.config.ipcDir, main, this.store);
+    } catch (err) {
+      logger.warn({ group: main?.folder, err }, 'cannot write group snapshot');
+    }
   }
 
   async refreshGroups(): Promise<void> {
@@ -245,20 +271,74 @@ export class App {
     this.loop.start();
   }
 
-  /** Stop taking work, ask sandboxes to finish (up to the grace period), disconnect, close. */
+  /**
+   * SPEC §4: stop taking work, ask sandboxes to finish (`_close`), wait up to the grace period,
+   * stop whatever still runs, disconnect channels, close the store. Runs cut short here leave
+   * their messages behind the cursor, so the next start answers them.
+   */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.failures.mute();
     this.loop.stop();
     this.scheduler.stop();
     const finished = await this.queue.shutdown(this.config.shutdownGraceMs);
-    if (!finished)
-      logger.warn('sandboxes still running after the grace period; they are stopped with the host');
+    if (!finished) {
+      const names = [...this.sandboxes];
+      logger.warn({ sandboxes: names }, 'sandboxes still running after the grace period; stopping them');
+      const runtime = this.runtime;
+      if (runtime) {
+        await Promise.all(
+          names.map((name) =>
+            runtime.stop(name).catch((err: unknown) => logger.error({ name, err }, 'cannot stop sandbox')),
+          ),
+        );
+      }
+      if (!(await this.queue.whenIdle(this.config.shutdownGraceMs)))
+        logger.error('runs still active after their sandboxes were stopped');
+    }
     this.ipc.stop();
     for (const channel of this.channels) await channel.disconnect().catch(() => undefined);
     await this.proxies.stop();
     this.store.close();
   }
+}
+
+/**
+ * Wraps the runner for two host-wide duties. Every sandbox starts with an empty input dir:
+ * follow-ups piped into an earlier sandbox that died unread are already back in the prompt (the
+ * cursor was rolled back), so reading them again would answer them twice. And the names of running
+ * sandboxes are kept, so shutdown can stop those that outlive the grace period.
+ */
+function trackedRunner(config: Config, runner: AgentRunner, running: Set<string>): AgentRunner {
+  return {
+    async run(group, input, hooks) {
+      if (isValidFolder(group.folder)) {
+        const dir = path.join(config.ipcDir, group.folder, 'input');
+        try {
+          for (const name of fs.readdirSync(dir))
+            if (name.endsWith('.json') || name.endsWith('.tmp'))
+              fs.rmSync(path.join(dir, name), { force: true });
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+            logger.warn({ group: group.folder, err }, 'cannot clear stale sandbox input');
+        }
+      }
+      let name: string | undefined;
+      try {
+        return await runner.run(group, input, {
+          ...hooks,
+          onStarted: (started) => {
+            name = started;
+            running.add(started);
+            hooks.onStarted?.(started);
+          },
+        });
+      } finally {
+        if (name) running.delete(name);
+      }
+    },
+  };
 }
 
 function today(): string {

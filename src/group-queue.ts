@@ -89,7 +89,7 @@ export class GroupQueue {
     if (s.active || this.activeCount >= this.deps.maxConcurrent) {
       s.pendingTasks.push({ id: taskId, run });
       // A due task never waits out an idle sandbox's timeout: ask it to finish now.
-      if (s.active && s.idleWaiting) this.deps.writeClose(jid);
+      if (s.active && s.idleWaiting) this.close(jid);
       if (!s.active) this.wait(jid);
       return;
     }
@@ -103,7 +103,13 @@ export class GroupQueue {
   sendMessage(jid: string, text: string): boolean {
     const s = this.groups.get(jid);
     if (!s?.active || s.runningTaskId !== null || this.shuttingDown) return false;
-    this.deps.writeInput(jid, text);
+    try {
+      this.deps.writeInput(jid, text);
+    } catch (err) {
+      // A full disk or a read-only IPC dir: the caller queues a fresh run for after this one.
+      logger.error({ jid, err }, 'cannot pipe message into the running sandbox');
+      return false;
+    }
     s.idleWaiting = false;
     return true;
   }
@@ -112,11 +118,20 @@ export class GroupQueue {
   notifyIdle(jid: string): void {
     const s = this.state(jid);
     s.idleWaiting = true;
-    if (s.pendingTasks.length > 0) this.deps.writeClose(jid);
+    if (s.pendingTasks.length > 0) this.close(jid);
   }
 
   closeStdin(jid: string): void {
-    if (this.groups.get(jid)?.active) this.deps.writeClose(jid);
+    if (this.groups.get(jid)?.active) this.close(jid);
+  }
+
+  /** Asks the sandbox to finish; if that fails it still ends at its idle or hard timeout. */
+  private close(jid: string): void {
+    try {
+      this.deps.writeClose(jid);
+    } catch (err) {
+      logger.error({ jid, err }, 'cannot ask the sandbox to close');
+    }
   }
 
   private wait(jid: string): void {
@@ -212,13 +227,20 @@ export class GroupQueue {
   async shutdown(graceMs: number): Promise<boolean> {
     this.shuttingDown = true;
     for (const s of this.groups.values()) if (s.retryTimer) clearTimeout(s.retryTimer);
-    for (const [jid, s] of this.groups) if (s.active) this.deps.writeClose(jid);
-    if (this.activeCount === 0) return true;
+    const active = [...this.groups].filter(([, s]) => s.active).map(([jid]) => jid);
+    if (active.length > 0) logger.info({ groups: active, graceMs }, 'asking running sandboxes to finish');
+    for (const jid of active) this.close(jid);
+    return this.whenIdle(graceMs);
+  }
+
+  /** Resolves true once no run is active, or false after timeoutMs. */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.activeCount === 0) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.idleListeners.delete(done);
         resolve(false);
-      }, graceMs);
+      }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
         this.idleListeners.delete(done);

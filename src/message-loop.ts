@@ -22,13 +22,21 @@ export interface MessageLoopDeps {
   setTyping(jid: string, isTyping: boolean): Promise<void>;
   /** Optional per-group sender allowlist: may this message trigger the agent? */
   mayTrigger?(group: RegisteredGroup, message: StoredMessage): boolean;
-  /** A run failed without any output reaching the chat. */
+  /** A run failed and its messages were rolled back for a retry. */
   onRunFailed?(group: RegisteredGroup, error: string): void;
   onRunSucceeded?(group: RegisteredGroup): void;
 }
 
 const SEEN_KEY = 'last_seen_seq';
+/** Messages read from the store per routing step. */
+const ROUTE_PAGE = 1000;
 const agentKey = (jid: string) => `agent_seq:${jid}`;
+/**
+ * While a message run is in progress: the agent cursor up to which its messages count as answered
+ * (where to roll back to if the run dies). Empty when no run is in progress. Kept in SQLite, so a
+ * host killed mid-run finds it at the next start.
+ */
+const runKey = (jid: string) => `agent_run:${jid}`;
 
 /**
  * Turns stored messages into agent runs. Two cursors: what the loop has seen (global), and per
@@ -82,6 +90,23 @@ export class MessageLoop {
     this.deps.store.state.set(agentKey(jid), String(seq));
   }
 
+  private rollbackPoint(jid: string): number | undefined {
+    const value = this.deps.store.state.get(runKey(jid));
+    return value ? Number(value) : undefined;
+  }
+
+  private setRollbackPoint(jid: string, seq: number | undefined): void {
+    this.deps.store.state.set(runKey(jid), seq === undefined ? '' : String(seq));
+  }
+
+  /**
+   * Output of the group's running message sandbox reached a chat (a result, or a send_message over
+   * IPC): the messages it has been given so far count as answered and are never run again.
+   */
+  markAnswered(jid: string): void {
+    if (this.rollbackPoint(jid) !== undefined) this.setRollbackPoint(jid, this.agentCursor(jid));
+  }
+
   private isTriggered(group: RegisteredGroup, messages: StoredMessage[]): boolean {
     const allowed = messages.filter((m) => this.deps.mayTrigger?.(group, m) ?? true);
     if (group.isMain || !group.requiresTrigger) return allowed.length > 0;
@@ -96,15 +121,27 @@ export class MessageLoop {
   }
 
   checkNewMessages(): void {
+    // A burst bigger than one page (a channel's offline backlog) is routed now, not a page per poll.
+    let routed: number;
+    do routed = this.routePage();
+    while (routed === ROUTE_PAGE);
+  }
+
+  /** Routes up to one page of messages the loop has not seen; returns how many it read. */
+  private routePage(): number {
     const { store, queue } = this.deps;
     const groups = new Map(store.groups.all().map((g) => [g.jid, g]));
     const lastSeen = Number(store.state.get(SEEN_KEY) ?? 0);
-    const fresh = store.messages.newSince([...groups.keys()], lastSeen);
-    if (fresh.length === 0) return;
+    const fresh = store.messages.newSince([...groups.keys()], lastSeen, ROUTE_PAGE);
+    if (fresh.length === 0) return 0;
     store.state.set(SEEN_KEY, String(fresh.at(-1)!.seq));
 
     const byChat = new Map<string, StoredMessage[]>();
-    for (const m of fresh) byChat.set(m.chatJid, [...(byChat.get(m.chatJid) ?? []), m]);
+    for (const m of fresh) {
+      const list = byChat.get(m.chatJid);
+      if (list) list.push(m);
+      else byChat.set(m.chatJid, [m]);
+    }
     for (const [jid, messages] of byChat) {
       const group = groups.get(jid)!;
       const real = messages.filter((m) => !isAssistantEcho(m, this.deps.config.assistantName));
@@ -118,10 +155,26 @@ export class MessageLoop {
       }
       queue.enqueueMessageCheck(jid);
     }
+    return fresh.length;
   }
 
-  /** Start-up: anything stored but not yet processed by an agent gets a run. */
+  /**
+   * Start-up: a run the previous host was killed in is rolled back to its last answered message;
+   * then anything stored but not yet processed by an agent gets a run.
+   */
   recoverPending(): void {
+    for (const group of this.deps.store.groups.all()) {
+      const rollbackTo = this.rollbackPoint(group.jid);
+      if (rollbackTo === undefined) continue;
+      if (this.agentCursor(group.jid) > rollbackTo) {
+        logger.warn(
+          { group: group.folder, from: this.agentCursor(group.jid), to: rollbackTo },
+          'rolling back a run interrupted by a host stop',
+        );
+        this.setAgentCursor(group.jid, rollbackTo);
+      }
+      this.setRollbackPoint(group.jid, undefined);
+    }
     for (const group of this.deps.store.groups.all()) {
       const pending = this.pendingInput(group.jid);
       if (pending.messages.length > 0 && this.isTriggered(group, pending.messages)) {
@@ -135,8 +188,10 @@ export class MessageLoop {
   }
 
   /**
-   * The queue's worker for one group. The cursor is advanced before the run and rolled back if it
-   * fails, unless some output already reached the chat: a partial answer beats a duplicate.
+   * The queue's worker for one group. The cursor is advanced before the run (with a rollback point
+   * stored first) and rolled back if the run fails, but only to the last message that got an
+   * answer: a partial answer beats a duplicate. Follow-ups piped in after the last answer are run
+   * again.
    */
   async processGroupMessages(jid: string): Promise<boolean> {
     const group = this.deps.store.groups.byJid(jid);
@@ -145,8 +200,8 @@ export class MessageLoop {
     const pending = this.pendingInput(jid);
     if (pending.messages.length === 0 || !this.isTriggered(group, pending.messages)) return true;
 
+    this.setRollbackPoint(jid, previousCursor);
     this.setAgentCursor(jid, pending.lastSeq);
-    let outputSent = false;
     await this.deps.setTyping(jid, true).catch(() => undefined);
     const output = await runAgentForGroup(
       { store: this.deps.store, runner: this.deps.runner, assistantName: this.deps.config.assistantName },
@@ -157,10 +212,10 @@ export class MessageLoop {
         useGroupSession: true,
         onResult: async (result) => {
           const text = formatOutbound(result.result);
-          if (text) {
-            await this.deps.send(jid, text);
-            outputSent = true;
-          }
+          // Marked before sending: should the host die in between, the answer is lost rather
+          // than given twice.
+          if (text || result.status === 'success') this.markAnswered(jid);
+          if (text) await this.deps.send(jid, text);
           if (result.status === 'success') {
             await this.deps.setTyping(jid, false).catch(() => undefined);
             this.deps.queue.notifyIdle(jid);
@@ -170,18 +225,30 @@ export class MessageLoop {
     );
     await this.deps.setTyping(jid, false).catch(() => undefined);
 
+    const rollbackTo = this.rollbackPoint(jid) ?? previousCursor;
+    this.setRollbackPoint(jid, undefined);
+    const unanswered = this.agentCursor(jid) > rollbackTo;
     if (output.status === 'error') {
-      if (outputSent) {
+      if (!unanswered) {
         logger.warn(
           { group: group.folder, error: output.error },
-          'run failed after output was sent; not retrying',
+          'run failed after its output was sent; not retrying',
         );
         return true;
       }
-      this.setAgentCursor(jid, previousCursor);
-      logger.warn({ group: group.folder, error: output.error }, 'run failed; messages will be retried');
+      this.setAgentCursor(jid, rollbackTo);
+      logger.warn(
+        { group: group.folder, error: output.error, rolledBackTo: rollbackTo },
+        'run failed; messages will be retried',
+      );
       this.deps.onRunFailed?.(group, output.error ?? 'unknown error');
       return false;
+    }
+    if (unanswered && rollbackTo > previousCursor) {
+      // Follow-ups piped in while the sandbox was closing were never read: run them again.
+      logger.info({ group: group.folder, rolledBackTo: rollbackTo }, 'follow-ups left unread; running them');
+      this.setAgentCursor(jid, rollbackTo);
+      this.deps.queue.enqueueMessageCheck(jid);
     }
     this.deps.onRunSucceeded?.(group);
     return true;

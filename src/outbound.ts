@@ -17,6 +17,9 @@ export interface OutboundDeps {
  * (so it is never fed back as input and shows in history), then handed to the channel owning the chat.
  */
 export class Outbound {
+  /** Messages dropped by the rate limit per chat since the last one that went out. */
+  private readonly dropped = new Map<string, number>();
+
   constructor(private readonly deps: OutboundDeps) {}
 
   channelFor(jid: string): Channel | undefined {
@@ -30,8 +33,13 @@ export class Outbound {
     opts: { unlimited?: boolean } = {},
   ): Promise<boolean> {
     if (!opts.unlimited && this.deps.allowSend && !this.deps.allowSend(jid)) {
-      logger.warn({ jid, chars: text.length }, 'outbound message dropped by rate limit');
+      this.noteDropped(jid, text);
       return false;
+    }
+    const droppedBefore = opts.unlimited ? undefined : this.dropped.get(jid);
+    if (droppedBefore) {
+      this.dropped.delete(jid);
+      logger.warn({ jid, dropped: droppedBefore }, 'rate limit lifted; messages were dropped meanwhile');
     }
     const channel = this.channelFor(jid);
     if (!channel) {
@@ -56,6 +64,15 @@ export class Outbound {
       logger.error({ jid, channel: channel.name, err }, 'send failed');
       return false;
     }
+  }
+
+  /** A flood is logged as it starts and then every 100 drops, not line by line. */
+  private noteDropped(jid: string, text: string): void {
+    const count = (this.dropped.get(jid) ?? 0) + 1;
+    this.dropped.set(jid, count);
+    if (count === 1 || count % 100 === 0)
+      logger.warn({ jid, dropped: count, chars: text.length }, 'outbound message dropped by rate limit');
+    else logger.debug({ jid, dropped: count }, 'outbound message dropped by rate limit');
   }
 
   async setTyping(jid: string, isTyping: boolean): Promise<void> {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { App } from '../app.js';
+import { App, type AppParts } from '../app.js';
 import { LocalChannel } from '../channels/local/local-channel.js';
 import { WhatsAppChannel } from '../channels/whatsapp/whatsapp-channel.js';
 import { logger } from '../logger.js';
@@ -8,8 +8,13 @@ import { createRuntime } from '../sandbox/detect.js';
 import type { SandboxRuntime } from '../sandbox/runtime.js';
 
 /** Builds the real host: detected sandbox runtime, local web chat, WhatsApp. */
-export async function createHost(config: Config, runtime: SandboxRuntime): Promise<App> {
+export async function createHost(
+  config: Config,
+  runtime: SandboxRuntime,
+  options: Pick<AppParts, 'modelUpstreamTimeoutMs'> = {},
+): Promise<App> {
   return new App(config, {
+    ...options,
     runtime,
     channels: (callbacks, app) => [
       new LocalChannel({
@@ -62,6 +67,12 @@ export async function createHost(config: Config, runtime: SandboxRuntime): Promi
 
 /** `nanoclaw start`: runs until SIGINT/SIGTERM, then shuts down gracefully and exits 0. */
 export async function runStart(config: Config): Promise<number> {
+  // Listening from the first moment: a stop requested during start-up waits until the host is up,
+  // then shuts it down cleanly. A second signal gets the default behaviour (an immediate exit).
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
   let runtime: SandboxRuntime;
   try {
     runtime = await createRuntime(config);
@@ -81,14 +92,10 @@ export async function runStart(config: Config): Promise<number> {
   logger.info({ runtime: runtime.kind, url: local?.url() }, 'NanoClaw ready');
   if (local) process.stdout.write(`NanoClaw is ready. Local chat: ${local.url()}\n`);
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
-      logger.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  const signal = await stopRequested;
+  const started = Date.now();
+  logger.info({ signal }, 'shutting down');
   await app.stop();
+  logger.info({ ms: Date.now() - started }, 'stopped');
   return 0;
 }

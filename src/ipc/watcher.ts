@@ -1,11 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { isValidFolder } from '../config.js';
 import { logger } from '../logger.js';
 import { MAX_IPC_FILE_BYTES } from './schemas.js';
 import type { IpcResult } from './message-handler.js';
 import type { RegisteredGroup } from '../types.js';
 
 export type IpcKind = 'messages' | 'tasks';
+
+/** Files handled between two turns of the event loop, so a flood never stalls the host. */
+const FILES_PER_TURN = 50;
 
 export interface IpcWatcherDeps {
   ipcDir: string;
@@ -24,20 +28,23 @@ export class IpcWatcher {
   private pollTimer: NodeJS.Timeout | null = null;
   private busy = new Set<string>();
   private again = new Set<string>();
+  private stopped = false;
+  private readonly refusedFolders = new Set<string>();
 
   constructor(private readonly deps: IpcWatcherDeps) {}
 
   start(): void {
+    this.stopped = false;
     this.syncWatchers();
     this.pollTimer = setInterval(() => {
       this.syncWatchers();
-      for (const g of this.deps.groups())
-        for (const kind of ['messages', 'tasks'] as const) this.scan(g, kind);
+      for (const g of this.groups()) for (const kind of ['messages', 'tasks'] as const) this.scan(g, kind);
     }, this.deps.pollMs);
     this.pollTimer.unref();
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
     for (const w of this.watchers.values()) w.close();
@@ -46,7 +53,7 @@ export class IpcWatcher {
 
   /** Watch the dirs of every registered group (new groups appear at runtime). */
   syncWatchers(): void {
-    for (const group of this.deps.groups()) {
+    for (const group of this.groups()) {
       for (const kind of ['messages', 'tasks'] as const) {
         const dir = path.join(this.deps.ipcDir, group.folder, kind);
         if (this.watchers.has(dir)) continue;
@@ -67,8 +74,24 @@ export class IpcWatcher {
     }
   }
 
+  /** Groups whose folder is a safe path segment; anything else is never joined into a path. */
+  private groups(): RegisteredGroup[] {
+    return this.deps.groups().filter((group) => {
+      if (isValidFolder(group.folder)) return true;
+      if (!this.refusedFolders.has(group.folder)) {
+        this.refusedFolders.add(group.folder);
+        logger.error(
+          { folder: group.folder, jid: group.jid },
+          'group has an invalid folder; its IPC is ignored',
+        );
+      }
+      return false;
+    });
+  }
+
   /** Handles every complete file in one group's dir; re-runs if new files arrived meanwhile. */
   scan(group: RegisteredGroup, kind: IpcKind): void {
+    if (this.stopped) return;
     const dir = path.join(this.deps.ipcDir, group.folder, kind);
     if (this.busy.has(dir)) {
       this.again.add(dir);
@@ -91,22 +114,32 @@ export class IpcWatcher {
     } catch {
       return;
     }
-    for (const name of names) await this.processFile(path.join(dir, name), group, kind);
+    let handled = 0;
+    for (const name of names) {
+      if (this.stopped) return;
+      await this.processFile(path.join(dir, name), group, kind);
+      if (++handled % FILES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   async processFile(file: string, group: RegisteredGroup, kind: IpcKind): Promise<void> {
     let payload: unknown;
     try {
       const stat = fs.lstatSync(file);
-      if (!stat.isFile()) return this.quarantine(file, group, 'not a regular file');
+      if (!stat.isFile()) return this.quarantine(file, group, kind, 'not a regular file');
       if (stat.size > MAX_IPC_FILE_BYTES) {
-        return this.quarantine(file, group, `file is ${stat.size} bytes; the limit is ${MAX_IPC_FILE_BYTES}`);
+        return this.quarantine(
+          file,
+          group,
+          kind,
+          `file is ${stat.size} bytes; the limit is ${MAX_IPC_FILE_BYTES}`,
+        );
       }
       const text = fs.readFileSync(file, 'utf8');
       payload = JSON.parse(text);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      return this.quarantine(file, group, `unreadable JSON: ${(err as Error).message}`);
+      return this.quarantine(file, group, kind, `unreadable JSON: ${(err as Error).message}`);
     }
     let result: IpcResult;
     try {
@@ -114,7 +147,7 @@ export class IpcWatcher {
     } catch (err) {
       result = { ok: false, error: `handler failed: ${(err as Error).message}` };
     }
-    if (!result.ok) return this.quarantine(file, group, result.error);
+    if (!result.ok) return this.quarantine(file, group, kind, result.error);
     try {
       fs.unlinkSync(file);
     } catch {
@@ -122,9 +155,15 @@ export class IpcWatcher {
     }
   }
 
-  private quarantine(file: string, group: RegisteredGroup, reason: string): void {
+  private quarantine(file: string, group: RegisteredGroup, kind: IpcKind, reason: string): void {
     const errorsDir = path.join(this.deps.ipcDir, 'errors');
-    const target = path.join(errorsDir, `${group.folder}-${Date.now()}-${path.basename(file)}`);
+    // Unique even for same-named files of one group arriving within a millisecond: renaming onto
+    // an earlier one would silently drop the evidence.
+    const stem = `${group.folder}-${kind}-${Date.now()}`;
+    const taken = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+    let target = path.join(errorsDir, `${stem}-${path.basename(file)}`);
+    for (let n = 1; taken(target) || taken(`${target}.reason.txt`); n++)
+      target = path.join(errorsDir, `${stem}.${n}-${path.basename(file)}`);
     logger.warn({ group: group.folder, file: path.basename(file), reason }, 'ipc file refused');
     try {
       fs.mkdirSync(errorsDir, { recursive: true });

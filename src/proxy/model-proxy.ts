@@ -245,6 +245,9 @@ function handleRequest(
       timedOut
         ? 'The model API did not answer in time (model proxy timeout).'
         : `The model proxy could not reach the model API (${base.host}): ${err.message}`,
+      // The upstream already had the whole timeout: the SDK retrying it ten times more would keep
+      // the person waiting for hours. The run fails, the person is told, the host retries later.
+      timedOut ? { 'x-should-retry': 'false' } : {},
     );
   });
 

@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { vi } from 'vitest';
+import type { App, AppParts } from '../../src/app.js';
+import { LocalChannel } from '../../src/channels/local/local-channel.js';
+import { createHost } from '../../src/cli/start.js';
+import type { Config, RuntimeKind } from '../../src/config.js';
+import { registerGroup } from '../../src/groups.js';
+import { createRuntime } from '../../src/sandbox/detect.js';
+import { startMockAnthropic, type MockAnthropic, type MockScript } from '../fixtures/mock-anthropic.js';
+import { tempHome } from './temp-home.js';
+
+export interface ReliabilityHost {
+  app: App;
+  mock: MockAnthropic;
+  home: string;
+  local: LocalChannel;
+  post(chat: string, text: string): Promise<Response>;
+  /** Assistant messages of the chat as stored, oldest first. */
+  assistantTexts(chat: string): string[];
+  waitFor(chat: string, match: (text: string) => boolean, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ReliabilityHostOptions {
+  runtime: RuntimeKind;
+  script: MockScript;
+  env?: Record<string, string>;
+  /** Host timing the environment cannot set (retry back-off, retry count). */
+  tune?: Partial<Pick<Config, 'retryBaseMs' | 'maxRetries' | 'shutdownGraceMs'>>;
+  app?: Pick<AppParts, 'modelUpstreamTimeoutMs'>;
+  /** Extra local chats registered as groups that need no trigger. */
+  groups?: string[];
+  /** Runs before the host starts (e.g. writes group-policy.json into home/config). */
+  prepare?(home: string): void;
+}
+
+/**
+ * The real host in-process (store, queue, proxies, channels, sandbox runtime, agent image) in a
+ * temp NANOCLAW_HOME, its model upstream a scripted mock on loopback.
+ */
+export async function startReliabilityHost(opts: ReliabilityHostOptions): Promise<ReliabilityHost> {
+  const mock = await startMockAnthropic({ script: opts.script });
+  const t = tempHome({
+    CONTAINER_RUNTIME: opts.runtime,
+    LOCAL_CHANNEL_PORT: '0',
+    IDLE_TIMEOUT: '4000',
+    ...opts.env,
+  });
+  fs.chmodSync(t.home, 0o755);
+  fs.writeFileSync(
+    path.join(t.home, '.env'),
+    `ANTHROPIC_API_KEY=sk-ant-reliability-0123456789\nANTHROPIC_BASE_URL=${mock.url}\n`,
+  );
+  opts.prepare?.(t.home);
+  const config: Config = { ...t.config, ...opts.tune };
+  const runtime = await createRuntime(config);
+  await runtime.ensureRunning();
+  const app = await createHost(config, runtime, opts.app);
+  for (const name of opts.groups ?? []) {
+    const result = registerGroup(app.store, config, {
+      jid: `local:${name}`,
+      name,
+      folder: name,
+      requiresTrigger: false,
+    });
+    if (!result.ok) throw new Error(result.error);
+  }
+  await app.start();
+  const local = app.channels.find((c): c is LocalChannel => c instanceof LocalChannel)!;
+  const assistantTexts = (chat: string) =>
+    app.store.messages
+      .history(chat, undefined, 5000)
+      .filter((m) => m.isBotMessage)
+      .map((m) => m.content);
+  let stopped = false;
+  return {
+    app,
+    mock,
+    home: t.home,
+    local,
+    post: (chat, text) =>
+      fetch(`http://127.0.0.1:${local.port}/api/chats/${encodeURIComponent(chat)}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${local.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ text }),
+      }),
+    assistantTexts,
+    async waitFor(chat, match, timeoutMs = 90_000) {
+      await vi.waitFor(
+        () => {
+          if (!assistantTexts(chat).some(match))
+            throw new Error(`no matching reply in ${chat}: ${JSON.stringify(assistantTexts(chat))}`);
+        },
+        { timeout: timeoutMs, interval: 100 },
+      );
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await app.stop();
+      await mock.close();
+      t.cleanup();
+    },
+  };
+}
