@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import { App, type AppParts } from '../app.js';
 import { LocalChannel } from '../channels/local/local-channel.js';
-import { WhatsAppChannel } from '../channels/whatsapp/whatsapp-channel.js';
+import { isWhatsAppLinked } from '../channels/whatsapp/link-state.js';
 import { logger } from '../logger.js';
 import { createRuntime } from '../sandbox/detect.js';
 import type { SandboxRuntime } from '../sandbox/runtime.js';
@@ -13,6 +13,15 @@ export async function createHost(
   runtime: SandboxRuntime,
   options: Pick<AppParts, 'modelUpstreamTimeoutMs'> = {},
 ): Promise<App> {
+  // The WhatsApp library is large: load it only when there is a linked account to connect.
+  const whatsapp = isWhatsAppLinked(config.authDir)
+    ? await import('../channels/whatsapp/whatsapp-channel.js')
+    : undefined;
+  if (!whatsapp)
+    logger.info(
+      { authDir: config.authDir },
+      'WhatsApp is not linked; run `nanoclaw whatsapp-auth` to link it',
+    );
   return new App(config, {
     ...options,
     runtime,
@@ -51,16 +60,20 @@ export async function createHost(
         },
         status: () => ({ usageToday: app.store.usage.forDay(new Date().toISOString().slice(0, 10)) }),
       }),
-      new WhatsAppChannel({
-        authDir: config.authDir,
-        groupsDir: config.groupsDir,
-        assistantName: config.assistantName,
-        assistantHasOwnNumber: config.assistantHasOwnNumber,
-        callbacks,
-        registeredGroups: () => new Map(app.store.groups.all().map((g) => [g.jid, g])),
-        onGroupsSynced: () => app.writeGroupSnapshots(),
-        syncState: app.store.state,
-      }),
+      ...(whatsapp
+        ? [
+            new whatsapp.WhatsAppChannel({
+              authDir: config.authDir,
+              groupsDir: config.groupsDir,
+              assistantName: config.assistantName,
+              assistantHasOwnNumber: config.assistantHasOwnNumber,
+              callbacks,
+              registeredGroups: () => new Map(app.store.groups.all().map((g) => [g.jid, g])),
+              onGroupsSynced: () => app.writeGroupSnapshots(),
+              syncState: app.store.state,
+            }),
+          ]
+        : []),
     ],
   });
 }

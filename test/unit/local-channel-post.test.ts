@@ -26,7 +26,7 @@ describe('posting a message', () => {
       sender: 'local-user',
       senderName: 'You',
       content: '@Andy hello',
-      isFromMe: false,
+      isFromMe: true, // the token holder is the owner
       isBotMessage: false,
     });
     expect(new Date(message.timestamp).toISOString()).toBe(message.timestamp);

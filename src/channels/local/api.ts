@@ -117,7 +117,8 @@ export class LocalApi {
       senderName: parsed.data.senderName ?? 'You',
       content: parsed.data.text,
       timestamp,
-      isFromMe: false,
+      // Whoever holds the token is the owner at the keyboard, unless they post as someone else.
+      isFromMe: parsed.data.sender === undefined,
       isBotMessage: false,
     });
     logger.debug({ chatJid: chat.jid, id }, 'local message received');
