@@ -7,5 +7,8 @@ export default defineConfig({
     hookTimeout: 600_000,
     // e2e suites share one runtime daemon and a 2-core machine: run files one at a time.
     fileParallelism: false,
+    // CI runs the end-to-end suites on a loaded 2-core machine: a test gets one more try there.
+    // Locally a failure shows at once.
+    retry: process.env.CI ? 1 : 0,
   },
 });
