@@ -105,4 +105,45 @@ describe.each(['docker', 'bwrap'] as const)('message → sandbox → SDK → rep
     const errors = fs.readdirSync(path.join(host.home, 'data', 'ipc', 'errors'));
     expect(errors.some((f) => f.startsWith('work-') && f.endsWith('forged.json'))).toBe(true);
   });
+  it('mounts an allowlisted directory but refuses a symlink in it that points at ~/.ssh', async () => {
+    const fakeHome = path.join(host.home, 'fake-home');
+    fs.mkdirSync(path.join(fakeHome, '.ssh'), { recursive: true });
+    fs.writeFileSync(path.join(fakeHome, '.ssh', 'id_rsa'), 'PRIVATE-KEY-MATERIAL');
+    fs.mkdirSync(path.join(fakeHome, 'projects', 'notes'), { recursive: true });
+    fs.writeFileSync(path.join(fakeHome, 'projects', 'notes', 'todo.txt'), 'buy milk');
+    fs.symlinkSync(path.join(fakeHome, '.ssh'), path.join(fakeHome, 'projects', 'backdoor'));
+    fs.mkdirSync(host.app.config.configDir, { recursive: true });
+    fs.writeFileSync(
+      path.join(host.app.config.configDir, 'mount-allowlist.json'),
+      JSON.stringify({
+        allowedRoots: [{ path: path.join(fakeHome, 'projects'), allowReadWrite: false }],
+        blockedPatterns: [],
+        nonMainReadOnly: true,
+      }),
+    );
+    const work = host.app.store.groups.byJid('local:work')!;
+    host.app.store.groups.upsert({
+      ...work,
+      containerConfig: {
+        additionalMounts: [
+          { hostPath: path.join(fakeHome, 'projects', 'notes') },
+          { hostPath: path.join(fakeHome, 'projects', 'backdoor'), containerPath: 'backdoor' },
+        ],
+      },
+    });
+    // The next message starts a new sandbox with the new mounts. (The needle is split so the
+    // command itself, kept in the session transcript, doesn't match.)
+    await expect
+      .poll(() => host.app.queue.isActive('local:work'), { timeout: 30_000, interval: 200 })
+      .toBe(false);
+    await host.post(
+      'local:work',
+      'RUN: echo "EXTRA=$(ls /workspace/extra | tr "\\n" ,)"; cat /workspace/extra/notes/todo.txt; ' +
+        'K=PRIVATE-KEY; echo "KEYS=$(grep -rl "$K-MATERIAL" /workspace /home /tmp /run 2>/dev/null | wc -l)"',
+    );
+    const answer = await host.reply('local:work', (t) => t.startsWith('RESULT:') && t.includes('EXTRA='));
+    expect(answer).toContain('EXTRA=notes,');
+    expect(answer).toContain('buy milk');
+    expect(answer).toContain('KEYS=0');
+  });
 });
