@@ -208,15 +208,21 @@ async function startEgressStub(socketPath: string) {
 }
 
 describe('agent image (docker, no network)', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     try {
       execFileSync('docker', ['info'], { stdio: 'ignore' });
     } catch {
       throw new Error('docker is not available: install docker.io and start the daemon');
     }
     // Always through the build script: cached layers make this quick, and a stale image never
-    // hides a change to the runner.
-    execFileSync('bash', [path.join(PROJECT, 'container/build.sh')], { stdio: 'inherit' });
+    // hides a change to the runner. Asynchronously: a build can take minutes, and a blocked test
+    // worker misses the test runner's heartbeats.
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const build = spawn('bash', [path.join(PROJECT, 'container/build.sh')], { stdio: 'inherit' });
+      build.on('error', reject);
+      build.on('exit', resolve);
+    });
+    if (code !== 0) throw new Error(`container/build.sh failed (exit ${code})`);
     execFileSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' });
   });
 
