@@ -12,6 +12,7 @@ import { IpcWatcher } from './ipc/watcher.js';
 import { logger } from './logger.js';
 import { MessageLoop } from './message-loop.js';
 import { Outbound } from './outbound.js';
+import { formatOutbound } from './router.js';
 import { createGroupPolicy, senderAllowed, type ResolvedLimits } from './policy/group-policy.js';
 import { RateLimiter } from './policy/rate-limiter.js';
 import { ProxyManager } from './proxy/proxy-manager.js';
@@ -179,7 +180,10 @@ export class App {
           return handleMessageIpc(payload, source, {
             groupByJid: (jid) => this.store.groups.byJid(jid),
             send: async (jid, text, sender) => {
-              const sent = await this.outbound.send(jid, sender ? `${sender}: ${text}` : text);
+              // Same rules as results: <internal> never reaches a chat, a team member's name leads.
+              const outgoing = formatOutbound(text, sender);
+              if (!outgoing) return;
+              const sent = await this.outbound.send(jid, outgoing, sender);
               // What the agent said reached a chat: its messages count as answered.
               if (sent) this.loop.markAnswered(source.jid);
             },
