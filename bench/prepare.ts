@@ -1,21 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
+import { isStale } from '../test/helpers/build-freshness.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : fs.statSync(full).mtimeMs);
-  }
-  return newest;
-}
-
-function isStale(built: string, sources: string): boolean {
-  return !fs.existsSync(built) || fs.statSync(built).mtimeMs < newestMtime(sources);
-}
 
 function step(command: string, args: string[]): void {
   // Build output goes to stderr: stdout carries only the results table.

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isStale } from './build-freshness.js';
 import Database from 'better-sqlite3';
 import { vi } from 'vitest';
 import { PROJECT_ROOT } from '../../src/config.js';
@@ -31,20 +32,9 @@ export interface HostProcess {
 
 const MAIN_JS = path.join(PROJECT_ROOT, 'dist', 'cli', 'main.js');
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : fs.statSync(full).mtimeMs);
-  }
-  return newest;
-}
-
 /** The host runs from dist/ here, as users run it: rebuilt when a source file is newer. */
 export function ensureHostBuild(): void {
-  const fresh =
-    fs.existsSync(MAIN_JS) && fs.statSync(MAIN_JS).mtimeMs >= newestMtime(path.join(PROJECT_ROOT, 'src'));
-  if (fresh) return;
+  if (!isStale(MAIN_JS, path.join(PROJECT_ROOT, 'src'))) return;
   const build = spawnSync('npm', ['run', 'build'], { cwd: PROJECT_ROOT, encoding: 'utf8' });
   if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
 }
