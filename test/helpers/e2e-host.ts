@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { vi } from 'vitest';
 import type { App } from '../../src/app.js';
-import { LocalChannel } from '../../src/channels/local/local-channel.js';
+import type { LocalChannel } from '../../src/channels/local/local-channel.js';
 import { createHost } from '../../src/cli/start.js';
 import { createRuntime } from '../../src/sandbox/detect.js';
 import type { SandboxRuntime } from '../../src/sandbox/runtime.js';
 import type { RuntimeKind } from '../../src/config.js';
 import { startMockAnthropic, type MockAnthropic, type MockScript } from '../fixtures/mock-anthropic.js';
+import { localClient } from './local-client.js';
 import { tempHome } from './temp-home.js';
 
 export interface E2eHostOptions {
@@ -52,38 +52,16 @@ export async function startE2eHost(
   const sandboxes = options.wrapRuntime ? options.wrapRuntime(real) : real;
   const app = await createHost(t.config, sandboxes);
   await app.start();
-  const local = app.channels.find((c): c is LocalChannel => c instanceof LocalChannel)!;
-
-  const assistantTexts = (chat: string) =>
-    app.store.messages
-      .history(chat, undefined, 1000)
-      .filter((m) => m.isBotMessage)
-      .map((m) => m.content);
+  const client = localClient(app);
 
   return {
     app,
     mock,
     home: t.home,
-    local,
-    post: (chat, text) =>
-      fetch(`http://127.0.0.1:${local.port}/api/chats/${encodeURIComponent(chat)}/messages`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${local.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ text }),
-      }),
-    assistantTexts,
-    async reply(chat, match, timeoutMs = 90_000) {
-      let found: string | undefined;
-      await vi.waitFor(
-        () => {
-          found = assistantTexts(chat).find(match);
-          if (!found)
-            throw new Error(`no matching reply yet in ${chat}: ${JSON.stringify(assistantTexts(chat))}`);
-        },
-        { timeout: timeoutMs, interval: 100 },
-      );
-      return found!;
-    },
+    local: client.local,
+    post: client.post,
+    assistantTexts: client.assistantTexts,
+    reply: (chat, match, timeoutMs = 90_000) => client.waitForText(chat, match, timeoutMs),
     async stop() {
       await app.stop();
       await mock.close();

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { vi } from 'vitest';
 import { App, type AppParts } from '../../src/app.js';
 import { LocalChannel } from '../../src/channels/local/local-channel.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { registerGroup } from '../../src/groups.js';
 import type { AgentRunner } from '../../src/types.js';
+import { localClient } from './local-client.js';
 import { tempHome } from './temp-home.js';
 
 export interface UnitApp {
@@ -62,32 +62,16 @@ export async function startUnitApp(opts: UnitAppOptions): Promise<UnitApp> {
     if (!result.ok) throw new Error(result.error);
   }
   await app.start();
-  const local = app.channels[0] as LocalChannel;
-  const assistantTexts = (chat: string) =>
-    app.store.messages
-      .history(chat, undefined, 5000)
-      .filter((m) => m.isBotMessage)
-      .map((m) => m.content);
+  const client = localClient(app);
   return {
     app,
     home: config.home,
     config,
-    local,
-    post: (chat, body, contentType = 'application/json') =>
-      fetch(`http://127.0.0.1:${local.port}/api/chats/${encodeURIComponent(chat)}/messages`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${local.token}`, 'content-type': contentType },
-        body: typeof body === 'string' ? body : new Uint8Array(body),
-      }),
-    assistantTexts,
+    local: client.local,
+    post: client.postRaw,
+    assistantTexts: client.assistantTexts,
     async waitFor(chat, match, timeoutMs = 10_000) {
-      await vi.waitFor(
-        () => {
-          if (!assistantTexts(chat).some(match))
-            throw new Error(`no matching reply in ${chat}: ${JSON.stringify(assistantTexts(chat))}`);
-        },
-        { timeout: timeoutMs, interval: 20 },
-      );
+      await client.waitForText(chat, match, timeoutMs, 20);
     },
     async stop() {
       await app.stop();

@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { vi } from 'vitest';
 import type { App, AppParts } from '../../src/app.js';
-import { LocalChannel } from '../../src/channels/local/local-channel.js';
+import type { LocalChannel } from '../../src/channels/local/local-channel.js';
 import { createHost } from '../../src/cli/start.js';
 import type { Config, RuntimeKind } from '../../src/config.js';
 import { registerGroup } from '../../src/groups.js';
 import { createRuntime } from '../../src/sandbox/detect.js';
 import { startMockAnthropic, type MockAnthropic, type MockScript } from '../fixtures/mock-anthropic.js';
+import { localClient } from './local-client.js';
 import { tempHome } from './temp-home.js';
 
 export interface ReliabilityHost {
@@ -67,33 +67,17 @@ export async function startReliabilityHost(opts: ReliabilityHostOptions): Promis
     if (!result.ok) throw new Error(result.error);
   }
   await app.start();
-  const local = app.channels.find((c): c is LocalChannel => c instanceof LocalChannel)!;
-  const assistantTexts = (chat: string) =>
-    app.store.messages
-      .history(chat, undefined, 5000)
-      .filter((m) => m.isBotMessage)
-      .map((m) => m.content);
+  const client = localClient(app);
   let stopped = false;
   return {
     app,
     mock,
     home: t.home,
-    local,
-    post: (chat, text) =>
-      fetch(`http://127.0.0.1:${local.port}/api/chats/${encodeURIComponent(chat)}/messages`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${local.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ text }),
-      }),
-    assistantTexts,
+    local: client.local,
+    post: client.post,
+    assistantTexts: client.assistantTexts,
     async waitFor(chat, match, timeoutMs = 90_000) {
-      await vi.waitFor(
-        () => {
-          if (!assistantTexts(chat).some(match))
-            throw new Error(`no matching reply in ${chat}: ${JSON.stringify(assistantTexts(chat))}`);
-        },
-        { timeout: timeoutMs, interval: 100 },
-      );
+      await client.waitForText(chat, match, timeoutMs);
     },
     async stop() {
       if (stopped) return;
