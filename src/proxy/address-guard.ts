@@ -1,5 +1,6 @@
 import dns from 'node:dns';
 import net from 'node:net';
+import os from 'node:os';
 import { decideByPolicy, normalizeHost, type GroupNetworkPolicy } from './network-policy.js';
 
 /**
@@ -20,6 +21,15 @@ export const systemLookup: LookupFn = async (host) => {
   const results = await dns.promises.lookup(host, { all: true, verbatim: true });
   return results.map((r) => ({ address: r.address, family: r.family === 6 ? 6 : 4 }));
 };
+
+/**
+ * Every address bound on the host's interfaces. Public ones matter most: a service listening on
+ * 0.0.0.0 is reachable through the host's public address, which no range table can know.
+ */
+export const systemInterfaceAddresses = (): string[] =>
+  Object.values(os.networkInterfaces())
+    .flat()
+    .flatMap((info) => (info ? [info.address] : []));
 
 type Range = [base: string, prefix: number, label: string];
 
@@ -82,6 +92,29 @@ export function forbiddenAddressReason(address: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Comparable forms of an address: its own, plus the IPv4 address it carries when it is one of the
+ * IPv6 forms that embed one (so ::ffff:203.0.113.5 counts as 203.0.113.5).
+ */
+function addressKeys(address: string): string[] {
+  const v4 = parseIPv4(address);
+  if (v4 !== undefined) return [`4:${v4}`];
+  const v6 = parseIPv6(address);
+  if (!v6) return [];
+  const keys = [`6:${v6.join(':')}`];
+  for (const [base, prefix, offset] of EMBEDS_IPV4) {
+    if (inIPv6Range(v6, parseIPv6(base)!, prefix))
+      keys.push(`4:${((v6[offset]! << 16) | v6[offset + 1]!) >>> 0}`);
+  }
+  return keys;
+}
+
+/** Whether the address is one the host itself has bound. */
+export function isOwnAddress(address: string, ownAddresses: readonly string[]): boolean {
+  const own = new Set(ownAddresses.flatMap((a) => addressKeys(a).slice(0, 1)));
+  return addressKeys(address).some((key) => own.has(key));
+}
+
 function matchIPv4(v4: number): string | undefined {
   for (const [base, prefix, label] of IPV4_RANGES) {
     const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
@@ -133,12 +166,14 @@ export type TargetDecision =
  * The whole egress decision for one target: the group's policy by name first (so a denied name is
  * never even resolved), then every resolved address through the guard. Targets the user listed in
  * allowPrivateTargets pass the guard, except cloud metadata, which no agent has a use for.
+ * `ownAddresses` are the host's interface addresses, refused like loopback.
  */
 export async function checkTarget(
   host: string,
   port: number,
   policy: GroupNetworkPolicy,
   lookup: LookupFn = systemLookup,
+  ownAddresses: readonly string[] = [],
 ): Promise<TargetDecision> {
   const name = normalizeHost(host);
   if (!name || !Number.isInteger(port) || port < 1 || port > 65535) {
@@ -161,7 +196,8 @@ export async function checkTarget(
   }
 
   for (const { address } of addresses) {
-    const reason = forbiddenAddressReason(address);
+    const reason =
+      forbiddenAddressReason(address) ?? (isOwnAddress(address, ownAddresses) ? "the host's own" : undefined);
     if (!reason) continue;
     if (byPolicy.explicitTarget && !reason.startsWith('cloud metadata')) continue;
     const what = literal ? address : `${name} (resolves to ${address})`;

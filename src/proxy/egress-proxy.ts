@@ -1,7 +1,13 @@
 import http from 'node:http';
 import net from 'node:net';
 import { logger } from '../logger.js';
-import { checkTarget, systemLookup, type LookupFn, type TargetDecision } from './address-guard.js';
+import {
+  checkTarget,
+  systemInterfaceAddresses,
+  systemLookup,
+  type LookupFn,
+  type TargetDecision,
+} from './address-guard.js';
 import { forwardableHeaders, sendBody } from './http-util.js';
 import { createNetworkPolicyReader, normalizeHost, policyForGroup } from './network-policy.js';
 
@@ -21,9 +27,16 @@ export interface EgressProxyDeps {
   connectTcp?: TcpConnector;
   /** A connection silent for this long is closed (default 10 minutes). */
   egressIdleTimeoutMs?: number;
+  /** The host's own addresses, refused like loopback; read per connection (interfaces change). */
+  interfaceAddresses?: () => readonly string[];
+  /** Open connections per group when network-policy.json sets no maxConnections (default 64). */
+  maxConnections?: number;
 }
 
 const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
+const DEFAULT_MAX_CONNECTIONS = 64;
+/** A connection over the limit that never sends a request is not kept waiting for one. */
+const REFUSED_SOCKET_TIMEOUT_MS = 10_000;
 
 const defaultConnector: TcpConnector = (t) => net.connect({ host: t.host, port: t.port, family: t.family });
 
@@ -57,17 +70,31 @@ export function createEgressProxyServer(folder: string, deps: EgressProxyDeps): 
   const lookup = deps.lookup ?? systemLookup;
   const connectTcp = deps.connectTcp ?? defaultConnector;
   const idleMs = deps.egressIdleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const interfaceAddresses = deps.interfaceAddresses ?? systemInterfaceAddresses;
 
   const decide = async (host: string, port: number): Promise<TargetDecision> => {
     try {
-      return await checkTarget(host, port, policyForGroup(readPolicy(), folder), lookup);
+      const policy = policyForGroup(readPolicy(), folder);
+      return await checkTarget(host, port, policy, lookup, interfaceAddresses());
     } catch (err) {
       logger.error({ folder, err }, 'egress check failed');
       return { allowed: false, status: 403, reason: 'the egress check failed (see the host log)' };
     }
   };
 
+  const limit = createConnectionLimit(folder, () => {
+    return (
+      policyForGroup(readPolicy(), folder).maxConnections ?? deps.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+    );
+  });
+
   const server = http.createServer((req, res) => {
+    if (limit.isOver(req.socket)) {
+      sendBody(res, 429, 'text/plain', `Refused by the NanoClaw egress proxy: ${limit.message()}\n`, {
+        close: true,
+      });
+      return;
+    }
     handleHttp(req, res).catch((err: unknown) => {
       logger.error({ folder, err }, 'egress request failed');
       sendBody(res, 502, 'text/plain', 'egress proxy error\n');
@@ -163,6 +190,15 @@ export function createEgressProxyServer(folder: string, deps: EgressProxyDeps): 
   server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     // After CONNECT the HTTP server no longer watches this socket; an unhandled reset would crash the host.
     socket.on('error', () => undefined);
+    if (limit.isOver(socket)) {
+      replyAndClose(
+        socket,
+        429,
+        'Too Many Requests',
+        `Refused by the NanoClaw egress proxy: ${limit.message()}\n`,
+      );
+      return;
+    }
     handleConnect(req, socket, head).catch((err: unknown) => {
       logger.error({ folder, err }, 'egress tunnel failed');
       socket.destroy();
@@ -246,12 +282,53 @@ export function createEgressProxyServer(folder: string, deps: EgressProxyDeps): 
     });
   }
 
+  server.on('connection', (socket: net.Socket) => limit.admit(socket));
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
   });
   server.on('error', (err) => logger.error({ folder, err }, 'egress proxy server error'));
   return server;
+}
+
+/**
+ * Caps the client connections one group holds open (each carries one HTTP request at a time or
+ * one tunnel), so a sandbox cannot exhaust the host's file descriptors or flood a target. A
+ * connection over the cap is answered 429 on its first request. Refusals are logged once per
+ * burst: when the cap is first hit, and a summary once usage has fallen to half of it.
+ */
+function createConnectionLimit(folder: string, currentMax: () => number) {
+  const admitted = new Set<net.Socket>();
+  const refused = new WeakSet<net.Socket>();
+  let max = 0;
+  let burst: { refused: number; max: number } | undefined;
+  return {
+    admit(socket: net.Socket): void {
+      max = currentMax();
+      if (admitted.size >= max) {
+        refused.add(socket);
+        socket.setTimeout(REFUSED_SOCKET_TIMEOUT_MS, () => socket.destroy());
+        if (!burst) {
+          burst = { refused: 0, max };
+          logger.warn({ folder, max }, 'egress connection limit reached: refusing new connections');
+        }
+        burst.refused++;
+        return;
+      }
+      admitted.add(socket);
+      socket.once('close', () => {
+        admitted.delete(socket);
+        if (burst && admitted.size <= burst.max / 2) {
+          logger.info({ folder, max: burst.max, refused: burst.refused }, 'egress connection burst over');
+          burst = undefined;
+        }
+      });
+    },
+    isOver: (socket: net.Socket): boolean => refused.has(socket),
+    message: (): string =>
+      `this group already has ${max} open connections, its limit (maxConnections in network-policy.json); ` +
+      'close some and retry',
+  };
 }
 
 /** `host:port` or `[v6]:port`, parsed like a URL authority so hosts are normalised the same way. */

@@ -126,3 +126,41 @@ export function trackSockets(server: net.Server): Set<net.Socket> {
   });
   return sockets;
 }
+
+export type BodyResult = { ok: true; body: Buffer } | { ok: false; problem: 'too large' | 'aborted' };
+
+/**
+ * Reads a whole request body, giving up past `maxBytes` (checked on the declared length first, then
+ * on what actually arrives) so a sandbox cannot make the host buffer without bound.
+ */
+export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<BodyResult> {
+  return new Promise((resolve) => {
+    if (Number(req.headers['content-length'] ?? 0) > maxBytes) {
+      req.resume();
+      resolve({ ok: false, problem: 'too large' });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (result: BodyResult) => {
+      if (settled) return;
+      settled = true;
+      resolve(result);
+    };
+    req.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      size += chunk.length;
+      if (size > maxBytes) {
+        chunks.length = 0;
+        req.resume();
+        settle({ ok: false, problem: 'too large' });
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => settle({ ok: true, body: Buffer.concat(chunks) }));
+    req.on('error', () => settle({ ok: false, problem: 'aborted' }));
+    req.on('close', () => settle({ ok: false, problem: 'aborted' }));
+  });
+}

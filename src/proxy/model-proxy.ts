@@ -2,7 +2,9 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Secrets } from '../env-file.js';
 import { logger } from '../logger.js';
-import { forwardableHeaders, sendBody } from './http-util.js';
+import { forwardableHeaders, readBody, sendBody } from './http-util.js';
+import { createNetworkPolicyReader, networkPolicyPath, type LoadedNetworkPolicy } from './network-policy.js';
+import { checkServerTools, serverToolsUnrestricted } from './server-tools.js';
 import { UsageTap, type TokenUsage } from './usage-tap.js';
 
 export interface ModelProxyDeps {
@@ -12,6 +14,8 @@ export interface ModelProxyDeps {
   tokensUsedToday(groupFolder: string): number;
   dailyTokenBudget(groupFolder: string): number | undefined;
   onBudgetExceeded(groupFolder: string): void;
+  /** Holds network-policy.json, which also bounds the model's server-side tools (server-tools.ts). */
+  configDir: string;
   /** Named in the "no credentials" error so the user knows which file to edit. */
   envFile?: string;
   /** An upstream silent for this long is dropped (default 10 minutes). */
@@ -28,6 +32,12 @@ const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
  * tokens the proxy cannot see and so escape the daily budget.
  */
 const FORWARDED_PATH = /^\/v1\/(messages|messages\/count_tokens|models(\/[A-Za-z0-9._:-]+)?)$/;
+
+/** Requests whose body can name server tools, and so is read and checked for restricted groups. */
+const CHECKED_BODY_PATH = /^\/v1\/messages(\/count_tokens)?$/;
+
+/** Anthropic's own limit for a Messages API request; the proxy buffers no more than that. */
+const MAX_CHECKED_BODY_BYTES = 32 * 1024 * 1024;
 
 /** The incoming credential (a placeholder from the sandbox) is dropped and replaced. */
 const DROPPED_REQUEST_HEADERS = ['host', 'x-api-key', 'authorization', 'accept-encoding', 'cookie'];
@@ -74,9 +84,10 @@ function secondsUntilUtcMidnight(now = new Date()): number {
  * never from anything the sandbox sends.
  */
 export function createModelProxyServer(folder: string, deps: ModelProxyDeps): http.Server {
+  const readPolicy = createNetworkPolicyReader(deps.configDir);
   const server = http.createServer((req, res) => {
     try {
-      handleRequest(folder, deps, req, res);
+      handleRequest(folder, deps, readPolicy, req, res);
     } catch (err) {
       logger.error({ folder, err }, 'model proxy request failed');
       sendApiError(res, 500, 'api_error', 'The model proxy failed to handle this request.');
@@ -93,6 +104,7 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
 function handleRequest(
   folder: string,
   deps: ModelProxyDeps,
+  readPolicy: () => LoadedNetworkPolicy,
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ): void {
@@ -168,16 +180,109 @@ function handleRequest(
     return;
   }
 
+  const call: UpstreamCall = { folder, deps, req, res, incoming, base, credential, outcome };
+  const loaded = readPolicy();
+  if (!CHECKED_BODY_PATH.test(incoming.pathname) || serverToolsUnrestricted(loaded, folder)) {
+    forward(call);
+    return;
+  }
+  forwardChecked(call, loaded).catch((err: unknown) => {
+    logger.error({ folder, err }, 'model proxy request check failed');
+    sendApiError(res, 500, 'api_error', 'The model proxy failed to handle this request.');
+  });
+}
+
+interface UpstreamCall {
+  folder: string;
+  deps: ModelProxyDeps;
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  incoming: URL;
+  base: URL;
+  credential: Credential;
+  outcome: { usage?: TokenUsage; note?: string };
+}
+
+function betaList(value: string | string[] | undefined): string[] {
+  return (Array.isArray(value) ? value.join(',') : (value ?? ''))
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
+}
+
+/**
+ * For a group whose network policy is not fully open: reads the body, holds its server tools to the
+ * policy (server-tools.ts) and forwards the checked body, re-serialised so that the upstream cannot
+ * read anything else into it (duplicate keys, for one).
+ */
+async function forwardChecked(call: UpstreamCall, loaded: LoadedNetworkPolicy): Promise<void> {
+  const { req, res, outcome } = call;
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    outcome.note = `refused: content-encoding ${encoding}`;
+    sendApiError(
+      res,
+      415,
+      'invalid_request_error',
+      'The model proxy only accepts uncompressed request bodies.',
+    );
+    return;
+  }
+  const read = await readBody(req, MAX_CHECKED_BODY_BYTES);
+  if (!read.ok) {
+    outcome.note = `request body ${read.problem}`;
+    if (read.problem === 'aborted') res.destroy();
+    else {
+      sendApiError(
+        res,
+        413,
+        'request_too_large',
+        `The request body is larger than the model proxy accepts (${MAX_CHECKED_BODY_BYTES / 1024 / 1024} MiB).`,
+        { connection: 'close' },
+      );
+    }
+    return;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(read.body.toString('utf8'));
+  } catch {
+    outcome.note = 'refused: body is not JSON';
+    sendApiError(
+      res,
+      400,
+      'invalid_request_error',
+      'The model proxy could not read this request: the body is not valid JSON.',
+    );
+    return;
+  }
+  const decision = checkServerTools(json, betaList(req.headers['anthropic-beta']), {
+    folder: call.folder,
+    loaded,
+    policyFile: networkPolicyPath(call.deps.configDir),
+  });
+  if (!decision.ok) {
+    outcome.note = `refused: ${decision.message}`;
+    sendApiError(res, decision.status, decision.type, decision.message, { 'x-should-retry': 'false' });
+    return;
+  }
+  if (decision.notes.length > 0) outcome.note = decision.notes.join('; ');
+  forward(call, { body: Buffer.from(JSON.stringify(decision.body)), betas: decision.betas });
+}
+
+/** Sends the request upstream with the real credential and streams the answer back as it comes. */
+function forward(call: UpstreamCall, checked?: { body: Buffer; betas: string[] }): void {
+  const { folder, deps, req, res, incoming, base, credential, outcome } = call;
   const headers = forwardableHeaders(req.headers, DROPPED_REQUEST_HEADERS);
   headers['accept-encoding'] = 'identity'; // usage is read from the stream, so it must be plain text
   headers[credential.header] = credential.value;
-  if (credential.oauth) {
-    const betas = String(headers['anthropic-beta'] ?? '')
-      .split(',')
-      .map((b) => b.trim())
-      .filter(Boolean);
-    if (!betas.includes(OAUTH_BETA)) headers['anthropic-beta'] = [...betas, OAUTH_BETA].join(',');
+  const betas = checked ? checked.betas : betaList(req.headers['anthropic-beta']);
+  if (credential.oauth && !betas.includes(OAUTH_BETA)) betas.push(OAUTH_BETA);
+  if (checked || credential.oauth) {
+    if (betas.length > 0) headers['anthropic-beta'] = betas.join(',');
+    else delete headers['anthropic-beta'];
   }
+  if (checked) headers['content-length'] = checked.body.length;
 
   const prefix = base.pathname.replace(/\/+$/, '');
   const client = base.protocol === 'https:' ? https : http;
@@ -255,6 +360,10 @@ function handleRequest(
   res.once('close', () => {
     if (!res.writableFinished) upstream.destroy();
   });
+  if (checked) {
+    upstream.end(checked.body);
+    return;
+  }
   req.on('error', () => upstream.destroy());
   req.pipe(upstream);
 }

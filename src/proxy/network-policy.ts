@@ -7,7 +7,8 @@ import { logger } from '../logger.js';
  * The optional egress policy, `$NANOCLAW_CONFIG_DIR/network-policy.json`:
  *
  *   {
- *     "default": { "allow"?: ["example.com", "*.example.com"], "deny"?: [...], "noNetwork"?: false },
+ *     "default": { "allow"?: ["example.com", "*.example.com"], "deny"?: [...], "noNetwork"?: false,
+ *                  "maxConnections"?: 64 },
  *     "groups": { "<folder>": { same fields } },
  *     "allowPrivateTargets"?: ["127.0.0.1:18080", "nas.lan:8080"]
  *   }
@@ -16,7 +17,9 @@ import { logger } from '../logger.js';
  * fails closed: every group loses the network until it is fixed, because a typo in a security file
  * must not silently open what it meant to close.
  *
- * A group's entry overrides `allow` and `noNetwork` of the default and adds to its `deny`.
+ * A group's entry overrides `allow`, `noNetwork` and `maxConnections` of the default and adds to its
+ * `deny`. The same rules also bound the model's server-side tools (web search, code execution, MCP
+ * connector) in the model proxy, see server-tools.ts.
  * `*.example.com` matches subdomains of example.com, not example.com itself.
  */
 
@@ -39,6 +42,8 @@ const ruleSchema = z.strictObject({
   allow: z.array(domainPattern).optional(),
   deny: z.array(domainPattern).optional(),
   noNetwork: z.boolean().optional(),
+  /** Open egress connections (HTTP requests and tunnels) one group may hold at once. */
+  maxConnections: z.number().int().min(1).max(4096).optional(),
 });
 
 const policyFileSchema = z.strictObject({
@@ -65,6 +70,8 @@ export interface GroupNetworkPolicy {
   noNetworkReason?: string;
   /** Normalised `host:port` targets that may be reached despite the address guard. */
   allowPrivateTargets: string[];
+  /** undefined = the egress proxy's default. */
+  maxConnections?: number;
 }
 
 export function networkPolicyPath(configDir: string): string {
@@ -141,6 +148,7 @@ export function policyForGroup(loaded: LoadedNetworkPolicy, folder: string): Gro
         ? 'the network policy file is invalid (see the host log); all egress is refused until it is fixed'
         : 'network access is disabled for this group by the network policy',
     allowPrivateTargets: (loaded.file.allowPrivateTargets ?? []).map(normalizeTarget),
+    maxConnections: own.maxConnections ?? base.maxConnections,
   };
 }
 

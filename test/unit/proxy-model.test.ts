@@ -97,6 +97,7 @@ describe('model proxy', () => {
       dailyTokenBudget: () => budget,
       onBudgetExceeded: (folder) => budgetNotices.push(folder),
       envFile: '/home/someone/nanoclaw/.env',
+      configDir: dir, // no network-policy.json: the open policy, requests pass unchanged
     };
     proxy = createModelProxyServer('family', deps);
     await new Promise<void>((resolve) => proxy.listen(socketPath, resolve));
@@ -349,6 +350,7 @@ describe('model proxy', () => {
       tokensUsedToday: () => 0,
       dailyTokenBudget: () => undefined,
       onBudgetExceeded: () => undefined,
+      configDir: dir,
       upstreamIdleTimeoutMs: 100,
     });
     const quietSocket = path.join(dir, 'quiet.sock');

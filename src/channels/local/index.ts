@@ -1,2 +1,0 @@
-export { LocalChannel, type LocalChannelDeps } from './local-channel.js';
-export type { ChatSummary, HistoryMessage } from './api.js';
