@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { isValidFolder, type Config } from './config.js';
 import { openStore, type Store } from './db/store.js';
 import { readSecrets } from './env-file.js';
@@ -16,10 +15,11 @@ import { formatOutbound } from './router.js';
 import { createGroupPolicy, senderAllowed, type ResolvedLimits } from './policy/group-policy.js';
 import { RateLimiter } from './policy/rate-limiter.js';
 import { ProxyManager } from './proxy/proxy-manager.js';
-import { ContainerRunner, writeCloseSentinel, writeIpcInput } from './sandbox/container-runner.js';
+import { writeClose, writeInput } from './ipc/to-agent.js';
+import { ContainerRunner } from './sandbox/container-runner.js';
 import { prepareContainerSkills } from './sandbox/container-skills.js';
 import { loadMountAllowlist } from './sandbox/mount-allowlist.js';
-import type { SandboxRuntime } from './sandbox/runtime.js';
+import { hostIsRoot, type SandboxRuntime } from './sandbox/runtime.js';
 import { TaskScheduler } from './scheduler/task-scheduler.js';
 import { writeTaskSnapshot } from './scheduler/task-snapshot.js';
 import { runTaskInSandbox } from './task-runner.js';
@@ -110,7 +110,7 @@ export class App {
             'This chat’s daily model budget is spent, so I can’t answer until it resets (midnight UTC).',
           );
       },
-      ...(process.getuid?.() === 0 ? { sandboxUid: 1000 } : {}),
+      ...(process.getuid?.() === 0 ? { sandboxUid: config.sandboxUid } : {}),
       ...(parts.modelUpstreamTimeoutMs ? { upstreamIdleTimeoutMs: parts.modelUpstreamTimeoutMs } : {}),
     });
     let runner: AgentRunner;
@@ -120,14 +120,14 @@ export class App {
         config,
         runtime: parts.runtime,
         allowlist: () => loadMountAllowlist(config.configDir),
-        prepare: async (group) => {
-          prepareContainerSkills(config, group.folder);
+        prepare: async (group, user) => {
+          prepareContainerSkills(config, group.folder, hostIsRoot() ? user : undefined);
           await this.proxies.ensureGroup(group.folder);
         },
       });
     } else throw new Error('App needs a sandbox runtime or a runner');
     this.runtime = parts.runtime;
-    this.runner = trackedRunner(config, runner, this.sandboxes);
+    this.runner = trackedRunner(runner, this.sandboxes);
 
     // Only a plain folder name is ever joined into an IPC path.
     const folderOf = (jid: string) => {
@@ -141,11 +141,11 @@ export class App {
       processMessages: (jid) => this.loop.processGroupMessages(jid),
       writeInput: (jid, text) => {
         const folder = folderOf(jid);
-        if (folder) writeIpcInput(config, folder, text);
+        if (folder) writeInput(config, folder, text);
       },
       writeClose: (jid) => {
         const folder = folderOf(jid);
-        if (folder) writeCloseSentinel(config, folder);
+        if (folder) writeClose(config, folder);
       },
       onGaveUp: (jid) => void this.failures.onGaveUp(jid),
     });
@@ -239,7 +239,7 @@ export class App {
       if (folder && group.folder !== folder && !group.isMain) continue;
       if (!isValidFolder(group.folder)) continue;
       try {
-        writeTaskSnapshot(this.config.ipcDir, group, tasks);
+        writeTaskSnapshot(this.config, group, tasks);
       } catch (err) {
         logger.warn({ group: group.folder, err }, 'cannot write task snapshot');
       }
@@ -249,7 +249,7 @@ export class App {
   writeGroupSnapshots(): void {
     const main = this.store.groups.main();
     try {
-      if (main) writeAvailableGroups(this.config.ipcDir, main, this.store);
+      if (main) writeAvailableGroups(this.config, main, this.store);
     } catch (err) {
       logger.warn({ group: main?.folder, err }, 'cannot write group snapshot');
     }
@@ -308,26 +308,10 @@ export class App {
   }
 }
 
-/**
- * Wraps the runner for two host-wide duties. Every sandbox starts with an empty input dir:
- * follow-ups piped into an earlier sandbox that died unread are already back in the prompt (the
- * cursor was rolled back), so reading them again would answer them twice. And the names of running
- * sandboxes are kept, so shutdown can stop those that outlive the grace period.
- */
-function trackedRunner(config: Config, runner: AgentRunner, running: Set<string>): AgentRunner {
+/** Keeps the names of running sandboxes, so shutdown can stop those that outlive the grace period. */
+function trackedRunner(runner: AgentRunner, running: Set<string>): AgentRunner {
   return {
     async run(group, input, hooks) {
-      if (isValidFolder(group.folder)) {
-        const dir = path.join(config.ipcDir, group.folder, 'input');
-        try {
-          for (const name of fs.readdirSync(dir))
-            if (name.endsWith('.json') || name.endsWith('.tmp'))
-              fs.rmSync(path.join(dir, name), { force: true });
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-            logger.warn({ group: group.folder, err }, 'cannot clear stale sandbox input');
-        }
-      }
       let name: string | undefined;
       try {
         return await runner.run(group, input, {

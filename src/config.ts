@@ -51,7 +51,20 @@ export interface Config {
    * tests lower it with NANOCLAW_MIN_TASK_INTERVAL_MS to watch repeated runs in seconds.
    */
   minTaskIntervalMs: number;
+  /** The uid (and gid) sandboxes run as when the host runs as root; see DEFAULT_SANDBOX_UID. */
+  sandboxUid: number;
 }
+
+/**
+ * A root host's sandboxes must not run as anyone's account: files they write, processes they
+ * start and sockets they may reach would be that person's. 61000 is above useradd's UID_MAX
+ * (60000 in login.defs, so no ordinary account gets it), below systemd's DynamicUser range
+ * (61184-65519) and nobody (65534), and far below the subordinate ranges rootless containers map
+ * (100000 and up). `doctor` checks that no account has it on this machine.
+ */
+export const DEFAULT_SANDBOX_UID = 61000;
+/** uid_t is unsigned 32-bit, but runtimes and user namespaces parse uids as signed ints. */
+const MAX_SANDBOX_UID = 2 ** 31 - 1;
 
 const intFromString = (name: string, min: number) =>
   z
@@ -74,6 +87,9 @@ const settingsSchema = z.object({
   LOCAL_CHANNEL_PORT: intFromString('LOCAL_CHANNEL_PORT', 0).default(7823),
   TZ: z.string().optional(),
   NANOCLAW_MIN_TASK_INTERVAL_MS: intFromString('NANOCLAW_MIN_TASK_INTERVAL_MS', 1000).default(60_000),
+  SANDBOX_UID: intFromString('SANDBOX_UID', 1)
+    .refine((n) => n <= MAX_SANDBOX_UID, `SANDBOX_UID must be at most ${MAX_SANDBOX_UID}`)
+    .default(DEFAULT_SANDBOX_UID),
 });
 
 export class ConfigError extends Error {}
@@ -132,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskCloseDelayMs: 10_000,
     shutdownGraceMs: 10_000,
     minTaskIntervalMs: s.NANOCLAW_MIN_TASK_INTERVAL_MS,
+    sandboxUid: s.SANDBOX_UID,
   };
 }
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isValidFolder, type Config } from './config.js';
+import { withSafeDir } from './safe-fs.js';
 import type { Store } from './db/store.js';
 import type { RegisteredGroup } from './types.js';
 
@@ -48,19 +49,16 @@ export function registerGroup(store: Store, config: Config, input: GroupRegistra
   return { ok: true, group };
 }
 
-/** groups/<folder>/ with a CLAUDE.md to start the group's memory; groups/global/ for shared memory. */
+/**
+ * groups/<folder>/ with a CLAUDE.md to start the group's memory; groups/global/ for shared memory.
+ * The group folder is the agent's: the memory file is created exclusively through safe-fs, so a
+ * planted link (even a dangling one) is left alone rather than written through.
+ */
 export function ensureGroupFolder(config: Config, group: RegisteredGroup): void {
-  const dir = path.join(config.groupsDir, group.folder);
-  fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
-  const memory = path.join(dir, 'CLAUDE.md');
-  if (!fs.existsSync(memory)) {
-    const template = path.join(config.projectRoot, 'groups', group.isMain ? 'main' : 'global', 'CLAUDE.md');
-    const fallback = `# ${group.name}\n\nMemory for this chat. ${config.assistantName} reads this file at the start of every run.\n`;
-    fs.writeFileSync(
-      memory,
-      fs.existsSync(template) && group.isMain ? fs.readFileSync(template, 'utf8') : fallback,
-    );
-  }
+  withSafeDir(config.groupsDir, [group.folder], { create: true }, (dir) => {
+    if (!dir.lstat('CLAUDE.md')) dir.createFile('CLAUDE.md', memoryTemplate(config, group));
+    dir.subdir('logs', { create: true, replace: true }).close();
+  });
   const globalDir = path.join(config.groupsDir, 'global');
   fs.mkdirSync(globalDir, { recursive: true });
   const globalMemory = path.join(globalDir, 'CLAUDE.md');
@@ -68,6 +66,17 @@ export function ensureGroupFolder(config: Config, group: RegisteredGroup): void 
   if (!fs.existsSync(globalMemory) && fs.existsSync(globalTemplate) && globalTemplate !== globalMemory) {
     fs.copyFileSync(globalTemplate, globalMemory);
   }
+}
+
+/**
+ * The project's template for main, else a short stub. When NANOCLAW_HOME is the project, the
+ * template would be main's own (agent-writable) memory file: then the stub is used.
+ */
+function memoryTemplate(config: Config, group: RegisteredGroup): string {
+  const template = path.join(config.projectRoot, 'groups', 'main', 'CLAUDE.md');
+  if (group.isMain && !template.startsWith(`${config.groupsDir}/`) && fs.existsSync(template))
+    return fs.readFileSync(template, 'utf8');
+  return `# ${group.name}\n\nMemory for this chat. ${config.assistantName} reads this file at the start of every run.\n`;
 }
 
 /** On a fresh home the local web chat is the main group, so a new user can talk right away. */

@@ -9,12 +9,16 @@ import { createGroupPolicy, groupPolicyPath } from '../policy/group-policy.js';
 import { loadNetworkPolicy, networkPolicyPath } from '../proxy/network-policy.js';
 import { buildRuntime, createRuntime, detectionOrder } from '../sandbox/detect.js';
 import { loadMountAllowlist } from '../sandbox/mount-allowlist.js';
+import { RuntimeUnavailableError, type SandboxRuntime } from '../sandbox/runtime.js';
+import { detectCgroupSupport, type CgroupSupport } from '../sandbox/runtimes/cgroup.js';
 import {
-  RuntimeUnavailableError,
-  SANDBOX_GID,
-  SANDBOX_UID,
-  type SandboxRuntime,
-} from '../sandbox/runtime.js';
+  permissionsCheck,
+  sandboxLimitsCheck,
+  sandboxUidCheck,
+  type AccountLookup,
+} from './doctor-sandbox.js';
+
+export { unreachableDirs } from './doctor-sandbox.js';
 
 export interface Check {
   name: string;
@@ -28,8 +32,12 @@ export interface Check {
 
 export interface DoctorOptions {
   platform?: NodeJS.Platform;
-  /** Whether the host runs as root (then bwrap sandboxes run as uid 1000 and need a way in). */
+  /** Whether the host runs as root (then sandboxes run as SANDBOX_UID, and bwrap's need a way in). */
   isRoot?: boolean;
+  /** Where bwrap would put sandbox cgroups (tests pass a fixed answer). */
+  cgroups?: () => CgroupSupport;
+  /** Who has a given uid or gid on this host (tests pass a fake). */
+  accounts?: AccountLookup;
 }
 
 /** Runs every check; each failing one says exactly what to do. Exit code 1 when any check fails. */
@@ -60,10 +68,13 @@ export async function collectChecks(config: Config, options: DoctorOptions = {})
 
   const runtime = await runtimeChecks(config, platform);
   checks.push(...runtime.checks);
-  // bwrap sandboxes of a root host run as uid 1000 and resolve their mounts with that uid.
+  if (platform === 'linux') checks.push(sandboxUidCheck(config, isRoot, options.accounts));
+  // bwrap sandboxes of a root host run as the sandbox uid and resolve their mounts with it.
   if (platform === 'linux' && isRoot && (runtime.kind === 'bwrap' || runtime.kind === undefined)) {
     checks.push(permissionsCheck(config));
   }
+  if (platform === 'linux' && runtime.kind === 'bwrap')
+    checks.push(sandboxLimitsCheck((options.cgroups ?? detectCgroupSupport)(), isRoot));
 
   checks.push(credentialsCheck(config));
   const linked = isWhatsAppLinked(config.authDir);
@@ -197,56 +208,6 @@ async function runtimeChecks(
     });
   }
   return { kind: runtime.kind, checks };
-}
-
-type StatFn = (p: string) => fs.Stats | undefined;
-const statOrUndefined: StatFn = (p) => fs.statSync(p, { throwIfNoEntry: false });
-
-/** Which permission bits apply to `who` for a file. */
-function bitsFor(stat: fs.Stats, who: { uid: number; gid: number }): number {
-  if (who.uid === 0) return 7;
-  if (stat.uid === who.uid) return (stat.mode >> 6) & 7;
-  if (stat.gid === who.gid) return (stat.mode >> 3) & 7;
-  return stat.mode & 7;
-}
-
-/**
- * The directories on the way to `target` that `who` cannot pass (no search permission), and the
- * target itself when it cannot be read. A path that does not exist yet is checked up to its
- * nearest existing ancestor (that is where it will be created).
- */
-export function unreachableDirs(
-  target: string,
-  who: { uid: number; gid: number },
-  stat: StatFn = statOrUndefined,
-): string[] {
-  const blocked: string[] = [];
-  const parts = path.resolve(target).split(path.sep).filter(Boolean);
-  for (let i = 0; i <= parts.length; i++) {
-    const dir = `/${parts.slice(0, i).join('/')}`;
-    const st = stat(dir);
-    if (!st) break;
-    const need = i === parts.length ? 5 : 1; // r-x on the target, --x on the way
-    if ((bitsFor(st, who) & need) !== need) blocked.push(dir);
-  }
-  return blocked;
-}
-
-function permissionsCheck(config: Config): Check {
-  const who = { uid: SANDBOX_UID, gid: SANDBOX_GID };
-  // The project (agent-runner at /app, main's view), the state, and Node itself are bound in.
-  const nodeBin = path.dirname(fs.realpathSync(process.execPath));
-  const targets = [...new Set([config.projectRoot, config.home, nodeBin])];
-  const blocked = [...new Set(targets.flatMap((t) => unreachableDirs(t, who)))];
-  return {
-    name: 'permissions',
-    ok: blocked.length === 0,
-    detail:
-      blocked.length === 0
-        ? `uid ${SANDBOX_UID} (the bwrap sandbox user) can reach ${targets.join(', ')}`
-        : `uid ${SANDBOX_UID} (the bwrap sandbox user) cannot pass ${blocked.join(', ')}`,
-    fix: `\`chmod o+rx ${blocked.join(' ')}\` — or keep the project and NANOCLAW_HOME outside /root (e.g. /srv/nanoclaw), or use Docker`,
-  };
 }
 
 function credentialsCheck(config: Config): Check {

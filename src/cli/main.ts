@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { ConfigError, loadConfig } from '../config.js';
 import { openStore } from '../db/store.js';
 
@@ -16,6 +17,7 @@ usage: nanoclaw <command> [options]
   tasks list|pause|resume|cancel <id>
                             scheduled tasks
   chat [--chat local:main]  talk to a group from the terminal through the local channel
+  open                      print the local chat link with its access token
   service install|uninstall|status
                             run in the background at login (systemd user unit / launchd agent)
 `;
@@ -97,6 +99,16 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`${err.message}\n`);
         return 1;
       }
+      return 0;
+    }
+    case 'open': {
+      const { readToken } = await import('../channels/local/token.js');
+      const token = readToken(path.join(config.dataDir, 'local-channel.token'));
+      if (!token) {
+        process.stderr.write('No local chat token yet: start the assistant once (npm start).\n');
+        return 1;
+      }
+      out.write(`http://127.0.0.1:${config.localChannelPort}/?token=${token}\n`);
       return 0;
     }
     case 'service': {

@@ -64,7 +64,8 @@ export async function createHost(
         ? [
             new whatsapp.WhatsAppChannel({
               authDir: config.authDir,
-              groupsDir: config.groupsDir,
+              ipcDir: config.ipcDir,
+              mediaTmpDir: path.join(config.dataDir, 'tmp'),
               assistantName: config.assistantName,
               assistantHasOwnNumber: config.assistantHasOwnNumber,
               callbacks,
@@ -76,6 +77,25 @@ export async function createHost(
         : []),
     ],
   });
+}
+
+/**
+ * The chat link carries the local channel's token, a credential: it goes to a terminal only, never
+ * into the log. Without a terminal (a service, output sent to a file or journald) the link is
+ * printed without its token; `nanoclaw open` prints it on demand.
+ */
+export function announceReady(
+  runtimeKind: string,
+  local: LocalChannel | undefined,
+  out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout,
+): void {
+  logger.info({ runtime: runtimeKind, localChatPort: local?.port }, 'NanoClaw ready');
+  if (!local) return;
+  if (out.isTTY) out.write(`NanoClaw is ready. Local chat: ${local.url()}\n`);
+  else
+    out.write(
+      `NanoClaw is ready. Local chat: http://127.0.0.1:${local.port}/ (run \`nanoclaw open\` for the link with its access token)\n`,
+    );
 }
 
 /** `nanoclaw start`: runs until SIGINT/SIGTERM, then shuts down gracefully and exits 0. */
@@ -101,9 +121,10 @@ export async function runStart(config: Config): Promise<number> {
   }
   const app = await createHost(config, runtime);
   await app.start();
-  const local = app.channels.find((c) => c instanceof LocalChannel) as LocalChannel | undefined;
-  logger.info({ runtime: runtime.kind, url: local?.url() }, 'NanoClaw ready');
-  if (local) process.stdout.write(`NanoClaw is ready. Local chat: ${local.url()}\n`);
+  announceReady(
+    runtime.kind,
+    app.channels.find((c) => c instanceof LocalChannel) as LocalChannel | undefined,
+  );
 
   const signal = await stopRequested;
   const started = Date.now();

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 
 /**
- * Files an agent writes into its IPC directory (data/ipc/<folder>/ on the host, /workspace/ipc in
- * the sandbox). Extra fields are ignored. The source group is never taken from a file: the host
+ * Files an agent writes into the agent-to-host part of its IPC (data/ipc/<folder>/from-agent/ on
+ * the host, /workspace/ipc in the sandbox). Extra fields are ignored. The source group is never taken from a file: the host
  * knows it from the directory the file was found in.
  */
 
@@ -51,10 +51,6 @@ export const ipcTaskSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('refresh_groups') }),
 ]);
 export type IpcTask = z.infer<typeof ipcTaskSchema>;
-
-/** input/*.json, written by the host into a running sandbox's IPC dir; `_close` ends the sandbox. */
-export const ipcInputSchema = z.object({ type: z.literal('message'), text: z.string() });
-export type IpcInput = z.infer<typeof ipcInputSchema>;
 
 /** Largest IPC file the host will read; bigger ones are quarantined unread. */
 export const MAX_IPC_FILE_BYTES = 1024 * 1024;

@@ -2,14 +2,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isValidFolder } from '../config.js';
 import { logger } from '../logger.js';
+import { SafeDir, UnsafeEntryError, withSafeDir } from '../safe-fs.js';
 import { MAX_IPC_FILE_BYTES } from './schemas.js';
 import type { IpcResult } from './message-handler.js';
+import { FROM_AGENT } from './to-agent.js';
 import type { RegisteredGroup } from '../types.js';
 
 export type IpcKind = 'messages' | 'tasks';
 
 /** Files handled between two turns of the event loop, so a flood never stalls the host. */
 const FILES_PER_TURN = 50;
+/** What the agent-runner writes (`<ms>-<rand>.json`), with room for hand-written names. */
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.json$/;
 
 export interface IpcWatcherDeps {
   ipcDir: string;
@@ -19,9 +23,12 @@ export interface IpcWatcherDeps {
 }
 
 /**
- * Finds IPC files written by sandboxes: fs.watch for speed, plus a slow poll because fs.watch can
- * miss events on some platforms and filesystems. Files are handled oldest first, one at a time per
- * directory; bad or refused ones are moved to data/ipc/errors/ and never crash the host.
+ * Finds IPC files written by sandboxes in data/ipc/<folder>/from-agent/{messages,tasks}/: fs.watch
+ * for speed, plus a slow poll because fs.watch can miss events on some platforms and filesystems.
+ * Everything there is the agent's, so it is read through safe-fs only: a link, FIFO or folder in
+ * place of a file (or of messages/ itself) is refused, never followed or waited on. Files are
+ * handled oldest first, one at a time per directory; bad or refused ones are copied to
+ * data/ipc/errors/ with the reason, removed, and never crash the host.
  */
 export class IpcWatcher {
   private watchers = new Map<string, fs.FSWatcher>();
@@ -55,10 +62,11 @@ export class IpcWatcher {
   syncWatchers(): void {
     for (const group of this.groups()) {
       for (const kind of ['messages', 'tasks'] as const) {
-        const dir = path.join(this.deps.ipcDir, group.folder, kind);
+        const dir = path.join(this.deps.ipcDir, group.folder, FROM_AGENT, kind);
         if (this.watchers.has(dir)) continue;
         try {
-          fs.mkdirSync(dir, { recursive: true });
+          // fs.watch only wakes a scan; the scan itself never trusts the path.
+          this.openKindDir(group, kind).close();
           const watcher = fs.watch(dir, () => this.scan(group, kind));
           watcher.on('error', (err) => {
             logger.warn({ dir, err }, 'ipc watch failed; the poll still covers it');
@@ -92,54 +100,65 @@ export class IpcWatcher {
   /** Handles every complete file in one group's dir; re-runs if new files arrived meanwhile. */
   scan(group: RegisteredGroup, kind: IpcKind): void {
     if (this.stopped) return;
-    const dir = path.join(this.deps.ipcDir, group.folder, kind);
+    const dir = `${group.folder}/${kind}`;
     if (this.busy.has(dir)) {
       this.again.add(dir);
       return;
     }
     this.busy.add(dir);
-    void this.drain(dir, group, kind).finally(() => {
+    void this.drain(group, kind).finally(() => {
       this.busy.delete(dir);
       if (this.again.delete(dir)) this.scan(group, kind);
     });
   }
 
-  private async drain(dir: string, group: RegisteredGroup, kind: IpcKind): Promise<void> {
+  /** from-agent/<kind>/, opened link-safely; a link or file in its place is replaced by a folder. */
+  private openKindDir(group: RegisteredGroup, kind: IpcKind): SafeDir {
+    return withSafeDir(this.deps.ipcDir, [group.folder, FROM_AGENT], { create: true }, (from) => {
+      const stat = from.lstat(kind);
+      if (stat && !stat.isDirectory())
+        logger.warn({ group: group.folder, kind }, 'ipc folder was not a folder; replaced, not followed');
+      return from.subdir(kind, { create: true, replace: true });
+    });
+  }
+
+  private async drain(group: RegisteredGroup, kind: IpcKind): Promise<void> {
+    let dir: SafeDir;
     let names: string[];
     try {
-      names = fs
-        .readdirSync(dir)
+      dir = this.openKindDir(group, kind);
+      names = dir
+        .list()
         .filter((n) => n.endsWith('.json'))
         .sort();
-    } catch {
+    } catch (err) {
+      logger.warn({ group: group.folder, kind, err: String(err) }, 'cannot read ipc folder');
       return;
     }
-    let handled = 0;
-    for (const name of names) {
-      if (this.stopped) return;
-      await this.processFile(path.join(dir, name), group, kind);
-      if (++handled % FILES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+    try {
+      let handled = 0;
+      for (const name of names) {
+        if (this.stopped) return;
+        await this.processFile(dir, name, group, kind);
+        if (++handled % FILES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      dir.close();
     }
   }
 
-  async processFile(file: string, group: RegisteredGroup, kind: IpcKind): Promise<void> {
+  async processFile(dir: SafeDir, name: string, group: RegisteredGroup, kind: IpcKind): Promise<void> {
     let payload: unknown;
+    let bytes: Buffer | undefined;
     try {
-      const stat = fs.lstatSync(file);
-      if (!stat.isFile()) return this.quarantine(file, group, kind, 'not a regular file');
-      if (stat.size > MAX_IPC_FILE_BYTES) {
-        return this.quarantine(
-          file,
-          group,
-          kind,
-          `file is ${stat.size} bytes; the limit is ${MAX_IPC_FILE_BYTES}`,
-        );
-      }
-      const text = fs.readFileSync(file, 'utf8');
-      payload = JSON.parse(text);
+      if (!FILE_NAME.test(name)) throw new UnsafeEntryError(name, 'name not allowed');
+      bytes = dir.readFile(name, MAX_IPC_FILE_BYTES);
+      if (bytes === undefined) return;
+      payload = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      return this.quarantine(file, group, kind, `unreadable JSON: ${(err as Error).message}`);
+      const reason =
+        err instanceof UnsafeEntryError ? err.reason : `unreadable JSON: ${(err as Error).message}`;
+      return this.quarantine(dir, name, group, kind, reason, bytes);
     }
     let result: IpcResult;
     try {
@@ -147,35 +166,48 @@ export class IpcWatcher {
     } catch (err) {
       result = { ok: false, error: `handler failed: ${(err as Error).message}` };
     }
-    if (!result.ok) return this.quarantine(file, group, kind, result.error);
+    if (!result.ok) return this.quarantine(dir, name, group, kind, result.error, bytes);
     try {
-      fs.unlinkSync(file);
-    } catch {
-      /* already gone */
+      dir.remove(name);
+    } catch (err) {
+      logger.warn({ group: group.folder, name, err: String(err) }, 'cannot remove handled ipc file');
     }
   }
 
-  private quarantine(file: string, group: RegisteredGroup, kind: IpcKind, reason: string): void {
-    const errorsDir = path.join(this.deps.ipcDir, 'errors');
-    // Unique even for same-named files of one group arriving within a millisecond: renaming onto
-    // an earlier one would silently drop the evidence.
-    const stem = `${group.folder}-${kind}-${Date.now()}`;
-    const taken = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
-    let target = path.join(errorsDir, `${stem}-${path.basename(file)}`);
-    for (let n = 1; taken(target) || taken(`${target}.reason.txt`); n++)
-      target = path.join(errorsDir, `${stem}.${n}-${path.basename(file)}`);
-    logger.warn({ group: group.folder, file: path.basename(file), reason }, 'ipc file refused');
+  /**
+   * Keeps the evidence in data/ipc/errors/ (host-owned): the bytes read, never the agent's entry
+   * itself, which is removed without being followed.
+   */
+  private quarantine(
+    dir: SafeDir,
+    name: string,
+    group: RegisteredGroup,
+    kind: IpcKind,
+    reason: string,
+    bytes: Buffer | undefined,
+  ): void {
+    logger.warn({ group: group.folder, file: name, reason }, 'ipc file refused');
     try {
-      fs.mkdirSync(errorsDir, { recursive: true });
-      fs.renameSync(file, target);
-      fs.writeFileSync(`${target}.reason.txt`, `${reason}\n`);
+      dir.remove(name);
     } catch (err) {
-      logger.error({ file, err }, 'cannot quarantine ipc file; deleting it');
-      try {
-        fs.rmSync(file, { force: true });
-      } catch {
-        /* nothing else to do */
-      }
+      logger.error({ group: group.folder, name, err: String(err) }, 'cannot remove refused ipc file');
+    }
+    try {
+      withSafeDir(this.deps.ipcDir, ['errors'], { create: true }, (errors) => {
+        // Unique even for same-named files of one group arriving within a millisecond: an earlier
+        // one must not be overwritten.
+        const stem = `${group.folder}-${kind}-${Date.now()}`;
+        const safeName = name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128);
+        for (let n = 0; n < 1000; n++) {
+          const target = `${stem}${n ? `.${n}` : ''}-${safeName}`;
+          if (errors.lstat(target) || errors.lstat(`${target}.reason.txt`)) continue;
+          errors.createFile(target, bytes ?? '', 0o600);
+          errors.createFile(`${target}.reason.txt`, `${reason}\n`, 0o600);
+          return;
+        }
+      });
+    } catch (err) {
+      logger.error({ group: group.folder, name, err: String(err) }, 'cannot quarantine ipc file');
     }
   }
 }

@@ -81,10 +81,15 @@ export class ProxyManager {
   private async startGroup(folder: string): Promise<GroupProxies> {
     if (!isValidFolder(folder)) throw new Error(`invalid group folder name: ${JSON.stringify(folder)}`);
     const dir = this.socketDir(folder);
-    await fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
-    // mkdir's mode is filtered by umask and ignored for an existing dir; the sandbox user must traverse it.
+    // Two steps: a recursive mkdir gives its mode to every parent it creates, and those must stay
+    // traversable (bwrap resolves the bind source as the sandbox user).
+    await fs.promises.mkdir(this.deps.proxyDir, { recursive: true, mode: 0o755 });
+    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    // mkdir's mode is filtered by umask and ignored for an existing dir. The group's own folder is
+    // the sandbox user's alone, so no other local account can reach the sockets, which spend the
+    // owner's model budget and egress as the host.
     await fs.promises.chmod(this.deps.proxyDir, 0o755);
-    await fs.promises.chmod(dir, 0o755);
+    await fs.promises.chmod(dir, 0o700);
     if (this.deps.sandboxUid !== undefined) await chownQuietly(dir, this.deps.sandboxUid);
 
     const group: GroupProxies = { servers: [] };
@@ -98,6 +103,8 @@ export class ProxyManager {
         const sockets = trackSockets(server);
         await listenOnUnixSocket(server, socketPath, this.deps.sandboxUid);
         group.servers.push({ server, sockets, socketPath });
+        // Connecting needs write permission on the socket: the sandbox user (its owner) and root.
+        await fs.promises.chmod(socketPath, 0o600);
       }
     } catch (err) {
       for (const { server, sockets, socketPath } of group.servers) {

@@ -2,9 +2,9 @@ import type { ChildProcess } from 'node:child_process';
 import { isValidFolder, type Config } from '../config.js';
 import { logger } from '../logger.js';
 import type { AgentInput, AgentOutput, AgentRunHooks, AgentRunner, RegisteredGroup } from '../types.js';
-import { clearCloseSentinel, writeCloseSentinel } from './ipc-input.js';
+import { clearInput, writeClose } from '../ipc/to-agent.js';
 import { validateAdditionalMounts, type MountAllowlist } from './mount-allowlist.js';
-import { buildMountPlan, CONTAINER_PATHS, groupPaths, prepareGroupDirs } from './mount-plan.js';
+import { buildMountPlan, CONTAINER_PATHS, prepareGroupDirs } from './mount-plan.js';
 import { writeRunLog } from './run-log.js';
 import {
   GROUP_LABEL,
@@ -16,15 +16,13 @@ import {
 } from './runtime.js';
 import { superviseSandbox, type SandboxRunOutcome } from './sandbox-run.js';
 
-export { writeCloseSentinel, writeIpcInput } from './ipc-input.js';
-
 export interface ContainerRunnerDeps {
   config: Config;
   runtime: SandboxRuntime;
   /** Read at every run, so edits to the allowlist apply without a restart. */
   allowlist: () => MountAllowlist | null;
   /** Runs before the sandbox starts, e.g. to open the group's proxy sockets. */
-  prepare?(group: RegisteredGroup): Promise<void>;
+  prepare?(group: RegisteredGroup, user: { uid: number; gid: number }): Promise<void>;
   now?: () => number;
   /** Replaces the image's command (tests run small scripts instead of the agent). */
   command?: string[];
@@ -85,7 +83,6 @@ export class ContainerRunner implements AgentRunner {
     if (!isValidFolder(group.folder)) return fail(`Invalid group folder: ${group.folder}`);
     const startedAt = this.now();
     const name = `nanoclaw-${group.folder}-${startedAt}`;
-    const paths = groupPaths(config, group.folder);
     const idleTimeoutMs = config.idleTimeoutMs;
     const hardTimeoutMs = Math.max(
       group.containerConfig?.timeoutMs ?? config.containerTimeoutMs,
@@ -94,10 +91,10 @@ export class ContainerRunner implements AgentRunner {
 
     let spec: SandboxSpec;
     try {
-      const user = sandboxUser();
+      const user = sandboxUser(config);
       prepareGroupDirs(group, config, user);
-      clearCloseSentinel(config, group.folder);
-      await this.deps.prepare?.(group);
+      clearInput(config, group.folder);
+      await this.deps.prepare?.(group, user);
       const extras = validateAdditionalMounts(
         group.containerConfig?.additionalMounts ?? [],
         this.deps.allowlist(),
@@ -148,14 +145,15 @@ export class ContainerRunner implements AgentRunner {
         idleTimeoutMs,
         hardTimeoutMs,
         closeAfterFirstOutputMs: input.isScheduledTask ? config.taskCloseDelayMs : null,
-        writeClose: () => writeCloseSentinel(config, group.folder),
+        writeClose: () => writeClose(config, group.folder),
       });
       result = finalOutput(outcome, hardTimeoutMs);
     }
 
     const durationMs = this.now() - startedAt;
     writeRunLog({
-      logsDir: paths.logsDir,
+      groupsDir: config.groupsDir,
+      folder: group.folder,
       sandboxName: name,
       runtime: runtime.kind,
       startedAt,

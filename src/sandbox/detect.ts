@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Config, RuntimeKind } from '../config.js';
 import { logger } from '../logger.js';
-import { RuntimeUnavailableError, type SandboxRuntime } from './runtime.js';
+import { RuntimeUnavailableError, sandboxUser, type SandboxRuntime } from './runtime.js';
 import { AppleContainerRuntime } from './runtimes/apple.js';
 import { BwrapRuntime } from './runtimes/bwrap.js';
 import { DockerRuntime } from './runtimes/docker.js';
@@ -13,17 +13,20 @@ export function agentRunnerDir(config: Config): string {
 }
 
 export function buildRuntime(kind: RuntimeKind, config: Config): SandboxRuntime {
+  // The sandbox user's passwd/group files live with the rest of the host's state.
+  const accountsDir = path.join(config.dataDir, 'sandbox-accounts');
   switch (kind) {
     case 'docker':
-      return new DockerRuntime();
+      return new DockerRuntime({ accountsDir });
     case 'podman':
-      return new PodmanRuntime();
+      return new PodmanRuntime({ accountsDir });
     case 'apple':
       return new AppleContainerRuntime();
     case 'bwrap':
       return new BwrapRuntime({
         agentRunnerDir: agentRunnerDir(config),
         requiredPaths: [config.projectRoot, config.home],
+        user: sandboxUser(config),
       });
   }
 }

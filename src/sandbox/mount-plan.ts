@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
+import { FROM_AGENT, INPUT_DIR, MEDIA_DIR, TO_AGENT } from '../ipc/to-agent.js';
+import { SafeDir, withSafeDir } from '../safe-fs.js';
 import type { RegisteredGroup } from '../types.js';
 import { hostIsRoot, SANDBOX_HOME, type MountSpec } from './runtime.js';
 
@@ -8,6 +10,7 @@ export const CONTAINER_PATHS = {
   group: '/workspace/group',
   global: '/workspace/global',
   ipc: '/workspace/ipc',
+  inbox: '/workspace/inbox',
   session: `${SANDBOX_HOME}/.claude`,
   proxy: '/run/nanoclaw',
   project: '/workspace/project',
@@ -18,11 +21,13 @@ export function groupPaths(config: Config, folder: string) {
   const ipcDir = path.join(config.ipcDir, folder);
   return {
     groupDir: path.join(config.groupsDir, folder),
-    logsDir: path.join(config.groupsDir, folder, 'logs'),
     globalDir: path.join(config.groupsDir, 'global'),
+    /** Host-owned; never mounted. Holds the two parts below. */
     ipcDir,
-    ipcSubdirs: ['messages', 'tasks', 'input'].map((sub) => path.join(ipcDir, sub)),
-    inputDir: path.join(ipcDir, 'input'),
+    /** Agent to host: messages/ and tasks/, the only IPC an agent writes. */
+    fromAgentDir: path.join(ipcDir, FROM_AGENT),
+    /** Host to agent: input/, media/, snapshots; mounted read-only. */
+    toAgentDir: path.join(ipcDir, TO_AGENT),
     sessionRoot: path.join(config.sessionsDir, folder),
     sessionDir: path.join(config.sessionsDir, folder, '.claude'),
     proxyDir: path.join(config.proxyDir, folder),
@@ -65,7 +70,8 @@ export function buildMountPlan(group: RegisteredGroup, config: Config, extra: Mo
   const plan: MountSpec[] = [
     { hostPath: p.groupDir, containerPath: CONTAINER_PATHS.group, readonly: false },
     { hostPath: p.globalDir, containerPath: CONTAINER_PATHS.global, readonly: true },
-    { hostPath: p.ipcDir, containerPath: CONTAINER_PATHS.ipc, readonly: false },
+    { hostPath: p.fromAgentDir, containerPath: CONTAINER_PATHS.ipc, readonly: false },
+    { hostPath: p.toAgentDir, containerPath: CONTAINER_PATHS.inbox, readonly: true },
     { hostPath: p.sessionDir, containerPath: CONTAINER_PATHS.session, readonly: false },
     { hostPath: p.proxyDir, containerPath: CONTAINER_PATHS.proxy, readonly: true },
   ];
@@ -85,25 +91,12 @@ export function buildMountPlan(group: RegisteredGroup, config: Config, extra: Mo
   return [...plan, ...extra];
 }
 
-/** A directory the host writes into must be a real one, not a link an agent planted. */
-function ensureRealDir(dir: string): void {
-  const stat = fs.lstatSync(dir, { throwIfNoEntry: false });
-  if (stat && !stat.isDirectory()) fs.rmSync(dir, { force: true });
-  fs.mkdirSync(dir, { recursive: true });
-}
-
-function chownTree(dir: string, uid: number, gid: number): void {
-  const stat = fs.lstatSync(dir, { throwIfNoEntry: false });
-  if (!stat) return;
-  if (stat.uid !== uid || stat.gid !== gid) fs.lchownSync(dir, uid, gid);
-  if (!stat.isDirectory()) return; // lstat: symlinks are never followed
-  for (const entry of fs.readdirSync(dir)) chownTree(path.join(dir, entry), uid, gid);
-}
-
 /**
- * Creates the group's directories (and, for main, the masked paths: a mask needs something to sit
- * on). When the host runs as root the writable ones are handed to the sandbox user, so the agent
- * can write and nothing it makes is root-owned. lchown throughout: an agent may plant symlinks.
+ * Creates the group's folders (and, for main, the masked paths: a mask needs something to sit
+ * on). The group folder, the agent-to-host IPC part and the session dir can hold anything an
+ * agent left there, so they are only touched through safe-fs. When the host runs as root, those
+ * three are handed to the sandbox user (so the agent can write and nothing it makes is
+ * root-owned); data/ipc/<folder> and the host-to-agent part stay the host's.
  */
 export function prepareGroupDirs(
   group: RegisteredGroup,
@@ -111,21 +104,42 @@ export function prepareGroupDirs(
   sandbox: { uid: number; gid: number },
 ): void {
   const p = groupPaths(config, group.folder);
-  for (const dir of [p.groupDir, p.globalDir, p.ipcDir, p.sessionDir, p.proxyDir])
-    fs.mkdirSync(dir, { recursive: true });
-  for (const dir of [p.logsDir, ...p.ipcSubdirs]) ensureRealDir(dir);
+  fs.mkdirSync(p.globalDir, { recursive: true });
+  fs.mkdirSync(p.proxyDir, { recursive: true });
+  const handOver = hostIsRoot() && sandbox.uid !== 0;
+  const own = (dir: SafeDir) => {
+    if (!handOver) return;
+    const self = dir.stat();
+    if (self.uid !== sandbox.uid || self.gid !== sandbox.gid) {
+      // Another sandbox uid (or an older version) owned it: hand over the whole tree, once.
+      dir.chownSelf(sandbox.uid, sandbox.gid);
+      dir.chownTree(sandbox.uid, sandbox.gid);
+      return;
+    }
+    // Deep trees (cloned repos) are the agent's own already; the host adds only top-level files.
+    for (const entry of dir.list()) {
+      const stat = entry === 'logs' ? undefined : dir.lstat(entry);
+      if (stat && stat.uid !== sandbox.uid) dir.chown(entry, sandbox.uid, sandbox.gid);
+    }
+  };
+  withSafeDir(config.groupsDir, [group.folder], { create: true }, own);
+  withSafeDir(config.sessionsDir, [group.folder, '.claude'], { create: true }, own);
+  withSafeDir(config.ipcDir, [group.folder], { create: true }, (ipc) => {
+    // Older versions mounted this folder read-write: take it back.
+    if (hostIsRoot()) ipc.chownSelf(0, 0, 0o755);
+    ipc.withSubdir(FROM_AGENT, { create: true, replace: true }, (from) => {
+      for (const kind of ['messages', 'tasks']) from.subdir(kind, { create: true, replace: true }).close();
+      own(from);
+    });
+    ipc.withSubdir(TO_AGENT, { create: true, replace: true }, (to) => {
+      if (hostIsRoot()) to.chownSelf(0, 0, 0o755);
+      for (const sub of [INPUT_DIR, MEDIA_DIR]) to.subdir(sub, { create: true, replace: true }).close();
+    });
+  });
   if (group.isMain) {
     for (const mask of projectMasks(config)) {
       if (mask.kind === 'dir') fs.mkdirSync(mask.hostPath, { recursive: true });
       else if (!fs.existsSync(mask.hostPath)) fs.writeFileSync(mask.hostPath, '', { mode: 0o600 });
     }
   }
-  if (!hostIsRoot() || sandbox.uid === 0) return;
-  const { uid, gid } = sandbox;
-  // The group folder's top level only: deep trees (cloned repos) are the agent's own already.
-  fs.lchownSync(p.groupDir, uid, gid);
-  for (const entry of fs.readdirSync(p.groupDir))
-    if (entry !== 'logs') fs.lchownSync(path.join(p.groupDir, entry), uid, gid);
-  for (const dir of [p.ipcDir, ...p.ipcSubdirs]) fs.lchownSync(dir, uid, gid);
-  chownTree(p.sessionRoot, uid, gid);
 }

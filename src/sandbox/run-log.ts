@@ -1,12 +1,12 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { logger } from '../logger.js';
+import { withSafeDir } from '../safe-fs.js';
 import type { AgentInput, AgentOutput } from '../types.js';
 import type { MountSpec } from './runtime.js';
 import type { SandboxRunOutcome } from './sandbox-run.js';
 
 export interface RunLogEntry {
-  logsDir: string;
+  groupsDir: string;
+  folder: string;
   sandboxName: string;
   runtime: string;
   startedAt: number;
@@ -58,21 +58,22 @@ function render(entry: RunLogEntry): string {
 }
 
 /**
- * One file per run in groups/<folder>/logs/. The agent can write into its group folder, so the
- * logs dir is checked not to be a planted symlink and the file is created exclusively.
+ * One file per run in groups/<folder>/logs/. The group folder is the agent's, so the logs folder
+ * and the file are reached through safe-fs: a planted link is replaced, never written through.
  */
 export function writeRunLog(entry: RunLogEntry): string | null {
   try {
-    const stat = fs.lstatSync(entry.logsDir, { throwIfNoEntry: false });
-    if (stat && !stat.isDirectory()) fs.rmSync(entry.logsDir, { force: true });
-    fs.mkdirSync(entry.logsDir, { recursive: true });
-    const stamp = new Date(entry.startedAt).toISOString().replace(/:/g, '-');
-    let file = path.join(entry.logsDir, `${stamp}.log`);
-    for (let n = 1; fs.existsSync(file); n++) file = path.join(entry.logsDir, `${stamp}-${n}.log`);
-    fs.writeFileSync(file, render(entry), { flag: 'wx', mode: 0o644 });
-    return file;
+    return withSafeDir(entry.groupsDir, [entry.folder, 'logs'], { create: true, replace: true }, (logs) => {
+      const stamp = new Date(entry.startedAt).toISOString().replace(/:/g, '-');
+      const text = render(entry);
+      for (let n = 0; n < 100; n++) {
+        const name = n === 0 ? `${stamp}.log` : `${stamp}-${n}.log`;
+        if (logs.createFile(name, text)) return `${logs.path}/${name}`;
+      }
+      throw new Error('no free log name');
+    });
   } catch (err) {
-    logger.warn({ logsDir: entry.logsDir, err: String(err) }, 'could not write run log');
+    logger.warn({ group: entry.folder, err: String(err) }, 'could not write run log');
     return null;
   }
 }

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import type { RuntimeKind } from '../config.js';
+import type { Config, RuntimeKind } from '../config.js';
 
 export interface MountSpec {
   hostPath: string;
@@ -21,7 +21,7 @@ export interface SandboxSpec {
   workdir: string;
   labels: Record<string, string>;
   /** uid:gid to run as */
-  user?: { uid: number; gid: number };
+  user?: SandboxUser;
   /** Replaces the image's own command (the agent-runner); tests run small scripts this way. */
   command?: string[];
 }
@@ -54,19 +54,42 @@ export class RuntimeUnavailableError extends Error {
 export const INSTANCE_LABEL = 'nanoclaw.instance';
 export const GROUP_LABEL = 'nanoclaw.group';
 
-/** The unprivileged user agents run as when the host itself runs as root. */
-export const SANDBOX_UID = 1000;
-export const SANDBOX_GID = 1000;
 export const SANDBOX_HOME = '/home/node';
 
+export interface SandboxUser {
+  uid: number;
+  gid: number;
+}
+
 /**
- * Who a sandbox runs as on the host. As root we drop to 1000 so nothing the agent writes is
- * root-owned; as an ordinary user we keep that user, so its files stay manageable by the owner.
+ * Who a sandbox runs as on the host. As root, the configured SANDBOX_UID (by default a uid no
+ * account has, see config.ts), so nothing the agent writes is root-owned or belongs to a real
+ * person; as an ordinary user, that user, so its files stay manageable by their owner.
  */
-export function sandboxUser(): { uid: number; gid: number } {
-  const uid = process.getuid?.() ?? SANDBOX_UID;
-  const gid = process.getgid?.() ?? SANDBOX_GID;
-  return uid === 0 ? { uid: SANDBOX_UID, gid: SANDBOX_GID } : { uid, gid };
+export function sandboxUser(config: Pick<Config, 'sandboxUid'>): SandboxUser {
+  const uid = process.getuid?.();
+  const gid = process.getgid?.();
+  if (uid === undefined || gid === undefined || uid === 0)
+    return { uid: config.sandboxUid, gid: config.sandboxUid };
+  return { uid, gid };
+}
+
+/**
+ * The passwd and group files a sandbox sees: its own user as "node" with the image's home, so
+ * tools that look the user up (os.userInfo(), the shell, git) work for any uid, and nothing of
+ * the host's or the image's accounts shows.
+ */
+export function sandboxAccountFiles(user: SandboxUser): { passwd: string; group: string } {
+  const passwd = [
+    'root:x:0:0:root:/root:/usr/sbin/nologin',
+    `node:x:${user.uid}:${user.gid}:node:${SANDBOX_HOME}:/bin/sh`,
+    'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+  ];
+  const group = ['root:x:0:', `node:x:${user.gid}:`, 'nogroup:x:65534:'];
+  // A host user whose own uid is 0 or 65534 must not get a second line for it.
+  if (user.uid === 0 || user.uid === 65534) passwd.splice(1, 1);
+  if (user.gid === 0 || user.gid === 65534) group.splice(1, 1);
+  return { passwd: `${passwd.join('\n')}\n`, group: `${group.join('\n')}\n` };
 }
 
 export function hostIsRoot(): boolean {

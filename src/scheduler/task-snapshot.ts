@@ -1,8 +1,8 @@
-import fs from 'node:fs';
-import path from 'node:path';
+import type { Config } from '../config.js';
+import { writeSnapshot } from '../ipc/to-agent.js';
 import type { RegisteredGroup, ScheduledTask } from '../types.js';
 
-/** One task as the agent sees it in /workspace/ipc/current_tasks.json (read by `list_tasks`). */
+/** One task as the agent sees it in /workspace/inbox/current_tasks.json (read by `list_tasks`). */
 export interface TaskSnapshotEntry {
   id: string;
   groupFolder: string;
@@ -36,15 +36,11 @@ export function buildTaskSnapshot(group: RegisteredGroup, tasks: ScheduledTask[]
     }));
 }
 
-/**
- * Writes `<ipcDir>/<folder>/current_tasks.json`. Written to a temporary name and renamed, so an
- * agent reading it mid-write sees the old list or the new one, never half of one.
- */
-export function writeTaskSnapshot(ipcDir: string, group: RegisteredGroup, tasks: ScheduledTask[]): void {
-  const dir = path.join(ipcDir, group.folder);
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, 'current_tasks.json');
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(buildTaskSnapshot(group, tasks), null, 2) + '\n');
-  fs.renameSync(tmp, file);
+/** current_tasks.json in the group's host-to-agent IPC part. */
+export function writeTaskSnapshot(
+  config: Pick<Config, 'ipcDir'>,
+  group: RegisteredGroup,
+  tasks: ScheduledTask[],
+): void {
+  writeSnapshot(config, group.folder, 'current_tasks.json', buildTaskSnapshot(group, tasks));
 }

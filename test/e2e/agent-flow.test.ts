@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SANDBOX_UID } from '../../src/config.js';
 import { registerGroup } from '../../src/groups.js';
+import { sandboxUser } from '../../src/sandbox/runtime.js';
 import { allUserText } from '../fixtures/mock-anthropic.js';
 import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 import { scenarioScript } from '../helpers/scenario-script.js';
@@ -24,7 +26,8 @@ describe.each(['docker', 'bwrap'] as const)('message → sandbox → SDK → rep
     const res = await host.post('local:main', 'RUN: echo from-sandbox > proof.txt && id -u && hostname');
     expect(res.status).toBe(202);
     const answer = await host.reply('local:main', (t) => t.startsWith('RESULT:'));
-    expect(answer).toContain('1000');
+    // The sandbox uid (61000 under a root host), not a real user's such as 1000.
+    expect(answer).toMatch(new RegExp(`\\b${sandboxUser({ sandboxUid: DEFAULT_SANDBOX_UID }).uid}\\b`));
     expect(fs.readFileSync(path.join(host.home, 'groups', 'main', 'proof.txt'), 'utf8')).toBe(
       'from-sandbox\n',
     );
@@ -84,8 +87,8 @@ describe.each(['docker', 'bwrap'] as const)('message → sandbox → SDK → rep
     const answer = await host.reply('local:work', (t) => t.startsWith('RESULT:'));
     // Only its own folder, global memory and its IPC dir: no project, no other group, no state dirs.
     // (the image has an empty /workspace/extra for allowlisted mounts; bwrap creates it only when used)
-    expect(answer).toMatch(/WS=(extra,)?global,group,ipc,\n/);
-    expect(answer).toMatch(/UP=(extra,)?global,group,ipc,\n/);
+    expect(answer).toMatch(/WS=(extra,)?global,group,inbox,ipc,\n/);
+    expect(answer).toMatch(/UP=(extra,)?global,group,inbox,ipc,\n/);
     expect(answer).toContain('FIND=0');
     expect(answer).toContain('ENV=0');
     expect(answer).toContain('NET=lo,');
@@ -98,7 +101,7 @@ describe.each(['docker', 'bwrap'] as const)('message → sandbox → SDK → rep
     );
     await host.reply('local:work', (t) => t.startsWith('RESULT:'));
     // The MCP server always writes the group's own chat; a forged file is refused by the host.
-    const forged = path.join(host.home, 'data', 'ipc', 'work', 'messages', '999-forged.json');
+    const forged = path.join(host.home, 'data', 'ipc', 'work', 'from-agent', 'messages', '999-forged.json');
     fs.writeFileSync(forged, JSON.stringify({ type: 'message', chatJid: 'local:family', text: 'forged' }));
     await expect.poll(() => fs.existsSync(forged), { timeout: 10_000 }).toBe(false);
     expect(host.assistantTexts('local:family')).toEqual([]);

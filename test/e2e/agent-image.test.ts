@@ -38,6 +38,7 @@ interface Sandbox {
   groupDir: string;
   globalDir: string;
   ipcDir: string;
+  inboxDir: string;
   sessionsDir: string;
   proxyDir: string;
 }
@@ -49,25 +50,26 @@ function makeSandbox(): Sandbox {
     groupDir: path.join(root, 'group'),
     globalDir: path.join(root, 'global'),
     ipcDir: path.join(root, 'ipc'),
+    inboxDir: path.join(root, 'inbox'),
     sessionsDir: path.join(root, 'home/.claude'),
     proxyDir: path.join(root, 'proxy'),
   };
   for (const dir of [sb.groupDir, sb.globalDir, sb.sessionsDir, sb.proxyDir])
     fs.mkdirSync(dir, { recursive: true });
-  for (const sub of ['input', 'messages', 'tasks'])
-    fs.mkdirSync(path.join(sb.ipcDir, sub), { recursive: true });
+  for (const sub of ['messages', 'tasks']) fs.mkdirSync(path.join(sb.ipcDir, sub), { recursive: true });
+  fs.mkdirSync(path.join(sb.inboxDir, 'input'), { recursive: true });
   // The sandbox user is uid 1000; as root here, hand it the writable dirs.
   if (IS_ROOT) execFileSync('chown', ['-R', '1000:1000', sb.groupDir, sb.ipcDir, sb.sessionsDir]);
   return sb;
 }
 
 function writeInput(sb: Sandbox, text: string): void {
-  const file = path.join(sb.ipcDir, 'input', `${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
+  const file = path.join(sb.inboxDir, 'input', `${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
   fs.writeFileSync(`${file}.tmp`, JSON.stringify({ type: 'message', text }));
   fs.renameSync(`${file}.tmp`, file);
 }
 
-const closeRun = (sb: Sandbox) => fs.writeFileSync(path.join(sb.ipcDir, 'input', '_close'), '');
+const closeRun = (sb: Sandbox) => fs.writeFileSync(path.join(sb.inboxDir, 'input', '_close'), '');
 
 async function waitFor<T>(what: string, probe: () => T | undefined, ms: number, diag = () => ''): Promise<T> {
   const deadline = Date.now() + ms;
@@ -106,6 +108,8 @@ function startRun(mode: 'docker' | 'host', sb: Sandbox, input: AgentInput | stri
           '-v',
           `${sb.ipcDir}:/workspace/ipc`,
           '-v',
+          `${sb.inboxDir}:/workspace/inbox:ro`,
+          '-v',
           `${sb.sessionsDir}:/home/node/.claude`,
           '-v',
           `${sb.proxyDir}:/run/nanoclaw:ro`,
@@ -119,6 +123,7 @@ function startRun(mode: 'docker' | 'host', sb: Sandbox, input: AgentInput | stri
             NANOCLAW_GROUP_DIR: sb.groupDir,
             NANOCLAW_GLOBAL_DIR: sb.globalDir,
             NANOCLAW_IPC_DIR: sb.ipcDir,
+            NANOCLAW_INBOX_DIR: sb.inboxDir,
             NANOCLAW_PROXY_DIR: sb.proxyDir,
             NANOCLAW_EXTRA_DIR: path.join(sb.root, 'extra'),
           },
@@ -326,7 +331,8 @@ describe('agent-runner on this machine (path overrides)', () => {
     const system = JSON.stringify(mock.requests.find((r) => isAgentTurn(r.body))?.body.system);
     expect(system).toContain('GLOBAL-MEMORY-MARKER');
     expect(run.outputs.at(-1)).toMatchObject({ status: 'success', result: 'seen: true' });
-    expect(fs.readdirSync(path.join(sb.ipcDir, 'input'))).toEqual([]);
+    // The inbox is the host's: the runner remembers what it read and deletes nothing.
+    expect(fs.readdirSync(path.join(sb.inboxDir, 'input'))).toHaveLength(2);
   }, 120_000);
 
   it('joins a follow-up that arrives mid-turn to the running query and answers it too', async () => {

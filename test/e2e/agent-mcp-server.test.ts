@@ -104,6 +104,7 @@ describe('nanoclaw MCP server (stdio)', () => {
       NANOCLAW_GROUP_FOLDER: isMain ? 'main' : 'family',
       NANOCLAW_IS_MAIN: isMain ? '1' : '0',
       NANOCLAW_IPC_DIR: ipcDir,
+      NANOCLAW_INBOX_DIR: ipcDir,
     };
     return { env, tasks: () => readDir(path.join(ipcDir, 'tasks')) };
   }

@@ -45,7 +45,7 @@ describe('send_message flood from an agent (docker)', () => {
   it('delivers at most the burst, drops and logs the rest, and keeps answering', async () => {
     const started = Date.now();
     await host.post('local:main', FLOOD);
-    const messagesDir = path.join(host.home, 'data', 'ipc', 'main', 'messages');
+    const messagesDir = path.join(host.home, 'data', 'ipc', 'main', 'from-agent', 'messages');
     // The agent wrote all 1000 and the host has handled every one of them.
     await expect
       .poll(() => host.mock.requests.some((r) => JSON.stringify(r.body ?? '').includes('wrote 1000')), {

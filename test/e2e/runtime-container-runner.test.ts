@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { ContainerRunner, type ContainerRunnerDeps } from '../../src/sandbox/container-runner.js';
-import type { SandboxRuntime } from '../../src/sandbox/runtime.js';
+import { sandboxUser, type SandboxRuntime } from '../../src/sandbox/runtime.js';
 import { BwrapRuntime } from '../../src/sandbox/runtimes/bwrap.js';
 import { DockerRuntime } from '../../src/sandbox/runtimes/docker.js';
 import type { AgentInput, AgentOutput } from '../../src/types.js';
@@ -13,7 +13,7 @@ import { ensureBusyboxImage, median } from './runtime-helpers.js';
 /** A fake agent: shell functions that speak the sandbox's stdout protocol. */
 const AGENT_PRELUDE = `
 emit() { printf '%s\\n%s\\n%s\\n' '---NANOCLAW_OUTPUT_START---' "{\\"status\\":\\"success\\",\\"result\\":\\"$1\\",\\"newSessionId\\":\\"sess-$1\\"}" '---NANOCLAW_OUTPUT_END---'; }
-wait_close() { while [ ! -e /workspace/ipc/input/_close ]; do sleep 0.1; done; rm -f /workspace/ipc/input/_close; }
+wait_close() { while [ ! -e /workspace/inbox/input/_close ]; do sleep 0.1; done; }
 `;
 
 const input: AgentInput = {
@@ -131,7 +131,7 @@ echo "debug noise"; emit one; echo "warn: stderr noise" >&2; emit two; emit thre
     expect(started[0]).toMatch(/^nanoclaw-team-\d+$/);
     const received = path.join(h.config.groupsDir, 'team', 'input.json');
     expect(JSON.parse(fs.readFileSync(received, 'utf8'))).toEqual(input);
-    expect(fs.statSync(received).uid).toBe(1000);
+    expect(fs.statSync(received).uid).toBe(sandboxUser(h.config).uid);
 
     const logsDir = path.join(h.config.groupsDir, 'team', 'logs');
     const logs = fs.readdirSync(logsDir).filter((f) => f.endsWith('.log'));
@@ -147,8 +147,8 @@ echo "debug noise"; emit one; echo "warn: stderr noise" >&2; emit two; emit thre
 
   it('writes _close after IDLE_TIMEOUT without output, ignoring a stale one', async () => {
     const h = harness();
-    fs.mkdirSync(path.join(h.config.ipcDir, 'team', 'input'), { recursive: true });
-    fs.writeFileSync(path.join(h.config.ipcDir, 'team', 'input', '_close'), ''); // left by an earlier run
+    fs.mkdirSync(path.join(h.config.ipcDir, 'team', 'to-agent', 'input'), { recursive: true });
+    fs.writeFileSync(path.join(h.config.ipcDir, 'team', 'to-agent', 'input', '_close'), ''); // left by an earlier run
     const run = await h.run('emit first; wait_close; emit closed', { config: { idleTimeoutMs: 1500 } });
     expect(run.result).toEqual({ status: 'success', result: 'closed', newSessionId: 'sess-closed' });
     const gap = run.outputs[1]!.at - run.outputs[0]!.at;

@@ -1,12 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/sandbox/runtimes/docker.js';
-import { dockerRunArgs } from '../../src/sandbox/runtimes/docker-compatible.js';
-import { INSTANCE_LABEL, type SandboxSpec } from '../../src/sandbox/runtime.js';
-import { collect, ensureBusyboxImage, expectIsolated, median } from './runtime-helpers.js';
+import { DockerCompatibleRuntime, dockerRunArgs } from '../../src/sandbox/runtimes/docker-compatible.js';
+import { DEFAULT_SANDBOX_UID } from '../../src/config.js';
+import { INSTANCE_LABEL, sandboxUser, type SandboxSpec } from '../../src/sandbox/runtime.js';
+import { collect, ensureBusyboxImage, expectIsolated, median, parseProbe } from './runtime-helpers.js';
 
 const runtime = new DockerRuntime({ stopGraceSeconds: 1 });
 let image: string;
+/** The default settings' sandbox user: 61000 under a root host, else our own uid. */
+const user = sandboxUser({ sandboxUid: DEFAULT_SANDBOX_UID });
+const AGENT_IMAGE = 'nanoclaw-agent:latest';
 
 const isRunning = (name: string) =>
   spawnSync('docker', ['ps', '-q', '--filter', `name=^${name}$`], { encoding: 'utf8' }).stdout.trim() !== '';
@@ -19,7 +23,7 @@ function sleeper(name: string, instanceId: string, command = ['sleep', '300']): 
     env: {},
     workdir: '/',
     labels: { [INSTANCE_LABEL]: instanceId },
-    user: { uid: 1000, gid: 1000 },
+    user,
     command,
   };
 }
@@ -44,7 +48,7 @@ describe('docker runtime (real daemon)', () => {
       await runtime.cleanupOrphans(instance);
   });
 
-  it('isolates a non-main group: own folders only, uid 1000, no caps, lo only, read-only root', async () => {
+  it('isolates a non-main group: own folders only, sandbox uid, no caps, lo only, read-only root', async () => {
     await expectIsolated(runtime, image, false);
   });
 
@@ -113,9 +117,43 @@ describe('docker runtime (real daemon)', () => {
       '--read-only',
       '--init',
       '--pull never',
-      '--user 1000:1000',
+      `--user ${user.uid}:${user.gid}`,
+      `/home/node:rw,exec,nosuid,nodev,mode=0755,uid=${user.uid},gid=${user.gid}`,
     ])
       expect(args.join(' ')).toContain(flag);
+  });
+
+  it('gives the sandbox uid an account and a home in the agent image (id, os.userInfo(), $HOME)', async () => {
+    const script = [
+      'id',
+      "node -e \"const u = require('os').userInfo(); console.log('userinfo=' + u.username + ':' + u.uid + ':' + u.homedir)\"",
+      'echo hi > "$HOME/probe" && echo "home_write=$(cat "$HOME/probe")"',
+      'echo "home_owner=$(stat -c %u "$HOME")"',
+      'echo x >> /etc/passwd 2>/dev/null && echo passwd=writable || echo passwd=readonly',
+    ].join('; ');
+    const spec = {
+      ...sleeper(`nanoclaw-account-${Date.now()}`, 'x', ['sh', '-c', script]),
+      image: AGENT_IMAGE,
+      env: { HOME: '/home/node' },
+    };
+    // The agent image's entrypoint is the runner: this driver swaps in a shell, nothing else.
+    const shell = new DockerCompatibleRuntime({
+      kind: 'docker',
+      bin: 'docker',
+      installHint: '',
+      startHint: '',
+      extraRunArgs: () => ['--entrypoint', 'sh'],
+    });
+    const done = await collect(shell.spawn({ ...spec, command: ['-c', script] }));
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toContain(`uid=${user.uid}(node) gid=${user.gid}(node)`);
+    const probe = parseProbe(done.stdout);
+    expect(probe).toMatchObject({
+      userinfo: `node:${user.uid}:/home/node`,
+      home_write: 'hi',
+      home_owner: String(user.uid),
+      passwd: 'readonly',
+    });
   });
 
   it('measures spawn → first output (reported, not asserted)', async () => {

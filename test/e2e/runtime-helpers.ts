@@ -17,7 +17,8 @@ export const TEST_IMAGE = 'nanoclaw-test-busybox:latest';
 
 /**
  * A tiny image from Debian's busybox-static (no registry needed): /bin/busybox, its applets as
- * symlinks, and a passwd naming uid 1000 "node" like the agent image does.
+ * symlinks, and a passwd naming uid 1000 "node" like the agent image does (the runtime binds its
+ * own over it, for whatever uid the sandbox runs as).
  */
 export function ensureBusyboxImage(): string {
   if (spawnSync('docker', ['image', 'inspect', TEST_IMAGE], { stdio: 'ignore' }).status === 0)
@@ -106,7 +107,7 @@ export function specFor(
   command: string[],
   name = `nanoclaw-${group.folder}-${Date.now()}`,
 ): SandboxSpec {
-  const user = sandboxUser();
+  const user = sandboxUser(config);
   prepareGroupDirs(group, config, user);
   return {
     name,
@@ -123,6 +124,7 @@ export function specFor(
 /** Reports, as key=value lines, what a sandbox can see and do. POSIX sh: busybox and dash alike. */
 export const ISOLATION_PROBE = `
 echo "uid=$(id -u)"
+echo "user=$(id -un)"
 echo "capeff=$(grep CapEff /proc/self/status | tr -d ' \\t' | cut -d: -f2)"
 echo "cwd=$(pwd)"
 echo "env_probe=$PROBE"
@@ -170,13 +172,15 @@ export async function expectIsolated(runtime: SandboxRuntime, image: string, isM
     const done = await collect(runtime.spawn(spec));
     expect(done.code, done.stderr).toBe(0);
     const probe = parseProbe(done.stdout);
-    expect(probe.uid).toBe('1000');
+    const { uid } = sandboxUser(config);
+    expect(probe.uid).toBe(String(uid));
+    expect(probe.user).toBe('node'); // the sandbox uid has an account inside, whatever its number
     expect(probe.capeff).toBe('0000000000000000');
     expect(probe.cwd).toBe('/workspace/group');
     expect(probe.env_probe).toBe('yes');
     expect(probe.hello).toBe('hi from host');
     expect(probe.group_write).toBe('ok');
-    expect(fs.statSync(path.join(config.groupsDir, folder, 'from-sandbox.txt')).uid).toBe(1000);
+    expect(fs.statSync(path.join(config.groupsDir, folder, 'from-sandbox.txt')).uid).toBe(uid);
     expect(probe.global).toBe('global memory');
     expect(probe.global_write).toBe('no');
     expect(probe.ifaces).toBe('lo,');
@@ -185,14 +189,14 @@ export async function expectIsolated(runtime: SandboxRuntime, image: string, isM
     expect(probe.tmp_write).toBe('ok');
     expect(probe.docker_sock).toBe('absent');
     if (isMain) {
-      expect(probe.workspace).toBe('global,group,ipc,project,');
+      expect(probe.workspace).toBe('global,group,inbox,ipc,project,');
       expect(probe.project).toBe('visible');
       // Main is the admin: other groups' folders are readable, state and secrets are not.
       expect(probe.project_groups).toBe('global,main,other,');
       expect(probe.project_store).toBe('');
       expect(probe.leaks).toBe('/workspace/project/groups/other/notes.txt,');
     } else {
-      expect(probe.workspace).toBe('global,group,ipc,');
+      expect(probe.workspace).toBe('global,group,inbox,ipc,');
       expect(probe.project).toBe('absent');
       expect(probe.leaks).toBe('');
     }

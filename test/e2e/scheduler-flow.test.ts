@@ -46,7 +46,7 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
   let cliStore: Store;
   const snapshotOf = (folder: string) =>
     JSON.parse(
-      fs.readFileSync(path.join(host.home, 'data', 'ipc', folder, 'current_tasks.json'), 'utf8'),
+      fs.readFileSync(path.join(host.home, 'data', 'ipc', folder, 'to-agent', 'current_tasks.json'), 'utf8'),
     ) as Array<{
       id: string;
       groupFolder: string;

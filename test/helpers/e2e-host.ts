@@ -40,7 +40,7 @@ export async function startE2eHost(
 ): Promise<E2eHost> {
   const mock = await startMockAnthropic({ script });
   const t = tempHome({ CONTAINER_RUNTIME: runtime, LOCAL_CHANNEL_PORT: '0', IDLE_TIMEOUT: '4000', ...env });
-  // The sandbox user (uid 1000) must be able to reach the group folders under the temp home.
+  // The sandbox user (SANDBOX_UID) must be able to reach the group folders under the temp home.
   fs.chmodSync(t.home, 0o755);
   fs.writeFileSync(
     path.join(t.home, '.env'),

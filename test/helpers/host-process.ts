@@ -85,9 +85,11 @@ export async function startHostProcess(
   const ready = await Promise.race([
     vi.waitFor(
       () => {
-        const m = /Local chat: http:\/\/127\.0\.0\.1:(\d+)\/\?token=([A-Za-z0-9_-]+)/.exec(stdout);
+        // Not a terminal: the link comes without its token, which is read from its file.
+        const m = /Local chat: http:\/\/127\.0\.0\.1:(\d+)\/ /.exec(stdout);
         if (!m) throw new Error('host not ready yet');
-        return { port: Number(m[1]), token: m[2]! };
+        const token = fs.readFileSync(path.join(home, 'data', 'local-channel.token'), 'utf8').trim();
+        return { port: Number(m[1]), token };
       },
       { timeout: readyTimeoutMs, interval: 100 },
     ),

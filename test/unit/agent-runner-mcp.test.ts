@@ -58,7 +58,13 @@ function ipcDir(): string {
 
 describe('nanoclaw tools in-process', () => {
   it('offers every tool for loading up front, and main alone may register groups', async () => {
-    const ctx = { chatJid: 'local:family', groupFolder: 'family', isMain: false, ipcDir: ipcDir() };
+    const ctx = {
+      chatJid: 'local:family',
+      groupFolder: 'family',
+      isMain: false,
+      ipcDir: ipcDir(),
+      inboxDir: ipcDir(),
+    };
     const request = await connect(nanoclawSdkServer(ctx));
     const listed = (await request('tools/list')).result as {
       tools: Array<{ name: string; _meta?: Record<string, unknown> }>;
@@ -87,7 +93,13 @@ describe('nanoclaw tools in-process', () => {
   it('writes send_message into the IPC dir in the shape the host accepts, and refuses bad arguments', async () => {
     const dir = ipcDir();
     const request = await connect(
-      nanoclawSdkServer({ chatJid: 'local:family', groupFolder: 'family', isMain: false, ipcDir: dir }),
+      nanoclawSdkServer({
+        chatJid: 'local:family',
+        groupFolder: 'family',
+        isMain: false,
+        ipcDir: dir,
+        inboxDir: dir,
+      }),
     );
     const sent = await request('tools/call', {
       name: 'send_message',

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collectChecks, unreachableDirs, type Check } from '../../src/cli/doctor.js';
-import { loadConfig, PROJECT_ROOT } from '../../src/config.js';
+import { DEFAULT_SANDBOX_UID, loadConfig, PROJECT_ROOT } from '../../src/config.js';
 
 const temps: string[] = [];
 afterEach(() => {
@@ -211,10 +211,10 @@ describe('permissions for bwrap', () => {
     expect(permissions.detail).toContain(`cannot pass ${outer}`);
     expect(permissions.fix).toContain(`\`chmod o+rx ${outer}\``);
     if (process.getuid?.() === 0) {
-      // As root, bwrap runs as uid 1000 and its own probe fails the same way, with its hint.
+      // As root, bwrap runs as the sandbox uid and its own probe fails the same way, with its hint.
       const runtime = byName(checks, 'runtime');
       expect(runtime.ok).toBe(false);
-      expect(runtime.fix).toMatch(/reachable by uid 1000/);
+      expect(runtime.fix).toContain(`reachable by uid ${DEFAULT_SANDBOX_UID}`);
     }
     expectEveryFailureHasAFix(checks);
   });

@@ -95,7 +95,7 @@ describe('IpcWatcher', () => {
     env.cleanup();
   });
 
-  const dir = (kind: string) => path.join(env.config.ipcDir, 'work', kind);
+  const dir = (kind: string) => path.join(env.config.ipcDir, 'work', 'from-agent', kind);
   const errors = () =>
     fs.readdirSync(path.join(env.config.ipcDir, 'errors')).filter((f) => f.endsWith('.json'));
 

@@ -73,12 +73,13 @@ afterEach(() => fs.rmSync(ipcRoot, { recursive: true, force: true }));
 
 /** A group's tool context over the snapshot the host writes for that group. */
 function contextFor(g: RegisteredGroup, opts: { snapshot?: boolean; minIntervalMs?: number } = {}) {
-  if (opts.snapshot !== false) writeTaskSnapshot(ipcRoot, g, TASKS);
+  if (opts.snapshot !== false) writeTaskSnapshot({ ipcDir: ipcRoot }, g, TASKS);
   const ctx: ToolContext = {
     chatJid: g.jid,
     groupFolder: g.folder,
     isMain: g.isMain,
-    ipcDir: path.join(ipcRoot, g.folder),
+    ipcDir: path.join(ipcRoot, g.folder, 'from-agent'),
+    inboxDir: path.join(ipcRoot, g.folder, 'to-agent'),
     tz: 'UTC',
     ...(opts.minIntervalMs ? { minIntervalMs: opts.minIntervalMs } : {}),
   };

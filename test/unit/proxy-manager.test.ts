@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULT_SANDBOX_UID } from '../../src/config.js';
 import { ProxyManager, type ProxyDeps } from '../../src/proxy/proxy-manager.js';
 
 function get(socketPath: string, reqPath: string, method = 'GET'): Promise<{ status: number; body: string }> {
@@ -46,14 +48,15 @@ describe('ProxyManager', () => {
     fs.rmSync(home, { recursive: true, force: true });
   });
 
-  it('listens on api.sock and egress.sock in the group folder, with a traversable directory', async () => {
+  it('listens on api.sock and egress.sock in the group folder, which only its owner can enter', async () => {
     await manager.ensureGroup('family');
     const dir = path.join(proxyDir, 'family');
-    expect(fs.statSync(dir).mode & 0o777).toBe(0o755);
+    expect(fs.statSync(proxyDir).mode & 0o777).toBe(0o755);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
     for (const name of ['api.sock', 'egress.sock']) {
       const st = fs.statSync(path.join(dir, name));
       expect(st.isSocket()).toBe(true);
-      expect(st.mode & 0o777).toBe(0o666);
+      expect(st.mode & 0o777).toBe(0o600);
     }
     expect(fs.readdirSync(dir).sort()).toEqual(['api.sock', 'egress.sock']);
 
@@ -64,6 +67,36 @@ describe('ProxyManager', () => {
     // The egress socket answers as the forward proxy.
     const egress = await get(path.join(dir, 'egress.sock'), 'http://127.0.0.1:1/');
     expect(egress.status).toBe(403);
+  });
+
+  it('hands the folder and sockets to the sandbox uid: it can connect, another local user cannot', async () => {
+    const isRoot = process.getuid?.() === 0;
+    // As root, the default sandbox uid; otherwise the sandbox runs as (and chown can only give) us.
+    const sandboxUid = isRoot ? DEFAULT_SANDBOX_UID : process.getuid!();
+    await manager.stop();
+    manager = new ProxyManager({ ...deps(), sandboxUid });
+    await manager.ensureGroup('family');
+    const dir = path.join(proxyDir, 'family');
+    for (const p of [dir, path.join(dir, 'api.sock'), path.join(dir, 'egress.sock')]) {
+      const st = fs.statSync(p);
+      expect([st.uid, st.gid], p).toEqual([sandboxUid, sandboxUid]);
+      expect(st.mode & 0o077, p).toBe(0);
+    }
+    if (!isRoot) return; // connecting as other uids needs root; the modes above say the same
+    fs.chmodSync(home, 0o755); // as a real NANOCLAW_HOME is: the sandbox user passes through it
+    const connectAs = (uid: number) =>
+      spawnSync(
+        process.execPath,
+        [
+          '-e',
+          `require('net').connect(${JSON.stringify(path.join(dir, 'api.sock'))})` +
+            `.on('connect', () => { console.log('connected'); process.exit(0); })` +
+            `.on('error', (e) => { console.log(e.code); process.exit(0); });`,
+        ],
+        { uid, gid: uid, encoding: 'utf8', cwd: '/', timeout: 20_000 },
+      ).stdout.trim();
+    expect(connectAs(sandboxUid)).toBe('connected');
+    expect(connectAs(65534)).toBe('EACCES');
   });
 
   it('is idempotent, also for concurrent calls', async () => {

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { writeIpcInput } from '../../src/sandbox/ipc-input.js';
 import type { SandboxRuntime } from '../../src/sandbox/runtime.js';
 import type { AgentOutput } from '../../src/types.js';
 import { FakeRunner, reply } from '../helpers/fake-runner.js';
@@ -62,7 +61,7 @@ describe('cursor rule and crash safety', () => {
 
   it('a send_message over IPC counts as output: a run failing afterwards is not repeated', async () => {
     const runner = new FakeRunner(async (): Promise<AgentOutput> => {
-      const dir = path.join(host!.config.ipcDir, 'main', 'messages');
+      const dir = path.join(host!.config.ipcDir, 'main', 'from-agent', 'messages');
       fs.writeFileSync(
         path.join(dir, `${Date.now()}-a.json`),
         JSON.stringify({ type: 'message', chatJid: 'local:main', text: 'on it, one moment' }),
@@ -76,19 +75,6 @@ describe('cursor rule and crash safety', () => {
     await sleep(500);
     expect(runner.inputs).toHaveLength(1);
     expect(host.assistantTexts('local:main')).toEqual(['on it, one moment']);
-  });
-
-  it('clears follow-ups left in the input dir before a sandbox starts', async () => {
-    let leftover: string[] = ['?'];
-    const runner = new FakeRunner(async (_input, hooks) => {
-      leftover = fs.readdirSync(path.join(host!.config.ipcDir, 'main', 'input'));
-      return reply(hooks, 'fresh');
-    });
-    host = await startUnitApp({ runner });
-    writeIpcInput(host.config, 'main', 'a follow-up a dead sandbox never read');
-    await post(host, 'local:main', 'hello');
-    await host.waitFor('local:main', (t) => t === 'fresh');
-    expect(leftover).toEqual([]);
   });
 
   it('a follow-up piped into a sandbox that closed without reading it is run again', async () => {
@@ -106,7 +92,7 @@ describe('cursor rule and crash safety', () => {
     await post(host, 'local:main', 'first');
     await host.waitFor('local:main', (t) => t === 'answer 1');
     await post(host, 'local:main', 'second');
-    const inputDir = path.join(host.config.ipcDir, 'main', 'input');
+    const inputDir = path.join(host.config.ipcDir, 'main', 'to-agent', 'input');
     await expect.poll(() => fs.readdirSync(inputDir).length).toBe(1);
     piped!();
     await host.waitFor('local:main', (t) => t.startsWith('answer 2'));
@@ -140,7 +126,7 @@ describe('cursor rule and crash safety', () => {
     host = await startUnitApp({ runner, runtime, tune: { shutdownGraceMs: 300 } });
     await post(host, 'local:main', 'a long job');
     await expect.poll(() => host!.app.queue.isActive('local:main')).toBe(true);
-    const closeFile = path.join(host.config.ipcDir, 'main', 'input', '_close');
+    const closeFile = path.join(host.config.ipcDir, 'main', 'to-agent', 'input', '_close');
     const started = Date.now();
     await host.app.stop();
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);

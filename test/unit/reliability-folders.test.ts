@@ -141,7 +141,7 @@ describe('path-traversal and other bad folder names', () => {
 
   it('are refused over IPC `register_group`, even from main, and quarantined with the reason', async () => {
     host = await startUnitApp({ runtime: spyRuntime() });
-    const tasksDir = path.join(host.config.ipcDir, 'main', 'tasks');
+    const tasksDir = path.join(host.config.ipcDir, 'main', 'from-agent', 'tasks');
     BAD_FOLDERS.forEach((folder, i) =>
       fs.writeFileSync(
         path.join(tasksDir, `${1000 + i}-register.json`),

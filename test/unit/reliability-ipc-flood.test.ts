@@ -65,14 +65,17 @@ describe('10,000 malformed IPC files dropped at once', () => {
         else if (i % 30 === 9) fs.mkdirSync(from);
         else if (i % 30 === 19) fs.symlinkSync('/etc/passwd', from);
         else execFileSync('mkfifo', [from]);
-        planned.push({ from, to: path.join(ipc, 'work', kind, name) });
+        planned.push({ from, to: path.join(ipc, 'work', 'from-agent', kind, name) });
       }
     }
     // Three files over the size cap: never read, quarantined by their size.
     for (const n of [1, 2, 3]) {
       const name = `oversize-${n}.json`;
       fs.writeFileSync(path.join(staging, name), `"${'x'.repeat(MAX_IPC_FILE_BYTES)}"`);
-      planned.push({ from: path.join(staging, name), to: path.join(ipc, 'work', 'messages', name) });
+      planned.push({
+        from: path.join(staging, name),
+        to: path.join(ipc, 'work', 'from-agent', 'messages', name),
+      });
     }
 
     const heapBefore = process.memoryUsage().heapUsed;
@@ -92,7 +95,7 @@ describe('10,000 malformed IPC files dropped at once', () => {
 
     const errorsDir = path.join(ipc, 'errors');
     const total = 2 * PER_DIR + 3;
-    const isLeft = (kind: string) => fs.readdirSync(path.join(ipc, 'work', kind)).length;
+    const isLeft = (kind: string) => fs.readdirSync(path.join(ipc, 'work', 'from-agent', kind)).length;
     await expect
       .poll(() => isLeft('messages') + isLeft('tasks'), { timeout: 120_000, interval: 250 })
       .toBe(0);
@@ -116,9 +119,11 @@ describe('10,000 malformed IPC files dropped at once', () => {
     expect(reasonOf('000005-bad.json', 'tasks')).toMatch(/task 'task-of-main' not found/);
     expect(reasonOf('000009-bad.json')).toMatch(/not a regular file/);
     expect(reasonOf('oversize-1.json')).toMatch(/the limit is 1048576/);
-    // A symlink is moved as a link, never followed.
+    // A symlink is refused unread: never followed, its target untouched, no link kept.
     const link = moved.find((n) => n.startsWith('work-tasks-') && n.endsWith('000019-bad.json'))!;
-    expect(fs.lstatSync(path.join(errorsDir, link)).isSymbolicLink()).toBe(true);
+    expect(reasonOf('000019-bad.json', 'tasks')).toMatch(/a symbolic link/);
+    expect(fs.lstatSync(path.join(errorsDir, link)).isFile()).toBe(true);
+    expect(fs.statSync(path.join(errorsDir, link)).size).toBe(0);
 
     // Nothing reached a chat or the task table; the person got exactly their answer.
     expect(host.assistantTexts('local:main')).toEqual([expect.stringMatching(/^answer to/)]);

@@ -58,7 +58,7 @@ describe('failed IPC writes', () => {
     await host.post('local:main', JSON.stringify({ text: 'first' }));
     await host.waitFor('local:main', (t) => t === 'answer 1');
 
-    const inputDir = path.join(host.config.ipcDir, 'main', 'input');
+    const inputDir = path.join(host.config.ipcDir, 'main', 'to-agent', 'input');
     fs.mkdirSync(inputDir, { recursive: true });
     undos.push(makeReadOnly(inputDir));
     expect((await host.post('local:main', JSON.stringify({ text: 'second' }))).status).toBe(202);
@@ -90,7 +90,7 @@ describe('failed IPC writes', () => {
     host = await startUnitApp({ runner, tune: { shutdownGraceMs: 300 } });
     await host.post('local:main', JSON.stringify({ text: 'go' }));
     await host.waitFor('local:main', (t) => t === 'working');
-    const inputDir = path.join(host.config.ipcDir, 'main', 'input');
+    const inputDir = path.join(host.config.ipcDir, 'main', 'to-agent', 'input');
     fs.mkdirSync(inputDir, { recursive: true });
     undos.push(makeReadOnly(inputDir));
 
@@ -105,7 +105,7 @@ describe('failed IPC writes', () => {
   it('snapshots that cannot be written are logged, and runs go on', async () => {
     const runner = new FakeRunner(async (_input, hooks) => reply(hooks, 'still answering'));
     host = await startUnitApp({ runner });
-    const groupIpc = path.join(host.config.ipcDir, 'main');
+    const groupIpc = path.join(host.config.ipcDir, 'main', 'to-agent');
     undos.push(makeReadOnly(groupIpc));
     host.app.writeTaskSnapshots();
     host.app.writeGroupSnapshots();

@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import type { RegisteredGroup } from '../../src/types.js';
 
 /**
- * A temp directory the sandbox user (uid 1000) can traverse: bwrap resolves bind sources with that
+ * A temp directory the sandbox user (SANDBOX_UID) can traverse: bwrap resolves bind sources with that
  * uid, and mkdtemp's 0700 would lock it out.
  */
 export function makeTempDir(prefix = 'nanoclaw-sandbox-'): string {

@@ -26,7 +26,8 @@ describe('mount plan', () => {
     expect(plan).toEqual([
       { hostPath: `${home}/groups/family`, containerPath: '/workspace/group', readonly: false },
       { hostPath: `${home}/groups/global`, containerPath: '/workspace/global', readonly: true },
-      { hostPath: `${home}/data/ipc/family`, containerPath: '/workspace/ipc', readonly: false },
+      { hostPath: `${home}/data/ipc/family/from-agent`, containerPath: '/workspace/ipc', readonly: false },
+      { hostPath: `${home}/data/ipc/family/to-agent`, containerPath: '/workspace/inbox', readonly: true },
       {
         hostPath: `${home}/data/sessions/family/.claude`,
         containerPath: '/home/node/.claude',
@@ -104,26 +105,38 @@ describe('mount plan', () => {
     fs.mkdirSync(path.join(home, 'data', 'ipc', 'team'), { recursive: true });
     const victim = path.join(tmp, 'victim');
     fs.mkdirSync(victim);
-    fs.symlinkSync(victim, path.join(home, 'data', 'ipc', 'team', 'input'));
+    // An older layout let the agent write data/ipc/<folder> itself: links may sit there too.
+    fs.symlinkSync(victim, path.join(home, 'data', 'ipc', 'team', 'to-agent'));
+    fs.mkdirSync(path.join(home, 'data', 'ipc', 'team', 'from-agent'));
+    fs.symlinkSync(victim, path.join(home, 'data', 'ipc', 'team', 'from-agent', 'messages'));
     fs.symlinkSync(victim, path.join(home, 'groups', 'team', 'link'));
 
-    prepareGroupDirs(group, config, { uid: 1000, gid: 1000 });
+    prepareGroupDirs(group, config, { uid: 61000, gid: 61000 });
 
     const owner = (p: string) => fs.lstatSync(path.join(home, p)).uid;
     for (const dir of [
       'groups/team',
       'groups/team/CLAUDE.md',
-      'data/ipc/team',
-      'data/ipc/team/messages',
-      'data/ipc/team/tasks',
-      'data/ipc/team/input',
+      'groups/team/link',
+      'data/ipc/team/from-agent',
+      'data/ipc/team/from-agent/messages',
+      'data/ipc/team/from-agent/tasks',
       'data/sessions/team/.claude',
     ])
-      expect(owner(dir), dir).toBe(1000);
-    for (const dir of ['groups/global', 'data/proxy/team', 'groups/team/logs'])
+      expect(owner(dir), dir).toBe(61000);
+    for (const dir of [
+      'groups/global',
+      'data/proxy/team',
+      'data/ipc/team',
+      'data/ipc/team/to-agent',
+      'data/ipc/team/to-agent/input',
+      'data/ipc/team/to-agent/media',
+    ])
       expect(owner(dir), dir).toBe(0);
-    expect(fs.lstatSync(path.join(home, 'data/ipc/team/input')).isDirectory()).toBe(true);
+    for (const dir of ['data/ipc/team/to-agent', 'data/ipc/team/from-agent/messages'])
+      expect(fs.lstatSync(path.join(home, dir)).isDirectory(), dir).toBe(true);
     expect(fs.statSync(victim).uid).toBe(0);
+    expect(fs.readdirSync(victim)).toEqual([]);
     expect(fs.existsSync(path.join(home, '.env'))).toBe(false); // masks are for main only
   });
 

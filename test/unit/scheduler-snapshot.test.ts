@@ -40,17 +40,19 @@ const task = (id: string, groupFolder: string): ScheduledTask => ({
 const tasks = [task('m1', 'main'), task('f1', 'family'), task('w1', 'work'), task('f2', 'family')];
 
 function readSnapshot(folder: string): unknown[] {
-  return JSON.parse(fs.readFileSync(path.join(ipcDir, folder, 'current_tasks.json'), 'utf8')) as unknown[];
+  return JSON.parse(
+    fs.readFileSync(path.join(ipcDir, folder, 'to-agent', 'current_tasks.json'), 'utf8'),
+  ) as unknown[];
 }
 
 describe('writeTaskSnapshot', () => {
   it('shows main every task', () => {
-    writeTaskSnapshot(ipcDir, group('main', true), tasks);
+    writeTaskSnapshot({ ipcDir }, group('main', true), tasks);
     expect(readSnapshot('main').map((t) => (t as { id: string }).id)).toEqual(['m1', 'f1', 'w1', 'f2']);
   });
 
   it('shows any other group only its own tasks, with the documented fields', () => {
-    writeTaskSnapshot(ipcDir, group('family', false), tasks);
+    writeTaskSnapshot({ ipcDir }, group('family', false), tasks);
     expect(readSnapshot('family')).toEqual([
       {
         id: 'f1',
@@ -70,10 +72,10 @@ describe('writeTaskSnapshot', () => {
   });
 
   it('replaces the previous file whole and leaves no temporary file behind', () => {
-    writeTaskSnapshot(ipcDir, group('work', false), tasks);
-    writeTaskSnapshot(ipcDir, group('work', false), []);
+    writeTaskSnapshot({ ipcDir }, group('work', false), tasks);
+    writeTaskSnapshot({ ipcDir }, group('work', false), []);
     expect(readSnapshot('work')).toEqual([]);
-    expect(fs.readdirSync(path.join(ipcDir, 'work'))).toEqual(['current_tasks.json']);
+    expect(fs.readdirSync(path.join(ipcDir, 'work', 'to-agent'))).toEqual(['current_tasks.json']);
   });
 });
 

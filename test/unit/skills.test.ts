@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { DEFAULT_SANDBOX_UID, PROJECT_ROOT } from '../../src/config.js';
 import { containerSkillsDir, syncContainerSkills } from '../../src/sandbox/container-skills.js';
 
 /** Skills for Claude Code working on the repo, and skills copied into every agent's sandbox. */
@@ -190,7 +190,7 @@ describe('container skills in each group’s session', () => {
     // As root (CI) the real sandbox user; otherwise the only owner a non-root user may give.
     const owner =
       process.getuid?.() === 0
-        ? { uid: 1000, gid: 1000 }
+        ? { uid: DEFAULT_SANDBOX_UID, gid: DEFAULT_SANDBOX_UID }
         : { uid: process.getuid!(), gid: process.getgid!() };
     const sessionDir = path.join(tmp(), '.claude');
     syncContainerSkills({ sourceDir: containerSkillsDir({ projectRoot: PROJECT_ROOT }), sessionDir, owner });

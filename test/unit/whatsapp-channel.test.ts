@@ -350,7 +350,8 @@ describe('WhatsApp channel: group sync', () => {
 
     const again = new WhatsAppChannel({
       authDir: h.authDir,
-      groupsDir: h.groupsDir,
+      ipcDir: h.ipcDir,
+      mediaTmpDir: h.mediaTmpDir,
       assistantName: 'Andy',
       assistantHasOwnNumber: false,
       callbacks: { onMessage: () => undefined, onChatMetadata: () => undefined },

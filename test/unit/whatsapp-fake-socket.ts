@@ -154,7 +154,9 @@ export const FAMILY = '120363000000000001@g.us';
 export interface Harness {
   home: string;
   authDir: string;
-  groupsDir: string;
+  /** data/ipc: media lands in <folder>/to-agent/media/. */
+  ipcDir: string;
+  mediaTmpDir: string;
   store: Store;
   channel: WhatsAppChannel;
   sockets: FakeSocket[];
@@ -174,7 +176,8 @@ export function channelHarness(overrides: Partial<WhatsAppDeps> & { linked?: boo
   const { linked = true, ...deps } = overrides;
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-wa-'));
   const authDir = path.join(home, 'store', 'auth');
-  const groupsDir = path.join(home, 'groups');
+  const ipcDir = path.join(home, 'data', 'ipc');
+  const mediaTmpDir = path.join(home, 'data', 'tmp');
   if (linked) writeLinkedCreds(authDir);
   const store = openStore(path.join(home, 'store', 'messages.db'));
   const register = (jid: string, folder: string, isMain: boolean) =>
@@ -192,7 +195,8 @@ export function channelHarness(overrides: Partial<WhatsAppDeps> & { linked?: boo
   const { sockets, makeSocket } = fakeSocketFactory();
   const channel = new WhatsAppChannel({
     authDir,
-    groupsDir,
+    ipcDir,
+    mediaTmpDir,
     assistantName: 'Andy',
     assistantHasOwnNumber: false,
     callbacks: {
@@ -207,7 +211,8 @@ export function channelHarness(overrides: Partial<WhatsAppDeps> & { linked?: boo
   return {
     home,
     authDir,
-    groupsDir,
+    ipcDir,
+    mediaTmpDir,
     store,
     channel,
     sockets,

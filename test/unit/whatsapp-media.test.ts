@@ -40,9 +40,9 @@ describe('WhatsApp channel: media', () => {
     return downloader;
   }
 
-  const mediaDir = () => path.join(h.groupsDir, 'family', 'media');
+  const mediaDir = () => path.join(h.ipcDir, 'family', 'to-agent', 'media');
 
-  it('saves an image under groups/<folder>/media and points the agent at it, caption first', async () => {
+  it('saves an image in the read-only inbox of the group and points the agent at it, caption first', async () => {
     const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4]);
     await start({ IMG1: jpeg });
     h.sock().upsert([
@@ -59,7 +59,7 @@ describe('WhatsApp channel: media', () => {
     const file = `${T * 1000}-IMG1.jpg`;
     expect(fs.readFileSync(path.join(mediaDir(), file))).toEqual(jpeg);
     expect(h.history(FAMILY)[0]?.content).toBe(
-      `@Andy what is this?\n[image: /workspace/group/media/${file}]`,
+      `@Andy what is this?\n[image: /workspace/inbox/media/${file}]`,
     );
   });
 
@@ -112,7 +112,7 @@ describe('WhatsApp channel: media', () => {
       }),
     ]);
     await h.channel.settled();
-    const dir = path.join(h.groupsDir, 'main', 'media');
+    const dir = path.join(h.ipcDir, 'main', 'to-agent', 'media');
     expect(fs.readdirSync(dir).sort()).toEqual(
       [
         `${T * 1000}-AUDIO.mp3`,
@@ -123,10 +123,10 @@ describe('WhatsApp channel: media', () => {
     );
     expect(fs.readFileSync(path.join(dir, `${T * 1000}-VOICE.ogg`), 'utf8')).toBe('OggS-voice');
     expect(h.history(OWN_PN).map((m) => m.content)).toEqual([
-      `[voice note: /workspace/group/media/${T * 1000}-VOICE.ogg]`,
-      `[audio: /workspace/group/media/${T * 1000}-AUDIO.mp3]`,
-      `[video: /workspace/group/media/${T * 1000}-VID.mp4]`,
-      `the contract\n[document: /workspace/group/media/${T * 1000}-DOCx.pdf (../../../etc/passwd.pdf)]`,
+      `[voice note: /workspace/inbox/media/${T * 1000}-VOICE.ogg]`,
+      `[audio: /workspace/inbox/media/${T * 1000}-AUDIO.mp3]`,
+      `[video: /workspace/inbox/media/${T * 1000}-VID.mp4]`,
+      `the contract\n[document: /workspace/inbox/media/${T * 1000}-DOCx.pdf (../../../etc/passwd.pdf)]`,
     ]);
     expect(fs.existsSync(path.join(h.home, 'etc'))).toBe(false);
   });
@@ -186,18 +186,19 @@ describe('WhatsApp channel: media', () => {
     expect(fs.readdirSync(mediaDir())).toEqual([]);
   });
 
-  it('never writes through a media folder the agent replaced with a symlink', async () => {
+  it('never writes through a link in place of the media folder: it is replaced by a real one', async () => {
     await start({ IMG: Buffer.from('x') });
     const outside = path.join(h.home, 'outside');
     fs.mkdirSync(outside);
-    fs.mkdirSync(path.join(h.groupsDir, 'family'), { recursive: true });
+    fs.mkdirSync(path.dirname(mediaDir()), { recursive: true });
     fs.symlinkSync(outside, mediaDir());
     h.sock().upsert([
       waMessage({ id: 'IMG', remoteJid: FAMILY, participant: ALICE, message: { imageMessage: {} } }),
     ]);
     await h.channel.settled();
     expect(fs.readdirSync(outside)).toEqual([]);
-    expect(h.history(FAMILY)[0]?.content).toMatch(/^\[image: the attachment could not be saved/);
+    expect(fs.lstatSync(mediaDir()).isDirectory()).toBe(true);
+    expect(fs.readdirSync(mediaDir())).toHaveLength(1);
   });
 
   it('downloads nothing for chats that are not registered', async () => {
@@ -211,7 +212,7 @@ describe('WhatsApp channel: media', () => {
     ]);
     await h.channel.settled();
     expect(downloader.asked).toEqual([]);
-    expect(fs.existsSync(h.groupsDir)).toBe(false);
+    expect(fs.existsSync(h.ipcDir)).toBe(false);
   });
 
   it('keeps the first file when the same message is delivered twice', async () => {

@@ -88,6 +88,7 @@ export function buildAgentOptions(ctx: AgentOptionsContext): Options {
         groupFolder: input.groupFolder,
         isMain: input.isMain,
         ipcDir: paths.ipcDir,
+        inboxDir: paths.inboxDir,
         // Cron expressions are checked in the agent's timezone.
         tz: ctx.sdkEnv.TZ || undefined,
       }),

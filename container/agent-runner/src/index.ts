@@ -25,7 +25,7 @@ async function main(): Promise<number> {
   const paths = resolveSandboxPaths();
   const forwarders = await startProxyForwarders(paths.proxyDir);
   const sdkEnv = buildSdkEnv(forwarders);
-  const watcher = new InputWatcher(path.join(paths.ipcDir, 'input'));
+  const watcher = new InputWatcher(path.join(paths.inboxDir, 'input'));
   watcher.start();
   // processMs: since the process began (Node boot and imports included), for cold-start diagnosis.
   log('started', {

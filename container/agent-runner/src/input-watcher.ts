@@ -4,7 +4,10 @@ import path from 'node:path';
 import { z } from 'zod/v3';
 import { log } from './log.js';
 
-/** input/*.json written by the host (.tmp then rename); `_close` ends the sandbox. */
+/**
+ * input/*.json written by the host (temp name, then rename) in the read-only host-to-agent part;
+ * `_close` ends the sandbox.
+ */
 const inputFileSchema = z.object({ type: z.literal('message'), text: z.string() });
 
 export type InputEvent = { type: 'message'; text: string } | { type: 'close' };
@@ -21,7 +24,8 @@ function byAge(a: string, b: string): number {
 
 /**
  * Watches the input directory with fs.watch plus a slow poll (fs.watch misses events on some
- * mounts) and hands each event out once, in order. Files are deleted as soon as they are read.
+ * mounts) and hands each event out once, in order. The folder is read-only here: the names already
+ * read are remembered instead of deleting the files (the host clears the folder before each run).
  * After `_close`, nothing more is read.
  */
 export class InputWatcher {
@@ -30,6 +34,7 @@ export class InputWatcher {
   private watcher: fs.FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly consumed = new Set<string>();
 
   constructor(
     private readonly dir: string,
@@ -37,7 +42,6 @@ export class InputWatcher {
   ) {}
 
   start(): void {
-    fs.mkdirSync(this.dir, { recursive: true });
     try {
       this.watcher = fs.watch(this.dir, () => this.scan());
       this.watcher.on('error', (err) => log('input watch failed, polling only', { error: err.message }));
@@ -93,19 +97,18 @@ export class InputWatcher {
     }
     const found: InputEvent[] = [];
     for (const name of names.filter((n) => n.endsWith('.json')).sort(byAge)) {
-      const file = path.join(this.dir, name);
+      if (this.consumed.has(name)) continue;
       let raw: string;
       try {
-        raw = fs.readFileSync(file, 'utf8');
-        fs.rmSync(file, { force: true });
+        raw = fs.readFileSync(path.join(this.dir, name), 'utf8');
       } catch {
-        continue; // taken by a concurrent scan
+        continue; // gone: the host cleared the folder
       }
+      this.consumed.add(name);
       const text = this.parse(raw, name);
       if (text !== undefined) found.push({ type: 'message', text });
     }
     if (names.includes(CLOSE_SENTINEL)) {
-      fs.rmSync(path.join(this.dir, CLOSE_SENTINEL), { force: true });
       found.push({ type: 'close' });
       this.closed = true;
     }

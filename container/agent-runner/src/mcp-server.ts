@@ -18,6 +18,7 @@ function contextFromEnv(env: NodeJS.ProcessEnv): ToolContext {
     groupFolder,
     isMain: env.NANOCLAW_IS_MAIN === '1' || env.NANOCLAW_IS_MAIN === 'true',
     ipcDir: env.NANOCLAW_IPC_DIR || '/workspace/ipc',
+    inboxDir: env.NANOCLAW_INBOX_DIR || '/workspace/inbox',
     tz: env.TZ || undefined,
   };
 }

@@ -13,7 +13,10 @@ export interface ToolContext {
   chatJid: string;
   groupFolder: string;
   isMain: boolean;
+  /** Where requests go (messages/, tasks/). */
   ipcDir: string;
+  /** Where the host's snapshots are (read-only). */
+  inboxDir: string;
   /** Timezone for cron validation. */
   tz?: string;
   /** The host's minimum task interval; read from NANOCLAW_MIN_TASK_INTERVAL_MS when not given. */
@@ -97,7 +100,7 @@ export function scheduleTask(ctx: ToolContext, args: ScheduleTaskArgs): ToolResu
 }
 
 function visibleTasks(ctx: ToolContext): TaskSnapshot[] {
-  const tasks = readTaskSnapshot(ctx.ipcDir);
+  const tasks = readTaskSnapshot(ctx.inboxDir);
   return ctx.isMain ? tasks : tasks.filter((t) => belongsTo(t, ctx.groupFolder, ctx.chatJid));
 }
 
@@ -129,7 +132,7 @@ type TaskAction = 'pause_task' | 'resume_task' | 'cancel_task' | 'update_task';
  * just scheduled here (the list may not show it yet), the host alone decides.
  */
 function checkTask(ctx: ToolContext, taskId: string, action: TaskAction): ToolResult | undefined {
-  const tasks = loadTaskSnapshot(ctx.ipcDir);
+  const tasks = loadTaskSnapshot(ctx.inboxDir);
   if (tasks === null || scheduledHere.get(ctx)?.has(taskId)) return undefined;
   const task = tasks.find((t) => t.id === taskId);
   if (task && !ctx.isMain && !belongsTo(task, ctx.groupFolder, ctx.chatJid))
@@ -178,7 +181,7 @@ export function updateTask(ctx: ToolContext, args: UpdateTaskArgs): ToolResult {
   if (args.schedule_type !== undefined && args.schedule_value === undefined)
     return fail('Changing schedule_type needs a matching schedule_value.');
   if (args.schedule_value !== undefined) {
-    const known = readTaskSnapshot(ctx.ipcDir).find((t) => t.id === args.task_id)?.scheduleType;
+    const known = readTaskSnapshot(ctx.inboxDir).find((t) => t.id === args.task_id)?.scheduleType;
     const type = args.schedule_type ?? known;
     if (type === 'cron' || type === 'interval' || type === 'once') {
       const check = checkSchedule(ctx, type, args.schedule_value);

@@ -121,7 +121,7 @@ export function defineNanoclawTools(ctx: ToolContext, add: ToolSink): void {
   add({
     name: 'register_group',
     description:
-      'Main group only: start answering in another chat. Chats the assistant can see are listed in /workspace/ipc/available_groups.json.',
+      'Main group only: start answering in another chat. Chats the assistant can see are listed in /workspace/inbox/available_groups.json.',
     inputSchema: {
       jid: z.string().min(1).describe('The chat id'),
       name: z.string().min(1).describe('Display name'),
@@ -136,7 +136,7 @@ export function defineNanoclawTools(ctx: ToolContext, add: ToolSink): void {
   });
   add({
     name: 'refresh_groups',
-    description: 'Main group only: ask the host to refresh /workspace/ipc/available_groups.json.',
+    description: 'Main group only: ask the host to refresh /workspace/inbox/available_groups.json.',
     inputSchema: {},
     run: async () => (await tools()).refreshGroups(ctx),
   });

@@ -9,8 +9,10 @@ export interface SandboxPaths {
   groupDir: string;
   /** Shared global CLAUDE.md (read-only, non-main groups only). */
   globalDir: string;
-  /** messages/, tasks/, input/, current_tasks.json, available_groups.json. */
+  /** Agent to host: messages/ and tasks/ (read-write; the host reads them link-safely). */
   ipcDir: string;
+  /** Host to agent: input/, media/, current_tasks.json, available_groups.json (read-only). */
+  inboxDir: string;
   /** api.sock (model proxy) and egress.sock (HTTP/CONNECT proxy); either may be absent. */
   proxyDir: string;
   /** One directory per allowlisted extra mount. */
@@ -23,6 +25,7 @@ export function resolveSandboxPaths(env: NodeJS.ProcessEnv = process.env): Sandb
     groupDir: pick('NANOCLAW_GROUP_DIR', '/workspace/group'),
     globalDir: pick('NANOCLAW_GLOBAL_DIR', '/workspace/global'),
     ipcDir: pick('NANOCLAW_IPC_DIR', '/workspace/ipc'),
+    inboxDir: pick('NANOCLAW_INBOX_DIR', '/workspace/inbox'),
     proxyDir: pick('NANOCLAW_PROXY_DIR', '/run/nanoclaw'),
     extraDir: pick('NANOCLAW_EXTRA_DIR', '/workspace/extra'),
   };

@@ -41,15 +41,15 @@ function normalize(raw: Raw): TaskSnapshot | undefined {
 }
 
 /** The tasks the host last published; empty when the file is missing or unreadable. */
-export function readTaskSnapshot(ipcDir: string): TaskSnapshot[] {
-  return loadTaskSnapshot(ipcDir) ?? [];
+export function readTaskSnapshot(inboxDir: string): TaskSnapshot[] {
+  return loadTaskSnapshot(inboxDir) ?? [];
 }
 
 /** Like readTaskSnapshot, but null when there is no readable list (so nothing can be told from it). */
-export function loadTaskSnapshot(ipcDir: string): TaskSnapshot[] | null {
+export function loadTaskSnapshot(inboxDir: string): TaskSnapshot[] | null {
   let json: unknown;
   try {
-    json = JSON.parse(fs.readFileSync(path.join(ipcDir, 'current_tasks.json'), 'utf8'));
+    json = JSON.parse(fs.readFileSync(path.join(inboxDir, 'current_tasks.json'), 'utf8'));
   } catch {
     return null;
   }

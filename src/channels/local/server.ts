@@ -160,7 +160,8 @@ export function createLocalServer(deps: LocalServerDeps): http.Server {
 
   return http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      logger.error({ err, url: req.url }, 'local channel request failed');
+      // The path only: the start-up link's query string carries the token.
+      logger.error({ err, path: (req.url ?? '').split('?')[0] }, 'local channel request failed');
       if (!res.headersSent) sendError(res, 500, 'internal error; see the nanoclaw log');
       else res.destroy();
     });

@@ -1,7 +1,9 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { downloadMediaMessage, type WAMessage } from '@whiskeysockets/baileys';
 import { isValidFolder } from '../../config.js';
+import { inToAgent, MEDIA_DIR, publishMedia } from '../../ipc/to-agent.js';
 import { logger } from '../../logger.js';
 import type { MediaInfo } from './inbound.js';
 import type { BaileysLogger, WASocketLike } from './socket.js';
@@ -27,8 +29,8 @@ export function baileysMediaDownloader(log: NonNullable<BaileysLogger>): MediaDo
 export const DEFAULT_MAX_MEDIA_BYTES = 50 * 1024 * 1024;
 export const DEFAULT_MEDIA_TIMEOUT_MS = 120_000;
 
-/** Where the group folder appears inside the sandbox. */
-const CONTAINER_GROUP_DIR = '/workspace/group';
+/** Where the host-to-agent IPC part appears inside the sandbox. */
+const CONTAINER_INBOX_DIR = '/workspace/inbox';
 
 const EXTENSIONS: Record<string, string> = {
   'image/jpeg': 'jpg',
@@ -83,10 +85,14 @@ export function mediaFileName(timeMs: number, messageId: string, media: MediaInf
 }
 
 export type SaveMediaResult =
+  /** hostPath: the file's name in the group's media/ folder. */
   { ok: true; hostPath: string; containerPath: string } | { ok: false; reason: string };
 
 export interface SaveMediaOptions {
-  groupsDir: string;
+  /** data/ipc: the file is published in <folder>/to-agent/media/. */
+  ipcDir: string;
+  /** A host-private folder (never mounted) for downloads in progress. */
+  tmpDir: string;
   folder: string;
   message: WAMessage;
   media: MediaInfo;
@@ -100,38 +106,30 @@ export interface SaveMediaOptions {
 const mb = (bytes: number) => `${Math.ceil(bytes / (1024 * 1024))} MB`;
 
 /**
- * Saves an attachment to groups/<folder>/media/. The group folder is writable by the group's agent,
- * so nothing there is trusted: the media directory must resolve to itself (not a symlink planted
- * elsewhere) and files are created exclusively, never through an existing link.
+ * Saves an attachment where the group's agent can read it: downloaded into a host-private folder
+ * first, then moved into the read-only host-to-agent part (data/ipc/<folder>/to-agent/media/). No
+ * agent can write there, so nothing it planted can redirect the download.
  */
 export async function saveMedia(opts: SaveMediaOptions): Promise<SaveMediaResult> {
   if (!isValidFolder(opts.folder)) return { ok: false, reason: 'invalid group folder' };
   if (opts.media.fileLength !== undefined && opts.media.fileLength > opts.maxBytes) {
     return { ok: false, reason: `too large (${mb(opts.media.fileLength)}; limit ${mb(opts.maxBytes)})` };
   }
-  const groupDir = path.join(opts.groupsDir, opts.folder);
-  const mediaDir = path.join(groupDir, 'media');
-  await fs.promises.mkdir(mediaDir, { recursive: true });
-  const expectedDir = path.join(await fs.promises.realpath(groupDir), 'media');
-  if ((await fs.promises.realpath(mediaDir)) !== expectedDir) {
-    return { ok: false, reason: 'media directory is not a plain directory of the group folder' };
-  }
-
   const fileName = mediaFileName(opts.timeMs, opts.message.key.id ?? '', opts.media);
-  const hostPath = path.join(expectedDir, fileName);
-  const containerPath = `${CONTAINER_GROUP_DIR}/media/${fileName}`;
+  const containerPath = (name: string) => `${CONTAINER_INBOX_DIR}/${MEDIA_DIR}/${name}`;
   // A message delivered twice (notify, then append after a reconnect) keeps its first file.
-  const existing = await fs.promises.lstat(hostPath).catch(() => undefined);
-  if (existing?.isFile()) return { ok: true, hostPath, containerPath };
+  const existing = inToAgent(opts, opts.folder, [MEDIA_DIR], (dir) => dir.lstat(fileName));
+  if (existing?.isFile()) return { ok: true, hostPath: fileName, containerPath: containerPath(fileName) };
 
-  const tmpPath = `${hostPath}.${process.pid}.tmp`;
+  await fs.promises.mkdir(opts.tmpDir, { recursive: true, mode: 0o700 });
+  const tmpPath = path.join(opts.tmpDir, `${fileName}.${crypto.randomBytes(4).toString('hex')}.part`);
   const outcome = await downloadTo(tmpPath, opts);
   if (outcome !== 'ok') {
     await fs.promises.rm(tmpPath, { force: true });
     return { ok: false, reason: outcome };
   }
-  await fs.promises.rename(tmpPath, hostPath);
-  return { ok: true, hostPath, containerPath };
+  const published = publishMedia(opts, opts.folder, tmpPath, fileName);
+  return { ok: true, hostPath: published, containerPath: containerPath(published) };
 }
 
 async function downloadTo(tmpPath: string, opts: SaveMediaOptions): Promise<'ok' | string> {
@@ -170,8 +168,6 @@ async function writeCapped(
   source: Buffer | AsyncIterable<Uint8Array>,
   maxBytes: number,
 ): Promise<void> {
-  // 'wx': fails rather than follow a file or link that is already there.
-  await fs.promises.rm(tmpPath, { force: true }); // a leftover of a crash, or a planted link: removed, not followed
   const file = await fs.promises.open(tmpPath, 'wx', 0o644);
   try {
     let total = 0;

@@ -50,8 +50,10 @@ const HOW_TO_LINK = 'run `nanoclaw whatsapp-auth` to link it';
 export interface WhatsAppDeps {
   /** $NANOCLAW_HOME/store/auth */
   authDir: string;
-  /** $NANOCLAW_HOME/groups; attachments go to groups/<folder>/media/ */
-  groupsDir: string;
+  /** data/ipc: attachments go to <folder>/to-agent/media/ */
+  ipcDir: string;
+  /** Host-private folder for downloads in progress. */
+  mediaTmpDir: string;
   assistantName: string;
   assistantHasOwnNumber: boolean;
   callbacks: ChannelCallbacks;
@@ -350,7 +352,8 @@ export class WhatsAppChannel implements Channel {
   ): Promise<SaveMediaResult> {
     try {
       const saved = await saveMedia({
-        groupsDir: this.deps.groupsDir,
+        ipcDir: this.deps.ipcDir,
+        tmpDir: this.deps.mediaTmpDir,
         folder: group.folder,
         message,
         media,

@@ -1,14 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { RuntimeKind } from '../../config.js';
 import { logger } from '../../logger.js';
 import {
   INSTANCE_LABEL,
   RuntimeUnavailableError,
   SANDBOX_HOME,
+  sandboxAccountFiles,
   sortMountsForApply,
   type MountSpec,
   type SandboxRuntime,
   type SandboxSpec,
+  type SandboxUser,
 } from '../runtime.js';
 import { cliEnv, runCommand } from './cli.js';
 
@@ -19,6 +24,12 @@ export interface DockerCompatibleOptions {
   pidsLimit?: number;
   /** Seconds between the graceful stop signal and the kill. */
   stopGraceSeconds?: number;
+  /**
+   * Host directory for the generated passwd and group files bound over the image's. The host keeps
+   * them: the sandbox can read, never edit them. Default: ~/.cache/nanoclaw/sandbox-accounts (the
+   * daemon binds them, so it needs no access for the sandbox user, only the files' own 0644).
+   */
+  accountsDir?: string;
 }
 
 /** How a particular CLI differs from docker's: its binary, install hints and extra run flags. */
@@ -111,8 +122,30 @@ export class DockerCompatibleRuntime implements SandboxRuntime {
   }
 
   spawn(spec: SandboxSpec): ChildProcess {
-    const args = dockerRunArgs(spec, this.options, this.flavour.extraRunArgs());
+    const mounts = spec.user ? [...spec.mounts, ...this.accountMounts(spec.user)] : spec.mounts;
+    const args = dockerRunArgs({ ...spec, mounts }, this.options, this.flavour.extraRunArgs());
     return spawn(this.flavour.bin, args, { stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv() });
+  }
+
+  /**
+   * The image knows uid 1000 only; the sandbox uid (61000 by default for a root host) needs an
+   * account too, or os.userInfo(), the shell and git fail. Written once per uid, atomically, so a
+   * sandbox starting meanwhile never binds a half-written file.
+   */
+  private accountMounts(user: SandboxUser): MountSpec[] {
+    const dir = this.options.accountsDir ?? path.join(os.homedir(), '.cache', 'nanoclaw', 'sandbox-accounts');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const files = sandboxAccountFiles(user);
+    return (['passwd', 'group'] as const).map((name) => {
+      const hostPath = path.join(dir, `${name}-${user.uid}-${user.gid}`);
+      if (readOrNull(hostPath) !== files[name]) {
+        const tmp = `${hostPath}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, files[name]);
+        fs.chmodSync(tmp, 0o644); // whatever the umask: the sandbox user reads it
+        fs.renameSync(tmp, hostPath);
+      }
+      return { hostPath, containerPath: `/etc/${name}`, readonly: true };
+    });
   }
 
   async stop(name: string): Promise<void> {
@@ -143,5 +176,13 @@ export class DockerCompatibleRuntime implements SandboxRuntime {
     await Promise.all(names.map((name) => this.stop(name)));
     if (names.length > 0) logger.info({ names }, 'stopped orphaned sandboxes');
     return names;
+  }
+}
+
+function readOrNull(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
   }
 }
