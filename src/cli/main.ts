@@ -20,6 +20,8 @@ usage: nanoclaw <command> [options]
   open                      print the local chat link with its access token
   service install|uninstall|status
                             run in the background at login (systemd user unit / launchd agent)
+  audit [--group <folder>] [--runtime <kind>] [--json]
+                            attack a real sandbox from inside; a verdict per threat row
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -110,6 +112,10 @@ async function main(argv: string[]): Promise<number> {
       }
       out.write(`http://127.0.0.1:${config.localChannelPort}/?token=${token}\n`);
       return 0;
+    }
+    case 'audit': {
+      const { runAuditCommand } = await import('./audit.js');
+      return runAuditCommand(args, { config, out, err: process.stderr });
     }
     case 'service': {
       const { runServiceCommand } = await import('./service.js');

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../src/sandbox/runtimes/docker.js';
-import { DockerCompatibleRuntime, dockerRunArgs } from '../../src/sandbox/runtimes/docker-compatible.js';
+import { dockerRunArgs } from '../../src/sandbox/runtimes/docker-compatible.js';
 import { DEFAULT_SANDBOX_UID } from '../../src/config.js';
 import { INSTANCE_LABEL, sandboxUser, type SandboxSpec } from '../../src/sandbox/runtime.js';
 import { collect, ensureBusyboxImage, expectIsolated, median, parseProbe } from './runtime-helpers.js';
@@ -136,15 +136,8 @@ describe('docker runtime (real daemon)', () => {
       image: AGENT_IMAGE,
       env: { HOME: '/home/node' },
     };
-    // The agent image's entrypoint is the runner: this driver swaps in a shell, nothing else.
-    const shell = new DockerCompatibleRuntime({
-      kind: 'docker',
-      bin: 'docker',
-      installHint: '',
-      startHint: '',
-      extraRunArgs: () => ['--entrypoint', 'sh'],
-    });
-    const done = await collect(shell.spawn({ ...spec, command: ['-c', script] }));
+    // A command replaces the image's entrypoint (the runner) with a shell.
+    const done = await collect(runtime.spawn(spec));
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toContain(`uid=${user.uid}(node) gid=${user.gid}(node)`);
     const probe = parseProbe(done.stdout);

@@ -49,7 +49,8 @@ function assertPlainPath(p: string): void {
 
 function mountArgs(mount: MountSpec): string[] {
   assertPlainPath(mount.containerPath);
-  if (mount.mask === 'dir') return ['--mount', `type=tmpfs,destination=${mount.containerPath},readonly`];
+  // `ro`, not `readonly`: podman accepts only the short form.
+  if (mount.mask === 'dir') return ['--mount', `type=tmpfs,destination=${mount.containerPath},ro`];
   if (mount.mask === 'file') return ['-v', `/dev/null:${mount.containerPath}:ro`];
   assertPlainPath(mount.hostPath);
   return ['-v', `${mount.hostPath}:${mount.containerPath}${mount.readonly ? ':ro' : ''}`];
@@ -88,7 +89,10 @@ export function dockerRunArgs(
   );
   for (const [key, value] of Object.entries(spec.env)) args.push('-e', `${key}=${value}`);
   for (const mount of sortMountsForApply(spec.mounts)) args.push(...mountArgs(mount));
-  args.push(spec.image, ...(spec.command ?? []));
+  // A command replaces the image's entrypoint, not only its arguments.
+  const [entrypoint, ...rest] = spec.command ?? [];
+  if (entrypoint) args.push('--entrypoint', entrypoint, spec.image, ...rest);
+  else args.push(spec.image);
   return args;
 }
 

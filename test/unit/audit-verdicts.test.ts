@@ -1,0 +1,311 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findFingerprints, fingerprint, sha256Hex } from '../../src/audit/fingerprint.js';
+import { runHostActions } from '../../src/audit/host-actions.js';
+import { plantPlan } from '../../src/audit/plants.js';
+import { probeSource } from '../../src/audit/probe.js';
+import { probeReportSchema, REPORT_MARKER, type ProbeReport } from '../../src/audit/types.js';
+import { anyFailed, judge, renderTable, THREATS, type AuditEvidence } from '../../src/audit/verdicts.js';
+import { runAuditCommand } from '../../src/cli/audit.js';
+import { PROJECT_ROOT } from '../../src/config.js';
+import { openStore } from '../../src/db/store.js';
+import { registerGroup } from '../../src/groups.js';
+import { prepareGroupDirs } from '../../src/sandbox/mount-plan.js';
+import { tempHome } from '../helpers/temp-home.js';
+
+const KEY = 'sk-ant-canary-unit-0123456789abcdef';
+const PLANTS = plantPlan({
+  nonce: 'n0nce',
+  decoyDir: '/host/data/audit-n0nce/decoy',
+  skills: ['browser'],
+  isMain: true,
+});
+
+/** What a sandbox that holds everywhere reports. */
+function cleanReport(): ProbeReport {
+  return {
+    uid: 61000,
+    status: { capEff: '0000000000000000', capPrm: '0000000000000000', noNewPrivs: '1', seccomp: '2' },
+    userns: { result: 'refused', detail: 'unshare: Operation not permitted' },
+    rootMount: 'ro,relatime',
+    cgroup: { pids: '512', memory: '2147483648' },
+    runtimeSockets: [],
+    interfaces: ['lo'],
+    direct: [
+      { id: 'canary', outcome: 'refused', detail: 'ECONNREFUSED' },
+      { id: 'metadata', outcome: 'refused', detail: 'ENETUNREACH' },
+    ],
+    egress: [{ id: 'metadata', status: 403, detail: 'HTTP/1.1 403 Forbidden' }],
+    scan: { files: 100, bytes: 1000, processes: 2, unreadable: 0, truncated: false },
+    secretHits: [],
+    sentinelHits: [],
+    credentials: [{ where: '/proc/7/environ', name: 'ANTHROPIC_API_KEY', value: 'placeholder' }],
+    project: { visible: true, env: 'empty', store: [], data: [] },
+    plants: PLANTS.map((p) => ({
+      id: p.id,
+      ok: p.expect === 'ok',
+      detail: p.expect === 'ok' ? 'done' : 'EROFS',
+    })),
+  };
+}
+
+function evidence(overrides: Partial<AuditEvidence> = {}, report: Partial<ProbeReport> = {}): AuditEvidence {
+  return {
+    runtime: 'docker',
+    isMain: true,
+    expectedUid: 61000,
+    projectPath: '/workspace/project',
+    report: { ...cleanReport(), ...report },
+    secretValues: [KEY],
+    plants: PLANTS,
+    hostActions: {
+      results: [
+        { action: 'ipcScan', outcome: 'done', ms: 3, detail: 'planted entries refused' },
+        { action: 'writeRunLog', outcome: 'done', ms: 1, detail: '' },
+      ],
+      payloads: [],
+    },
+    decoyChanges: [],
+    decoyMarker: 'decoy-marker',
+    canaryConnections: 0,
+    proxyDials: [],
+    hostLimits: null,
+    ...overrides,
+  };
+}
+
+const verdictOf = (e: AuditEvidence, row: keyof typeof THREATS) =>
+  judge(e).find((r) => r.id === row)?.verdict;
+
+describe('audit verdicts', () => {
+  it('a sandbox that holds everywhere fails no row', () => {
+    const rows = judge(evidence());
+    expect(anyFailed(rows)).toBe(false);
+    for (const id of [
+      'hostFiles',
+      'otherGroup',
+      'mainSecrets',
+      'apiKey',
+      'network',
+      'links',
+      'escalate',
+    ] as const)
+      expect(verdictOf(evidence(), id), id).toBe('held');
+    expect(verdictOf(evidence(), 'injection')).toBe('not audited');
+  });
+
+  it('fails when the key is seen, by fingerprint or in a credential variable', () => {
+    const seen = evidence({}, { secretHits: [{ index: 0, where: ['/workspace/group/leak.txt'] }] });
+    expect(verdictOf(seen, 'apiKey')).toBe('failed');
+    expect(anyFailed(judge(seen))).toBe(true);
+    expect(renderTable(judge(seen))).toContain('key found in /workspace/group/leak.txt');
+    const inEnv = evidence(
+      {},
+      { credentials: [{ where: '/proc/1/environ', name: 'X_API_KEY', value: `Bearer ${KEY}` }] },
+    );
+    expect(verdictOf(inEnv, 'apiKey')).toBe('failed');
+    expect(renderTable(judge(inEnv))).not.toContain(KEY); // never printed
+  });
+
+  it('fails on a network interface besides lo, a reached canary, or a proxy that dialled', () => {
+    expect(verdictOf(evidence({}, { interfaces: ['lo', 'eth0'] }), 'network')).toBe('failed');
+    expect(verdictOf(evidence({}, { interfaces: null }), 'network')).toBe('failed');
+    expect(verdictOf(evidence({ canaryConnections: 1 }), 'network')).toBe('failed');
+    expect(verdictOf(evidence({ proxyDials: ['169.254.169.254:80'] }), 'network')).toBe('failed');
+    const allowed = evidence({}, { egress: [{ id: 'metadata', status: 200, detail: 'HTTP/1.1 200 OK' }] });
+    expect(verdictOf(allowed, 'network')).toBe('failed');
+  });
+
+  it('fails when the host blocked on a plant, or the decoy changed or was read', () => {
+    const blocked = evidence({
+      hostActions: {
+        results: [{ action: 'ipcScan', outcome: 'blocked', ms: 10_000, detail: 'did not return in time' }],
+        payloads: [],
+      },
+    });
+    expect(verdictOf(blocked, 'links')).toBe('failed');
+    expect(verdictOf(blocked, 'malformed')).toBe('failed');
+    expect(verdictOf(evidence({ decoyChanges: ['created-memory.md was created'] }), 'links')).toBe('failed');
+    const read = evidence({ hostActions: { results: [], payloads: ['{"text":"decoy-marker"}'] } });
+    expect(verdictOf(read, 'links')).toBe('failed');
+    const inboxWritable = cleanReport().plants.map((p) => (p.id === 'inbox-write' ? { ...p, ok: true } : p));
+    expect(verdictOf(evidence({}, { plants: inboxWritable }), 'links')).toBe('failed');
+  });
+
+  it('judges escalation from the kernel status, and limits seen from either side', () => {
+    expect(verdictOf(evidence({}, { uid: 0 }), 'escalate')).toBe('failed');
+    const caps = { ...cleanReport().status, capEff: '00000000a80425fb' };
+    expect(verdictOf(evidence({}, { status: caps }), 'escalate')).toBe('failed');
+    expect(verdictOf(evidence({}, { userns: { result: 'allowed', detail: '' } }), 'escalate')).toBe('failed');
+    expect(verdictOf(evidence({}, { rootMount: 'rw,relatime' }), 'escalate')).toBe('failed');
+    expect(verdictOf(evidence({}, { cgroup: { pids: 'max', memory: '2147483648' } }), 'escalate')).toBe(
+      'failed',
+    );
+    const hidden = evidence(
+      { hostLimits: { pids: '512', memory: '2147483648' } },
+      { cgroup: { pids: null, memory: null } },
+    );
+    expect(verdictOf(hidden, 'escalate')).toBe('held');
+    const invisible = judge(evidence({}, { cgroup: { pids: null, memory: null } }));
+    expect(
+      invisible.find((r) => r.id === 'escalate')?.checks.find((c) => c.id === 'pids-limit')?.status,
+    ).toBe('n/a');
+  });
+
+  it("lets main read other groups' folders through the project, nothing else", () => {
+    const viaProject = { id: 'otherGroup', where: ['/workspace/project/groups/audit-x/audit.txt'] };
+    expect(verdictOf(evidence({}, { sentinelHits: [viaProject] }), 'otherGroup')).toBe('held');
+    expect(verdictOf(evidence({ isMain: false }, { sentinelHits: [viaProject] }), 'otherGroup')).toBe(
+      'failed',
+    );
+    const ipc = { id: 'otherIpc', where: ['/workspace/ipc/audit.txt'] };
+    expect(verdictOf(evidence({}, { sentinelHits: [ipc] }), 'otherGroup')).toBe('failed');
+    expect(
+      verdictOf(
+        evidence({}, { project: { visible: true, env: 'content', store: [], data: [] } }),
+        'mainSecrets',
+      ),
+    ).toBe('failed');
+    expect(
+      verdictOf(
+        evidence({ isMain: false }, { project: { visible: false, env: 'absent', store: null, data: null } }),
+        'mainSecrets',
+      ),
+    ).toBe('n/a');
+  });
+
+  it('has a row for every threat of the README, in the same words', () => {
+    const readme = fs.readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const table = readme.slice(readme.indexOf('## Security model'));
+    const threats = table
+      .slice(0, table.indexOf('\n\n', table.indexOf('| threat')))
+      .split('\n')
+      .filter((l) => l.startsWith('| ') && !l.startsWith('| threat'))
+      .map((l) => l.split(' | ')[0]!.slice(2));
+    expect(threats.length).toBeGreaterThan(10);
+    // Same rows, same words, same order: a new README row needs a verdict here too.
+    expect(Object.values(THREATS)).toEqual(threats);
+  });
+});
+
+describe('audit probe', () => {
+  it('finds a key by its fingerprint, and nothing that merely resembles it', () => {
+    const fp = fingerprint(KEY);
+    expect(findFingerprints(Buffer.from(`x-api-key: ${KEY}\n`), [fp], sha256Hex)).toEqual([0]);
+    expect(findFingerprints(Buffer.from(KEY.slice(0, -1)), [fp], sha256Hex)).toEqual([]);
+    expect(findFingerprints(Buffer.from(`${KEY.slice(0, -1)}X`), [fp], sha256Hex)).toEqual([]);
+  });
+
+  it('as shipped (source on stdin), reports a key and a sentinel it can read, outside any sandbox', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-probe-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'deep', 'er'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'deep', 'er', 'config.txt'), `token=${KEY}\n`);
+      fs.writeFileSync(path.join(dir, 'note.txt'), 'sentinel-token-1\n');
+      fs.symlinkSync('/etc/passwd', path.join(dir, 'link'));
+      const source = probeSource({
+        expectedUid: 1000,
+        sentinels: [{ id: 'data', hostPath: path.join(dir, 'nope'), token: 'sentinel-token-1' }],
+        secrets: [fingerprint(KEY)],
+        scanRoots: [dir],
+        limits: { maxFiles: 100, maxFileBytes: 2 ** 20, maxTotalBytes: 2 ** 24, budgetMs: 5000 },
+        direct: [], // nothing to dial from a real machine
+        egressSocket: path.join(dir, 'no.sock'),
+        egress: [],
+        projectPath: path.join(dir, 'project'),
+        plants: [{ id: 'fifo', op: 'fifo', path: path.join(dir, 'f.json'), expect: 'ok' }],
+      });
+      const run = spawnSync(process.execPath, ['--input-type=module', '-'], {
+        input: source,
+        encoding: 'utf8',
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const line = run.stdout.split('\n').find((l) => l.startsWith(REPORT_MARKER))!;
+      const report = probeReportSchema.parse(JSON.parse(line.slice(REPORT_MARKER.length)));
+      expect(report.secretHits).toEqual([{ index: 0, where: [path.join(dir, 'deep', 'er', 'config.txt')] }]);
+      expect(report.sentinelHits).toEqual([{ id: 'data', where: [path.join(dir, 'note.txt')] }]);
+      expect(report.plants).toEqual([{ id: 'fifo', ok: true, detail: 'done' }]);
+      expect(fs.lstatSync(path.join(dir, 'f.json')).isFIFO()).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('audit host actions', () => {
+  it(
+    'marks an action that does not return in time as blocked, and runs the rest',
+    { timeout: 60_000 },
+    async () => {
+      const t = tempHome();
+      try {
+        const store = openStore(t.config.dbPath);
+        const registered = registerGroup(store, t.config, {
+          jid: 'local:work',
+          name: 'Work',
+          folder: 'work',
+        });
+        store.close();
+        if (!registered.ok) throw new Error(registered.error);
+        prepareGroupDirs(registered.group, t.config, { uid: 61000, gid: 61000 });
+        // A planted name the IPC scan never handles (not *.json): it waits for it past the deadline.
+        fs.writeFileSync(
+          path.join(t.config.ipcDir, 'work', 'from-agent', 'messages', 'audit-deadbeef.txt'),
+          '',
+        );
+        const outcome = await runHostActions(
+          {
+            home: t.home,
+            configDir: t.config.configDir,
+            folder: 'work',
+            nonce: 'deadbeef',
+            user: { uid: 61000, gid: 61000 },
+            startedAt: Date.now(),
+            mediaFile: path.join(t.home, 'none.txt'),
+            actions: ['ipcScan', 'writeTaskSnapshot'],
+          },
+          { timeoutMs: 1000 },
+        );
+        expect(outcome.results.map((r) => [r.action, r.outcome])).toEqual([
+          ['ipcScan', 'blocked'],
+          ['writeTaskSnapshot', 'done'],
+        ]);
+        const rows = judge(evidence({ hostActions: outcome }));
+        expect(rows.find((r) => r.id === 'links')?.verdict).toBe('failed');
+      } finally {
+        t.cleanup();
+      }
+    },
+  );
+});
+
+describe('nanoclaw audit arguments', () => {
+  const streams = () => {
+    let out = '';
+    let err = '';
+    return {
+      out: { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream,
+      err: { write: (s: string) => ((err += s), true) } as unknown as NodeJS.WritableStream,
+      text: () => ({ out, err }),
+    };
+  };
+
+  it('prints usage for --help and refuses unknown options with code 2', async () => {
+    const t = tempHome();
+    try {
+      const help = streams();
+      expect(await runAuditCommand(['--help'], { config: t.config, ...help })).toBe(0);
+      expect(help.text().out).toContain('usage: nanoclaw audit');
+      for (const args of [['--bogus'], ['--runtime', 'vm'], ['--group']]) {
+        const bad = streams();
+        expect(await runAuditCommand(args, { config: t.config, ...bad }), args.join(' ')).toBe(2);
+        expect(bad.text().err).toContain('usage: nanoclaw audit');
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+});
