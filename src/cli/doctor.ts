@@ -50,6 +50,7 @@ export async function runDoctor(deps: { config: Config; out: Writable }): Promis
   }
   const failed = checks.filter((c) => !c.ok && !c.warnOnly);
   deps.out.write(failed.length === 0 ? '\nAll checks passed.\n' : `\n${failed.length} check(s) failed.\n`);
+  deps.out.write('To test the sandbox boundary itself, live: nanoclaw audit\n');
   return failed.length === 0 ? 0 : 1;
 }
 
