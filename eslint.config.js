@@ -8,6 +8,7 @@ export default tseslint.config(
       'node_modules/',
       'container/agent-runner/dist/',
       'container/agent-runner/node_modules/',
+      'container/agent-runner/src/contract/',
       'coverage/',
     ],
   },

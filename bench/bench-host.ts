@@ -7,7 +7,8 @@ import { LocalChannel } from '../src/channels/local/local-channel.js';
 import { loadConfig, type Config, type RuntimeKind } from '../src/config.js';
 import { createRuntime } from '../src/sandbox/detect.js';
 import type { SandboxRuntime, SandboxSpec } from '../src/sandbox/runtime.js';
-import type { AgentRunner, ChannelCallbacks } from '../src/types.js';
+import type { ChannelCallbacks } from '../src/types.js';
+import { FakeRuntime, type Behaviour } from '../test/helpers/fake-runtime.js';
 import {
   isAgentTurn,
   lastUserText,
@@ -64,8 +65,8 @@ export interface BenchHostOptions {
   runtime?: RuntimeKind;
   /** Lets a benchmark observe the runtime (e.g. when sandboxes are spawned). */
   wrapRuntime?: (runtime: SandboxRuntime) => SandboxRuntime;
-  /** An in-process runner instead (host-only benchmarks). */
-  runner?: AgentRunner;
+  /** Otherwise an in-process sandbox that behaves like this (host-only benchmarks). */
+  behaviour?: Behaviour;
   /** Settings as in the environment (IDLE_TIMEOUT, ...). */
   env?: Record<string, string>;
 }
@@ -81,21 +82,6 @@ export interface BenchHost {
   /** Posts through the local channel's HTTP API, as the chat page does. */
   post(chat: string, text: string): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** The local channel, with the moment each reply leaves the host recorded. */
-class TimedLocalChannel extends LocalChannel {
-  constructor(
-    deps: ConstructorParameters<typeof LocalChannel>[0],
-    private readonly checkpoints: Checkpoints,
-  ) {
-    super(deps);
-  }
-
-  override async sendMessage(jid: string, text: string): Promise<void> {
-    await super.sendMessage(jid, text);
-    this.checkpoints.record('delivered', text);
-  }
 }
 
 /**
@@ -162,45 +148,33 @@ async function buildBenchHost(
     await runtime.ensureRunning();
     if (options.wrapRuntime) runtime = options.wrapRuntime(runtime);
   }
-  let callbacks: ChannelCallbacks | undefined;
-  const app = new App(config, {
-    ...(runtime ? { runtime } : {}),
-    ...(options.runner ? { runner: options.runner } : {}),
-    channels: (hostCallbacks, host) => {
-      callbacks = {
-        onChatMetadata: (chat) => hostCallbacks.onChatMetadata(chat),
-        // "Accepted by the channel": the moment the channel hands the message to the host.
-        onMessage: (message) => {
-          checkpoints.record('accepted', message.content);
-          hostCallbacks.onMessage(message);
-        },
-      };
-      return [
-        new TimedLocalChannel(
-          {
-            port: config.localChannelPort,
-            tokenFile: path.join(config.dataDir, 'local-channel.token'),
-            callbacks,
-            assistantName: config.assistantName,
-            history: (jid, after) => host.store.messages.history(jid, after),
-            isRegistered: (jid) => host.store.groups.byJid(jid) !== undefined,
-            chats: () => [],
-          },
-          checkpoints,
-        ),
-      ];
-    },
-  });
+  const app = new App(config, runtime ?? new FakeRuntime(options.behaviour));
   cleanups.push(() => app.stop());
-  await app.start();
   const local = app.channels[0] as LocalChannel;
+  // "Accepted": the moment the channel hands the message to the host. "Delivered": the moment the
+  // reply leaves the host through the channel.
+  const ingest = app.ingest.bind(app);
+  app.ingest = (message) => {
+    checkpoints.record('accepted', message.content);
+    ingest(message);
+  };
+  const send = local.sendMessage.bind(local);
+  local.sendMessage = async (jid, text) => {
+    await send(jid, text);
+    checkpoints.record('delivered', text);
+  };
+  const callbacks: ChannelCallbacks = {
+    onMessage: (message) => app.ingest(message),
+    onChatMetadata: (chat) => app.store.messages.upsertChat(chat),
+  };
+  await app.start();
 
   return {
     app,
     config,
     home,
     local,
-    callbacks: callbacks!,
+    callbacks,
     checkpoints,
     mock,
     async post(chat, text) {

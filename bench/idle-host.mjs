@@ -10,7 +10,7 @@ const groups = Number(process.argv[2] ?? 100);
 const settleMs = Number(process.argv[3] ?? 3000);
 const dist = new URL('../dist/', import.meta.url);
 const { loadConfig } = await import(new URL('config.js', dist).href);
-const { createHost } = await import(new URL('cli/start.js', dist).href);
+const { App } = await import(new URL('app.js', dist).href);
 const { registerGroup } = await import(new URL('groups.js', dist).href);
 const { DockerRuntime } = await import(new URL('sandbox/runtimes/docker.js', dist).href);
 
@@ -22,7 +22,7 @@ const config = loadConfig({
   LOCAL_CHANNEL_PORT: '0',
 });
 // No message arrives, so the runtime is never asked to start a sandbox.
-const app = await createHost(config, new DockerRuntime());
+const app = await App.create(config, new DockerRuntime());
 for (let i = 1; i < groups; i++)
   registerGroup(app.store, config, { jid: `local:group${i}`, name: `Group ${i}`, folder: `group${i}` });
 await app.start();

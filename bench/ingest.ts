@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import { registerGroup } from '../src/groups.js';
-import type { AgentRunner } from '../src/types.js';
 import { startBenchHost, until } from './bench-host.js';
 
 const GROUPS = 10;
@@ -14,10 +13,9 @@ const BATCH = 50;
  * the last message (its seen-cursor reached it). Returns messages per second, one per run.
  */
 export async function measureIngest(runs: number, perRun: number): Promise<number[]> {
-  const runner: AgentRunner = {
-    run: () => Promise.reject(new Error('no agent should run in the ingest benchmark')),
-  };
-  const host = await startBenchHost({ runner });
+  const host = await startBenchHost({
+    behaviour: () => Promise.reject(new Error('no agent should run in the ingest benchmark')),
+  });
   const { app, callbacks } = host;
   const samples: number[] = [];
   try {

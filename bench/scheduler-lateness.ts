@@ -1,6 +1,6 @@
 import type { RuntimeKind } from '../src/config.js';
 import { registerGroup } from '../src/groups.js';
-import type { AgentRunner, ScheduledTask } from '../src/types.js';
+import type { ScheduledTask } from '../src/types.js';
 import { observeSpawns, startBenchHost, sleep, until } from './bench-host.js';
 
 const GROUPS = 4;
@@ -13,18 +13,16 @@ const GROUPS = 4;
  */
 export async function measureSchedulerLateness(tasks: number): Promise<number[]> {
   const started = new Map<string, number>();
-  const runner: AgentRunner = {
-    async run(_group, input, hooks) {
-      const id = /bm-t\d+/.exec(input.prompt)?.[0];
-      if (id && !started.has(id)) started.set(id, Date.now());
-      const output = { status: 'success' as const, result: null };
-      await hooks.onOutput(output);
-      return output;
-    },
-  };
-  const host = await startBenchHost({ runner });
+  const host = await startBenchHost({ behaviour: () => ({ status: 'success', result: null }) });
   try {
     const { app } = host;
+    // A run starts when the host calls the sandbox runner: timer precision, claiming, queueing.
+    const run = app.runner.run.bind(app.runner);
+    app.runner.run = (group, input, hooks) => {
+      const id = /bm-t\d+/.exec(input.prompt)?.[0];
+      if (id && !started.has(id)) started.set(id, Date.now());
+      return run(group, input, hooks);
+    };
     for (let g = 0; g < GROUPS; g++)
       registerGroup(app.store, app.config, { jid: `local:g${g}`, name: `g${g}`, folder: `g${g}` });
     const dueAt = new Map<string, number>();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the agent-runner on this machine (npm ci + tsc in container/agent-runner). The bwrap
-# runtime binds that directory read-only at /app and uses the host's /usr, so it runs the host
-# build rather than the image's.
+# Builds the agent-runner on this machine (npm ci, then the contract copied from src/contract and
+# tsc in container/agent-runner). The bwrap runtime binds that directory read-only at /app and uses
+# the host's /usr, so it runs the host build rather than the image's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/agent-runner"
 started=$(date +%s)
@@ -14,5 +14,5 @@ if [[ ! -d node_modules/@anthropic-ai/claude-agent-sdk ]] || [[ package-lock.jso
 fi
 step "tsc"
 rm -rf dist
-npx tsc -p tsconfig.json
+npm run -s build
 step "agent-runner built in $(pwd)/dist"

@@ -51,6 +51,8 @@ else
   : >"$here/.build/extra-ca.crt"
 fi
 
+# The image compiles agent-runner/src, which includes the host's IPC contract (src/contract).
+(cd "$here/agent-runner" && npm run -s contract)
 step "building $image"
 if [[ "$runtime" == docker ]] && ! docker buildx version >/dev/null 2>&1; then
   export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" # the classic builder, without the buildx plugin

@@ -45,12 +45,16 @@ export function ensureHostBuild() {
   run('npm', ['run', 'build']);
 }
 
-/** The agent-runner built on the host: bwrap binds it at /app. */
+/** The agent-runner built on the host: bwrap binds it at /app. Its build copies src/contract in. */
 export function ensureRunnerBuild() {
   const dir = path.join(root, 'container', 'agent-runner');
   ensurePackages(dir);
   const built = path.join(dir, 'dist', 'index.js');
-  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newestMtime(path.join(dir, 'src'))) return;
+  const newest = Math.max(
+    newestMtime(path.join(dir, 'src')),
+    newestMtime(path.join(root, 'src', 'contract')),
+  );
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest) return;
   run('npm', ['run', 'build'], { cwd: dir });
 }
 

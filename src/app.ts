@@ -1,284 +1,247 @@
 import fs from 'node:fs';
-import { isValidFolder, type Config } from './config.js';
+import path from 'node:path';
+import { runTaskInSandbox } from './agent-dispatch.js';
+import type { Config } from './config.js';
+import { isValidFolder } from './contract/ipc.js';
 import { openStore, type Store } from './db/store.js';
 import { readSecrets } from './env-file.js';
 import { FailureNotices } from './failure-notice.js';
-import { GroupQueue } from './group-queue.js';
 import { ensureGroupFolder, ensureMainGroup, registerGroup } from './groups.js';
+import { LocalChannel } from './channels/local/local-channel.js';
+import { isWhatsAppLinked } from './channels/whatsapp/link-state.js';
 import { handleMessageIpc } from './ipc/message-handler.js';
 import { handleTaskIpc } from './ipc/task-handler.js';
-import { IpcWatcher } from './ipc/watcher.js';
+import { IpcWatcher, type IpcKind } from './ipc/watcher.js';
 import { logger } from './logger.js';
 import { MessageLoop } from './message-loop.js';
 import { Outbound } from './outbound.js';
-import { formatOutbound } from './router.js';
 import { createGroupPolicy, senderAllowed, type ResolvedLimits } from './policy/group-policy.js';
 import { RateLimiter } from './policy/rate-limiter.js';
 import { ProxyManager } from './proxy/proxy-manager.js';
-import { writeClose, writeInput } from './ipc/to-agent.js';
-import { ContainerRunner } from './sandbox/container-runner.js';
-import { prepareContainerSkills } from './sandbox/container-skills.js';
+import { formatOutbound } from './router.js';
+import { prepareAgentSkills } from './sandbox/agent-skills.js';
 import { loadMountAllowlist } from './sandbox/mount-allowlist.js';
 import { hostIsRoot, type SandboxRuntime } from './sandbox/runtime.js';
+import { SandboxRunner } from './sandbox/sandbox-runner.js';
 import { TaskScheduler } from './scheduler/task-scheduler.js';
-import { writeTaskSnapshot } from './scheduler/task-snapshot.js';
-import { runTaskInSandbox } from './task-runner.js';
-import type { AgentRunner, Channel, ChannelCallbacks } from './types.js';
-import { writeAvailableGroups } from './available-groups.js';
+import { Snapshots } from './snapshots.js';
+import type { Channel, ChannelCallbacks, NewMessage, RegisteredGroup } from './types.js';
+import { todayUtc } from './util/today.js';
 
-export interface AppParts {
-  /** The sandbox runtime; required unless a runner is given. */
-  runtime?: SandboxRuntime;
-  /** Tests of the host core pass an in-process runner; users always get the sandboxed one. */
-  runner?: AgentRunner;
-  /** Builds the channels once the host's callbacks exist. */
-  channels(callbacks: ChannelCallbacks, app: App): Channel[];
-  /** How long the model proxy waits on a silent upstream (default 10 minutes). */
+type WhatsAppModule = typeof import('./channels/whatsapp/whatsapp-channel.js');
+
+export interface AppOptions {
   modelUpstreamTimeoutMs?: number;
+  whatsapp?: WhatsAppModule;
 }
 
-/** Everything the running host holds, created once at start-up and passed down. */
+/**
+ * The host, every part built once in dependency order. A message goes channel → store (`ingest`)
+ * → message loop → sandbox runner → outbound → channel.
+ */
 export class App {
   readonly store: Store;
-  readonly outbound: Outbound;
-  readonly queue: GroupQueue;
-  readonly loop: MessageLoop;
-  readonly ipc: IpcWatcher;
-  readonly scheduler: TaskScheduler;
-  readonly proxies: ProxyManager;
-  readonly runner: AgentRunner;
-  readonly failures: FailureNotices;
-  channels: Channel[] = [];
-  /** Limits and sender allowlists per group folder, from $NANOCLAW_CONFIG_DIR/group-policy.json. */
   readonly limits: (folder: string) => ResolvedLimits;
-  private readonly rateLimiter = new RateLimiter();
-  private readonly runtime: SandboxRuntime | undefined;
-  /** Names of the sandboxes running right now. */
-  private readonly sandboxes = new Set<string>();
+  readonly proxies: ProxyManager;
+  readonly runner: SandboxRunner;
+  readonly channels: Channel[];
+  readonly outbound: Outbound;
+  readonly failures: FailureNotices;
+  readonly loop: MessageLoop;
+  readonly scheduler: TaskScheduler;
+  readonly snapshots: Snapshots;
+  readonly ipc: IpcWatcher;
   private stopping = false;
+
+  /** Loads the (large) WhatsApp library only when an account is linked. */
+  static async create(config: Config, runtime: SandboxRuntime, options: AppOptions = {}): Promise<App> {
+    const linked = isWhatsAppLinked(config.authDir);
+    if (!linked) logger.info('WhatsApp is not linked; run `nanoclaw whatsapp-auth` to link it');
+    const whatsapp = linked ? await import('./channels/whatsapp/whatsapp-channel.js') : undefined;
+    return new App(config, runtime, { ...options, ...(whatsapp ? { whatsapp } : {}) });
+  }
 
   constructor(
     readonly config: Config,
-    parts: AppParts,
+    runtime: SandboxRuntime,
+    options: AppOptions = {},
   ) {
-    for (const dir of [
-      config.storeDir,
-      config.groupsDir,
-      config.ipcDir,
-      config.sessionsDir,
-      config.proxyDir,
-    ]) {
+    for (const dir of [config.storeDir, config.groupsDir, config.ipcDir, config.sessionsDir, config.proxyDir])
       fs.mkdirSync(dir, { recursive: true });
-    }
-    this.store = openStore(config.dbPath);
-    ensureMainGroup(this.store, config);
-    for (const group of this.store.groups.all()) {
-      // A folder becomes a path: one that is not a plain name (edited into the database by hand)
-      // is never created; its runs are refused by the sandbox runner.
+    const store = (this.store = openStore(config.dbPath));
+    ensureMainGroup(store, config);
+    // A folder edited into the database by hand that is not a plain name is never created.
+    for (const group of store.groups.all())
       if (isValidFolder(group.folder)) ensureGroupFolder(config, group);
       else logger.error({ jid: group.jid, folder: group.folder }, 'registered group has an invalid folder');
-    }
-
     this.limits = createGroupPolicy(config.configDir);
+    this.snapshots = new Snapshots(config, store);
+
+    this.channels = this.buildChannels(options.whatsapp);
+    const rateLimiter = new RateLimiter();
     this.outbound = new Outbound({
-      store: this.store,
+      store,
       channels: () => this.channels,
       assistantName: config.assistantName,
       allowSend: (jid) => {
-        const folder = this.store.groups.byJid(jid)?.folder;
+        const folder = store.groups.byJid(jid)?.folder;
         if (!folder) return true;
         const { outboundPerMinute, outboundBurst } = this.limits(folder);
-        return this.rateLimiter.tryTake(folder, outboundPerMinute, outboundBurst);
+        return rateLimiter.tryTake(folder, outboundPerMinute, outboundBurst);
       },
     });
-    // Failure notices bypass the rate limit: they are rare, once per streak, and must arrive.
     this.failures = new FailureNotices((jid, text) =>
       this.outbound.send(jid, text, undefined, { unlimited: true }),
     );
+
     this.proxies = new ProxyManager({
       proxyDir: config.proxyDir,
       configDir: config.configDir,
       readSecrets: () => readSecrets(config.envFile),
-      recordUsage: (folder, input, output) => this.store.usage.add(folder, today(), input, output),
-      tokensUsedToday: (folder) => this.store.usage.tokensFor(folder, today()),
+      recordUsage: (folder, input, output) => store.usage.add(folder, todayUtc(), input, output),
+      tokensUsedToday: (folder) => store.usage.tokensFor(folder, todayUtc()),
       dailyTokenBudget: (folder) => this.limits(folder).dailyTokenBudget,
-      onBudgetExceeded: (folder) => {
-        const group = this.store.groups.byFolder(folder);
-        if (group)
-          void this.failures.notify(
-            group.jid,
-            'This chat’s daily model budget is spent, so I can’t answer until it resets (midnight UTC).',
-          );
-      },
-      ...(process.getuid?.() === 0 ? { sandboxUid: config.sandboxUid } : {}),
-      ...(parts.modelUpstreamTimeoutMs ? { upstreamIdleTimeoutMs: parts.modelUpstreamTimeoutMs } : {}),
+      onBudgetExceeded: (folder) => this.failures.onBudgetSpent(store.groups.byFolder(folder)?.jid),
+      ...(hostIsRoot() ? { sandboxUid: config.sandboxUid } : {}),
+      ...(options.modelUpstreamTimeoutMs ? { upstreamIdleTimeoutMs: options.modelUpstreamTimeoutMs } : {}),
     });
-    let runner: AgentRunner;
-    if (parts.runner) runner = parts.runner;
-    else if (parts.runtime) {
-      runner = new ContainerRunner({
-        config,
-        runtime: parts.runtime,
-        allowlist: () => loadMountAllowlist(config.configDir),
-        prepare: async (group, user) => {
-          prepareContainerSkills(config, group.folder, hostIsRoot() ? user : undefined);
-          await this.proxies.ensureGroup(group.folder);
-        },
-      });
-    } else throw new Error('App needs a sandbox runtime or a runner');
-    this.runtime = parts.runtime;
-    this.runner = trackedRunner(runner, this.sandboxes);
-
-    // Only a plain folder name is ever joined into an IPC path.
-    const folderOf = (jid: string) => {
-      const folder = this.store.groups.byJid(jid)?.folder;
-      return folder !== undefined && isValidFolder(folder) ? folder : undefined;
-    };
-    this.queue = new GroupQueue({
-      maxConcurrent: config.maxConcurrentContainers,
-      retryBaseMs: config.retryBaseMs,
-      maxRetries: config.maxRetries,
-      processMessages: (jid) => this.loop.processGroupMessages(jid),
-      writeInput: (jid, text) => {
-        const folder = folderOf(jid);
-        if (folder) writeInput(config, folder, text);
-      },
-      writeClose: (jid) => {
-        const folder = folderOf(jid);
-        if (folder) writeClose(config, folder);
-      },
-      onGaveUp: (jid) => void this.failures.onGaveUp(jid),
-    });
-    this.loop = new MessageLoop({
-      store: this.store,
+    this.runner = new SandboxRunner({
       config,
-      queue: this.queue,
-      runner: this.runner,
-      send: async (jid, text) => {
-        await this.outbound.send(jid, text);
+      runtime,
+      allowlist: () => loadMountAllowlist(config.configDir),
+      prepare: async (group, user) => {
+        prepareAgentSkills(config, group.folder, hostIsRoot() ? user : undefined);
+        await this.proxies.ensureGroup(group.folder);
       },
+    });
+
+    const send = (jid: string, text: string) => this.outbound.send(jid, text);
+    this.loop = new MessageLoop({
+      store,
+      config,
+      runner: this.runner,
+      send,
       setTyping: (jid, on) => this.outbound.setTyping(jid, on),
-      onRunFailed: (group, error) => void this.failures.onRunFailed(group.jid, error),
-      onRunSucceeded: (group) => this.failures.onRunSucceeded(group.jid),
       mayTrigger: (group, message) =>
         senderAllowed(this.limits(group.folder), message.sender, message.isFromMe),
+      failures: this.failures,
     });
     this.scheduler = new TaskScheduler({
-      store: this.store,
+      store,
       config,
-      queue: this.queue,
+      queue: this.loop.queue,
       runTask: (task) =>
-        runTaskInSandbox({ store: this.store, runner: this.runner, outbound: this.outbound, config }, task),
-      onTasksChanged: (folder) => this.writeTaskSnapshots(folder),
+        runTaskInSandbox({ store, runner: this.runner, assistantName: config.assistantName, send }, task),
+      onTasksChanged: (folder) => this.snapshots.tasks(folder),
     });
     this.ipc = new IpcWatcher({
       ipcDir: config.ipcDir,
       pollMs: config.ipcPollMs,
-      groups: () => this.store.groups.all(),
-      handle: async (kind, payload, source) => {
-        if (kind === 'messages') {
-          return handleMessageIpc(payload, source, {
-            groupByJid: (jid) => this.store.groups.byJid(jid),
-            send: async (jid, text, sender) => {
-              // Same rules as results: <internal> never reaches a chat, a team member's name leads.
-              const outgoing = formatOutbound(text, sender);
-              if (!outgoing) return;
-              const sent = await this.outbound.send(jid, outgoing, sender);
-              // What the agent said reached a chat: its messages count as answered.
-              if (sent) this.loop.markAnswered(source.jid);
-            },
-          });
-        }
-        return handleTaskIpc(payload, source, {
-          store: this.store,
-          config,
-          scheduler: this.scheduler,
-          maxActiveTasksPerGroup: this.limits(source.folder).maxActiveTasks,
-          onTasksChanged: (folder) => this.writeTaskSnapshots(folder),
-          registerGroup: (group) => {
-            const result = registerGroup(this.store, config, group);
-            if (!result.ok) return result;
-            this.ipc.syncWatchers();
-            this.writeGroupSnapshots();
-            return { ok: true };
-          },
-          refreshGroups: () => this.refreshGroups(),
-        });
-      },
+      groups: () => store.groups.all(),
+      handle: (kind, payload, source) => this.handleIpc(kind, payload, source),
     });
-    this.channels = parts.channels(this.callbacks(), this);
   }
 
-  private callbacks(): ChannelCallbacks {
-    return {
-      onChatMetadata: (chat) => this.store.messages.upsertChat(chat),
-      onMessage: (message) => {
-        // Only registered chats keep their content; others are known by name and time alone.
-        const group = this.store.groups.byJid(message.chatJid);
-        if (!group) return;
-        const limits = this.limits(group.folder);
-        if (
-          limits.senderAllowlist?.mode === 'drop' &&
-          !senderAllowed(limits, message.sender, message.isFromMe)
-        ) {
-          logger.info(
-            { group: group.folder, sender: message.sender },
-            'message from a sender not on the allowlist dropped',
-          );
-          return;
-        }
-        if (this.store.messages.store(message) !== null) this.loop.notify();
-      },
+  get queue() {
+    return this.loop.queue;
+  }
+
+  /** Channel → store: only registered chats keep their content; others are known by name. */
+  ingest(message: NewMessage): void {
+    const group = this.store.groups.byJid(message.chatJid);
+    if (!group) return;
+    const limits = this.limits(group.folder);
+    if (limits.senderAllowlist?.mode === 'drop' && !senderAllowed(limits, message.sender, message.isFromMe)) {
+      logger.info(
+        { group: group.folder, sender: message.sender },
+        'message from a sender not on the allowlist dropped',
+      );
+      return;
+    }
+    if (this.store.messages.store(message) !== null) this.loop.notify();
+  }
+
+  private buildChannels(whatsapp: WhatsAppModule | undefined): Channel[] {
+    const { config, store } = this;
+    const callbacks: ChannelCallbacks = {
+      onChatMetadata: (chat) => store.messages.upsertChat(chat),
+      onMessage: (message) => this.ingest(message),
     };
+    const local = new LocalChannel({
+      port: config.localChannelPort,
+      tokenFile: path.join(config.dataDir, 'local-channel.token'),
+      callbacks,
+      assistantName: config.assistantName,
+      history: (jid, after) => store.messages.history(jid, after),
+      isRegistered: (jid) => store.groups.byJid(jid) !== undefined,
+      chats: () => localChats(store),
+      status: () => ({ usageToday: store.usage.forDay(todayUtc()) }),
+    });
+    if (!whatsapp) return [local];
+    const wa = new whatsapp.WhatsAppChannel({
+      authDir: config.authDir,
+      ipcDir: config.ipcDir,
+      mediaTmpDir: path.join(config.dataDir, 'tmp'),
+      assistantName: config.assistantName,
+      assistantHasOwnNumber: config.assistantHasOwnNumber,
+      callbacks,
+      registeredGroups: () => new Map(store.groups.all().map((g) => [g.jid, g])),
+      onGroupsSynced: () => this.snapshots.groups(),
+      syncState: store.state,
+    });
+    return [local, wa];
   }
 
-  /** current_tasks.json for the changed group and for main (which sees every task). */
-  writeTaskSnapshots(folder?: string): void {
-    const tasks = this.store.tasks.all();
-    for (const group of this.store.groups.all()) {
-      if (folder && group.folder !== folder && !group.isMain) continue;
-      if (!isValidFolder(group.folder)) continue;
-      try {
-        writeTaskSnapshot(this.config, group, tasks);
-      } catch (err) {
-        logger.warn({ group: group.folder, err }, 'cannot write task snapshot');
-      }
-    }
-  }
-
-  writeGroupSnapshots(): void {
-    const main = this.store.groups.main();
-    try {
-      if (main) writeAvailableGroups(this.config, main, this.store);
-    } catch (err) {
-      logger.warn({ group: main?.folder, err }, 'cannot write group snapshot');
-    }
+  /** The group a file came from is the folder it was found in, never what the file claims. */
+  private async handleIpc(kind: IpcKind, payload: unknown, source: RegisteredGroup) {
+    if (kind === 'messages')
+      return handleMessageIpc(payload, source, {
+        groupByJid: (jid) => this.store.groups.byJid(jid),
+        send: async (jid, text, sender) => {
+          const outgoing = formatOutbound(text, sender);
+          // What the agent said reached a chat: its messages count as answered.
+          if (outgoing && (await this.outbound.send(jid, outgoing, sender)))
+            this.loop.markAnswered(source.jid);
+        },
+      });
+    return handleTaskIpc(payload, source, {
+      store: this.store,
+      config: this.config,
+      scheduler: this.scheduler,
+      maxActiveTasksPerGroup: this.limits(source.folder).maxActiveTasks,
+      onTasksChanged: (folder) => this.snapshots.tasks(folder),
+      registerGroup: (group) => {
+        const result = registerGroup(this.store, this.config, group);
+        if (result.ok) {
+          this.ipc.syncWatchers();
+          this.snapshots.groups();
+        }
+        return result;
+      },
+      refreshGroups: () => this.refreshGroups(),
+    });
   }
 
   async refreshGroups(): Promise<void> {
     for (const channel of this.channels) await channel.syncGroups?.(true).catch(() => undefined);
-    this.writeGroupSnapshots();
+    this.snapshots.groups();
   }
 
   async start(): Promise<void> {
-    for (const channel of this.channels) {
-      try {
-        await channel.connect();
-      } catch (err) {
-        logger.error({ channel: channel.name, err }, 'channel failed to connect');
-      }
-    }
-    this.writeTaskSnapshots();
-    this.writeGroupSnapshots();
+    for (const channel of this.channels)
+      await channel
+        .connect()
+        .catch((err: unknown) => logger.error({ channel: channel.name, err }, 'channel failed to connect'));
+    this.snapshots.tasks();
+    this.snapshots.groups();
     this.ipc.start();
     this.scheduler.start();
     this.loop.start();
   }
 
   /**
-   * SPEC §4: stop taking work, ask sandboxes to finish (`_close`), wait up to the grace period,
-   * stop whatever still runs, disconnect channels, close the store. Runs cut short here leave
-   * their messages behind the cursor, so the next start answers them.
+   * Stop taking work, ask sandboxes to finish (`_close`), wait up to the grace period, stop what
+   * still runs. Runs cut short leave their messages behind the cursor for the next start.
    */
   async stop(): Promise<void> {
     if (this.stopping) return;
@@ -286,18 +249,9 @@ export class App {
     this.failures.mute();
     this.loop.stop();
     this.scheduler.stop();
-    const finished = await this.queue.shutdown(this.config.shutdownGraceMs);
-    if (!finished) {
-      const names = [...this.sandboxes];
-      logger.warn({ sandboxes: names }, 'sandboxes still running after the grace period; stopping them');
-      const runtime = this.runtime;
-      if (runtime) {
-        await Promise.all(
-          names.map((name) =>
-            runtime.stop(name).catch((err: unknown) => logger.error({ name, err }, 'cannot stop sandbox')),
-          ),
-        );
-      }
+    if (!(await this.queue.shutdown(this.config.shutdownGraceMs))) {
+      const names = await this.runner.stopAll();
+      logger.warn({ sandboxes: names }, 'sandboxes still running after the grace period were stopped');
       if (!(await this.queue.whenIdle(this.config.shutdownGraceMs)))
         logger.error('runs still active after their sandboxes were stopped');
     }
@@ -308,27 +262,20 @@ export class App {
   }
 }
 
-/** Keeps the names of running sandboxes, so shutdown can stop those that outlive the grace period. */
-function trackedRunner(runner: AgentRunner, running: Set<string>): AgentRunner {
-  return {
-    async run(group, input, hooks) {
-      let name: string | undefined;
-      try {
-        return await runner.run(group, input, {
-          ...hooks,
-          onStarted: (started) => {
-            name = started;
-            running.add(started);
-            hooks.onStarted?.(started);
-          },
-        });
-      } finally {
-        if (name) running.delete(name);
-      }
-    },
-  };
-}
-
-function today(): string {
-  return new Date().toISOString().slice(0, 10);
+/** The local page's chat list: registered local chats, then the others seen. */
+function localChats(store: Store) {
+  const rows = store.groups
+    .all()
+    .filter((g) => g.jid.startsWith('local:'))
+    .map((g) => ({ jid: g.jid, name: g.name, registered: true, isMain: g.isMain, lastMessageTime: '' }));
+  for (const c of store.messages.listChats())
+    if (c.channel === 'local' && !rows.some((r) => r.jid === c.jid))
+      rows.push({
+        jid: c.jid,
+        name: c.name || c.jid,
+        registered: false,
+        isMain: false,
+        lastMessageTime: c.lastMessageTime,
+      });
+  return rows;
 }

@@ -4,66 +4,23 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { readEnvFile, SECRET_KEYS } from './env-file.js';
+import { zodProblems } from './util/zod-problems.js';
 
 export const RUNTIME_KINDS = ['docker', 'podman', 'apple', 'bwrap'] as const;
 export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
 
-/** The project directory (where package.json lives), from src/ or dist/ alike. */
+/** Where package.json lives, from src/ or dist/ alike. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-export interface Config {
-  projectRoot: string;
-  home: string;
-  configDir: string;
-  envFile: string;
-  storeDir: string;
-  dbPath: string;
-  authDir: string;
-  groupsDir: string;
-  dataDir: string;
-  ipcDir: string;
-  sessionsDir: string;
-  proxyDir: string;
-  assistantName: string;
-  assistantHasOwnNumber: boolean;
-  containerRuntime: RuntimeKind | undefined;
-  containerImage: string;
-  maxConcurrentContainers: number;
-  containerTimeoutMs: number;
-  idleTimeoutMs: number;
-  localChannelPort: number;
-  timezone: string;
-  /** Distinguishes this installation's sandboxes from any other's on the same machine. */
-  instanceId: string;
-  /** Safety-net poll of the message store; inbound messages are routed at once without it. */
-  safetyPollMs: number;
-  /** Safety-net poll of the IPC directories, behind fs.watch. */
-  ipcPollMs: number;
-  /** Delay before the n-th retry of a failed run is 5 s × 2^(n-1). */
-  retryBaseMs: number;
-  maxRetries: number;
-  /** Task sandboxes are closed this long after their first result. */
-  taskCloseDelayMs: number;
-  /** Grace period for active sandboxes on shutdown. */
-  shutdownGraceMs: number;
-  /**
-   * Shortest interval a new `interval` task may have. One minute for users (cron's finest step);
-   * tests lower it with NANOCLAW_MIN_TASK_INTERVAL_MS to watch repeated runs in seconds.
-   */
-  minTaskIntervalMs: number;
-  /** The uid (and gid) sandboxes run as when the host runs as root; see DEFAULT_SANDBOX_UID. */
-  sandboxUid: number;
-}
+export type Config = ReturnType<typeof loadConfig>;
 
 /**
- * A root host's sandboxes must not run as anyone's account: files they write, processes they
- * start and sockets they may reach would be that person's. 61000 is above useradd's UID_MAX
- * (60000 in login.defs, so no ordinary account gets it), below systemd's DynamicUser range
- * (61184-65519) and nobody (65534), and far below the subordinate ranges rootless containers map
- * (100000 and up). `doctor` checks that no account has it on this machine.
+ * A root host's sandboxes must not run as anyone's account (their files and processes would be
+ * that person's). 61000 is above useradd's UID_MAX (60000), below systemd's DynamicUser range
+ * (61184-65519), nobody and the subordinate ranges (100000+). `doctor` checks no account has it.
  */
 export const DEFAULT_SANDBOX_UID = 61000;
-/** uid_t is unsigned 32-bit, but runtimes and user namespaces parse uids as signed ints. */
+/** Runtimes and user namespaces parse uids as signed ints. */
 const MAX_SANDBOX_UID = 2 ** 31 - 1;
 
 const intFromString = (name: string, min: number) =>
@@ -78,7 +35,10 @@ const settingsSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'ASSISTANT_NAME must be one word of letters, digits, _ or -')
     .default('Andy'),
-  ASSISTANT_HAS_OWN_NUMBER: z.enum(['true', 'false', '1', '0']).default('false'),
+  ASSISTANT_HAS_OWN_NUMBER: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   CONTAINER_RUNTIME: z.enum(RUNTIME_KINDS).optional(),
   CONTAINER_IMAGE: z.string().min(1).default('nanoclaw-agent:latest'),
   MAX_CONCURRENT_CONTAINERS: intFromString('MAX_CONCURRENT_CONTAINERS', 1).default(5),
@@ -94,24 +54,15 @@ const settingsSchema = z.object({
 
 export class ConfigError extends Error {}
 
-/**
- * Builds the one config object. Non-secret settings come from the environment, then from
- * $NANOCLAW_HOME/.env; the secret keys in .env are skipped here (only the model proxy reads them).
- */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/** Settings from the environment, then .env without the secrets (the model proxy's alone). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const home = path.resolve(env.NANOCLAW_HOME || PROJECT_ROOT);
   const envFile = path.join(home, '.env');
   const fromFile = readEnvFile(envFile);
   for (const key of SECRET_KEYS) delete fromFile[key];
-  const merged: Record<string, string | undefined> = { ...fromFile };
-  for (const [key, value] of Object.entries(env))
-    if (value !== undefined && value !== '') merged[key] = value;
-
-  const parsed = settingsSchema.safeParse(merged);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ConfigError(`Invalid settings: ${problems}`);
-  }
+  const fromEnv = Object.fromEntries(Object.entries(env).filter(([, value]) => value));
+  const parsed = settingsSchema.safeParse({ ...fromFile, ...fromEnv });
+  if (!parsed.success) throw new ConfigError(`Invalid settings: ${zodProblems(parsed.error)}`);
   const s = parsed.data;
   const configDir = path.resolve(
     expandHome(env.NANOCLAW_CONFIG_DIR || path.join(os.homedir(), '.config', 'nanoclaw')),
@@ -132,7 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionsDir: path.join(dataDir, 'sessions'),
     proxyDir: path.join(dataDir, 'proxy'),
     assistantName: s.ASSISTANT_NAME,
-    assistantHasOwnNumber: s.ASSISTANT_HAS_OWN_NUMBER === 'true' || s.ASSISTANT_HAS_OWN_NUMBER === '1',
+    assistantHasOwnNumber: s.ASSISTANT_HAS_OWN_NUMBER,
     containerRuntime: s.CONTAINER_RUNTIME,
     containerImage: s.CONTAINER_IMAGE,
     maxConcurrentContainers: s.MAX_CONCURRENT_CONTAINERS,
@@ -141,12 +92,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     localChannelPort: s.LOCAL_CHANNEL_PORT,
     timezone: s.TZ || Intl.DateTimeFormat().resolvedOptions().timeZone,
     instanceId: crypto.createHash('sha256').update(home).digest('hex').slice(0, 12),
+    // Safety nets: messages are routed at once, IPC files found by fs.watch.
     safetyPollMs: 5_000,
     ipcPollMs: 2_000,
     retryBaseMs: 5_000,
     maxRetries: 5,
     taskCloseDelayMs: 10_000,
     shutdownGraceMs: 10_000,
+    // Shortest `interval` task: cron's finest step for users; tests lower it.
     minTaskIntervalMs: s.NANOCLAW_MIN_TASK_INTERVAL_MS,
     sandboxUid: s.SANDBOX_UID,
   };
@@ -156,14 +109,4 @@ export function expandHome(p: string): string {
   if (p === '~') return os.homedir();
   if (p.startsWith('~/')) return path.join(os.homedir(), p.slice(2));
   return p;
-}
-
-/** Folder names become host paths and container names: keep them to a safe alphabet. */
-export const FOLDER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
-
-/** `global` is the shared memory folder and `errors` holds quarantined IPC files: never group folders. */
-const RESERVED_FOLDERS = new Set(['global', 'errors']);
-
-export function isValidFolder(folder: string): boolean {
-  return FOLDER_PATTERN.test(folder) && folder.length <= 64 && !RESERVED_FOLDERS.has(folder.toLowerCase());
 }

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 
 /**
- * Reads KEY=VALUE lines from a .env file into a plain object. Deliberately never touches
- * process.env: anything there is inherited by every child process, and secrets must not reach a
- * child or a sandbox. Missing file = empty object.
+ * KEY=VALUE lines of a .env file (missing: empty). Never into process.env: every child inherits
+ * that, and secrets must not reach a child or a sandbox.
  */
 export function readEnvFile(file: string): Record<string, string> {
   let text: string;
@@ -39,7 +38,7 @@ export const SECRET_KEYS = [
 
 export type Secrets = Partial<Record<(typeof SECRET_KEYS)[number], string>>;
 
-/** Only the model credentials and upstream URL; used by the model proxy alone. */
+/** The model credentials and upstream URL, for the model proxy alone. */
 export function readSecrets(envFile: string): Secrets {
   const all = readEnvFile(envFile);
   const secrets: Secrets = {};

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { isValidFolder, type Config } from './config.js';
+import type { Config } from './config.js';
+import { FOLDER_RULE, isValidFolder } from './contract/ipc.js';
 import { withSafeDir } from './safe-fs.js';
 import type { Store } from './db/store.js';
 import type { RegisteredGroup } from './types.js';
@@ -16,6 +17,12 @@ export interface GroupRegistration {
 
 export type RegisterResult = { ok: true; group: RegisteredGroup } | { ok: false; error: string };
 
+/** A folder belongs to one chat only. */
+export function folderTaken(store: Store, jid: string, folder: string): string | undefined {
+  const owner = store.groups.byFolder(folder);
+  if (owner && owner.jid !== jid) return `folder '${folder}' is already used by chat '${owner.jid}'`;
+}
+
 /**
  * Registers a chat as a group: validates, records it, and creates its folder with a memory file.
  * Shared by the CLI, the IPC `register_group` path and first start.
@@ -23,16 +30,10 @@ export type RegisterResult = { ok: true; group: RegisteredGroup } | { ok: false;
 export function registerGroup(store: Store, config: Config, input: GroupRegistration): RegisterResult {
   if (!input.jid.trim()) return { ok: false, error: 'jid must not be empty' };
   if (!input.name.trim()) return { ok: false, error: 'name must not be empty' };
-  if (!isValidFolder(input.folder)) {
-    return {
-      ok: false,
-      error: `invalid folder '${input.folder}': use letters, digits, _ and - (starting with a letter or digit), not 'global' or 'errors'`,
-    };
-  }
-  const byFolder = store.groups.byFolder(input.folder);
-  if (byFolder && byFolder.jid !== input.jid) {
-    return { ok: false, error: `folder '${input.folder}' already belongs to ${byFolder.jid}` };
-  }
+  if (!isValidFolder(input.folder))
+    return { ok: false, error: `invalid folder '${input.folder}': ${FOLDER_RULE}` };
+  const taken = folderTaken(store, input.jid, input.folder);
+  if (taken) return { ok: false, error: taken };
   const existing = store.groups.byJid(input.jid);
   const group: RegisteredGroup = {
     jid: input.jid,
@@ -81,8 +82,7 @@ function memoryTemplate(config: Config, group: RegisteredGroup): string {
 
 /** On a fresh home the local web chat is the main group, so a new user can talk right away. */
 export function ensureMainGroup(store: Store, config: Config): void {
-  if (store.groups.main()) return;
-  if (store.groups.byFolder('main')) return;
+  if (store.groups.main() || store.groups.byFolder('main')) return;
   registerGroup(store, config, {
     jid: 'local:main',
     name: 'Main (local)',

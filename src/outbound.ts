@@ -7,22 +7,19 @@ export interface OutboundDeps {
   store: Store;
   channels(): Channel[];
   assistantName: string;
-  /** Rate limit per chat; false = drop (and log). */
   allowSend?(jid: string): boolean;
-  now?: () => Date;
 }
 
 /**
- * The one way assistant text leaves the host: recorded in the store as the assistant's own message
- * (so it is never fed back as input and shows in history), then handed to the channel owning the chat.
+ * The one way assistant text leaves the host: stored as the assistant's own message (never fed
+ * back as input, shown in history), then handed to the channel owning the chat.
  */
 export class Outbound {
-  /** Messages dropped by the rate limit per chat since the last one that went out. */
   private readonly dropped = new Map<string, number>();
 
   constructor(private readonly deps: OutboundDeps) {}
 
-  channelFor(jid: string): Channel | undefined {
+  private channelFor(jid: string): Channel | undefined {
     return this.deps.channels().find((c) => c.ownsJid(jid));
   }
 
@@ -32,28 +29,29 @@ export class Outbound {
     sender?: string,
     opts: { unlimited?: boolean } = {},
   ): Promise<boolean> {
-    if (!opts.unlimited && this.deps.allowSend && !this.deps.allowSend(jid)) {
-      this.noteDropped(jid, text);
-      return false;
-    }
-    const droppedBefore = opts.unlimited ? undefined : this.dropped.get(jid);
-    if (droppedBefore) {
-      this.dropped.delete(jid);
-      logger.warn({ jid, dropped: droppedBefore }, 'rate limit lifted; messages were dropped meanwhile');
+    if (!opts.unlimited) {
+      if (this.deps.allowSend && !this.deps.allowSend(jid)) {
+        this.noteDropped(jid, text);
+        return false;
+      }
+      const dropped = this.dropped.get(jid);
+      if (dropped) {
+        this.dropped.delete(jid);
+        logger.warn({ jid, dropped }, 'rate limit lifted; messages were dropped meanwhile');
+      }
     }
     const channel = this.channelFor(jid);
     if (!channel) {
       logger.warn({ jid }, 'no channel for chat; message not sent');
       return false;
     }
-    const timestamp = (this.deps.now?.() ?? new Date()).toISOString();
     this.deps.store.messages.store({
       id: `out-${crypto.randomUUID()}`,
       chatJid: jid,
       sender: 'assistant',
       senderName: sender ?? this.deps.assistantName,
       content: text,
-      timestamp,
+      timestamp: new Date().toISOString(),
       isFromMe: true,
       isBotMessage: true,
     });
@@ -66,7 +64,7 @@ export class Outbound {
     }
   }
 
-  /** A flood is logged as it starts and then every 100 drops, not line by line. */
+  /** A flood is logged as it starts and then every 100 drops. */
   private noteDropped(jid: string, text: string): void {
     const count = (this.dropped.get(jid) ?? 0) + 1;
     this.dropped.set(jid, count);

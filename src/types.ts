@@ -1,6 +1,6 @@
-/** Shared contracts between the host's subsystems. */
+import type { ScheduleType } from './contract/ipc.js';
 
-/** One chat message as stored and routed. Timestamps are ISO-8601 UTC strings. */
+/** Timestamps are ISO-8601 UTC strings. */
 export interface NewMessage {
   id: string;
   chatJid: string;
@@ -9,29 +9,24 @@ export interface NewMessage {
   content: string;
   timestamp: string;
   isFromMe: boolean;
-  /** Sent by the assistant itself; never fed back to an agent as input. */
   isBotMessage: boolean;
 }
 
 export interface AdditionalMount {
-  /** Host path; `~` is expanded and symlinks resolved before it is checked against the allowlist. */
+  /** `~` is expanded and links resolved before the allowlist check. */
   hostPath: string;
-  /** Relative name under /workspace/extra/. Defaults to the host path's basename. */
   containerPath?: string;
-  /** Defaults to read-only. */
   readonly?: boolean;
 }
 
 export interface ContainerConfig {
   additionalMounts?: AdditionalMount[];
-  /** Overrides CONTAINER_TIMEOUT for this group (ms). */
   timeoutMs?: number;
 }
 
 export interface RegisteredGroup {
   jid: string;
   name: string;
-  /** Directory name under groups/, data/ipc/, data/sessions/: [A-Za-z0-9][A-Za-z0-9_-]*, not "global". */
   folder: string;
   trigger: string;
   requiresTrigger: boolean;
@@ -48,7 +43,6 @@ export interface ChatInfo {
   isGroup: boolean;
 }
 
-/** What a channel reports to the host. */
 export interface ChannelCallbacks {
   onMessage(message: NewMessage): void;
   onChatMetadata(chat: {
@@ -60,17 +54,14 @@ export interface ChannelCallbacks {
   }): void;
 }
 
-/** A chat transport (WhatsApp, the local web chat, ...). */
 export interface Channel {
   readonly name: string;
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   isConnected(): boolean;
-  /** True when this channel is responsible for delivering to the chat id. */
   ownsJid(jid: string): boolean;
   sendMessage(jid: string, text: string): Promise<void>;
   setTyping?(jid: string, isTyping: boolean): Promise<void>;
-  /** Refresh the list of groups the channel can see (main's available_groups.json). */
   syncGroups?(force: boolean): Promise<void>;
 }
 
@@ -85,7 +76,6 @@ export interface AgentInput {
   assistantName: string;
 }
 
-/** One result framed by the output sentinels. */
 export interface AgentOutput {
   status: 'success' | 'error';
   result: string | null;
@@ -94,20 +84,14 @@ export interface AgentOutput {
 }
 
 export interface AgentRunHooks {
-  /** Called for every framed result, in order; the run waits for each call to settle. */
+  /** Every framed result, in order; the run waits for each call to settle. */
   onOutput(output: AgentOutput): Promise<void>;
-  /** Called once the sandbox has started, with its name. */
   onStarted?(sandboxName: string): void;
 }
 
-/** The one narrow door through which the host runs an agent. */
 export interface AgentRunner {
   run(group: RegisteredGroup, input: AgentInput, hooks: AgentRunHooks): Promise<AgentOutput>;
 }
-
-export type ScheduleType = 'cron' | 'interval' | 'once';
-export type TaskStatus = 'active' | 'paused' | 'completed';
-export type ContextMode = 'group' | 'isolated';
 
 export interface ScheduledTask {
   id: string;
@@ -116,11 +100,11 @@ export interface ScheduledTask {
   prompt: string;
   scheduleType: ScheduleType;
   scheduleValue: string;
-  contextMode: ContextMode;
+  contextMode: 'group' | 'isolated';
   nextRun: string | null;
   lastRun: string | null;
   lastResult: string | null;
-  status: TaskStatus;
+  status: 'active' | 'paused' | 'completed';
   createdAt: string;
 }
 

@@ -1,343 +1,273 @@
 import type childProcess from 'node:child_process';
-import type crypto from 'node:crypto';
+import crypto from 'node:crypto';
 import type fs from 'node:fs';
 import type net from 'node:net';
-import { findFingerprints, polyHash } from './fingerprint.js';
-import { REPORT_MARKER, type ProbeConfig, type ProbeReport } from './types.js';
+import { z } from 'zod';
 
 /**
- * The probe: runs as the sandbox user inside a real sandbox and attacks the boundary from there.
- * It is shipped as source text (this function's own, see probeSource) on the sandbox's stdin, so
- * the same code runs on every runtime without mounting anything extra. It must therefore stay
- * self-contained: Node's modules and the fingerprint helper come in as a parameter (the shipped
- * module imports or defines them).
- *
- * Order matters: it looks (scan, network, hardening) before it plants anything, so its own plants
- * never show up in what it saw.
+ * The probe runs as the sandbox user inside a real sandbox and attacks the boundary from there.
+ * It is shipped as source text on the sandbox's stdin (probeSource), so auditProbe and the
+ * fingerprint helpers must stay self-contained: no imported names, Node's modules come in `deps`.
  */
-/** Everything the probe uses from outside, passed in: a name imported here would not exist there. */
-export interface ProbeDeps {
-  fs: typeof fs;
-  net: typeof net;
-  crypto: typeof crypto;
-  childProcess: typeof childProcess;
-  findFingerprints: typeof findFingerprints;
+
+/** A secret's length, 31-bit rolling hash and SHA-256: enough to find it, not to recover it. */
+export type Fingerprint = { len: number; roll: number; sha256: string };
+/** `expect: 'fail'` marks what must be refused. */
+export type PlantStep = { id: string; op: string; path: string; to?: string; expect: 'ok' | 'fail' };
+
+/**
+ * `sentinels`: host files no sandbox may see, looked for at their host path and by content.
+ * `direct`: connections that must fail; beyond loopback tried only when `lo` is alone.
+ * `egress`: requests the egress proxy must refuse (an `http://` URL is a GET, else a CONNECT).
+ */
+export interface ProbeConfig {
+  sentinels: { id: string; hostPath: string; token: string }[];
+  secrets: Fingerprint[];
+  scanRoots: string[];
+  direct: { id: string; host: string; port: number }[];
+  egressSocket: string;
+  egress: { id: string; target: string }[];
+  projectPath: string;
+  plants: PlantStep[];
 }
 
-export async function auditProbe(config: ProbeConfig, deps: ProbeDeps): Promise<ProbeReport> {
-  const { fs, net, crypto, findFingerprints } = deps;
-  const { spawnSync } = deps.childProcess;
-  const errText = (err: unknown) => {
-    const e = err as NodeJS.ErrnoException;
-    return e.code ?? e.message ?? String(err);
-  };
-  const readText = (file: string): string | null => {
-    try {
-      return fs.readFileSync(file, 'utf8');
-    } catch {
-      return null;
-    }
-  };
-  const sha256 = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).digest('hex');
+export const REPORT_MARKER = '---NANOCLAW_AUDIT_REPORT---';
 
-  // Identity and hardening, as the kernel reports them for this very process.
-  const status = readText('/proc/self/status') ?? '';
-  const statusField = (name: string) =>
-    status
-      .split('\n')
-      .find((line) => line.startsWith(`${name}:`))
-      ?.slice(name.length + 1)
-      .trim() ?? null;
+const text = z.string().nullable();
+const names = z.array(z.string()).nullable();
+const where = z.array(z.string()).max(50);
+const result = { id: z.string(), detail: z.string() };
+/** The probe is our code, but its report crosses the boundary: parsed like any other input. */
+export const probeReportSchema = z.object({
+  uid: z.number(),
+  status: z.object({ capEff: text, capPrm: text, noNewPrivs: text, seccomp: text }),
+  userns: z.object({ result: z.enum(['refused', 'allowed', 'unavailable']), detail: z.string() }),
+  rootMount: text,
+  cgroup: z.object({ pids: text, memory: text }),
+  runtimeSockets: z.array(z.string()),
+  interfaces: names,
+  direct: z.array(z.object({ ...result, outcome: z.enum(['connected', 'refused', 'timeout', 'skipped']) })),
+  egress: z.array(z.object({ ...result, status: z.number().nullable() })),
+  scan: z.object({ files: z.number(), truncated: z.boolean() }),
+  secretHits: z.array(z.object({ index: z.number(), where })),
+  sentinelHits: z.array(z.object({ id: z.string(), where })),
+  project: z.object({
+    visible: z.boolean(),
+    env: z.enum(['absent', 'empty', 'content']),
+    store: names,
+    data: names,
+  }),
+  plants: z.array(z.object({ ...result, ok: z.boolean() })),
+});
+export type ProbeReport = z.infer<typeof probeReportSchema>;
 
-  // Everything readable, bounded: process environments and command lines first, then files.
-  const started = Date.now();
-  const scan = { files: 0, bytes: 0, processes: 0, unreadable: 0, truncated: false };
-  const secretHits = new Map<string, string[]>();
-  const sentinelHits = new Map<string, string[]>();
-  const credentials: ProbeReport['credentials'] = [];
-  const note = (map: Map<string, string[]>, key: string, where: string) => {
-    const list = map.get(key) ?? [];
-    if (list.length < 50) list.push(where);
-    map.set(key, list);
-  };
-  const inspect = (buf: Buffer, where: string) => {
-    for (const index of findFingerprints(buf, config.secrets, sha256)) note(secretHits, String(index), where);
-    for (const sentinel of config.sentinels)
-      if (buf.includes(sentinel.token)) note(sentinelHits, sentinel.id, where);
-  };
-  const credentialName = /KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH/i;
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    for (const part of ['environ', 'cmdline']) {
-      let buf: Buffer;
-      try {
-        buf = fs.readFileSync(`/proc/${pid}/${part}`);
-      } catch {
-        scan.unreadable++;
-        continue;
-      }
-      inspect(buf, `/proc/${pid}/${part}`);
-      if (part !== 'environ') continue;
-      scan.processes++;
-      for (const entry of buf.toString('utf8').split('\0')) {
-        const eq = entry.indexOf('=');
-        if (eq > 0 && credentialName.test(entry.slice(0, eq)) && credentials.length < 200)
-          credentials.push({
-            where: `/proc/${pid}/environ`,
-            name: entry.slice(0, eq),
-            value: entry.slice(eq + 1),
-          });
-      }
+function polyHash(bytes: Uint8Array, start: number, len: number): number {
+  let h = 0;
+  for (let i = start; i < start + len; i++) h = (h * 257 + (bytes[i] ?? 0)) % 2147483647;
+  return h;
+}
+
+/** Indexes of the fingerprints whose secret occurs in `buf`; SHA-256 only where the roll matches. */
+export function findFingerprints(buf: Uint8Array, fps: Fingerprint[], sha256: (b: Uint8Array) => string) {
+  const mod = 2147483647;
+  const found = new Set<number>();
+  for (const len of new Set(fps.map((f) => f.len))) {
+    let pow = 1; // 257^(len-1): the weight of the byte leaving the window
+    for (let i = 1; i < len; i++) pow = (pow * 257) % mod;
+    let h = polyHash(buf, 0, len);
+    for (let i = 0; len > 0 && i + len <= buf.length; i++) {
+      const out = i > 0 ? ((buf[i - 1] ?? 0) * pow) % mod : 0;
+      if (i > 0) h = ((h - out + mod) * 257 + (buf[i + len - 1] ?? 0)) % mod;
+      fps.forEach((fp, index) => {
+        if (fp.len === len && fp.roll === h && sha256(buf.subarray(i, i + len)) === fp.sha256)
+          found.add(index);
+      });
     }
   }
-  const { maxFiles, maxFileBytes, maxTotalBytes, budgetMs } = config.limits;
-  const visited = new Set<string>();
-  const skip = new Set(['/proc', '/sys', '/dev']);
-  const walk = (dir: string, depth: number): void => {
-    if (visited.has(dir) || skip.has(dir) || depth > 16) return;
-    visited.add(dir);
-    let names: string[];
+  return [...found];
+}
+
+export const sha256Hex = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).digest('hex');
+
+export function fingerprint(secret: string): Fingerprint {
+  const bytes = Buffer.from(secret, 'utf8');
+  return { len: bytes.length, roll: polyHash(bytes, 0, bytes.length), sha256: sha256Hex(bytes) };
+}
+
+type Deps = { fs: typeof fs; net: typeof net; crypto: typeof crypto; childProcess: typeof childProcess };
+
+/** Looks (files, network, hardening) before it plants, so its own plants never show in what it saw. */
+export async function auditProbe(
+  config: ProbeConfig,
+  { fs, net, crypto, childProcess }: Deps,
+): Promise<ProbeReport> {
+  const { spawnSync } = childProcess;
+  const attempt = <T, F>(fn: () => T, fallback: F): T | F => {
     try {
-      names = fs.readdirSync(dir);
+      return fn();
     } catch {
-      scan.unreadable++;
-      return;
+      return fallback;
     }
-    for (const name of names) {
-      if (scan.files >= maxFiles || scan.bytes >= maxTotalBytes || Date.now() - started > budgetMs) {
-        scan.truncated = true;
-        return;
-      }
-      const full = dir === '/' ? `/${name}` : `${dir}/${name}`;
-      let stat;
-      try {
-        stat = fs.lstatSync(full); // links are never followed, FIFOs never opened
-      } catch {
-        continue;
-      }
-      if (stat.isDirectory()) {
-        if (name !== 'node_modules' && name !== '.git') walk(full, depth + 1);
-        continue;
-      }
-      if (!stat.isFile()) continue;
-      let fd: number;
-      try {
-        fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-      } catch {
-        scan.unreadable++;
-        continue;
-      }
-      try {
-        const buf = Buffer.alloc(Math.min(stat.size, maxFileBytes));
-        const n = fs.readSync(fd, buf, 0, buf.length, 0);
-        scan.files++;
-        scan.bytes += n;
-        inspect(buf.subarray(0, n), full);
-      } catch {
-        scan.unreadable++;
-      } finally {
-        fs.closeSync(fd);
-      }
+  };
+  const read = (file: string) => attempt(() => fs.readFileSync(file, 'utf8'), null);
+  const list = (dir: string) => attempt(() => fs.readdirSync(dir), null);
+  const errText = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
+
+  const started = Date.now();
+  const scan = { files: 0, truncated: false };
+  const hits = { secret: new Map<number, string[]>(), sentinel: new Map<string, string[]>() };
+  const note = <K>(map: Map<K, string[]>, key: K, at: string) => map.set(key, [...(map.get(key) ?? []), at]);
+  const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
+  const inspect = (buf: Buffer | null, at: string) => {
+    if (!buf) return;
+    for (const index of findFingerprints(buf, config.secrets, sha256)) note(hits.secret, index, at);
+    for (const s of config.sentinels) if (buf.includes(s.token)) note(hits.sentinel, s.id, at);
+  };
+  for (const pid of list('/proc')?.filter((d) => /^\d+$/.test(d)) ?? [])
+    for (const at of [`/proc/${pid}/environ`, `/proc/${pid}/cmdline`])
+      inspect(
+        attempt(() => fs.readFileSync(at), null),
+        at,
+      );
+  // Bounded; links are never followed, FIFOs never opened, only regular files read.
+  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  const readFile = (file: string, size: number) => {
+    const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    try {
+      const buf = Buffer.alloc(Math.min(size, 4 * 2 ** 20));
+      return buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+  const visited = new Set(['/proc', '/sys', '/dev']);
+  const walk = (dir: string, depth: number): void => {
+    if (visited.has(dir) || depth > 16) return;
+    visited.add(dir);
+    for (const name of list(dir) ?? []) {
+      scan.truncated ||= scan.files >= 20_000 || Date.now() - started > 20_000;
+      const full = `${dir === '/' ? '' : dir}/${name}`;
+      const st = scan.truncated ? null : attempt(() => fs.lstatSync(full), null);
+      if (st?.isDirectory() && name !== 'node_modules' && name !== '.git') walk(full, depth + 1);
+      const buf = st?.isFile() ? attempt(() => readFile(full, st.size), null) : null;
+      inspect(buf, full);
+      if (buf) scan.files++;
     }
   };
   for (const root of config.scanRoots) walk(root, 0);
-  for (const sentinel of config.sentinels)
-    if (fs.lstatSync(sentinel.hostPath, { throwIfNoEntry: false }))
-      note(sentinelHits, sentinel.id, sentinel.hostPath);
+  for (const s of config.sentinels)
+    if (attempt(() => fs.lstatSync(s.hostPath), null)) note(hits.sentinel, s.id, s.hostPath);
 
-  // What main sees of the project: .env, store/ and data/ must be masked.
-  const listOrNull = (dir: string) => {
-    try {
-      return fs.readdirSync(dir);
-    } catch {
-      return null;
-    }
-  };
-  const envFile = `${config.projectPath}/.env`;
-  const envText = fs.existsSync(envFile) ? readText(envFile) : undefined;
-  const project: ProbeReport['project'] = {
-    visible: fs.existsSync(config.projectPath),
-    env: envText === undefined ? 'absent' : envText ? 'content' : 'empty',
-    store: listOrNull(`${config.projectPath}/store`),
-    data: listOrNull(`${config.projectPath}/data`),
-  };
+  const p = config.projectPath;
+  const env = !fs.existsSync(`${p}/.env`) ? 'absent' : read(`${p}/.env`) ? 'content' : 'empty';
+  const project = {
+    visible: fs.existsSync(p),
+    env,
+    store: list(`${p}/store`),
+    data: list(`${p}/data`),
+  } as const;
 
-  // Network: interfaces first; a direct connection beyond loopback only when `lo` is alone, so it
-  // fails inside this network namespace and nothing leaves the machine.
-  const dev = readText('/proc/net/dev');
-  const interfaces = dev
-    ? dev
-        .split('\n')
-        .slice(2)
-        .map((line) => line.split(':')[0]?.trim() ?? '')
-        .filter(Boolean)
-    : null;
-  const loOnly = interfaces !== null && interfaces.every((name) => name === 'lo');
-  const tcp = (host: string, port: number) =>
-    new Promise<{ outcome: 'connected' | 'refused' | 'timeout'; detail: string }>((resolve) => {
-      const socket = net.connect({ host, port });
-      const done = (outcome: 'connected' | 'refused' | 'timeout', detail: string) => {
-        socket.destroy();
-        resolve({ outcome, detail });
-      };
-      socket.setTimeout(3000, () => done('timeout', 'no answer in 3 s'));
-      socket.once('connect', () => done('connected', `connected to ${host}:${port}`));
-      socket.once('error', (err) => done('refused', errText(err)));
-    });
-  const direct: ProbeReport['direct'] = [];
-  for (const target of config.direct) {
-    if (target.host !== '127.0.0.1' && !loOnly) {
-      direct.push({
-        id: target.id,
-        outcome: 'skipped',
-        detail: 'not tried: the sandbox has a network interface',
-      });
-      continue;
-    }
-    direct.push({ id: target.id, ...(await tcp(target.host, target.port)) });
-  }
-  const viaProxy = (method: string, target: string) =>
-    new Promise<{ status: number | null; detail: string }>((resolve) => {
-      const socket = net.connect({ path: config.egressSocket });
+  const devs = read('/proc/net/dev')?.split('\n').slice(2);
+  const interfaces = devs?.map((line) => line.split(':')[0]?.trim() ?? '').filter(Boolean) ?? null;
+  type Outcome = 'connected' | 'refused' | 'timeout';
+  const dial = (to: net.NetConnectOpts, request?: string) =>
+    new Promise<{ outcome: Outcome; status: number | null; detail: string }>((resolve) => {
+      const socket = net.connect(to);
       let head = '';
-      const done = (statusCode: number | null, detail: string) => {
+      const done = (outcome: Outcome, detail: string) => {
         socket.destroy();
-        resolve({ status: statusCode, detail });
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1]) || null;
+        resolve({ outcome, status, detail: detail.slice(0, 200) });
       };
-      socket.setTimeout(5000, () => done(null, 'no answer in 5 s'));
-      socket.once('error', (err) => done(null, errText(err)));
-      socket.once('connect', () => {
-        const host = method === 'CONNECT' ? target : new URL(target).host;
-        socket.write(`${method} ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
-      });
+      socket.setTimeout(5000, () => done('timeout', 'no answer in 5 s'));
+      socket.once('error', (err) => done('refused', errText(err)));
+      socket.once('connect', () => (request ? socket.write(request) : done('connected', 'connected')));
       socket.on('data', (chunk: Buffer) => {
         head += chunk.toString('latin1');
-        const line = head.split('\r\n')[0] ?? '';
-        if (head.includes('\r\n') || head.length > 4096)
-          done(Number(/^HTTP\/1\.[01] (\d{3})/.exec(line)?.[1] ?? NaN) || null, line.slice(0, 200));
+        if (head.includes('\r\n')) done('connected', head.split('\r\n')[0] ?? '');
       });
-      socket.once('end', () => done(null, head ? head.slice(0, 200) : 'closed without an answer'));
+      socket.once('end', () => done('connected', head || 'closed without an answer'));
     });
+  const direct: ProbeReport['direct'] = [];
+  for (const { id, host, port } of config.direct)
+    direct.push(
+      host === '127.0.0.1' || interfaces?.every((name) => name === 'lo')
+        ? { id, ...(await dial({ host, port })) }
+        : { id, outcome: 'skipped', detail: 'not tried: the sandbox has a network interface' },
+    );
   const egress: ProbeReport['egress'] = [];
-  for (const request of config.egress)
-    egress.push({ id: request.id, ...(await viaProxy(request.method, request.target)) });
-
-  // Escalation: a new user namespace, the root filesystem, limits, runtime sockets.
-  let userns: ProbeReport['userns'];
-  const unshare = ['/usr/bin/unshare', '/bin/unshare'].find((p) => fs.existsSync(p));
-  if (!unshare) userns = { result: 'unavailable', detail: 'no unshare binary to try with' };
-  else {
-    const tried = spawnSync(unshare, ['-U', 'true'], { timeout: 5000, encoding: 'utf8' });
-    userns =
-      tried.status === 0
-        ? { result: 'allowed', detail: 'unshare -U true succeeded' }
-        : {
-            result: 'refused',
-            detail: (tried.stderr || String(tried.error ?? tried.status)).trim().slice(0, 200),
-          };
+  for (const { id, target } of config.egress) {
+    const url = target.startsWith('http://') ? new URL(target) : null;
+    const head = `${url ? 'GET' : 'CONNECT'} ${target} HTTP/1.1\r\nHost: ${url?.host ?? target}\r\n`;
+    egress.push({ id, ...(await dial({ path: config.egressSocket }, `${head}Connection: close\r\n\r\n`)) });
   }
-  const rootLine = (readText('/proc/self/mountinfo') ?? '')
-    .split('\n')
-    .filter((line) => line.split(' ')[4] === '/')
-    .at(-1);
-  const firstOf = (files: string[]) => {
-    for (const file of files) {
-      const text = readText(file);
-      if (text !== null) return text.trim();
-    }
-    return null;
-  };
-  const cgroup = {
-    pids: firstOf(['/sys/fs/cgroup/pids.max', '/sys/fs/cgroup/pids/pids.max']),
-    memory: firstOf(['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']),
-  };
-  const runtimeSockets = [
-    '/var/run/docker.sock',
-    '/run/docker.sock',
-    '/run/containerd/containerd.sock',
-    '/run/podman/podman.sock',
-    '/var/run/crio/crio.sock',
-  ].filter((p) => fs.existsSync(p));
 
-  // Plants, last: links, FIFOs and swapped folders where the host writes and reads afterwards.
-  const plants: ProbeReport['plants'] = [];
-  for (const step of config.plants) {
+  const tried = spawnSync('unshare', ['-U', 'true'], { timeout: 5000, encoding: 'utf8' });
+  const missing = tried.error && errText(tried.error) === 'ENOENT';
+  const userns = {
+    result: tried.status === 0 ? 'allowed' : missing ? 'unavailable' : 'refused',
+    detail: (tried.stderr || String(tried.error ?? tried.status)).trim().slice(0, 200),
+  } as const;
+  const status = read('/proc/self/status') ?? '';
+  const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(status)?.[1] ?? null;
+  const first = (...files: string[]) =>
+    files.map((f) => read(f)?.trim()).find((t) => t !== undefined) ?? null;
+  const root = read('/proc/self/mountinfo')
+    ?.match(/^\S+ \S+ \S+ \S+ \/ (\S+)/gm)
+    ?.at(-1);
+  const sockets = ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock'];
+
+  const plants = config.plants.map(({ id, op, path, to = '' }) => {
     try {
-      let detail = 'done';
-      if (step.op === 'rename') {
-        if (fs.lstatSync(step.path, { throwIfNoEntry: false })) fs.renameSync(step.path, step.to ?? '');
-        else detail = 'nothing there';
-      } else if (step.op === 'rmtree') fs.rmSync(step.path, { recursive: true, force: true });
-      else if (step.op === 'rmdir') fs.rmdirSync(step.path);
-      else if (step.op === 'symlink') fs.symlinkSync(step.to ?? '', step.path);
-      else if (step.op === 'write') fs.writeFileSync(step.path, 'audit\n', { flag: 'wx' });
-      else {
-        const made = spawnSync('mkfifo', [step.path], { encoding: 'utf8', timeout: 5000 });
-        if (made.status !== 0) throw new Error((made.stderr || 'mkfifo failed').trim());
-      }
-      plants.push({ id: step.id, ok: true, detail });
+      if (op === 'rename') fs.renameSync(path, to);
+      else if (op === 'rmtree') fs.rmSync(path, { recursive: true, force: true });
+      else if (op === 'rmdir') fs.rmdirSync(path);
+      else if (op === 'symlink') fs.symlinkSync(to, path);
+      else if (op === 'write') fs.writeFileSync(path, 'audit\n', { flag: 'wx' });
+      else if (spawnSync('mkfifo', [path], { timeout: 5000 }).status !== 0) throw new Error('mkfifo failed');
+      return { id, ok: true, detail: 'done' };
     } catch (err) {
-      plants.push({ id: step.id, ok: false, detail: errText(err) });
+      return { id, ok: false, detail: errText(err) };
     }
-  }
+  });
 
   return {
     uid: process.getuid?.() ?? -1,
     status: {
-      capEff: statusField('CapEff'),
-      capPrm: statusField('CapPrm'),
-      noNewPrivs: statusField('NoNewPrivs'),
-      seccomp: statusField('Seccomp'),
+      capEff: field('CapEff'),
+      capPrm: field('CapPrm'),
+      noNewPrivs: field('NoNewPrivs'),
+      seccomp: field('Seccomp'),
     },
     userns,
-    rootMount: rootLine?.split(' ')[5] ?? null,
-    cgroup,
-    runtimeSockets,
+    rootMount: root?.split(' ')[5] ?? null,
+    cgroup: {
+      pids: first('/sys/fs/cgroup/pids.max', '/sys/fs/cgroup/pids/pids.max'),
+      memory: first('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes'),
+    },
+    runtimeSockets: [...sockets, '/run/podman/podman.sock', '/var/run/crio/crio.sock'].filter((s) =>
+      fs.existsSync(s),
+    ),
     interfaces,
     direct,
     egress,
     scan,
-    secretHits: [...secretHits].map(([index, where]) => ({ index: Number(index), where })),
-    sentinelHits: [...sentinelHits].map(([id, where]) => ({ id, where })),
-    credentials,
+    secretHits: [...hits.secret].map(([index, at]) => ({ index, where: at.slice(0, 50) })),
+    sentinelHits: [...hits.sentinel].map(([id, at]) => ({ id, where: at.slice(0, 50) })),
     project,
     plants,
   };
 }
 
-/** The module the sandbox runs: the helpers, this config, the probe, and one marked report line. */
+/** The module the sandbox runs with `node --input-type=module -`: it prints one marked report line. */
 export function probeSource(config: ProbeConfig): string {
   return [
-    "import fs from 'node:fs';",
-    "import net from 'node:net';",
-    "import crypto from 'node:crypto';",
+    "import fs from 'node:fs'; import net from 'node:net'; import crypto from 'node:crypto';",
     "import childProcess from 'node:child_process';",
-    // Under tsx/vitest, esbuild wraps functions in __name(fn, "name") to keep their names.
-    'const __name = (fn) => fn;',
+    'const __name = (fn) => fn;', // esbuild (tsx, vitest) wraps functions in __name(fn, "name")
     polyHash.toString(),
     findFingerprints.toString(),
-    `const auditProbe = ${auditProbe.toString()};`,
-    `const report = await auditProbe(${JSON.stringify(config)}, { fs, net, crypto, childProcess, findFingerprints });`,
+    `const report = await (${auditProbe.toString()})(${JSON.stringify(config)}, { fs, net, crypto, childProcess });`,
     `process.stdout.write('\\n' + ${JSON.stringify(REPORT_MARKER)} + JSON.stringify(report) + '\\n');`,
   ].join('\n');
-}
-
-/**
- * NODE_OPTIONS for the sandbox: a preload that reads the probe from stdin, runs it and exits before
- * the sandbox's own entry point (the agent-runner) starts. A preload rather than a replaced
- * command because docker keeps an image's ENTRYPOINT when a command is given; this way the probe
- * runs in the same node process, as the same user, on every runtime.
- */
-export function probePreload(): string {
-  const bootstrap = [
-    'let source = "";',
-    'for await (const chunk of process.stdin) source += chunk;',
-    'try {',
-    '  await import("data:text/javascript;base64," + Buffer.from(source).toString("base64"));',
-    '  process.exit(0);',
-    '} catch (err) {',
-    '  process.stderr.write("audit probe failed: " + (err && err.stack || err) + "\\n");',
-    '  process.exit(3);',
-    '}',
-  ].join('\n');
-  return `--import=data:text/javascript;base64,${Buffer.from(bootstrap).toString('base64')}`;
 }

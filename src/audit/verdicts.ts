@@ -1,12 +1,7 @@
-import type { RuntimeKind } from '../config.js';
-import type { SentinelPlace } from './fixtures.js';
 import type { HostActionsOutcome } from './host-actions.js';
-import type { PlantStep, ProbeReport } from './types.js';
+import type { PlantStep, ProbeReport } from './probe.js';
 
-/**
- * The threat rows of README.md's "Security model" table (same wording and order, so the audit's
- * output can be read next to it), and how each is judged from the evidence. Pure: the audit collects, this decides, so a fabricated report can prove it fails.
- */
+/** The threat rows of README.md's "Security model" table, in its words and order. */
 export const THREATS = {
   hostFiles: 'An agent reads host files',
   otherGroup: "An agent reads another group's files, IPC or session",
@@ -30,25 +25,28 @@ export const THREATS = {
 } as const;
 export type ThreatId = keyof typeof THREATS;
 
+const NOT_AUDITED: Partial<Record<ThreatId, string>> = {
+  speaksFor: 'see test/unit/ipc-watcher.test.ts',
+  proxySockets: 'about other local accounts: test/unit/proxy-manager.test.ts',
+  spend: 'needs model traffic: test/e2e/security-budget.test.ts',
+  flood: 'needs a chat: test/e2e/reliability-flood.test.ts',
+  stranger: 'a policy of the message loop',
+  localChat: 'about the local web chat',
+  stuck: 'needs a running host: test/e2e/reliability-*.test.ts',
+  injection: 'not mitigated: isolation bounds it',
+  mainCompromised: 'by design: main is the admin',
+};
+
 export type CheckStatus = 'held' | 'failed' | 'n/a';
-export type RowVerdict = CheckStatus | 'not audited';
-
-export interface Check {
-  row: ThreatId;
-  id: string;
-  status: CheckStatus;
-  detail: string;
-}
-
-export interface RowResult {
+export type Check = { id: string; status: CheckStatus; detail: string };
+export type RowResult = {
   id: ThreatId;
   threat: string;
-  verdict: RowVerdict;
+  verdict: CheckStatus | 'not audited';
   checks: Check[];
-}
+};
 
 export interface AuditEvidence {
-  runtime: RuntimeKind;
   isMain: boolean;
   expectedUid: number;
   projectPath: string;
@@ -59,303 +57,155 @@ export interface AuditEvidence {
   hostActions: HostActionsOutcome;
   decoyChanges: string[];
   decoyMarker: string;
-  /** Connections that reached the audit's loopback canary listener. */
   canaryConnections: number;
-  /** Targets the egress proxy tried to dial (the audit's connector never dials: it records). */
+  /** Targets the egress proxy tried to dial (the audit's connector only records). */
   proxyDials: string[];
-  /** bwrap: limits read from the host side of the sandbox's cgroup, which it cannot see itself. */
+  /** bwrap: limits from the host side of the sandbox's cgroup (/sys is hidden inside). */
   hostLimits: { pids: string | null; memory: string | null } | null;
 }
 
-const NOT_AUDITED: Partial<Record<ThreatId, string>> = {
-  speaksFor: 'needs the IPC handlers and a chat: test/unit/ipc-watcher.test.ts',
-  proxySockets: 'about other local accounts, not the sandbox: test/unit/proxy-manager.test.ts',
-  spend: 'needs model traffic: test/e2e/security-budget.test.ts',
-  flood: 'needs a chat: test/e2e/reliability-flood.test.ts',
-  stranger: 'a policy of the message loop, not of the sandbox',
-  localChat: 'about the local web chat, not the sandbox',
-  stuck: 'needs a running host: test/e2e/reliability-*.test.ts',
-  injection: 'not mitigated: isolation bounds it',
-  mainCompromised: 'by design: main is the admin',
+const limited = (value: string | null) => value !== null && value !== 'max' && Number(value) < 2 ** 60;
+const zero = (hex: string | null) => hex !== null && /^0+$/.test(hex);
+const known = (value: string | null, ok: boolean) => (value === null ? null : ok);
+/** `ok` null: n/a. */
+const check = (id: string, ok: boolean | null, detail: unknown): Check => {
+  return { id, status: ok === null ? 'n/a' : ok ? 'held' : 'failed', detail: String(detail) };
 };
 
-const UNLIMITED = 2 ** 60;
-const isLimited = (value: string | null) => value !== null && value !== 'max' && Number(value) < UNLIMITED;
-const allZero = (hex: string | null) => hex !== null && /^0+$/.test(hex);
-
+/** Pure: the audit collects, this decides, so a fabricated report can prove it fails. */
 export function judge(e: AuditEvidence): RowResult[] {
-  const checks: Check[] = [];
-  const add = (row: ThreatId, id: string, status: CheckStatus, detail: string) =>
-    checks.push({ row, id, status, detail });
-  const { report } = e;
-
-  // Sentinels: each must be invisible, by content and at its host path.
-  const sentinel = (row: ThreatId, place: SentinelPlace, what: string) => {
-    let hits = report.sentinelHits.find((h) => h.id === place)?.where ?? [];
-    if (place === 'otherGroup' && e.isMain) {
-      const direct = hits.filter((w) => !w.startsWith(`${e.projectPath}/`));
-      if (hits.length > 0 && direct.length === 0)
-        return add(row, `sentinel-${place}`, 'n/a', `main reads ${what} in the project read-only, by design`);
-      hits = direct;
-    }
-    if (hits.length > 0) add(row, `sentinel-${place}`, 'failed', `${what} visible: ${hits.join(', ')}`);
-    else add(row, `sentinel-${place}`, 'held', `${what} not visible`);
+  const { report: r, isMain } = e;
+  const sentinel = (place: string) => {
+    const hits = r.sentinelHits.find((h) => h.id === place)?.where ?? [];
+    // Main sees every group's folder in the project, read-only, by design.
+    const own =
+      place === 'otherGroup' && isMain ? hits.filter((w) => !w.startsWith(`${e.projectPath}/`)) : hits;
+    return check(
+      `sentinel-${place}`,
+      hits.length && !own.length ? null : !own.length,
+      hits.length ? `seen at ${hits}` : 'not seen',
+    );
   };
-  const plantResult = (id: string) => report.plants.find((p) => p.id === id);
-  const mustFail = (row: ThreatId, id: string, what: string) => {
-    const result = plantResult(id);
-    if (!result) return;
-    if (result.ok) add(row, id, 'failed', `${what} succeeded`);
-    else add(row, id, 'held', `${what} refused (${result.detail})`);
+  const plant = (id: string) => r.plants.find((p) => p.id === id);
+  const mustFail = (...ids: string[]) =>
+    ids.flatMap((id) => [plant(id)].flatMap((p) => (p ? [check(id, !p.ok, p.detail)] : [])));
+  const limit = (kind: 'pids' | 'memory') => {
+    const seen = [r.cgroup[kind], e.hostLimits?.[kind] ?? null]; // inside, and from the host
+    const ok = seen.some(limited) || (seen.every((v) => v === null) ? null : false);
+    return check(`${kind}-limit`, ok, `inside ${seen[0]}, from the host ${seen[1]}`);
   };
+  const ipc = e.hostActions.results.find((a) => a.action === 'ipcScan');
+  const fifo = plant('fifo-message')?.ok;
+  const links = e.plants.filter((p) => p.expect === 'ok' && p.op === 'symlink' && plant(p.id)?.ok).length;
+  const keyAt = r.secretHits.flatMap((h) => h.where);
+  const scanned = `not in /proc/*/environ or ${r.scan.files} files${r.scan.truncated ? ' (scan limits hit)' : ''}`;
+  const decoyRead = e.hostActions.payloads.some((p) => p.includes(e.decoyMarker));
+  const { capEff, capPrm, noNewPrivs, seccomp } = r.status;
+  const { project } = r;
 
-  // An agent reads host files.
-  sentinel('hostFiles', 'data', 'a file in data/');
-  sentinel('hostFiles', 'store', 'a file in store/');
-  sentinel('hostFiles', 'hostTmp', "a file in the host's temp dir");
-  if (!e.isMain)
-    add(
-      'hostFiles',
-      'no-project',
-      report.project.visible ? 'failed' : 'held',
-      report.project.visible ? 'the project is mounted for a non-main group' : 'the project is not mounted',
-    );
-
-  // Another group's files, IPC or session.
-  sentinel('otherGroup', 'otherGroup', "another group's folder");
-  sentinel('otherGroup', 'otherIpc', "another group's IPC");
-  sentinel('otherGroup', 'otherSession', "another group's session");
-  mustFail('otherGroup', 'global-write', 'writing the shared memory folder');
-
-  // Main: .env, the WhatsApp credentials (store/) and every group's state (data/) masked.
-  if (!e.isMain) add('mainSecrets', 'main-only', 'n/a', 'the audited group is not main');
-  else if (!report.project.visible) add('mainSecrets', 'project', 'n/a', 'no project mount on this runtime');
-  else {
-    const { env, store, data } = report.project;
-    add('mainSecrets', 'env-masked', env === 'content' ? 'failed' : 'held', `project .env is ${env}`);
-    for (const [name, list] of [
-      ['store', store],
-      ['data', data],
-    ] as const) {
-      const shown = list ?? [];
-      add(
-        'mainSecrets',
-        `${name}-masked`,
-        shown.length ? 'failed' : 'held',
-        shown.length ? `project ${name}/ shows ${shown.slice(0, 5).join(', ')}` : `project ${name}/ is empty`,
-      );
-    }
-    sentinel('mainSecrets', 'store', 'a file in store/');
-    sentinel('mainSecrets', 'otherIpc', "another group's IPC");
-  }
-
-  // The API key: fingerprints in everything readable, and credential-named variables compared.
-  if (e.secretValues.length === 0) add('apiKey', 'key', 'n/a', 'no credential in .env to look for');
-  else {
-    const { files, bytes, processes, truncated } = report.scan;
-    const scope = `${processes} process environments, ${files} files (${(bytes / 2 ** 20).toFixed(1)} MiB)${truncated ? ', stopped at the scan limits' : ''}`;
-    const hits = report.secretHits.flatMap((h) => h.where);
-    add(
-      'apiKey',
-      'fingerprint',
-      hits.length ? 'failed' : 'held',
-      hits.length ? `key found in ${hits.join(', ')}` : `not in ${scope}`,
-    );
-    const leaked = report.credentials.filter((c) => e.secretValues.some((s) => c.value.includes(s)));
-    add(
-      'apiKey',
-      'environment',
-      leaked.length ? 'failed' : 'held',
-      leaked.length
-        ? `key in ${leaked.map((c) => `${c.name} (${c.where})`).join(', ')}`
-        : `${report.credentials.length} credential-named variables, none the key`,
-    );
-  }
-
-  // Network: loopback only; nothing direct gets through; the egress proxy refuses what it must.
-  const ifaces = report.interfaces;
-  if (ifaces === null) add('network', 'interfaces', 'failed', 'could not list the network interfaces');
-  else {
-    const others = ifaces.filter((i) => i !== 'lo');
-    add(
-      'network',
-      'interfaces',
-      others.length ? 'failed' : 'held',
-      `interfaces: ${ifaces.join(', ') || 'none'}`,
-    );
-  }
-  for (const d of report.direct)
-    add(
-      'network',
-      `direct-${d.id}`,
-      d.outcome === 'connected' ? 'failed' : d.outcome === 'skipped' ? 'n/a' : 'held',
-      d.detail,
-    );
-  add(
-    'network',
-    'canary',
-    e.canaryConnections ? 'failed' : 'held',
-    `${e.canaryConnections} connections reached the host's loopback canary`,
-  );
-  for (const r of report.egress)
-    add(
-      'network',
-      `egress-${r.id}`,
-      r.status === 403 ? 'held' : 'failed',
-      `${r.status ?? 'no status'}: ${r.detail}`,
-    );
-  add(
-    'network',
-    'egress-dials',
-    e.proxyDials.length ? 'failed' : 'held',
-    e.proxyDials.length
-      ? `the egress proxy dialled ${e.proxyDials.join(', ')}`
-      : 'the egress proxy dialled nothing',
-  );
-
-  // Own mounts or limits: the config dir is never mounted; main cannot write the project.
-  sentinel('widen', 'config', 'a file in the config dir');
-  mustFail('widen', 'project-write', 'writing the project');
-
-  // IPC that would trip a careless reader (a FIFO, links) must neither block nor crash the host.
-  const ipc = e.hostActions.results.find((r) => r.action === 'ipcScan');
-  if (!plantResult('fifo-message')?.ok) add('malformed', 'ipc-fifo', 'n/a', 'the FIFO could not be planted');
-  else if (ipc)
-    add('malformed', 'ipc-fifo', ipc.outcome === 'done' ? 'held' : 'failed', `IPC scan: ${ipc.detail}`);
-
-  // Links: the host acts on every planted entry and touches nothing outside.
-  const planted = e.plants.filter((p) => p.expect === 'ok' && p.op === 'symlink' && plantResult(p.id)?.ok);
-  if (planted.length === 0) add('links', 'plants', 'n/a', 'no link could be planted');
-  else {
-    add('links', 'plants', 'held', `${planted.length} links planted`);
-    for (const r of e.hostActions.results) {
-      const bad = r.outcome === 'blocked' || r.outcome === 'crashed';
-      add(
-        'links',
-        `host-${r.action}`,
-        bad ? 'failed' : 'held',
-        r.detail ? `${r.outcome}: ${r.detail}` : r.outcome,
-      );
-    }
-    const changes = e.decoyChanges;
-    add(
-      'links',
-      'decoy',
-      changes.length ? 'failed' : 'held',
-      changes.length ? changes.join('; ') : 'decoy folder unchanged',
-    );
-    const read = e.hostActions.payloads.filter((p) => p.includes(e.decoyMarker));
-    add(
-      'links',
-      'decoy-read',
-      read.length ? 'failed' : 'held',
-      read.length ? 'the IPC handler got a decoy file' : 'no decoy file was read',
-    );
-  }
-  for (const id of ['inbox-write', 'inbox-link', 'inbox-move', 'inbox-input-write'])
-    mustFail('links', id, `${id.replace('inbox-', '')} in the read-only inbox`);
-
-  // Escalation and exhaustion.
-  const s = report.status;
-  add(
-    'escalate',
-    'uid',
-    report.uid !== 0 && report.uid === e.expectedUid ? 'held' : 'failed',
-    `uid ${report.uid} (expected ${e.expectedUid})`,
-  );
-  add(
-    'escalate',
-    'capabilities',
-    s.capEff === null ? 'n/a' : allZero(s.capEff) && allZero(s.capPrm) ? 'held' : 'failed',
-    `CapEff ${s.capEff}, CapPrm ${s.capPrm}`,
-  );
-  add(
-    'escalate',
-    'no-new-privs',
-    s.noNewPrivs === null ? 'n/a' : s.noNewPrivs === '1' ? 'held' : 'failed',
-    `NoNewPrivs ${s.noNewPrivs}`,
-  );
-  add(
-    'escalate',
-    'seccomp',
-    s.seccomp === null ? 'n/a' : s.seccomp === '0' ? 'failed' : 'held',
-    `Seccomp mode ${s.seccomp}`,
-  );
-  const u = report.userns;
-  add(
-    'escalate',
-    'userns',
-    u.result === 'refused' ? 'held' : u.result === 'allowed' ? 'failed' : 'n/a',
-    u.detail,
-  );
-  const ro = (report.rootMount ?? '').split(',').includes('ro');
-  add('escalate', 'root-readonly', ro ? 'held' : 'failed', `root mounted ${report.rootMount ?? 'unknown'}`);
-  mustFail('escalate', 'rootfs-usr', 'writing /usr');
-  mustFail('escalate', 'rootfs-etc', 'writing /etc');
-  for (const kind of ['pids', 'memory'] as const) {
-    const inside = report.cgroup[kind];
-    const outside = e.hostLimits?.[kind] ?? null;
-    if (isLimited(inside)) add('escalate', `${kind}-limit`, 'held', `${kind} limit ${inside}`);
-    else if (isLimited(outside))
-      add('escalate', `${kind}-limit`, 'held', `${kind} limit ${outside} (seen from the host)`);
-    else if (inside === null && outside === null)
-      add('escalate', `${kind}-limit`, 'n/a', `no ${kind} limit visible on this runtime`);
-    else add('escalate', `${kind}-limit`, 'failed', `no ${kind} limit (${inside ?? outside})`);
-  }
-  add(
-    'escalate',
-    'runtime-socket',
-    report.runtimeSockets.length ? 'failed' : 'held',
-    report.runtimeSockets.length
-      ? `visible: ${report.runtimeSockets.join(', ')}`
-      : 'no container runtime socket',
-  );
-
+  const checks: Partial<Record<ThreatId, (Check | false)[]>> = {
+    hostFiles: [
+      ...['data', 'store', 'hostTmp'].map(sentinel),
+      !isMain && check('no-project', !project.visible, `project mounted: ${project.visible}`),
+    ],
+    otherGroup: [...['otherGroup', 'otherIpc', 'otherSession'].map(sentinel), ...mustFail('global-write')],
+    mainSecrets:
+      isMain && project.visible
+        ? [
+            check('env-masked', project.env !== 'content', `.env is ${project.env}`),
+            check('store-masked', !project.store?.length, project.store),
+            check('data-masked', !project.data?.length, project.data),
+            ...['store', 'otherIpc'].map(sentinel),
+          ]
+        : [check('project', null, 'no project mount (main only)')],
+    apiKey: [
+      check(
+        'fingerprint',
+        e.secretValues.length ? !keyAt.length : null,
+        keyAt.length ? `key found in ${keyAt}` : scanned,
+      ),
+    ],
+    network: [
+      check('interfaces', r.interfaces?.every((i) => i === 'lo') ?? false, r.interfaces),
+      ...r.direct.map((d) =>
+        check(`direct-${d.id}`, d.outcome === 'skipped' ? null : d.outcome !== 'connected', d.detail),
+      ),
+      check('canary', !e.canaryConnections, `${e.canaryConnections} connections`),
+      ...r.egress.map((x) => check(`egress-${x.id}`, x.status === 403, `${x.status}: ${x.detail}`)),
+      check('egress-dials', !e.proxyDials.length, `dialled: ${e.proxyDials}`),
+    ],
+    widen: [sentinel('config'), ...mustFail('project-write')],
+    // A FIFO or links in IPC must neither block nor crash the host's scan.
+    malformed: [
+      (!!ipc || !fifo) &&
+        check(
+          'ipc-fifo',
+          fifo ? ipc?.outcome === 'done' : null,
+          ipc ? `${ipc.outcome} ${ipc.detail}` : 'no FIFO',
+        ),
+    ],
+    links: [
+      check('plants', links ? true : null, `${links} links planted`),
+      ...(links ? e.hostActions.results : []).map((a) =>
+        check(
+          `host-${a.action}`,
+          a.outcome !== 'blocked' && a.outcome !== 'crashed',
+          `${a.outcome} ${a.detail}`,
+        ),
+      ),
+      !!links && check('decoy', !e.decoyChanges.length, e.decoyChanges.join('; ') || 'unchanged'),
+      !!links && check('decoy-read', !decoyRead, decoyRead ? 'the IPC handler got a decoy file' : 'not read'),
+      ...mustFail('inbox-write', 'inbox-link', 'inbox-move', 'inbox-input-write'),
+    ],
+    escalate: [
+      check('uid', r.uid !== 0 && r.uid === e.expectedUid, `${r.uid} (expected ${e.expectedUid})`),
+      check('capabilities', known(capEff, zero(capEff) && zero(capPrm)), `CapEff ${capEff}`),
+      check('no-new-privs', known(noNewPrivs, noNewPrivs === '1'), `NoNewPrivs ${noNewPrivs}`),
+      check('seccomp', known(seccomp, seccomp !== '0'), `Seccomp mode ${seccomp}`),
+      check(
+        'userns',
+        r.userns.result === 'unavailable' ? null : r.userns.result === 'refused',
+        r.userns.detail,
+      ),
+      check('root-readonly', !!r.rootMount?.split(',').includes('ro'), r.rootMount),
+      ...mustFail('rootfs-usr', 'rootfs-etc'),
+      limit('pids'),
+      limit('memory'),
+      check('runtime-socket', !r.runtimeSockets.length, `runtime sockets: ${r.runtimeSockets}`),
+    ],
+  };
   return (Object.keys(THREATS) as ThreatId[]).map((id) => {
-    const own = checks.filter((c) => c.row === id);
-    const verdict: RowVerdict =
-      own.length === 0
-        ? 'not audited'
-        : own.some((c) => c.status === 'failed')
-          ? 'failed'
-          : own.some((c) => c.status === 'held')
-            ? 'held'
-            : 'n/a';
-    const checksOrNote = own.length
-      ? own
-      : [{ row: id, id: 'scope', status: 'n/a' as const, detail: NOT_AUDITED[id] ?? '' }];
-    return { id, threat: THREATS[id], verdict, checks: checksOrNote };
+    const own = checks[id]?.filter((c) => c !== false) ?? [];
+    const has = (s: CheckStatus) => own.some((c) => c.status === s);
+    const verdict = !own.length ? 'not audited' : has('failed') ? 'failed' : has('held') ? 'held' : 'n/a';
+    return {
+      id,
+      threat: THREATS[id],
+      verdict,
+      checks: own.length ? own : [check('scope', null, NOT_AUDITED[id])],
+    };
   });
 }
 
-export function anyFailed(rows: RowResult[]): boolean {
-  return rows.some((r) => r.verdict === 'failed');
-}
+export const anyFailed = (rows: RowResult[]) => rows.some((r) => r.verdict === 'failed');
 
-/** The plain table: one line per threat, then what failed (and with `verbose`, every check). */
+/** One line per threat, then the failed checks (every check with `verbose`). */
 export function renderTable(rows: RowResult[], verbose = false): string {
-  const width = Math.max(...rows.map((r) => r.threat.length), 'threat'.length);
-  const pad = (text: string, n: number) => text + ' '.repeat(Math.max(0, n - text.length));
-  const summary = (r: RowResult) => {
-    if (r.verdict === 'not audited') return r.checks[0]?.detail ?? '';
-    if (r.verdict === 'failed')
-      return `failed: ${r.checks
-        .filter((c) => c.status === 'failed')
-        .map((c) => c.id)
-        .join(', ')}`;
-    if (r.verdict === 'n/a') return r.checks[0]?.detail ?? '';
-    const held = r.checks.filter((c) => c.status === 'held').length;
-    const na = r.checks.length - held;
-    return `${held} check${held === 1 ? '' : 's'} held${na ? `, ${na} n/a` : ''}`;
+  const width = Math.max(...rows.map((r) => r.threat.length));
+  const summary = ({ verdict, checks }: RowResult) => {
+    const ids = (s: CheckStatus) => checks.filter((c) => c.status === s).map((c) => c.id);
+    if (verdict === 'failed') return `failed: ${ids('failed').join(', ')}`;
+    return verdict === 'held' ? `${ids('held').length} checks held` : (checks[0]?.detail ?? '');
   };
-  const lines = [`${pad('threat', width)}  ${pad('verdict', 11)}  evidence`];
-  for (const r of rows) lines.push(`${pad(r.threat, width)}  ${pad(r.verdict, 11)}  ${summary(r)}`);
   const shown = rows.flatMap((r) =>
-    r.checks.filter((c) => verbose || c.status === 'failed').map((c) => ({ r, c })),
+    r.checks
+      .filter((c) => verbose || c.status === 'failed')
+      .map((c) => `  [${c.status}] ${r.threat} / ${c.id}: ${c.detail}`),
   );
-  if (shown.length) {
-    lines.push('', verbose ? 'Checks:' : 'Failed checks:');
-    for (const { r, c } of shown) lines.push(`  [${c.status}] ${r.threat} / ${c.id}: ${c.detail}`);
-  }
+  const lines = [
+    `${'threat'.padEnd(width)}  verdict      evidence`,
+    ...rows.map((r) => `${r.threat.padEnd(width)}  ${r.verdict.padEnd(11)}  ${summary(r)}`),
+    ...(shown.length ? ['', 'Checks:', ...shown] : []),
+  ];
   return `${lines.join('\n')}\n`;
 }

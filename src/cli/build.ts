@@ -6,12 +6,20 @@ import type { Config } from '../config.js';
 import { createRuntime } from '../sandbox/detect.js';
 
 /**
- * `nanoclaw build [--if-missing]`: the agent image for docker/podman (building an offline base image
- * when no registry can supply node:22-slim), and the host build of the agent-runner that bwrap uses.
+ * `nanoclaw build [--if-missing]`: the agent image for docker/podman/apple (container/build.sh
+ * makes an offline base image when no registry has node:22-slim), or the agent-runner for bwrap.
  */
-export async function runBuild(args: string[], deps: { config: Config; out: Writable }): Promise<number> {
-  const { config, out } = deps;
+export async function runBuild(
+  args: string[],
+  { config, out }: { config: Config; out: Writable },
+): Promise<number> {
   const ifMissing = args.includes('--if-missing');
+  const dir = path.join(config.projectRoot, 'container');
+  const script = (file: string, scriptArgs: string[]) =>
+    spawnSync('bash', [path.join(dir, file), ...scriptArgs], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, CONTAINER_IMAGE: config.containerImage },
+    }).status ?? 1;
   let runtime;
   try {
     runtime = await createRuntime(config);
@@ -19,12 +27,10 @@ export async function runBuild(args: string[], deps: { config: Config; out: Writ
     out.write(`${(err as Error).message}\n`);
     return ifMissing ? 0 : 1;
   }
-  const containerDir = path.join(config.projectRoot, 'container');
-  const runnerBuilt = fs.existsSync(path.join(containerDir, 'agent-runner', 'dist', 'index.js'));
   if (runtime.kind === 'bwrap') {
-    if (ifMissing && runnerBuilt) return 0;
+    if (ifMissing && fs.existsSync(path.join(dir, 'agent-runner', 'dist', 'index.js'))) return 0;
     out.write('Building the agent-runner for bwrap...\n');
-    return script(path.join(containerDir, 'build-runner.sh'), [], config);
+    return script('build-runner.sh', []);
   }
   try {
     await runtime.ensureRunning();
@@ -36,13 +42,5 @@ export async function runBuild(args: string[], deps: { config: Config; out: Writ
   out.write(
     `Building the agent image ${config.containerImage} with ${runtime.kind} (first time: a few minutes)...\n`,
   );
-  return script(path.join(containerDir, 'build.sh'), ['--runtime', runtime.kind], config);
-}
-
-function script(file: string, args: string[], config: Config): number {
-  const result = spawnSync('bash', [file, ...args], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, CONTAINER_IMAGE: config.containerImage },
-  });
-  return result.status ?? 1;
+  return script('build.sh', ['--runtime', runtime.kind]);
 }

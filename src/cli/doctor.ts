@@ -1,324 +1,312 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import type { Config } from '../config.js';
+import { isWhatsAppLinked } from '../channels/whatsapp/link-state.js';
+import { DEFAULT_SANDBOX_UID, type Config } from '../config.js';
 import { openStore } from '../db/store.js';
 import { readSecrets } from '../env-file.js';
-import { isWhatsAppLinked } from '../channels/whatsapp/link-state.js';
+import { logger } from '../logger.js';
 import { createGroupPolicy, groupPolicyPath } from '../policy/group-policy.js';
 import { loadNetworkPolicy, networkPolicyPath } from '../proxy/network-policy.js';
-import { buildRuntime, createRuntime, detectionOrder } from '../sandbox/detect.js';
+import { buildRuntime, detectionOrder } from '../sandbox/detect.js';
 import { loadMountAllowlist } from '../sandbox/mount-allowlist.js';
-import { RuntimeUnavailableError, type SandboxRuntime } from '../sandbox/runtime.js';
-import { detectCgroupSupport, type CgroupSupport } from '../sandbox/runtimes/cgroup.js';
-import {
-  permissionsCheck,
-  sandboxLimitsCheck,
-  sandboxUidCheck,
-  type AccountLookup,
-} from './doctor-sandbox.js';
+import { RuntimeUnavailableError } from '../sandbox/runtime.js';
+import { DEFAULT_LIMITS, detectCgroupSupport, type CgroupSupport } from '../sandbox/runtimes/cgroup.js';
+import { todayUtc } from '../util/today.js';
 
-export { unreachableDirs } from './doctor-sandbox.js';
+/** `fix` says what to do when the check fails; a `warnOnly` check doesn't fail doctor. */
+type Result = { ok: boolean; detail: string; fix?: string; warnOnly?: boolean };
+export type Check = Result & { name: string };
+type Results = Record<string, Result | false | undefined>;
 
-export interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-  /** The exact thing to do when the check fails (or a warning's advice). */
-  fix?: string;
-  /** A warning doesn't fail doctor. */
-  warnOnly?: boolean;
-}
-
-export interface DoctorOptions {
+interface DoctorOptions {
   platform?: NodeJS.Platform;
-  /** Whether the host runs as root (then sandboxes run as SANDBOX_UID, and bwrap's need a way in). */
   isRoot?: boolean;
-  /** Where bwrap would put sandbox cgroups (tests pass a fixed answer). */
   cgroups?: () => CgroupSupport;
-  /** Who has a given uid or gid on this host (tests pass a fake). */
   accounts?: AccountLookup;
 }
 
-/** Runs every check; each failing one says exactly what to do. Exit code 1 when any check fails. */
-export async function runDoctor(deps: { config: Config; out: Writable }): Promise<number> {
-  const checks = await collectChecks(deps.config);
+function result(ok: boolean, detail: string, fix?: string, warnOnly?: true): Result {
+  return { ok, detail, fix, warnOnly };
+}
+const BUILD_FIX = 'run `nanoclaw build` (or `npm start`, which builds what is missing)';
+const fixFile = (file: string, until: string) =>
+  `fix ${file} (format: README, "Security configuration"); until then ${until}`;
+
+export async function runDoctor({ config, out }: { config: Config; out: Writable }): Promise<number> {
+  logger.level = 'silent'; // doctor reports every problem itself; no log lines in between
+  const checks = await collectChecks(config);
   for (const c of checks) {
-    const mark = c.ok ? 'ok  ' : c.warnOnly ? 'warn' : 'FAIL';
-    deps.out.write(`[${mark}] ${c.name}: ${c.detail}\n`);
-    if (!c.ok && c.fix) deps.out.write(`       fix: ${c.fix}\n`);
+    out.write(`[${c.ok ? 'ok  ' : c.warnOnly ? 'warn' : 'FAIL'}] ${c.name}: ${c.detail}\n`);
+    if (!c.ok && c.fix) out.write(`       fix: ${c.fix}\n`);
   }
-  const failed = checks.filter((c) => !c.ok && !c.warnOnly);
-  deps.out.write(failed.length === 0 ? '\nAll checks passed.\n' : `\n${failed.length} check(s) failed.\n`);
-  deps.out.write('To test the sandbox boundary itself, live: nanoclaw audit\n');
-  return failed.length === 0 ? 0 : 1;
+  const failed = checks.filter((c) => !c.ok && !c.warnOnly).length;
+  out.write(failed ? `\n${failed} check(s) failed.\n` : '\nAll checks passed.\n');
+  out.write('To test the sandbox boundary itself, live: nanoclaw audit\n');
+  return failed ? 1 : 0;
 }
 
 export async function collectChecks(config: Config, options: DoctorOptions = {}): Promise<Check[]> {
-  const platform = options.platform ?? process.platform;
-  const isRoot = options.isRoot ?? process.getuid?.() === 0;
-  const major = Number(process.versions.node.split('.')[0]);
-  const checks: Check[] = [
-    {
-      name: 'node',
-      ok: major >= 20,
-      detail: `Node ${process.versions.node}`,
-      fix: 'install Node.js 20 or newer (https://nodejs.org, or your package manager)',
-    },
-  ];
-
-  const runtime = await runtimeChecks(config, platform);
-  checks.push(...runtime.checks);
-  if (platform === 'linux') checks.push(sandboxUidCheck(config, isRoot, options.accounts));
-  // bwrap sandboxes of a root host run as the sandbox uid and resolve their mounts with it.
-  if (platform === 'linux' && isRoot && (runtime.kind === 'bwrap' || runtime.kind === undefined)) {
-    checks.push(permissionsCheck(config));
-  }
-  if (platform === 'linux' && runtime.kind === 'bwrap')
-    checks.push(sandboxLimitsCheck((options.cgroups ?? detectCgroupSupport)(), isRoot));
-
-  checks.push(credentialsCheck(config));
+  const { platform = process.platform, isRoot = process.getuid?.() === 0 } = options;
+  const linux = platform === 'linux';
+  const { kind, results: runtime } = await runtimeChecks(config, platform);
   const linked = isWhatsAppLinked(config.authDir);
-  checks.push({
-    name: 'whatsapp',
-    ok: linked,
-    warnOnly: true,
-    detail: linked
-      ? `linked (credentials in ${config.authDir})`
-      : 'not linked (the local chat works without it)',
-    fix: 'run `nanoclaw whatsapp-auth` and scan the QR code with WhatsApp > Linked devices',
-  });
-  checks.push({
-    name: 'local chat',
-    ok: true,
-    detail: `http://127.0.0.1:${config.localChannelPort}/ (token in ${path.join(config.dataDir, 'local-channel.token')})`,
-  });
-  checks.push(mountAllowlistCheck(config), networkPolicyCheck(config), groupPolicyCheck(config));
-
-  try {
-    const stat = fs.statfsSync(fs.existsSync(config.home) ? config.home : config.projectRoot);
-    const freeGb = (stat.bavail * stat.bsize) / 1024 ** 3;
-    checks.push({
-      name: 'disk',
-      ok: freeGb >= 2,
-      detail: `${freeGb.toFixed(1)} GB free`,
-      fix: 'free at least 2 GB: the agent image and group files need room',
-    });
-  } catch {
-    /* statfs unsupported: skip */
-  }
-  checks.push(...storeChecks(config));
-  return checks;
+  const nodeOk = Number(process.versions.node.split('.')[0]) >= 20;
+  const results: Results = {
+    node: result(nodeOk, `Node ${process.versions.node}`, 'install Node.js 20 or newer (https://nodejs.org)'),
+    ...runtime,
+    'sandbox user': linux && sandboxUidCheck(config, isRoot, options.accounts),
+    // bwrap sandboxes of a root host run as the sandbox uid and resolve their mounts with it.
+    permissions: linux && isRoot && (kind ?? 'bwrap') === 'bwrap' && permissionsCheck(config),
+    'sandbox limits':
+      linux && kind === 'bwrap' && sandboxLimitsCheck((options.cgroups ?? detectCgroupSupport)(), isRoot),
+    credentials: credentialsCheck(config),
+    whatsapp: result(
+      linked,
+      linked ? `linked (credentials in ${config.authDir})` : 'not linked (the local chat works without it)',
+      'run `nanoclaw whatsapp-auth` and scan the QR code with WhatsApp > Linked devices',
+      true,
+    ),
+    'local chat': result(
+      true,
+      `http://127.0.0.1:${config.localChannelPort}/ (token in ${path.join(config.dataDir, 'local-channel.token')})`,
+    ),
+    'mount allowlist': mountAllowlistCheck(config),
+    'network policy': networkPolicyCheck(config),
+    'group policy': groupPolicyCheck(config),
+    disk: diskCheck(config),
+    ...storeChecks(config),
+  };
+  return Object.entries(results).flatMap(([name, r]) => (r ? [{ name, ...r }] : []));
 }
 
-/** The exact install commands per platform, for a machine where no runtime was found at all. */
-export function runtimeInstallAdvice(platform: NodeJS.Platform): string {
-  if (platform === 'linux')
-    return (
-      'install one sandbox runtime, then run `nanoclaw build`. Docker: `sudo apt-get install docker.io && ' +
-      'sudo systemctl enable --now docker` (Fedora: `sudo dnf install moby-engine`); or bubblewrap, which ' +
-      'needs no daemon: `sudo apt-get install bubblewrap` (Fedora: `sudo dnf install bubblewrap`); or ' +
-      'Podman: `sudo apt-get install podman`'
-    );
-  if (platform === 'darwin')
-    return (
-      'install one sandbox runtime, then run `nanoclaw build`. Apple container (macOS 26+ on Apple ' +
-      'silicon): the installer from https://github.com/apple/container/releases, then `container system ' +
-      'start`; or Docker Desktop: `brew install --cask docker`, then open Docker.app once'
-    );
-  return 'NanoClaw runs on Linux and macOS; on Windows run it inside WSL2 with Docker (`sudo apt-get install docker.io`)';
-}
-
-/** A RuntimeUnavailableError's message without its trailing hint. */
-function reasonOf(err: unknown): string {
-  if (err instanceof RuntimeUnavailableError) {
-    const suffix = `. ${err.hint}`;
-    return err.message.endsWith(suffix) ? err.message.slice(0, -suffix.length) : err.message;
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
+/** The configured runtime, else the first usable one in detection order (as `nanoclaw start` picks). */
 async function runtimeChecks(
   config: Config,
   platform: NodeJS.Platform,
-): Promise<{ kind: string | undefined; checks: Check[] }> {
-  let runtime: SandboxRuntime;
-  try {
-    runtime = await createRuntime(config, platform);
-    await runtime.ensureRunning();
-  } catch (err) {
-    if (config.containerRuntime) {
-      // The configured runtime is missing or down: its own hint names the fix (install or start).
-      return {
-        kind: config.containerRuntime,
-        checks: [
-          {
-            name: 'runtime',
-            ok: false,
-            detail: `CONTAINER_RUNTIME=${config.containerRuntime}: ${reasonOf(err)}`,
-            fix:
-              err instanceof RuntimeUnavailableError
-                ? `${err.hint} — or unset CONTAINER_RUNTIME to use whichever runtime is installed`
-                : 'unset CONTAINER_RUNTIME to use whichever runtime is installed',
-          },
-        ],
-      };
+): Promise<{ kind?: string; results: Results }> {
+  const configured = config.containerRuntime;
+  const failures: Array<{ kind: string; reason: string; hint?: string }> = [];
+  for (const kind of configured ? [configured] : detectionOrder(platform)) {
+    const runtime = buildRuntime(kind, config);
+    try {
+      await runtime.ensureRunning();
+    } catch (err) {
+      const hint = err instanceof RuntimeUnavailableError ? err.hint : undefined;
+      const message = err instanceof Error ? err.message : String(err);
+      failures.push({ kind, hint, reason: hint ? message.replace(`. ${hint}`, '') : message });
+      continue;
     }
-    // Nothing usable: say per runtime what is wrong, so "installed but not running" is visible.
-    const reasons: string[] = [];
-    let installedButBroken: RuntimeUnavailableError | undefined;
-    for (const kind of detectionOrder(platform)) {
-      try {
-        await buildRuntime(kind, config).ensureRunning();
-      } catch (probeErr) {
-        const reason = reasonOf(probeErr);
-        reasons.push(`${kind}: ${reason}`);
-        if (!/not installed/.test(reason) && probeErr instanceof RuntimeUnavailableError)
-          installedButBroken ??= probeErr;
-      }
-    }
-    return {
-      kind: undefined,
-      checks: [
-        {
-          name: 'runtime',
-          ok: false,
-          detail: `no usable sandbox runtime (${reasons.join('; ')})`,
-          fix: installedButBroken ? installedButBroken.hint : runtimeInstallAdvice(platform),
-        },
-      ],
-    };
-  }
-
-  const checks: Check[] = [{ name: 'runtime', ok: true, detail: `${runtime.kind} is usable` }];
-  if (runtime.kind === 'bwrap') {
     const built = await runtime.imageExists(config.containerImage);
-    checks.push({
-      name: 'agent',
-      ok: built,
-      detail: built ? 'agent-runner built for bwrap' : 'agent-runner not built (container/agent-runner/dist)',
-      fix: 'run `nanoclaw build` (or `npm start`, which builds what is missing)',
-    });
-  } else {
-    const exists = await runtime.imageExists(config.containerImage);
-    checks.push({
-      name: 'image',
-      ok: exists,
-      detail: exists ? `${config.containerImage} present` : `${config.containerImage} not found`,
-      fix: 'run `nanoclaw build` (or `npm start`, which builds it when missing)',
-    });
-  }
-  return { kind: runtime.kind, checks };
-}
-
-function credentialsCheck(config: Config): Check {
-  const secrets = readSecrets(config.envFile);
-  const credential = secrets.ANTHROPIC_API_KEY
-    ? 'ANTHROPIC_API_KEY'
-    : secrets.CLAUDE_CODE_OAUTH_TOKEN
-      ? 'CLAUDE_CODE_OAUTH_TOKEN'
-      : secrets.ANTHROPIC_AUTH_TOKEN
-        ? 'ANTHROPIC_AUTH_TOKEN'
-        : undefined;
-  const mode = fs.statSync(config.envFile, { throwIfNoEntry: false })?.mode;
-  const readableByOthers = mode !== undefined && (mode & 0o077) !== 0;
-  return {
-    name: 'credentials',
-    ok: credential !== undefined,
-    detail: credential
-      ? `${credential} set in ${config.envFile}${secrets.ANTHROPIC_BASE_URL ? ` (upstream ${secrets.ANTHROPIC_BASE_URL})` : ''}` +
-        (readableByOthers
-          ? `; note: the file is readable by other users — \`chmod 600 ${config.envFile}\``
-          : '')
-      : `no model credentials in ${config.envFile}`,
-    fix: `add a line ANTHROPIC_API_KEY=sk-ant-... (or CLAUDE_CODE_OAUTH_TOKEN=...) to ${config.envFile}, then \`chmod 600 ${config.envFile}\``,
-  };
-}
-
-function mountAllowlistCheck(config: Config): Check {
-  const file = path.join(config.configDir, 'mount-allowlist.json');
-  if (!fs.existsSync(file))
-    return { name: 'mount allowlist', ok: true, detail: `none (no extra directories are mounted)` };
-  const allowlist = loadMountAllowlist(config.configDir);
-  return {
-    name: 'mount allowlist',
-    ok: allowlist !== null,
-    detail: allowlist ? `${allowlist.allowedRoots.length} allowed root(s) in ${file}` : `${file} is invalid`,
-    fix: `fix the JSON in ${file} (format: README, "Security configuration"); until then no extra mounts are allowed`,
-  };
-}
-
-function networkPolicyCheck(config: Config): Check {
-  const file = networkPolicyPath(config.configDir);
-  const loaded = loadNetworkPolicy(config.configDir);
-  switch (loaded.source) {
-    case 'missing':
-      return {
-        name: 'network policy',
-        ok: true,
-        detail: 'none (any public host; loopback, private and metadata addresses are always refused)',
-      };
-    case 'file': {
-      const groups = Object.keys(loaded.file.groups ?? {});
-      return {
-        name: 'network policy',
-        ok: true,
-        detail: `${file}: default rules${groups.length ? ` + rules for ${groups.join(', ')}` : ''}`,
-      };
-    }
-    case 'invalid':
-      return {
-        name: 'network policy',
-        ok: false,
-        detail: loaded.problem ?? `${file} is invalid`,
-        fix: `fix ${file} (format: README, "Security configuration"); until then every sandbox's egress is refused`,
-      };
-  }
-}
-
-function groupPolicyCheck(config: Config): Check {
-  const file = groupPolicyPath(config.configDir);
-  if (!fs.existsSync(file))
+    const bwrap = kind === 'bwrap';
+    const what = bwrap
+      ? `agent-runner ${built ? 'built for bwrap' : 'not built (container/agent-runner/dist)'}`
+      : `${config.containerImage} ${built ? 'present' : 'not found'}`;
+    const artifact = result(built, what, BUILD_FIX);
     return {
-      name: 'group policy',
-      ok: true,
-      detail: 'none (default limits, no budgets, no sender allowlists)',
+      kind,
+      results: { runtime: result(true, `${kind} is usable`), [bwrap ? 'agent' : 'image']: artifact },
     };
-  // The policy reader itself decides validity; an invalid file makes it fall back to owner-only.
-  const invalid = createGroupPolicy(config.configDir)('main').ownerOnly;
-  if (!invalid) return { name: 'group policy', ok: true, detail: `${file} is valid` };
-  let problem = 'its fields do not match the format (the log line above names them)';
+  }
+  if (configured) {
+    const { reason, hint } = failures[0]!;
+    const unset = 'unset CONTAINER_RUNTIME to use whichever runtime is installed';
+    const fix = hint ? `${hint} — or ${unset}` : unset;
+    return {
+      kind: configured,
+      results: { runtime: result(false, `CONTAINER_RUNTIME=${configured}: ${reason}`, fix) },
+    };
+  }
+  // Per runtime what is wrong, so an installed one that does not run gets its own fix.
+  const reasons = failures.map((f) => `${f.kind}: ${f.reason}`).join('; ');
+  const broken = failures.find((f) => f.hint && !f.reason.includes('not installed'));
+  const fix = broken?.hint ?? installAdvice(platform);
+  return { results: { runtime: result(false, `no usable sandbox runtime (${reasons})`, fix) } };
+}
+
+function installAdvice(platform: NodeJS.Platform): string {
+  const one = 'install one sandbox runtime, then run `nanoclaw build`.';
+  if (platform === 'linux')
+    return `${one} Docker: \`sudo apt-get install docker.io && sudo systemctl enable --now docker\` (Fedora: \`sudo dnf install moby-engine\`); or bubblewrap, which needs no daemon: \`sudo apt-get install bubblewrap\`; or Podman: \`sudo apt-get install podman\``;
+  if (platform === 'darwin')
+    return `${one} Apple container (macOS 26+ on Apple silicon): the installer from https://github.com/apple/container/releases, then \`container system start\`; or Docker Desktop: \`brew install --cask docker\`, then open Docker.app once`;
+  return 'NanoClaw runs on Linux and macOS; on Windows run it inside WSL2 with Docker (`sudo apt-get install docker.io`)';
+}
+
+/** Directories on the way to `target` that `who` cannot pass, and the target itself when unreadable. */
+export function unreachableDirs(
+  target: string,
+  who: { uid: number; gid: number },
+  stat: (p: string) => fs.Stats | undefined = (p) => fs.statSync(p, { throwIfNoEntry: false }),
+): string[] {
+  const parts = path.resolve(target).split(path.sep).filter(Boolean);
+  const blocked: string[] = [];
+  for (let i = 0; i <= parts.length; i++) {
+    const dir = `/${parts.slice(0, i).join('/')}`;
+    const st = stat(dir);
+    if (!st) break; // a path not made yet is checked up to where it will be made
+    const bits =
+      who.uid === 0 ? 7 : st.uid === who.uid ? st.mode >> 6 : st.gid === who.gid ? st.mode >> 3 : st.mode;
+    const need = i === parts.length ? 5 : 1; // r-x on the target, --x on the way
+    if ((bits & need) !== need) blocked.push(dir);
+  }
+  return blocked;
+}
+
+function permissionsCheck({ sandboxUid: uid, projectRoot, home }: Config): Result {
+  // The project (agent-runner at /app, main's view), the state, and Node itself are bound in.
+  const targets = [...new Set([projectRoot, home, path.dirname(fs.realpathSync(process.execPath))])];
+  const blocked = [...new Set(targets.flatMap((t) => unreachableDirs(t, { uid, gid: uid })))];
+  const reach = blocked.length ? `cannot pass ${blocked.join(', ')}` : `can reach ${targets.join(', ')}`;
+  return result(
+    !blocked.length,
+    `uid ${uid} (the bwrap sandbox user) ${reach}`,
+    `\`chmod o+rx ${blocked.join(' ')}\` — or keep the project and NANOCLAW_HOME outside /root (e.g. /srv/nanoclaw), or use Docker`,
+  );
+}
+
+function credentialsCheck({ envFile }: Config): Result {
+  const secrets = readSecrets(envFile);
+  const key = (['ANTHROPIC_API_KEY', 'CLAUDE_CODE_OAUTH_TOKEN', 'ANTHROPIC_AUTH_TOKEN'] as const).find(
+    (k) => secrets[k],
+  );
+  const chmod = `\`chmod 600 ${envFile}\``;
+  const upstream = secrets.ANTHROPIC_BASE_URL ? ` (upstream ${secrets.ANTHROPIC_BASE_URL})` : '';
+  const open = (fs.statSync(envFile, { throwIfNoEntry: false })?.mode ?? 0) & 0o077;
+  const note = open ? `; note: the file is readable by other users — ${chmod}` : '';
+  return result(
+    !!key,
+    key ? `${key} set in ${envFile}${upstream}${note}` : `no model credentials in ${envFile}`,
+    `add a line ANTHROPIC_API_KEY=sk-ant-... (or CLAUDE_CODE_OAUTH_TOKEN=...) to ${envFile}, then ${chmod}`,
+  );
+}
+
+function mountAllowlistCheck({ configDir }: Config): Result {
+  const file = path.join(configDir, 'mount-allowlist.json');
+  if (!fs.existsSync(file)) return result(true, 'none (no extra directories are mounted)');
+  const roots = loadMountAllowlist(configDir)?.allowedRoots;
+  if (!roots) return result(false, `${file} is invalid`, fixFile(file, 'no extra mounts are allowed'));
+  return result(true, `${roots.length} allowed root(s) in ${file}`);
+}
+
+function networkPolicyCheck({ configDir }: Config): Result {
+  const file = networkPolicyPath(configDir);
+  const { source, file: policy, problem } = loadNetworkPolicy(configDir);
+  const groups = Object.keys(policy.groups ?? {}).join(', ');
+  if (source === 'missing')
+    return result(
+      true,
+      'none (any public host; loopback, private and metadata addresses are always refused)',
+    );
+  if (source === 'invalid')
+    return result(false, problem ?? `${file} is invalid`, fixFile(file, "every sandbox's egress is refused"));
+  return result(true, `${file}: default rules${groups && ` + rules for ${groups}`}`);
+}
+
+function groupPolicyCheck({ configDir }: Config): Result {
+  const file = groupPolicyPath(configDir);
+  if (!fs.existsSync(file)) return result(true, 'none (default limits, no budgets, no sender allowlists)');
+  // The policy reader itself decides validity: an invalid file makes it fall back to owner-only.
+  if (!createGroupPolicy(configDir)('main').ownerOnly) return result(true, `${file} is valid`);
+  let problem = 'its fields do not match the format';
   try {
     JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     problem = `not valid JSON: ${(err as Error).message}`;
   }
-  return {
-    name: 'group policy',
-    ok: false,
-    detail: `${file}: ${problem}`,
-    fix: `fix ${file} (format: README, "Security configuration"); until then only your own messages trigger the agent`,
-  };
+  return result(false, `${file}: ${problem}`, fixFile(file, 'only your own messages trigger the agent'));
 }
 
-function storeChecks(config: Config): Check[] {
-  if (!fs.existsSync(config.dbPath)) return [];
-  const store = openStore(config.dbPath);
+function diskCheck({ home, projectRoot }: Config): Result | undefined {
+  let stat;
   try {
-    const groups = store.groups.all();
-    const usage = store.usage.forDay(new Date().toISOString().slice(0, 10));
-    const usageText = usage.map(
-      (u) => `${u.groupFolder}: ${u.inputTokens + u.outputTokens} tokens / ${u.requests} requests`,
-    );
-    return [
-      {
-        name: 'groups',
-        ok: true,
-        detail: `${groups.length} registered (${groups.map((g) => g.folder).join(', ')})`,
-      },
-      { name: 'usage today', ok: true, detail: usageText.join('; ') || 'none' },
-    ];
+    stat = fs.statfsSync(fs.existsSync(home) ? home : projectRoot);
+  } catch {
+    return undefined; // statfs unsupported
+  }
+  const gb = (stat.bavail * stat.bsize) / 1024 ** 3;
+  return result(
+    gb >= 2,
+    `${gb.toFixed(1)} GB free`,
+    'free at least 2 GB: the agent image and group files need room',
+  );
+}
+
+function storeChecks({ dbPath }: Config): Results {
+  if (!fs.existsSync(dbPath)) return {};
+  const store = openStore(dbPath);
+  try {
+    const folders = store.groups.all().map((g) => g.folder);
+    const usage = store.usage
+      .forDay(todayUtc())
+      .map((u) => `${u.groupFolder}: ${u.inputTokens + u.outputTokens} tokens / ${u.requests} requests`);
+    return {
+      groups: result(true, `${folders.length} registered (${folders.join(', ')})`),
+      'usage today': result(true, usage.join('; ') || 'none'),
+    };
   } finally {
     store.close();
   }
+}
+
+/** Name of the passwd or group entry with this id, or null when there is none. */
+export type AccountLookup = (db: 'passwd' | 'group', id: number) => string | null;
+
+/** getent sees every account source (files, LDAP, sssd); /etc alone is the fallback without it. */
+export const systemAccountLookup: AccountLookup = (db, id) => {
+  const getent = spawnSync('getent', [db, String(id)], { encoding: 'utf8', timeout: 10_000 });
+  if (getent.status === 0) return getent.stdout.split(':')[0] || `#${id}`;
+  if (getent.status === 2) return null; // key not found
+  let lines: string[] = [];
+  try {
+    lines = fs.readFileSync(`/etc/${db}`, 'utf8').split('\n');
+  } catch {
+    /* no fallback either */
+  }
+  return lines.map((l) => l.split(':')).find((f) => f[2] === String(id))?.[0] ?? null;
+};
+
+/**
+ * A root host's sandboxes run as config.sandboxUid (gid the same): if a person's account had it,
+ * every file, process and socket of a sandbox would be theirs, and theirs the sandbox's.
+ */
+export function sandboxUidCheck(config: Config, isRoot: boolean, lookup = systemAccountLookup): Result {
+  const uid = config.sandboxUid;
+  if (!isRoot)
+    return result(
+      true,
+      `sandboxes run as you (uid ${process.getuid?.()}); SANDBOX_UID applies only to a root host`,
+    );
+  const taken = (id: number) =>
+    [
+      ['user', lookup('passwd', id)],
+      ['group', lookup('group', id)],
+    ].filter((a) => a[1] !== null);
+  const owners = taken(uid).map(([what, name]) => `${what} "${name}"`);
+  if (!owners.length) return result(true, `sandboxes run as uid/gid ${uid}, which no account has`);
+  // Suggest a free id below 61184, where systemd's dynamic users begin.
+  const free = Array.from({ length: 184 }, (_, i) => DEFAULT_SANDBOX_UID + i).find((id) => !taken(id).length);
+  const example = free ? ` (e.g. SANDBOX_UID=${free}; \`getent passwd ${free}\` prints nothing)` : '';
+  return result(
+    false,
+    `sandboxes run as uid/gid ${uid}, which belongs to ${owners.join(' and ')} on this host`,
+    `set SANDBOX_UID in ${config.envFile} to a uid no user or group has${example}, then restart nanoclaw`,
+  );
+}
+
+/** Whether bwrap sandboxes get the pids and memory caps docker gives its containers. */
+export function sandboxLimitsCheck(support: CgroupSupport, isRoot: boolean): Result {
+  const { pidsMax, memoryBytes } = DEFAULT_LIMITS;
+  const limits = `pids ≤ ${pidsMax} and memory ≤ ${memoryBytes / 1024 ** 3} GiB per bwrap sandbox`;
+  if (!support.missing.length) return result(true, `${limits} (cgroup ${support.version})`);
+  const docker = 'or use Docker (CONTAINER_RUNTIME=docker), which sets both limits itself';
+  return result(
+    false,
+    `bwrap sandboxes run without ${support.missing.join(' and ')} limits (${support.reason ?? 'no usable cgroups'})`,
+    isRoot
+      ? `bwrap needs cgroup v2 with the pids and memory controllers (systemd.unified_cgroup_hierarchy=1 on the kernel command line) or writable cgroup v1 pids and memory hierarchies; ${docker}`
+      : `run nanoclaw as root on a machine with cgroup v2 (bwrap sandboxes then get their own cgroup under /sys/fs/cgroup/nanoclaw), ${docker}`,
+    true,
+  );
 }

@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'groups': {
-      const { runGroupsCommand } = await import('./groups.js');
+      const { runGroupsCommand } = await import('./groups-command.js');
       const store = openStore(config.dbPath);
       try {
         return runGroupsCommand(args, { store, config, out });
@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'tasks': {
-      const { runTasksCommand } = await import('./tasks.js');
+      const { runTasksCommand } = await import('./tasks-command.js');
       const store = openStore(config.dbPath);
       try {
         return runTasksCommand(args, { store, config, out, err: process.stderr });

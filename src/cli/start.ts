@@ -1,83 +1,9 @@
-import path from 'node:path';
 import type { Config } from '../config.js';
-import { App, type AppParts } from '../app.js';
+import { App } from '../app.js';
 import { LocalChannel } from '../channels/local/local-channel.js';
-import { isWhatsAppLinked } from '../channels/whatsapp/link-state.js';
 import { logger } from '../logger.js';
 import { createRuntime } from '../sandbox/detect.js';
 import type { SandboxRuntime } from '../sandbox/runtime.js';
-
-/** Builds the real host: detected sandbox runtime, local web chat, WhatsApp. */
-export async function createHost(
-  config: Config,
-  runtime: SandboxRuntime,
-  options: Pick<AppParts, 'modelUpstreamTimeoutMs'> = {},
-): Promise<App> {
-  // The WhatsApp library is large: load it only when there is a linked account to connect.
-  const whatsapp = isWhatsAppLinked(config.authDir)
-    ? await import('../channels/whatsapp/whatsapp-channel.js')
-    : undefined;
-  if (!whatsapp)
-    logger.info(
-      { authDir: config.authDir },
-      'WhatsApp is not linked; run `nanoclaw whatsapp-auth` to link it',
-    );
-  return new App(config, {
-    ...options,
-    runtime,
-    channels: (callbacks, app) => [
-      new LocalChannel({
-        port: config.localChannelPort,
-        tokenFile: path.join(config.dataDir, 'local-channel.token'),
-        callbacks,
-        assistantName: config.assistantName,
-        history: (jid, after) => app.store.messages.history(jid, after),
-        isRegistered: (jid) => app.store.groups.byJid(jid) !== undefined,
-        chats: () => {
-          const groups = app.store.groups.all();
-          const known = app.store.messages.listChats().filter((c) => c.channel === 'local');
-          const rows = groups
-            .filter((g) => g.jid.startsWith('local:'))
-            .map((g) => ({
-              jid: g.jid,
-              name: g.name,
-              registered: true,
-              isMain: g.isMain,
-              lastMessageTime: '',
-            }));
-          for (const c of known) {
-            if (!rows.some((r) => r.jid === c.jid)) {
-              rows.push({
-                jid: c.jid,
-                name: c.name || c.jid,
-                registered: false,
-                isMain: false,
-                lastMessageTime: c.lastMessageTime,
-              });
-            }
-          }
-          return rows;
-        },
-        status: () => ({ usageToday: app.store.usage.forDay(new Date().toISOString().slice(0, 10)) }),
-      }),
-      ...(whatsapp
-        ? [
-            new whatsapp.WhatsAppChannel({
-              authDir: config.authDir,
-              ipcDir: config.ipcDir,
-              mediaTmpDir: path.join(config.dataDir, 'tmp'),
-              assistantName: config.assistantName,
-              assistantHasOwnNumber: config.assistantHasOwnNumber,
-              callbacks,
-              registeredGroups: () => new Map(app.store.groups.all().map((g) => [g.jid, g])),
-              onGroupsSynced: () => app.writeGroupSnapshots(),
-              syncState: app.store.state,
-            }),
-          ]
-        : []),
-    ],
-  });
-}
 
 /**
  * The chat link carries the local channel's token, a credential: it goes to a terminal only, never
@@ -119,7 +45,7 @@ export async function runStart(config: Config): Promise<number> {
   if (!(await runtime.imageExists(config.containerImage))) {
     logger.warn({ image: config.containerImage }, 'agent image missing: run `nanoclaw build`');
   }
-  const app = await createHost(config, runtime);
+  const app = await App.create(config, runtime);
   await app.start();
   announceReady(
     runtime.kind,

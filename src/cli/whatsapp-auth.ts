@@ -14,7 +14,6 @@ import {
 } from '../channels/whatsapp/socket.js';
 
 export interface WhatsAppAuthOptions {
-  /** $NANOCLAW_HOME/store/auth */
   authDir: string;
   /** Link with a pairing code for this number (country code first) instead of a QR code. */
   pairingPhone?: string;
@@ -24,42 +23,47 @@ export interface WhatsAppAuthOptions {
 
 /** Connection drops while linking (not the end of the QR codes) are retried this often. */
 const MAX_RETRIES = 5;
-
-/** Normalises `+49 151 1234-5678` to `4915112345678`; undefined when it cannot be a phone number. */
-export function pairingDigits(phone: string): string | undefined {
-  const digits = phone.replace(/[\s+().-]/g, '');
-  return /^\d{7,15}$/.test(digits) ? digits : undefined;
-}
+const {
+  restartRequired,
+  loggedOut,
+  timedOut,
+  connectionClosed,
+  connectionLost,
+  unavailableService,
+  badSession,
+} = DisconnectReason;
+const TRANSIENT = new Set([undefined, connectionClosed, connectionLost, unavailableService, badSession]);
+const toError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
 
 /**
- * `nanoclaw whatsapp-auth`: links this installation to WhatsApp as a linked device. Shows a QR code
- * (or a pairing code), saves the credentials under authDir and resolves with our own jid once the
+ * `nanoclaw whatsapp-auth`: links this installation as a WhatsApp linked device with a QR (or
+ * pairing) code, saves the credentials under authDir and resolves with our own jid once the
  * connection opens. Rejects with a message fit for the person at the terminal.
  */
 export async function runWhatsAppAuth(opts: WhatsAppAuthOptions): Promise<{ jid: string }> {
   const out = opts.output ?? process.stdout;
-  const phone = opts.pairingPhone === undefined ? undefined : pairingDigits(opts.pairingPhone);
-  if (opts.pairingPhone !== undefined && !phone) {
+  const phone = opts.pairingPhone?.replace(/[\s+().-]/g, '');
+  if (phone !== undefined && !/^\d{7,15}$/.test(phone))
     throw new Error('the pairing phone must be the full number with country code, e.g. 4915112345678');
-  }
   const log = baileysLogger();
   const makeSocket = opts.makeSocket ?? defaultMakeSocket;
   let auth = await loadAuthState(opts.authDir, log);
 
-  return new Promise<{ jid: string }>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     let current: WASocketLike | undefined;
     let finished = false;
     let retries = 0;
     let relinked = false;
     let pairingRequested = false;
     let showedCode = false;
-    const pendingSaves = new Set<Promise<void>>();
+    let saved: Promise<unknown> = Promise.resolve();
 
     const finish = (sock: WASocketLike, outcome: { jid: string } | Error) => {
       if (finished) return;
       finished = true;
       current = undefined;
-      void Promise.allSettled([...pendingSaves]).then(() => {
+      // The credentials must be on disk before the caller hears "linked".
+      void saved.then(() => {
         Promise.resolve()
           .then(() => sock.end(undefined))
           .catch(() => undefined);
@@ -71,35 +75,39 @@ export async function runWhatsAppAuth(opts: WhatsAppAuthOptions): Promise<{ jid:
     const start = () => {
       let sock: WASocketLike;
       try {
-        sock = makeSocket({ auth: auth.state, logger: log });
+        sock = current = makeSocket({ auth: auth.state, logger: log });
       } catch (err) {
         finished = true;
-        reject(err instanceof Error ? err : new Error(String(err)));
-        return;
+        return reject(toError(err));
       }
-      current = sock;
       sock.ev.on('creds.update', () => {
-        const save = auth.saveCreds().catch((err: unknown) => {
-          out.write(`Could not save the WhatsApp credentials: ${(err as Error).message}\n`);
-        });
-        pendingSaves.add(save);
-        void save.finally(() => pendingSaves.delete(save));
+        saved = saved
+          .then(() => auth.saveCreds())
+          .catch((err: unknown) =>
+            out.write(`Could not save the WhatsApp credentials: ${toError(err).message}\n`),
+          );
       });
-      sock.ev.on('connection.update', (update) => {
+      sock.ev.on('connection.update', ({ qr, connection, lastDisconnect }) => {
         if (sock !== current || finished) return;
-        if (update.qr) {
+        if (qr) {
           showedCode = true;
           if (phone) requestPairingCode(sock, phone);
-          else showQr(update.qr);
+          else
+            qrcode.generate(qr, { small: true }, (rendered) =>
+              out.write(
+                '\nScan this QR code with WhatsApp on your phone\n(Settings > Linked devices > Link a device). ' +
+                  `A new code appears every 20 seconds or so.\n\n${rendered}\n`,
+              ),
+            );
         }
-        if (update.connection === 'open') {
+        if (connection === 'open') {
           const jid = sock.user?.id ? jidNormalizedUser(sock.user.id) : '';
           out.write(
             showedCode ? `\nWhatsApp linked as ${jid}.\n` : `WhatsApp is already linked as ${jid}.\n`,
           );
           finish(sock, { jid });
-        } else if (update.connection === 'close') {
-          onClose(sock, disconnectStatusCode(update.lastDisconnect?.error));
+        } else if (connection === 'close') {
+          onClose(sock, disconnectStatusCode(lastDisconnect?.error));
         }
       });
     };
@@ -109,79 +117,49 @@ export async function runWhatsAppAuth(opts: WhatsAppAuthOptions): Promise<{ jid:
       if (pairingRequested) return;
       pairingRequested = true;
       sock.requestPairingCode(digits).then(
-        (code) => {
-          const shown = code.length === 8 ? `${code.slice(0, 4)}-${code.slice(4)}` : code;
+        (code) =>
           out.write(
-            `\nYour pairing code: ${shown}\n\n` +
+            `\nYour pairing code: ${code.length === 8 ? `${code.slice(0, 4)}-${code.slice(4)}` : code}\n\n` +
               'On your phone open WhatsApp > Settings > Linked devices > Link a device,\n' +
-              `tap "Link with phone number instead" and enter the code.\n`,
-          );
-        },
-        (err: unknown) => finish(sock, new Error(`Could not get a pairing code: ${(err as Error).message}`)),
+              'tap "Link with phone number instead" and enter the code.\n',
+          ),
+        (err: unknown) => finish(sock, new Error(`Could not get a pairing code: ${toError(err).message}`)),
       );
     };
 
-    const showQr = (qr: string) => {
-      qrcode.generate(qr, { small: true }, (rendered) => {
-        out.write(
-          '\nScan this QR code with WhatsApp on your phone\n' +
-            '(Settings > Linked devices > Link a device). A new code appears every 20 seconds or so.\n\n' +
-            `${rendered}\n`,
-        );
-      });
-    };
-
-    const onClose = (sock: WASocketLike, statusCode: number | undefined) => {
-      const linked = Boolean(auth.state.creds.me?.id);
-      if (statusCode === DisconnectReason.restartRequired) {
+    const onClose = (sock: WASocketLike, status: number | undefined) => {
+      if (status === restartRequired) {
         // Expected right after the phone accepts the link: WhatsApp wants a fresh connection.
         out.write('Link accepted; reconnecting...\n');
         start();
-      } else if (statusCode === DisconnectReason.loggedOut && !relinked) {
-        // The stored link was removed on the phone: those credentials are dead, start a new link.
+      } else if (status === loggedOut && !relinked) {
+        // The stored link was removed on the phone: its credentials are dead, start a new link.
         relinked = true;
         current = undefined;
         out.write('The previous WhatsApp link was logged out; starting a new link.\n');
-        void clearAuthDir(opts.authDir)
-          .then(async () => {
-            auth = await loadAuthState(opts.authDir, log);
-            start();
-          })
-          .catch((err: unknown) => finish(sock, err instanceof Error ? err : new Error(String(err))));
-      } else if (statusCode === DisconnectReason.timedOut && !linked) {
-        const what = phone ? 'pairing code' : 'QR code';
+        void (async () => {
+          for (const entry of await fs.promises.readdir(opts.authDir))
+            await fs.promises.rm(path.join(opts.authDir, entry), { recursive: true, force: true });
+          auth = await loadAuthState(opts.authDir, log);
+          start();
+        })().catch((err: unknown) => finish(sock, toError(err)));
+      } else if (status === timedOut && !auth.state.creds.me?.id) {
+        const code = phone ? 'pairing code' : 'QR code';
         finish(
           sock,
-          new Error(`The ${what} expired before the link was made; run \`nanoclaw whatsapp-auth\` again`),
+          new Error(`The ${code} expired before the link was made; run \`nanoclaw whatsapp-auth\` again`),
         );
-      } else if (isTransient(statusCode) && retries < MAX_RETRIES) {
+      } else if (TRANSIENT.has(status) && retries < MAX_RETRIES) {
         current = undefined;
         setTimeout(start, backoffDelay(retries++));
       } else {
         finish(
           sock,
-          new Error(`WhatsApp closed the connection while linking (status ${statusCode ?? 'unknown'})`),
+          new Error(`WhatsApp closed the connection while linking (status ${status ?? 'unknown'})`),
         );
       }
     };
 
     start();
   });
-}
-
-function isTransient(statusCode: number | undefined): boolean {
-  return (
-    statusCode === undefined ||
-    statusCode === DisconnectReason.connectionClosed ||
-    statusCode === DisconnectReason.connectionLost ||
-    statusCode === DisconnectReason.unavailableService ||
-    statusCode === DisconnectReason.badSession
-  );
-}
-
-/** Removes the files of a dead link, keeping the directory itself. */
-async function clearAuthDir(authDir: string): Promise<void> {
-  for (const entry of await fs.promises.readdir(authDir)) {
-    await fs.promises.rm(path.join(authDir, entry), { recursive: true, force: true });
-  }
 }

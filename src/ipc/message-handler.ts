@@ -1,36 +1,26 @@
-import { ipcMessageSchema } from './schemas.js';
+import { ipcMessageSchema } from '../contract/ipc.js';
 import type { RegisteredGroup } from '../types.js';
-
-export type IpcResult = { ok: true } | { ok: false; error: string };
+import { zodProblems } from '../util/zod-problems.js';
+import type { IpcResult } from './task-handler.js';
 
 export interface MessageIpcDeps {
   groupByJid(jid: string): RegisteredGroup | undefined;
   send(jid: string, text: string, sender?: string): Promise<void>;
 }
 
-/**
- * One messages/*.json file from a sandbox. The source group comes from the directory the file was
- * found in, never from the file: a group can only write into its own mounted IPC dir, so it can't
- * pretend to be another. Non-main groups may message only their own chat; main may message any
- * registered group.
- */
+/** A non-main group may message only its own chat, main any registered group. */
 export async function handleMessageIpc(
   payload: unknown,
   source: RegisteredGroup,
   deps: MessageIpcDeps,
 ): Promise<IpcResult> {
   const parsed = ipcMessageSchema.safeParse(payload);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; ');
-    return { ok: false, error: `invalid message file: ${problems}` };
-  }
+  if (!parsed.success) return { ok: false, error: `invalid message file: ${zodProblems(parsed.error)}` };
   const { chatJid, text, sender } = parsed.data;
-  if (!source.isMain && chatJid !== source.jid) {
+  if (!source.isMain && chatJid !== source.jid)
     return { ok: false, error: `group ${source.folder} may only message its own chat, not ${chatJid}` };
-  }
-  if (source.isMain && !deps.groupByJid(chatJid)) {
+  if (source.isMain && !deps.groupByJid(chatJid))
     return { ok: false, error: `chat ${chatJid} is not a registered group` };
-  }
   await deps.send(chatJid, text, sender);
   return { ok: true };
 }

@@ -1,34 +1,34 @@
 import crypto from 'node:crypto';
-import { isValidFolder, type Config } from '../config.js';
+import type { Config } from '../config.js';
+import { folderProblem, ipcTaskSchema, type IpcTask } from '../contract/ipc.js';
+import { validateSchedule } from '../contract/schedule.js';
 import type { Store } from '../db/store.js';
+import { folderTaken } from '../groups.js';
 import { logger } from '../logger.js';
-import { validateSchedule } from '../scheduler/schedule.js';
 import { cancelTask, pauseTask, resumeTask, type TaskActionResult } from '../scheduler/task-actions.js';
 import type { RegisteredGroup, ScheduledTask } from '../types.js';
-import { ipcTaskSchema, type IpcTask } from './schemas.js';
+import { zodProblems } from '../util/zod-problems.js';
+
+export type IpcResult = { ok: true } | { ok: false; error: string };
 
 export interface TaskIpcDeps {
   store: Store;
   config: Pick<Config, 'timezone' | 'minTaskIntervalMs'>;
   scheduler: { reschedule(): void };
   maxActiveTasksPerGroup: number;
-  /** A group's tasks changed: the host rewrites current_tasks.json. */
   onTasksChanged(groupFolder: string): void;
-  /** Persists a new or re-registered group and prepares its folders; may report a refusal. */
   registerGroup(group: RegisteredGroup): void | IpcResult;
-  /** Refreshes the group list main sees (available_groups.json). */
   refreshGroups(): Promise<void>;
   now?: () => number;
 }
 
-export type IpcResult = { ok: true } | { ok: false; error: string };
-
 type TaskOf<T extends IpcTask['type']> = Extract<IpcTask, { type: T }>;
+/** Why a request is refused; undefined when it was carried out. */
+type Refusal = string | undefined;
 
 /**
- * Handles one file from a sandbox's `tasks/` directory. `source` is the group whose IPC directory
- * the file was found in: that, never the file, says who is asking. Non-main groups may schedule
- * only for their own chat and manage only their own tasks; main may manage any registered group
+ * One tasks/*.json; `source` is the group whose folder it was found in. Non-main groups may
+ * schedule only for their own chat and manage only their own tasks; main may manage any group's
  * and alone may register groups and refresh the group list. Never throws.
  */
 export async function handleTaskIpc(
@@ -37,30 +37,11 @@ export async function handleTaskIpc(
   deps: TaskIpcDeps,
 ): Promise<IpcResult> {
   const parsed = ipcTaskSchema.safeParse(payload);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`);
-    return { ok: false, error: `invalid task file: ${problems.join('; ')}` };
-  }
+  if (!parsed.success) return { ok: false, error: `invalid task file: ${zodProblems(parsed.error)}` };
   const request = parsed.data;
+  let refusal: Refusal;
   try {
-    switch (request.type) {
-      case 'schedule_task':
-        return scheduleTask(request, source, deps);
-      case 'pause_task':
-        return manageTask(request.taskId, source, deps, () => pauseTask(deps.store, request.taskId));
-      case 'resume_task':
-        return manageTask(request.taskId, source, deps, () => resumeWithinLimit(request.taskId, deps));
-      case 'cancel_task':
-        return manageTask(request.taskId, source, deps, () => cancelTask(deps.store, request.taskId));
-      case 'update_task':
-        return manageTask(request.taskId, source, deps, () => updateTask(request, deps));
-      case 'register_group':
-        return registerGroup(request, source, deps);
-      case 'refresh_groups':
-        if (!source.isMain) return refuse(source, 'only the main group may refresh the group list');
-        await deps.refreshGroups();
-        return { ok: true };
-    }
+    refusal = await handle(request, source, deps);
   } catch (err) {
     logger.error({ err, type: request.type, group: source.folder }, 'task IPC handler failed');
     return {
@@ -68,51 +49,57 @@ export async function handleTaskIpc(
       error: `${request.type} failed: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
+  return refusal === undefined ? { ok: true } : { ok: false, error: `group '${source.folder}': ${refusal}` };
 }
 
-function now(deps: TaskIpcDeps): number {
-  return deps.now?.() ?? Date.now();
-}
-
-function refuse(source: RegisteredGroup, reason: string): IpcResult {
-  return { ok: false, error: `group '${source.folder}': ${reason}` };
-}
-
-function changed(deps: TaskIpcDeps, ...folders: string[]): void {
-  deps.scheduler.reschedule();
-  for (const folder of new Set(folders)) deps.onTasksChanged(folder);
-}
-
-function scheduleTask(
-  request: TaskOf<'schedule_task'>,
-  source: RegisteredGroup,
-  deps: TaskIpcDeps,
-): IpcResult {
-  const targetJid = request.target_group_jid ?? source.jid;
-  if (!source.isMain && targetJid !== source.jid) {
-    return refuse(source, `may schedule tasks only for its own chat, not for '${targetJid}'`);
+async function handle(request: IpcTask, source: RegisteredGroup, deps: TaskIpcDeps): Promise<Refusal> {
+  switch (request.type) {
+    case 'schedule_task':
+      return scheduleTask(request, source, deps);
+    case 'pause_task':
+      return manageTask(request.taskId, source, deps, () => pauseTask(deps.store, request.taskId));
+    case 'resume_task':
+      return manageTask(request.taskId, source, deps, () => resumeWithinLimit(request.taskId, deps));
+    case 'cancel_task':
+      return manageTask(request.taskId, source, deps, () => cancelTask(deps.store, request.taskId));
+    case 'update_task':
+      return manageTask(request.taskId, source, deps, () => updateTask(request, deps));
+    case 'register_group':
+      return registerGroup(request, source, deps);
+    case 'refresh_groups':
+      if (!source.isMain) return 'only the main group may refresh the group list';
+      await deps.refreshGroups();
   }
-  const target = targetJid === source.jid ? source : deps.store.groups.byJid(targetJid);
-  if (!target) return refuse(source, `target_group_jid '${targetJid}' is not a registered group`);
+}
 
-  const at = new Date(now(deps));
-  const check = validateSchedule(request.schedule_type, request.schedule_value, deps.config.timezone, {
-    now: at,
+const now = (deps: TaskIpcDeps) => new Date(deps.now?.() ?? Date.now());
+
+const check = (type: ScheduledTask['scheduleType'], value: string, deps: TaskIpcDeps) =>
+  validateSchedule(type, value, deps.config.timezone, {
+    now: now(deps),
     minIntervalMs: deps.config.minTaskIntervalMs,
   });
-  if (!check.ok) return refuse(source, check.error);
 
-  const active = deps.store.tasks.countActive(target.folder);
-  if (active >= deps.maxActiveTasksPerGroup) {
-    return refuse(
-      source,
-      `group '${target.folder}' already has ${active} active tasks (limit ${deps.maxActiveTasksPerGroup}); cancel or pause one first`,
-    );
-  }
+function overLimit(folder: string, deps: TaskIpcDeps): Refusal {
+  const active = deps.store.tasks.countActive(folder);
+  if (active >= deps.maxActiveTasksPerGroup)
+    return `group '${folder}' already has ${active} active tasks (limit ${deps.maxActiveTasksPerGroup})`;
+}
+
+function scheduleTask(request: TaskOf<'schedule_task'>, source: RegisteredGroup, deps: TaskIpcDeps): Refusal {
+  const targetJid = request.target_group_jid ?? source.jid;
+  if (!source.isMain && targetJid !== source.jid)
+    return `may schedule tasks only for its own chat, not for '${targetJid}'`;
+  const target = targetJid === source.jid ? source : deps.store.groups.byJid(targetJid);
+  if (!target) return `target_group_jid '${targetJid}' is not a registered group`;
+  const schedule = check(request.schedule_type, request.schedule_value, deps);
+  if (!schedule.ok) return schedule.error;
+  const full = overLimit(target.folder, deps);
+  if (full) return `${full}; cancel or pause one first`;
+  const at = now(deps);
   const id = request.taskId ?? `task-${at.getTime()}-${crypto.randomBytes(4).toString('hex')}`;
-  if (deps.store.tasks.byId(id)) return refuse(source, `task id '${id}' is already in use`);
-
-  const task: ScheduledTask = {
+  if (deps.store.tasks.byId(id)) return `task id '${id}' is already in use`;
+  deps.store.tasks.create({
     id,
     groupFolder: target.folder,
     chatJid: target.jid,
@@ -120,75 +107,58 @@ function scheduleTask(
     scheduleType: request.schedule_type,
     scheduleValue: request.schedule_value.trim(),
     contextMode: request.context_mode ?? 'isolated',
-    nextRun: check.nextRun,
+    nextRun: schedule.nextRun,
     lastRun: null,
     lastResult: null,
     status: 'active',
     createdAt: at.toISOString(),
-  };
-  deps.store.tasks.create(task);
+  });
   logger.info({ taskId: id, group: target.folder, by: source.folder }, 'task scheduled');
-  changed(deps, target.folder);
-  return { ok: true };
+  deps.scheduler.reschedule();
+  deps.onTasksChanged(target.folder);
 }
 
-/** Checks ownership, then runs the action and announces the change. */
 function manageTask(
   taskId: string,
   source: RegisteredGroup,
   deps: TaskIpcDeps,
   action: () => TaskActionResult,
-): IpcResult {
+): Refusal {
   const task = deps.store.tasks.byId(taskId);
-  if (!task) return refuse(source, `task '${taskId}' not found`);
-  if (!source.isMain && task.groupFolder !== source.folder) {
-    return refuse(source, `may manage only its own tasks; task '${taskId}' belongs to another group`);
-  }
+  if (!task) return `task '${taskId}' not found`;
+  if (!source.isMain && task.groupFolder !== source.folder)
+    return `may manage only its own tasks; task '${taskId}' belongs to another group`;
   const result = action();
-  if (!result.ok) return refuse(source, result.error);
+  if (!result.ok) return result.error;
   logger.info({ taskId, group: task.groupFolder, by: source.folder }, 'task changed');
-  changed(deps, task.groupFolder);
-  return { ok: true };
+  deps.scheduler.reschedule();
+  deps.onTasksChanged(task.groupFolder);
 }
 
 /** Resuming counts against the active-task limit like scheduling does. */
 function resumeWithinLimit(taskId: string, deps: TaskIpcDeps): TaskActionResult {
   const task = deps.store.tasks.byId(taskId)!;
-  const active = deps.store.tasks.countActive(task.groupFolder);
-  if (task.status === 'paused' && active >= deps.maxActiveTasksPerGroup) {
-    return {
-      ok: false,
-      error: `group '${task.groupFolder}' already has ${active} active tasks (limit ${deps.maxActiveTasksPerGroup})`,
-    };
-  }
-  return resumeTask(deps.store, taskId, deps.config.timezone, new Date(now(deps)));
+  const full = task.status === 'paused' && overLimit(task.groupFolder, deps);
+  if (full) return { ok: false, error: full };
+  return resumeTask(deps.store, taskId, deps.config.timezone, now(deps));
 }
 
 function updateTask(request: TaskOf<'update_task'>, deps: TaskIpcDeps): TaskActionResult {
   const task = deps.store.tasks.byId(request.taskId)!;
-  if (task.status === 'completed') {
+  if (task.status === 'completed')
     return { ok: false, error: `task '${task.id}' is completed; schedule a new task instead` };
-  }
   const { prompt, schedule_type, schedule_value, context_mode } = request;
-  if (!prompt && !schedule_type && !schedule_value && !context_mode) {
+  if (!prompt && !schedule_type && !schedule_value && !context_mode)
     return { ok: false, error: `update_task for '${task.id}' changes nothing` };
-  }
-  let nextRun: string | undefined;
-  const scheduleType = schedule_type ?? task.scheduleType;
-  const scheduleValue = schedule_value?.trim() ?? task.scheduleValue;
+  let schedule: Partial<ScheduledTask> = {};
   if (schedule_type || schedule_value) {
-    const check = validateSchedule(scheduleType, scheduleValue, deps.config.timezone, {
-      now: new Date(now(deps)),
-      minIntervalMs: deps.config.minTaskIntervalMs,
-    });
-    if (!check.ok) return { ok: false, error: check.error };
-    nextRun = check.nextRun;
+    const scheduleType = schedule_type ?? task.scheduleType;
+    const scheduleValue = schedule_value?.trim() ?? task.scheduleValue;
+    const result = check(scheduleType, scheduleValue, deps);
+    if (!result.ok) return result;
+    schedule = { scheduleType, scheduleValue, nextRun: result.nextRun };
   }
-  deps.store.tasks.update(task.id, {
-    prompt,
-    contextMode: context_mode,
-    ...(nextRun !== undefined ? { scheduleType, scheduleValue, nextRun } : {}),
-  });
+  deps.store.tasks.update(task.id, { prompt, contextMode: context_mode, ...schedule });
   return { ok: true, task: deps.store.tasks.byId(task.id)! };
 }
 
@@ -196,36 +166,27 @@ function registerGroup(
   request: TaskOf<'register_group'>,
   source: RegisteredGroup,
   deps: TaskIpcDeps,
-): IpcResult {
-  if (!source.isMain) return refuse(source, 'only the main group may register groups');
-  const { jid, name, folder, trigger } = request;
-  if (!isValidFolder(folder)) {
-    return refuse(
-      source,
-      `folder '${folder}' is not allowed: use letters, digits, _ and - (starting with a letter or digit, at most 64), not 'global' or 'errors'`,
-    );
-  }
-  const byJid = deps.store.groups.byJid(jid);
-  if (byJid && byJid.folder !== folder) {
-    return refuse(source, `chat '${jid}' is already registered with folder '${byJid.folder}'`);
-  }
-  const byFolder = deps.store.groups.byFolder(folder);
-  if (byFolder && byFolder.jid !== jid) {
-    return refuse(source, `folder '${folder}' is already used by chat '${byFolder.jid}'`);
-  }
+): Refusal {
+  if (!source.isMain) return 'only the main group may register groups';
+  const { jid, folder } = request;
+  const existing = deps.store.groups.byJid(jid);
+  const refusal =
+    folderProblem(folder) ??
+    (existing && existing.folder !== folder
+      ? `chat '${jid}' is already registered with folder '${existing.folder}'`
+      : folderTaken(deps.store, jid, folder));
+  if (refusal) return refusal;
   // Re-registering keeps what only the person may set (main, mounts) and the original date.
-  const group: RegisteredGroup = {
+  const result = deps.registerGroup({
     jid,
-    name,
+    name: request.name,
     folder,
-    trigger,
+    trigger: request.trigger,
     requiresTrigger: request.requires_trigger ?? true,
-    isMain: byJid?.isMain ?? false,
-    addedAt: byJid?.addedAt ?? new Date(now(deps)).toISOString(),
-    ...(byJid?.containerConfig ? { containerConfig: byJid.containerConfig } : {}),
-  };
-  const result = deps.registerGroup(group);
-  if (result && !result.ok) return refuse(source, result.error);
+    isMain: existing?.isMain ?? false,
+    addedAt: existing?.addedAt ?? now(deps).toISOString(),
+    ...(existing?.containerConfig ? { containerConfig: existing.containerConfig } : {}),
+  });
+  if (result && !result.ok) return result.error;
   logger.info({ jid, folder, by: source.folder }, 'group registered over IPC');
-  return { ok: true };
 }

@@ -1,18 +1,19 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { isValidFolder } from '../config.js';
+import { isValidFolder, MAX_IPC_FILE_BYTES } from '../contract/ipc.js';
 import { logger } from '../logger.js';
 import { SafeDir, UnsafeEntryError, withSafeDir } from '../safe-fs.js';
-import { MAX_IPC_FILE_BYTES } from './schemas.js';
-import type { IpcResult } from './message-handler.js';
-import { FROM_AGENT } from './to-agent.js';
 import type { RegisteredGroup } from '../types.js';
+import type { IpcResult } from './task-handler.js';
+import { FROM_AGENT } from './to-agent.js';
 
 export type IpcKind = 'messages' | 'tasks';
+const KINDS = ['messages', 'tasks'] as const;
 
 /** Files handled between two turns of the event loop, so a flood never stalls the host. */
 const FILES_PER_TURN = 50;
-/** What the agent-runner writes (`<ms>-<rand>.json`), with room for hand-written names. */
+/** The runner writes `<ms>-<rand>.json`; room for hand-written names. */
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.json$/;
 
 export interface IpcWatcherDeps {
@@ -23,12 +24,10 @@ export interface IpcWatcherDeps {
 }
 
 /**
- * Finds IPC files written by sandboxes in data/ipc/<folder>/from-agent/{messages,tasks}/: fs.watch
- * for speed, plus a slow poll because fs.watch can miss events on some platforms and filesystems.
- * Everything there is the agent's, so it is read through safe-fs only: a link, FIFO or folder in
- * place of a file (or of messages/ itself) is refused, never followed or waited on. Files are
- * handled oldest first, one at a time per directory; bad or refused ones are copied to
- * data/ipc/errors/ with the reason, removed, and never crash the host.
+ * Finds what sandboxes write in data/ipc/<folder>/from-agent/{messages,tasks}/ (fs.watch, plus a
+ * poll for the events it misses). All of it is the agent's, so it is read through safe-fs: a link,
+ * FIFO or folder in place of a file is refused, never followed. Oldest first, one at a time per
+ * folder; bad or refused files go to data/ipc/errors/ with the reason.
  */
 export class IpcWatcher {
   private watchers = new Map<string, fs.FSWatcher>();
@@ -45,7 +44,7 @@ export class IpcWatcher {
     this.syncWatchers();
     this.pollTimer = setInterval(() => {
       this.syncWatchers();
-      for (const g of this.groups()) for (const kind of ['messages', 'tasks'] as const) this.scan(g, kind);
+      for (const group of this.groups()) for (const kind of KINDS) this.scan(group, kind);
     }, this.deps.pollMs);
     this.pollTimer.unref();
   }
@@ -58,10 +57,9 @@ export class IpcWatcher {
     this.watchers.clear();
   }
 
-  /** Watch the dirs of every registered group (new groups appear at runtime). */
   syncWatchers(): void {
     for (const group of this.groups()) {
-      for (const kind of ['messages', 'tasks'] as const) {
+      for (const kind of KINDS) {
         const dir = path.join(this.deps.ipcDir, group.folder, FROM_AGENT, kind);
         if (this.watchers.has(dir)) continue;
         try {
@@ -82,7 +80,7 @@ export class IpcWatcher {
     }
   }
 
-  /** Groups whose folder is a safe path segment; anything else is never joined into a path. */
+  /** An unsafe folder is never joined into a path. */
   private groups(): RegisteredGroup[] {
     return this.deps.groups().filter((group) => {
       if (isValidFolder(group.folder)) return true;
@@ -97,22 +95,21 @@ export class IpcWatcher {
     });
   }
 
-  /** Handles every complete file in one group's dir; re-runs if new files arrived meanwhile. */
-  scan(group: RegisteredGroup, kind: IpcKind): void {
+  private scan(group: RegisteredGroup, kind: IpcKind): void {
     if (this.stopped) return;
-    const dir = `${group.folder}/${kind}`;
-    if (this.busy.has(dir)) {
-      this.again.add(dir);
+    const key = `${group.folder}/${kind}`;
+    if (this.busy.has(key)) {
+      this.again.add(key);
       return;
     }
-    this.busy.add(dir);
+    this.busy.add(key);
     void this.drain(group, kind).finally(() => {
-      this.busy.delete(dir);
-      if (this.again.delete(dir)) this.scan(group, kind);
+      this.busy.delete(key);
+      if (this.again.delete(key)) this.scan(group, kind);
     });
   }
 
-  /** from-agent/<kind>/, opened link-safely; a link or file in its place is replaced by a folder. */
+  /** A link or file in place of from-agent/<kind>/ is replaced by a folder. */
   private openKindDir(group: RegisteredGroup, kind: IpcKind): SafeDir {
     return withSafeDir(this.deps.ipcDir, [group.folder, FROM_AGENT], { create: true }, (from) => {
       const stat = from.lstat(kind);
@@ -136,20 +133,24 @@ export class IpcWatcher {
       return;
     }
     try {
-      let handled = 0;
-      for (const name of names) {
+      for (const [i, name] of names.entries()) {
         if (this.stopped) return;
         await this.processFile(dir, name, group, kind);
-        if (++handled % FILES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+        if ((i + 1) % FILES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       dir.close();
     }
   }
 
-  async processFile(dir: SafeDir, name: string, group: RegisteredGroup, kind: IpcKind): Promise<void> {
-    let payload: unknown;
+  private async processFile(
+    dir: SafeDir,
+    name: string,
+    group: RegisteredGroup,
+    kind: IpcKind,
+  ): Promise<void> {
     let bytes: Buffer | undefined;
+    let payload: unknown;
     try {
       if (!FILE_NAME.test(name)) throw new UnsafeEntryError(name, 'name not allowed');
       bytes = dir.readFile(name, MAX_IPC_FILE_BYTES);
@@ -160,12 +161,9 @@ export class IpcWatcher {
         err instanceof UnsafeEntryError ? err.reason : `unreadable JSON: ${(err as Error).message}`;
       return this.quarantine(dir, name, group, kind, reason, bytes);
     }
-    let result: IpcResult;
-    try {
-      result = await this.deps.handle(kind, payload, group);
-    } catch (err) {
-      result = { ok: false, error: `handler failed: ${(err as Error).message}` };
-    }
+    const result = await this.deps
+      .handle(kind, payload, group)
+      .catch((err: Error): IpcResult => ({ ok: false, error: `handler failed: ${err.message}` }));
     if (!result.ok) return this.quarantine(dir, name, group, kind, result.error, bytes);
     try {
       dir.remove(name);
@@ -174,10 +172,7 @@ export class IpcWatcher {
     }
   }
 
-  /**
-   * Keeps the evidence in data/ipc/errors/ (host-owned): the bytes read, never the agent's entry
-   * itself, which is removed without being followed.
-   */
+  /** Keeps the bytes read (never the agent's entry itself) in the host-owned errors/. */
   private quarantine(
     dir: SafeDir,
     name: string,
@@ -194,17 +189,10 @@ export class IpcWatcher {
     }
     try {
       withSafeDir(this.deps.ipcDir, ['errors'], { create: true }, (errors) => {
-        // Unique even for same-named files of one group arriving within a millisecond: an earlier
-        // one must not be overwritten.
-        const stem = `${group.folder}-${kind}-${Date.now()}`;
-        const safeName = name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128);
-        for (let n = 0; n < 1000; n++) {
-          const target = `${stem}${n ? `.${n}` : ''}-${safeName}`;
-          if (errors.lstat(target) || errors.lstat(`${target}.reason.txt`)) continue;
-          errors.createFile(target, bytes ?? '', 0o600);
-          errors.createFile(`${target}.reason.txt`, `${reason}\n`, 0o600);
-          return;
-        }
+        const unique = `${Date.now()}-${crypto.randomBytes(4).toString('hex')}`;
+        const target = `${group.folder}-${kind}-${unique}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128)}`;
+        errors.createFile(target, bytes ?? '', 0o600);
+        errors.createFile(`${target}.reason.txt`, `${reason}\n`, 0o600);
       });
     } catch (err) {
       logger.error({ group: group.folder, name, err: String(err) }, 'cannot quarantine ipc file');

@@ -2,35 +2,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { logger } from '../logger.js';
+import { zodProblems } from '../util/zod-problems.js';
 
 /**
- * $NANOCLAW_CONFIG_DIR/group-policy.json — limits and sender allowlists per group. It lives outside
- * the project and is never mounted, so no agent can raise its own limits.
- *
- * {
- *   "default": { "outboundPerMinute": 30, "outboundBurst": 10, "maxActiveTasks": 20 },
- *   "groups": {
- *     "family": { "dailyTokenBudget": 200000,
- *                 "senderAllowlist": { "allow": ["4915112345678"], "mode": "trigger-only" } }
- *   }
- * }
- *
- * Missing file = the defaults below, no budget, anyone in a registered chat may trigger.
- * Invalid file = the defaults, and (failing closed) only the owner's own messages may trigger.
+ * $NANOCLAW_CONFIG_DIR/group-policy.json (never mounted): `default` and per-folder `groups` limits.
+ * Missing: the defaults, no budget, anyone may trigger. Invalid: the defaults, and only the owner may trigger.
  */
 const limitsSchema = z
   .object({
-    /** Model tokens (input + output) per UTC day, enforced by the model proxy. */
+    /** Model tokens (input + output) per UTC day. */
     dailyTokenBudget: z.number().int().positive().optional(),
-    /** Outbound chat messages: steady rate and burst of a token bucket. */
     outboundPerMinute: z.number().positive().optional(),
     outboundBurst: z.number().int().positive().optional(),
-    /** Active scheduled tasks a group may have. */
     maxActiveTasks: z.number().int().positive().optional(),
-    /**
-     * Who may trigger the agent. Entries match the sender id or its phone-number part.
-     * trigger-only: others' messages are kept as context but never trigger; drop: they are not stored.
-     */
+    /** Who may trigger; others' messages are context only (drop: not stored). */
     senderAllowlist: z
       .object({
         allow: z.array(z.string().min(1)),
@@ -45,72 +30,52 @@ const fileSchema = z
   .object({ default: limitsSchema.optional(), groups: z.record(z.string(), limitsSchema).optional() })
   .strict();
 
-export type GroupLimits = z.infer<typeof limitsSchema>;
-
-export interface ResolvedLimits {
-  dailyTokenBudget: number | undefined;
-  outboundPerMinute: number;
-  outboundBurst: number;
-  maxActiveTasks: number;
-  senderAllowlist: { allow: string[]; mode: 'trigger-only' | 'drop' } | undefined;
-  /** The policy file is invalid: only the owner's own messages may trigger. */
-  ownerOnly: boolean;
-}
-
-export const DEFAULT_LIMITS = { outboundPerMinute: 30, outboundBurst: 10, maxActiveTasks: 20 } as const;
+const DEFAULTS = { outboundPerMinute: 30, outboundBurst: 10, maxActiveTasks: 20 };
+/** ownerOnly: the file is invalid, so only the owner may trigger. */
+export type ResolvedLimits = z.infer<typeof limitsSchema> & typeof DEFAULTS & { ownerOnly: boolean };
 
 export function groupPolicyPath(configDir: string): string {
   return path.join(configDir, 'group-policy.json');
 }
 
-type Loaded = { file: z.infer<typeof fileSchema>; invalid: boolean };
-
-/** Reads the policy, re-reading only when the file changed (cheap enough to call per message). */
+/** Re-reads the file only when it changed: cheap enough per message. */
 export function createGroupPolicy(configDir: string): (folder: string) => ResolvedLimits {
   const file = groupPolicyPath(configDir);
   let cacheKey = '';
-  let loaded: Loaded = { file: {}, invalid: false };
-  const load = (): Loaded => {
+  let policy: z.infer<typeof fileSchema> = {};
+  let invalid = false;
+  const load = () => {
     let stat: fs.Stats | undefined;
     try {
       stat = fs.statSync(file);
     } catch {
-      stat = undefined;
+      // missing
     }
     const key = stat ? `${stat.mtimeMs}:${stat.size}` : 'missing';
-    if (key === cacheKey) return loaded;
+    if (key === cacheKey) return;
     cacheKey = key;
-    if (!stat) return (loaded = { file: {}, invalid: false });
+    policy = {};
+    invalid = false;
+    if (!stat) return;
     try {
       const parsed = fileSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-      if (parsed.success) return (loaded = { file: parsed.data, invalid: false });
-      const problems = parsed.error.issues
-        .map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`)
-        .join('; ');
-      logger.error({ file, problems }, 'group policy invalid: default limits, only the owner may trigger');
-    } catch (err) {
+      if (parsed.success) return void (policy = parsed.data);
       logger.error(
-        { file, err: (err as Error).message },
-        'group policy unreadable: default limits, owner only',
+        { file, problems: zodProblems(parsed.error) },
+        'group policy invalid: default limits, owner only',
       );
+    } catch (err) {
+      logger.error({ file, err: String(err) }, 'group policy unreadable: default limits, owner only');
     }
-    return (loaded = { file: {}, invalid: true });
+    invalid = true;
   };
   return (folder) => {
-    const { file: policy, invalid } = load();
-    const merged: GroupLimits = { ...policy.default, ...policy.groups?.[folder] };
-    return {
-      dailyTokenBudget: merged.dailyTokenBudget,
-      outboundPerMinute: merged.outboundPerMinute ?? DEFAULT_LIMITS.outboundPerMinute,
-      outboundBurst: merged.outboundBurst ?? DEFAULT_LIMITS.outboundBurst,
-      maxActiveTasks: merged.maxActiveTasks ?? DEFAULT_LIMITS.maxActiveTasks,
-      senderAllowlist: merged.senderAllowlist,
-      ownerOnly: invalid,
-    };
+    load();
+    return { ...DEFAULTS, ...policy.default, ...policy.groups?.[folder], ownerOnly: invalid };
   };
 }
 
-/** May this sender trigger the agent (and, in drop mode, be stored at all)? The owner always may. */
+/** May this sender trigger the agent (in drop mode: be stored)? The owner always may. */
 export function senderAllowed(limits: ResolvedLimits, sender: string, isFromMe: boolean): boolean {
   if (isFromMe) return true;
   if (limits.ownerOnly) return false;

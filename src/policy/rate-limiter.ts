@@ -1,7 +1,4 @@
-/**
- * A token bucket per key: `burst` messages at once, refilled at `perMinute`. Keeps an agent from
- * flooding a chat; what is over the limit is dropped and logged by the caller.
- */
+/** A token bucket per key (`burst` at once, refilled at `perMinute`), so no agent floods a chat. */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; updatedAt: number }>();
 

@@ -1,66 +1,44 @@
+import { once } from 'node:events';
 import fs from 'node:fs';
-import type http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
-import { isValidFolder } from '../config.js';
+import { isValidFolder } from '../contract/ipc.js';
 import { logger } from '../logger.js';
 import { createEgressProxyServer, type EgressProxyDeps } from './egress-proxy.js';
-import { chownQuietly, closeServer, listenOnUnixSocket, trackSockets } from './http-util.js';
 import { createModelProxyServer, type ModelProxyDeps } from './model-proxy.js';
 
-export { checkTarget, forbiddenAddressReason, systemLookup } from './address-guard.js';
-export type { LookupFn, ResolvedAddress, TargetDecision } from './address-guard.js';
-export { createEgressProxyServer } from './egress-proxy.js';
-export type { EgressProxyDeps, TcpConnector, TcpTarget } from './egress-proxy.js';
-export { createModelProxyServer } from './model-proxy.js';
-export type { ModelProxyDeps } from './model-proxy.js';
-export { loadNetworkPolicy, policyForGroup } from './network-policy.js';
-export type { GroupNetworkPolicy, LoadedNetworkPolicy, NetworkPolicyFile } from './network-policy.js';
-
 export interface ProxyDeps extends ModelProxyDeps, EgressProxyDeps {
-  /** config.proxyDir ($NANOCLAW_HOME/data/proxy); sockets go in <proxyDir>/<folder>/. */
   proxyDir: string;
-  /** When set (host runs as root), the socket dir and sockets are chowned to the sandbox user. */
   sandboxUid?: number;
 }
 
-export const MODEL_SOCKET = 'api.sock';
-export const EGRESS_SOCKET = 'egress.sock';
+/** sun_path, less its NUL. */
+const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
-interface GroupProxies {
-  servers: Array<{ server: http.Server; sockets: Set<net.Socket>; socketPath: string }>;
-}
+type Close = () => Promise<void>;
 
 /**
- * Owns the per-group proxy servers. A group's directory holds only its two sockets and is mounted
- * read-only at /run/nanoclaw in that group's sandbox alone, so the socket a request arrives on
- * names the group; nothing the sandbox sends can claim to be another group.
+ * Per group, api.sock (model proxy) and egress.sock in <proxyDir>/<folder>/, mounted in that group's
+ * sandbox alone: the socket names the group, and nothing the sandbox sends can claim another.
  */
 export class ProxyManager {
-  private readonly groups = new Map<string, Promise<GroupProxies>>();
+  private readonly groups = new Map<string, Promise<Close[]>>();
   private readonly deps: ProxyDeps;
 
   constructor(deps: ProxyDeps) {
-    this.deps = {
-      ...deps,
-      envFile: deps.envFile ?? path.join(path.dirname(path.dirname(deps.proxyDir)), '.env'),
-    };
+    this.deps = { ...deps, envFile: deps.envFile ?? path.join(deps.proxyDir, '..', '..', '.env') };
   }
 
   socketDir(groupFolder: string): string {
     return path.join(this.deps.proxyDir, groupFolder);
   }
 
-  /** Idempotent; concurrent calls for one group share a single start. A failed start can be retried. */
   ensureGroup(groupFolder: string): Promise<void> {
     let started = this.groups.get(groupFolder);
     if (!started) {
-      started = this.startGroup(groupFolder);
-      this.groups.set(groupFolder, started);
-      const attempt = started;
-      attempt.catch(() => {
-        if (this.groups.get(groupFolder) === attempt) this.groups.delete(groupFolder);
-      });
+      const attempt = this.startGroup(groupFolder);
+      attempt.catch(() => this.groups.get(groupFolder) === attempt && this.groups.delete(groupFolder));
+      this.groups.set(groupFolder, (started = attempt));
     }
     return started.then(() => undefined);
   }
@@ -68,52 +46,65 @@ export class ProxyManager {
   async stop(): Promise<void> {
     const all = [...this.groups.values()];
     this.groups.clear();
-    const settled = await Promise.allSettled(all);
-    for (const result of settled) {
-      if (result.status !== 'fulfilled') continue;
-      for (const { server, sockets, socketPath } of result.value.servers) {
-        await closeServer(server, sockets);
-        await fs.promises.rm(socketPath, { force: true });
-      }
+    for (const result of await Promise.allSettled(all)) {
+      if (result.status === 'fulfilled') for (const close of result.value) await close();
     }
   }
 
-  private async startGroup(folder: string): Promise<GroupProxies> {
+  private async startGroup(folder: string): Promise<Close[]> {
     if (!isValidFolder(folder)) throw new Error(`invalid group folder name: ${JSON.stringify(folder)}`);
+    const { proxyDir, sandboxUid } = this.deps;
     const dir = this.socketDir(folder);
-    // Two steps: a recursive mkdir gives its mode to every parent it creates, and those must stay
-    // traversable (bwrap resolves the bind source as the sandbox user).
-    await fs.promises.mkdir(this.deps.proxyDir, { recursive: true, mode: 0o755 });
+    // Parents must stay traversable (bwrap resolves the bind source as the sandbox user); the
+    // group's folder is the sandbox user's alone. chmod, as mkdir's mode is filtered by umask.
+    await fs.promises.mkdir(proxyDir, { recursive: true, mode: 0o755 });
+    await fs.promises.chmod(proxyDir, 0o755);
     await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
-    // mkdir's mode is filtered by umask and ignored for an existing dir. The group's own folder is
-    // the sandbox user's alone, so no other local account can reach the sockets, which spend the
-    // owner's model budget and egress as the host.
-    await fs.promises.chmod(this.deps.proxyDir, 0o755);
     await fs.promises.chmod(dir, 0o700);
-    if (this.deps.sandboxUid !== undefined) await chownQuietly(dir, this.deps.sandboxUid);
+    if (sandboxUid !== undefined) await fs.promises.chown(dir, sandboxUid, sandboxUid);
 
-    const group: GroupProxies = { servers: [] };
-    const plan: Array<[string, http.Server]> = [
-      [MODEL_SOCKET, createModelProxyServer(folder, this.deps)],
-      [EGRESS_SOCKET, createEgressProxyServer(folder, this.deps)],
-    ];
+    const closers: Close[] = [];
     try {
-      for (const [name, server] of plan) {
-        const socketPath = path.join(dir, name);
-        const sockets = trackSockets(server);
-        await listenOnUnixSocket(server, socketPath, this.deps.sandboxUid);
-        group.servers.push({ server, sockets, socketPath });
-        // Connecting needs write permission on the socket: the sandbox user (its owner) and root.
-        await fs.promises.chmod(socketPath, 0o600);
-      }
+      closers.push(
+        await listen(createModelProxyServer(folder, this.deps), path.join(dir, 'api.sock'), sandboxUid),
+      );
+      closers.push(
+        await listen(createEgressProxyServer(folder, this.deps), path.join(dir, 'egress.sock'), sandboxUid),
+      );
     } catch (err) {
-      for (const { server, sockets, socketPath } of group.servers) {
-        await closeServer(server, sockets);
-        await fs.promises.rm(socketPath, { force: true });
-      }
+      for (const close of closers) await close();
       throw new Error(`cannot start the proxies for ${folder} in ${dir}: ${(err as Error).message}`);
     }
     logger.info({ folder, dir }, 'group proxies listening');
-    return group;
+    return closers;
   }
+}
+
+async function listen(server: net.Server, socketPath: string, uid: number | undefined): Promise<Close> {
+  const length = Buffer.byteLength(socketPath);
+  if (length > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(
+      `socket path ${socketPath} is ${length} bytes; unix sockets allow ${MAX_SOCKET_PATH_BYTES}: use a shorter NANOCLAW_HOME`,
+    );
+  }
+  // A crashed run leaves its socket behind (EADDRINUSE).
+  const existing = await fs.promises.lstat(socketPath).catch(() => undefined);
+  if (existing?.isSocket()) await fs.promises.unlink(socketPath);
+  else if (existing) throw new Error(`${socketPath} exists and is not a socket; move it away`);
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.listen(socketPath);
+  await once(server, 'listening');
+  // Connecting needs write permission: the sandbox user and root only.
+  await fs.promises.chmod(socketPath, 0o600);
+  if (uid !== undefined) await fs.promises.chown(socketPath, uid, uid);
+  return async () => {
+    const closed = new Promise((resolve) => server.close(resolve));
+    for (const socket of sockets) socket.destroy(); // streams and tunnels would hold the server open
+    await closed;
+    await fs.promises.rm(socketPath, { force: true });
+  };
 }

@@ -1,199 +1,117 @@
 import { z } from 'zod';
-import { policyForGroup, type GroupNetworkPolicy, type LoadedNetworkPolicy } from './network-policy.js';
-import { fitWebToolToPolicy } from './server-tool-domains.js';
+import { zodProblems } from '../util/zod-problems.js';
+import { parseJson } from './http-util.js';
+import { normalizeHost, type GroupNetworkPolicy } from './network-policy.js';
 
 /**
- * The model's server-side tools run on Anthropic's machines, so the egress proxy never sees their
- * traffic: web search and web fetch reach any site, code execution runs in Anthropic's containers
- * (shared by every group that uses the same key), and the MCP connector makes Anthropic dial any
- * URL in `mcp_servers`. The model proxy therefore holds each request to the group's network policy:
- *
- * - open policy (no allow list, no deny rules, network on): everything passes unchanged;
- * - no network (or an invalid policy file): every server tool that reaches out is refused;
- * - allow list or deny rules: web_search / web_fetch pass with their domain filter fitted to the
- *   policy (server-tool-domains.ts); code execution, `container`, the MCP connector and any server
- *   tool this file does not know are refused, because no part of them can be held to a domain list.
- *
- * Tools that run in the sandbox (custom tools, bash/text_editor/computer/memory definitions) and
- * server tools that never leave Anthropic (tool search, the advisor model) pass in every case.
+ * The model's server-side tools reach the network from Anthropic's side, past the egress proxy. For
+ * a group whose policy is not fully open, every one that reaches out is refused, except web search
+ * and fetch where their domain filter can say what the policy says. Tools the sandbox runs, and
+ * tool search and advisor (which never leave Anthropic), pass.
  */
 
-export type PolicyKind = 'no-network' | 'allow-list' | 'deny-list' | 'open';
+export const serverToolsOpen = (policy: GroupNetworkPolicy) =>
+  !policy.noNetwork && !policy.allow && policy.deny.length === 0;
 
-export function policyKind(policy: GroupNetworkPolicy): PolicyKind {
-  if (policy.noNetwork) return 'no-network';
-  if (policy.allow) return 'allow-list';
-  return policy.deny.length > 0 ? 'deny-list' : 'open';
-}
+const PASS =
+  /^(custom|(bash|text_editor|computer|memory|advisor)_\d{8}|tool_search_tool_(regex|bm25)(_\d{8})?)$/;
+const WEB = /^(web_search|web_fetch)_\d{8}$/;
+const FEATURE_BETA = /^(web-search|web-fetch|code-execution|files-api|skills|mcp-client|mcp-servers)-/;
+const OPEN_ONLY = "it runs on Anthropic's side, so only groups with a fully open network policy may use it";
+const ALLOW_LIST_WHY =
+  "its network policy is a domain allow list that Anthropic's domain filter cannot express (it takes " +
+  'names listed as both x and *.x, without deny rules, and not blocked_domains)';
 
-/** Executed by the agent-runner in the sandbox, so its traffic already goes through the egress proxy. */
-const CLIENT_TOOL = /^(custom|(bash|text_editor|computer|memory)_\d{8})$/;
-/** Executed by Anthropic without network access. */
-const CONTAINED_SERVER_TOOL = /^(tool_search_tool_(regex|bm25)(_\d{8})?|advisor_\d{8})$/;
-const WEB_TOOL = /^(web_search|web_fetch)_\d{8}$/;
-const CODE_TOOL = /^code_execution_\d{8}$/;
-
-type Feature = 'web' | 'code' | 'mcp';
-
-/** Betas that only switch on a server-side feature; dropped when the group may not use it. */
-const FEATURE_BETAS: Array<[prefix: string, feature: Feature]> = [
-  ['web-search-', 'web'],
-  ['web-fetch-', 'web'],
-  ['code-execution-', 'code'],
-  ['files-api-', 'code'],
-  ['skills-', 'code'],
-  ['mcp-client-', 'mcp'],
-  ['mcp-servers-', 'mcp'],
-];
-
-const FEATURES_BY_KIND: Record<PolicyKind, readonly Feature[]> = {
-  'no-network': [],
-  'allow-list': ['web'],
-  'deny-list': ['web'],
-  open: ['web', 'code', 'mcp'],
-};
-
-const toolSchema = z.looseObject({
-  type: z.string().nullish(),
-  name: z.string().nullish(),
-  allowed_domains: z.array(z.string()).nullish(),
-  blocked_domains: z.array(z.string()).nullish(),
-});
-
+const domains = z.array(z.string()).nullish();
 const bodySchema = z.looseObject({
-  tools: z.array(toolSchema).nullish(),
+  tools: z
+    .array(z.looseObject({ type: z.string().nullish(), allowed_domains: domains, blocked_domains: domains }))
+    .nullish(),
   mcp_servers: z.array(z.unknown()).nullish(),
   container: z.unknown().optional(),
 });
 
-export interface ServerToolContext {
-  folder: string;
-  loaded: LoadedNetworkPolicy;
-  /** Named in every refusal so the person knows which file to edit. */
-  policyFile: string;
-}
-
-export type ServerToolDecision =
-  | {
-      ok: true;
-      /** The body to forward (re-serialised, so the upstream parses exactly what was checked). */
-      body: Record<string, unknown>;
-      betas: string[];
-      notes: string[];
-    }
-  | { ok: false; status: 400 | 403; type: 'invalid_request_error' | 'permission_error'; message: string };
-
-/** Whether a request to this group needs its body checked at all. */
-export function serverToolsUnrestricted(loaded: LoadedNetworkPolicy, folder: string): boolean {
-  return policyKind(policyForGroup(loaded, folder)) === 'open';
-}
-
-/** Why the group's policy limits server tools, phrased to follow "…not allowed for this group: ". */
-function policyWhy(kind: PolicyKind, ctx: ServerToolContext): string {
-  if (ctx.loaded.source === 'invalid') {
-    return `the network policy file ${ctx.policyFile} is invalid, so no group has network until it is fixed (see the host log)`;
-  }
-  const what =
-    kind === 'no-network'
-      ? 'allows no network'
-      : kind === 'allow-list'
-        ? 'only allows the domains in its allow list'
-        : 'denies some domains';
-  return `its network policy ${what} (set in ${ctx.policyFile})`;
-}
-
-const OPEN_ONLY =
-  "it runs on Anthropic's side, outside the egress proxy, and cannot be held to a domain list, so only groups whose network policy is fully open may use it";
-const UNKNOWN_OPEN_ONLY =
-  'the model proxy does not know what it reaches, so only groups whose network policy is fully open may use it';
-
-/** Checks (and where the policy allows, narrows) one Messages API request body. */
+/** The body to forward is built from the original, in its key order. */
 export function checkServerTools(
-  raw: unknown,
+  text: string,
   betas: readonly string[],
-  ctx: ServerToolContext,
-): ServerToolDecision {
+  policy: GroupNetworkPolicy,
+  ctx: { invalidFile: boolean; policyFile: string },
+): { body: Record<string, unknown>; betas: string[] } | { status: 400 | 403; message: string } {
+  const raw = parseJson(text);
   const parsed = bodySchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || '(body)';
-    return {
-      ok: false,
-      status: 400,
-      type: 'invalid_request_error',
-      message: `The model proxy could not read this request: ${field}: ${issue?.message ?? 'invalid'}`,
-    };
+    const problem = raw === undefined ? 'the body is not valid JSON' : zodProblems(parsed.error);
+    return { status: 400, message: `The model proxy could not read this request: ${problem}.` };
   }
-  const policy = policyForGroup(ctx.loaded, ctx.folder);
-  const kind = policyKind(policy);
-  // The checked values come from the zod result; what is forwarded is built from the original, so
-  // keys keep their order and nothing the schema does not name is touched.
+  const what = policy.noNetwork
+    ? 'allows no network'
+    : policy.allow
+      ? 'only allows the domains in its allow list'
+      : 'denies some domains';
+  const why = ctx.invalidFile
+    ? `the network policy file ${ctx.policyFile} is invalid, so no group has network until it is fixed (see the host log)`
+    : `its network policy ${what} (set in ${ctx.policyFile})`;
+  const refuse = (tool: string, reason = `${why}; ${OPEN_ONLY}`) =>
+    ({ status: 403, message: `${tool} is not allowed for this group: ${reason}.` }) as const;
+
+  const { tools, mcp_servers: servers, container } = parsed.data;
+  if (servers?.length) {
+    const urls = servers.map((s) => String((s as { url?: unknown } | null)?.url ?? '(no url)'));
+    return refuse(`the MCP connector (mcp_servers: ${urls.join(', ')})`);
+  }
+  if (container != null) return refuse('a code execution container');
   const body = { ...(raw as Record<string, unknown>) };
-  const notes: string[] = [];
-  const refuse = (what: string, reason: string): ServerToolDecision => ({
-    ok: false,
-    status: 403,
-    type: 'permission_error',
-    message: `${what} is not allowed for this group: ${reason}.`,
-  });
-
-  if (kind !== 'open') {
-    const servers = parsed.data.mcp_servers ?? [];
-    if (servers.length > 0) {
-      return refuse(
-        `the MCP connector (mcp_servers: ${describeServers(servers)})`,
-        `${policyWhy(kind, ctx)}; ${OPEN_ONLY}`,
-      );
-    }
-    if (parsed.data.container !== undefined && parsed.data.container !== null) {
-      return refuse('a code execution container', `${policyWhy(kind, ctx)}; ${OPEN_ONLY}`);
-    }
-  }
-
-  if (kind !== 'open' && parsed.data.tools) {
-    const tools: unknown[] = [];
+  if (tools) {
     const originals = body.tools as Array<Record<string, unknown>>;
-    for (const [index, tool] of parsed.data.tools.entries()) {
-      const original = originals[index]!;
-      const type = tool.type ?? undefined;
-      if (type === undefined || CLIENT_TOOL.test(type) || CONTAINED_SERVER_TOOL.test(type)) {
-        tools.push(original);
-        continue;
+    const fitted: unknown[] = [];
+    for (const [i, { type, allowed_domains: requested, blocked_domains: blocked }] of tools.entries()) {
+      const label = type?.replace(/_\d{8}$/, '');
+      if (!type || PASS.test(type)) fitted.push(originals[i]);
+      else if (!WEB.test(type)) return refuse(`the server tool ${label} (${type})`);
+      else if (policy.noNetwork) return refuse(label!, why);
+      else {
+        const fit = fitWebTool(originals[i]!, requested ?? [], blocked ?? [], policy);
+        if (typeof fit === 'string') return refuse(label!, `${fit} (set in ${ctx.policyFile})`);
+        fitted.push(fit);
       }
-      const label = type.replace(/_\d{8}$/, '');
-      if (WEB_TOOL.test(type)) {
-        if (kind === 'no-network') return refuse(label, policyWhy(kind, ctx));
-        const fitted = fitWebToolToPolicy(original, policy);
-        if (!fitted.ok) return refuse(label, `${fitted.why} (set in ${ctx.policyFile})`);
-        notes.push(`${label}: ${fitted.note}`);
-        tools.push(fitted.tool);
-        continue;
-      }
-      if (CODE_TOOL.test(type) || type === 'mcp_toolset') {
-        return refuse(`${label} (${type})`, `${policyWhy(kind, ctx)}; ${OPEN_ONLY}`);
-      }
-      return refuse(`the server tool ${type}`, `${policyWhy(kind, ctx)}; ${UNKNOWN_OPEN_ONLY}`);
     }
-    body.tools = tools;
+    body.tools = fitted;
   }
-
-  const allowed = FEATURES_BY_KIND[kind];
   const kept = betas.filter((beta) => {
-    const feature = FEATURE_BETAS.find(([prefix]) => beta.startsWith(prefix))?.[1];
-    return feature === undefined || allowed.includes(feature);
+    const feature = FEATURE_BETA.exec(beta)?.[1];
+    return !feature || (!policy.noNetwork && feature.startsWith('web-'));
   });
-  if (kept.length !== betas.length) {
-    notes.push(`betas dropped: ${betas.filter((b) => !kept.includes(b)).join(',')}`);
-  }
-  return { ok: true, body, betas: kept, notes };
+  return { body, betas: kept };
 }
 
-/** The servers' URLs for the refusal, so the agent sees exactly what was asked for. */
-function describeServers(servers: unknown[]): string {
-  const urls = servers.map((s) =>
-    s && typeof s === 'object' && typeof (s as { url?: unknown }).url === 'string'
-      ? (s as { url: string }).url
-      : '(no url)',
-  );
-  return urls.slice(0, 3).join(', ') + (urls.length > 3 ? `, and ${urls.length - 3} more` : '');
+const under = (host: string, base: string) => host === base || host.endsWith(`.${base}`);
+
+/**
+ * Anthropic's `example.com` covers its subdomains too, so an allow list translates only through
+ * names listed as both `b` and `*.b`, and `*.b` denied blocks b too (the safe side). Returns the
+ * tool to forward, or why not.
+ */
+function fitWebTool(
+  tool: Record<string, unknown>,
+  requested: string[],
+  blocked: string[],
+  policy: GroupNetworkPolicy,
+): Record<string, unknown> | string {
+  const denied = [...new Set(policy.deny.map((d) => normalizeHost(d).replace(/^\*\./, '')))];
+  const allow = policy.allow?.map(normalizeHost);
+  const bases = allow && [...new Set(allow.filter((b) => allow.includes(`*.${b}`)))];
+  if (bases && (bases.length === 0 || denied.length > 0 || blocked.length > 0)) return ALLOW_LIST_WHY;
+  if (requested.length === 0) {
+    return bases
+      ? { ...tool, allowed_domains: bases }
+      : { ...tool, blocked_domains: [...new Set([...blocked, ...denied])] };
+  }
+  const kept = requested.filter((entry) => {
+    const host = normalizeHost(entry.split('/')[0]!); // example.com/blog
+    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host)) return false; // a scheme, port or wildcard
+    return bases ? bases.some((b) => under(host, b)) : !denied.some((d) => under(host, d) || under(d, host));
+  });
+  if (kept.length > 0) return { ...tool, allowed_domains: kept };
+  return `none of the domains it names (${requested.join(', ')}) is wholly allowed by this group's network policy`;
 }

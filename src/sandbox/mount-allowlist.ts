@@ -5,15 +5,12 @@ import { z } from 'zod';
 import { expandHome, type Config } from '../config.js';
 import { logger } from '../logger.js';
 import type { AdditionalMount } from '../types.js';
-import type { MountSpec } from './runtime.js';
+import { zodProblems } from '../util/zod-problems.js';
+import { isWithin, type MountSpec } from './runtime.js';
 
 const allowlistSchema = z.object({
   allowedRoots: z.array(
-    z.object({
-      path: z.string().min(1),
-      allowReadWrite: z.boolean(),
-      description: z.string().optional(),
-    }),
+    z.object({ path: z.string().min(1), allowReadWrite: z.boolean(), description: z.string().optional() }),
   ),
   blockedPatterns: z.array(z.string().min(1)).default([]),
   /** When true (the default), non-main groups get every extra mount read-only. */
@@ -22,87 +19,53 @@ const allowlistSchema = z.object({
 export type MountAllowlist = z.infer<typeof allowlistSchema>;
 
 /** Path components that name credentials; refused wherever they appear in a path. */
-export const ALWAYS_BLOCKED = [
-  '.ssh',
-  '.gnupg',
-  '.gpg',
-  '.aws',
-  '.azure',
-  '.gcloud',
-  '.kube',
-  '.docker',
-  'credentials',
-  '.env',
-  '.netrc',
-  '.npmrc',
-  '.pypirc',
-  'id_rsa',
-  'id_ed25519',
-  'private_key',
-  '.secret',
-];
+const ALWAYS_BLOCKED = (
+  '.ssh .gnupg .gpg .aws .azure .gcloud .kube .docker credentials .env .netrc .npmrc .pypirc id_rsa id_ed25519 ' +
+  'private_key .secret'
+).split(' ');
 
-export const EXTRA_MOUNT_PREFIX = '/workspace/extra';
-
-/**
- * Reads $configDir/mount-allowlist.json. It lives outside the project so no agent can edit it.
- * Missing or invalid means no extra mounts at all (fail closed), and the log says why.
- */
+/** Missing or invalid: no extra mounts (the log says why). */
 export function loadMountAllowlist(configDir: string): MountAllowlist | null {
   const file = path.join(configDir, 'mount-allowlist.json');
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
+  if (!fs.existsSync(file)) {
     logger.info({ file }, 'no mount allowlist; extra mounts disabled');
     return null;
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    const parsed = allowlistSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    if (parsed.success) return parsed.data;
+    logger.warn(
+      { file, problems: zodProblems(parsed.error) },
+      'mount allowlist invalid; extra mounts disabled',
+    );
   } catch (err) {
-    logger.warn({ file, err: String(err) }, 'mount allowlist is not valid JSON; extra mounts disabled');
-    return null;
+    logger.warn({ file, err: String(err) }, 'mount allowlist is unreadable; extra mounts disabled');
   }
-  const parsed = allowlistSchema.safeParse(json);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    logger.warn({ file, problems }, 'mount allowlist is invalid; extra mounts disabled');
-    return null;
-  }
-  return parsed.data;
+  return null;
 }
 
-export interface MountValidation {
-  allowed: MountSpec[];
-  rejected: { mount: AdditionalMount; reason: string }[];
-}
-
-const isWithin = (child: string, parent: string) =>
-  child === parent || child.startsWith(parent === '/' ? '/' : `${parent}/`);
-
-function realOrResolved(p: string): string {
+const realOrResolved = (p: string) => {
   try {
     return fs.realpathSync(p);
   } catch {
     return path.resolve(p);
   }
-}
+};
 
-function blockedComponent(paths: string[], patterns: string[]): string | null {
-  for (const p of paths) {
-    const parts = p.toLowerCase().split('/').filter(Boolean);
-    for (const pattern of patterns) {
+function blockedPattern(paths: string[], patterns: string[]): string | undefined {
+  for (const p of paths.map((p) => p.toLowerCase())) {
+    const parts = p.split('/');
+    const hit = patterns.find((pattern) => {
       const needle = pattern.toLowerCase();
-      if (needle.includes('/') ? p.toLowerCase().includes(needle) : parts.some((c) => c.includes(needle)))
-        return pattern;
-    }
+      return needle.includes('/') ? p.includes(needle) : parts.some((c) => c.includes(needle));
+    });
+    if (hit) return hit;
   }
-  return null;
+  return undefined;
 }
 
-/** Relative, no `..`, plain characters: it becomes /workspace/extra/<name> and a CLI argument. */
-function checkContainerName(name: string): string | null {
+/** It becomes /workspace/extra/<name> and a CLI argument. */
+function containerNameProblem(name: string): string | null {
   if (!name) return 'container path is empty';
   if (name.startsWith('/')) return 'container path must be relative';
   const parts = name.split('/');
@@ -112,37 +75,20 @@ function checkContainerName(name: string): string | null {
   return null;
 }
 
-/**
- * Decides which of a group's requested extra mounts it gets. Every check runs on the realpath
- * (symlinks followed), so a link inside an allowed root that points at ~/.ssh is caught.
- */
+/** Which requested extra mounts a group gets. Checks run on the realpath too: a link to ~/.ssh is caught. */
 export function validateAdditionalMounts(
   mounts: AdditionalMount[],
   allowlist: MountAllowlist | null,
-  context: { isMain: boolean; config: Config },
-): MountValidation {
-  const result: MountValidation = { allowed: [], rejected: [] };
-  const reject = (mount: AdditionalMount, reason: string) => {
-    logger.warn({ hostPath: mount.hostPath, reason }, 'extra mount refused');
-    result.rejected.push({ mount, reason });
-  };
+  { isMain, config }: { isMain: boolean; config: Config },
+): { allowed: MountSpec[]; rejected: { mount: AdditionalMount; reason: string }[] } {
+  const result = { allowed: [] as MountSpec[], rejected: [] as { mount: AdditionalMount; reason: string }[] };
   if (mounts.length === 0) return result;
-  if (!allowlist) {
-    for (const mount of mounts) reject(mount, 'no valid mount allowlist');
-    return result;
-  }
-  const { config, isMain } = context;
-  const patterns = [...ALWAYS_BLOCKED, ...allowlist.blockedPatterns];
+  const patterns = [...ALWAYS_BLOCKED, ...(allowlist?.blockedPatterns ?? [])];
   // Neither inside nor around these: a mount of NANOCLAW_HOME would contain store/ just the same.
-  const protectedPaths = [
-    config.configDir,
-    config.storeDir,
-    config.dataDir,
-    config.groupsDir,
-    config.envFile,
-    ...ALWAYS_BLOCKED.map((name) => path.join(os.homedir(), name)),
-  ].map(realOrResolved);
-  const roots = allowlist.allowedRoots.flatMap((root) => {
+  const protectedPaths = [config.configDir, config.storeDir, config.dataDir, config.groupsDir, config.envFile]
+    .concat(ALWAYS_BLOCKED.map((name) => path.join(os.homedir(), name)))
+    .map(realOrResolved);
+  const roots = (allowlist?.allowedRoots ?? []).flatMap((root) => {
     try {
       return [{ ...root, real: fs.realpathSync(expandHome(root.path)) }];
     } catch {
@@ -151,50 +97,42 @@ export function validateAdditionalMounts(
   });
   const taken = new Set<string>();
 
-  for (const mount of mounts) {
-    if (!mount.hostPath.startsWith('/') && !mount.hostPath.startsWith('~')) {
-      reject(mount, 'host path must be absolute or start with ~');
-      continue;
-    }
+  const check = (mount: AdditionalMount): string | MountSpec => {
+    if (!allowlist) return 'no valid mount allowlist';
+    if (!mount.hostPath.startsWith('/') && !mount.hostPath.startsWith('~'))
+      return 'host path must be absolute or start with ~';
     const expanded = path.resolve(expandHome(mount.hostPath));
     let real: string;
     try {
       real = fs.realpathSync(expanded);
     } catch {
-      reject(mount, 'host path does not exist');
-      continue;
+      return 'host path does not exist';
     }
-    const blocked = blockedComponent([expanded, real], patterns);
-    if (blocked) {
-      reject(mount, `path matches blocked pattern "${blocked}"`);
-      continue;
-    }
+    const blocked = blockedPattern([expanded, real], patterns);
+    if (blocked) return `path matches blocked pattern "${blocked}"`;
     const clash = protectedPaths.find((p) => isWithin(real, p) || isWithin(p, real));
-    if (clash) {
-      reject(mount, `path overlaps protected location ${clash}`);
-      continue;
-    }
+    if (clash) return `path overlaps protected location ${clash}`;
     const root = roots.find((r) => isWithin(real, r.real));
-    if (!root) {
-      reject(mount, 'path is not under an allowed root');
-      continue;
-    }
+    if (!root) return 'path is not under an allowed root';
     const name = mount.containerPath ?? path.basename(expanded);
-    const nameProblem = checkContainerName(name);
-    if (nameProblem) {
-      reject(mount, nameProblem);
-      continue;
-    }
-    const containerPath = path.posix.join(EXTRA_MOUNT_PREFIX, name);
-    if (taken.has(containerPath)) {
-      reject(mount, `container path ${containerPath} is used twice`);
-      continue;
-    }
+    const nameProblem = containerNameProblem(name);
+    if (nameProblem) return nameProblem;
+    const containerPath = path.posix.join('/workspace/extra', name);
+    if (taken.has(containerPath)) return `container path ${containerPath} is used twice`;
     taken.add(containerPath);
     const wantsWrite = mount.readonly === false;
     const mayWrite = root.allowReadWrite && (isMain || !allowlist.nonMainReadOnly);
     if (wantsWrite && !mayWrite) logger.info({ hostPath: real }, 'extra mount downgraded to read-only');
-    result.allowed.push({ hostPath: real, containerPath, readonly: !(wantsWrite && mayWrite) });
+    return { hostPath: real, containerPath, readonly: !(wantsWrite && mayWrite) };
+  };
+
+  for (const mount of mounts) {
+    const outcome = check(mount);
+    if (typeof outcome !== 'string') result.allowed.push(outcome);
+    else {
+      logger.warn({ hostPath: mount.hostPath, reason: outcome }, 'extra mount refused');
+      result.rejected.push({ mount, reason: outcome });
+    }
   }
   return result;
 }

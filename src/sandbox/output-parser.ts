@@ -2,9 +2,9 @@ import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { logger } from '../logger.js';
 import type { AgentOutput } from '../types.js';
+import { zodProblems } from '../util/zod-problems.js';
+import { OUTPUT_END, OUTPUT_START } from '../contract/ipc.js';
 
-export const OUTPUT_START = '---NANOCLAW_OUTPUT_START---';
-export const OUTPUT_END = '---NANOCLAW_OUTPUT_END---';
 export const MAX_OUTPUT_BYTES = 10 * 1024 * 1024;
 
 const agentOutputSchema = z.object({
@@ -14,33 +14,24 @@ const agentOutputSchema = z.object({
   error: z.string().optional(),
 });
 
-/**
- * Pulls framed results out of a sandbox's stdout as it streams in. Markers may arrive split across
- * chunks (even inside a UTF-8 character), amid any other output. Everything outside the markers is
- * noise and is dropped as soon as it cannot be the start of a marker.
- */
+/** Framed results from stdout; a marker may be split across chunks, even inside a character. */
 export class AgentOutputParser {
   private readonly decoder = new StringDecoder('utf8');
   private buffer = '';
   private inFrame = false;
-  /** Inside a frame, where to resume looking for the end marker (avoids rescanning big frames). */
+  /** Where to resume looking for the end marker, so a big frame is not rescanned. */
   private endSearchFrom = 0;
   private bytes = 0;
-  private overflow = false;
+  overflowed = false;
 
   constructor(private readonly maxBytes = MAX_OUTPUT_BYTES) {}
 
-  /** True once more than maxBytes arrived; further input is ignored. */
-  get overflowed(): boolean {
-    return this.overflow;
-  }
-
   feed(chunk: Buffer | string): AgentOutput[] {
-    if (this.overflow) return [];
+    if (this.overflowed) return [];
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     this.bytes += data.length;
     if (this.bytes > this.maxBytes) {
-      this.overflow = true;
+      this.overflowed = true;
       this.buffer = '';
       logger.warn({ maxBytes: this.maxBytes }, 'sandbox output over the cap');
       return [];
@@ -80,20 +71,8 @@ function parseFrame(text: string): AgentOutput {
     return { status: 'error', result: null, error: `Malformed output from the agent: ${String(err)}` };
   }
   const parsed = agentOutputSchema.safeParse(json);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-    logger.warn({ problems }, 'invalid sandbox output');
-    return {
-      status: 'error',
-      result: null,
-      error: `Invalid output from the agent: ${problems.join('; ')}`,
-    };
-  }
-  const { status, result, newSessionId, error } = parsed.data;
-  return {
-    status,
-    result,
-    ...(newSessionId !== undefined && { newSessionId }),
-    ...(error !== undefined && { error }),
-  };
+  if (parsed.success) return parsed.data;
+  const problems = zodProblems(parsed.error);
+  logger.warn({ problems }, 'invalid sandbox output');
+  return { status: 'error', result: null, error: `Invalid output from the agent: ${problems}` };
 }

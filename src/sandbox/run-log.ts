@@ -2,7 +2,7 @@ import { logger } from '../logger.js';
 import { withSafeDir } from '../safe-fs.js';
 import type { AgentInput, AgentOutput } from '../types.js';
 import type { MountSpec } from './runtime.js';
-import type { SandboxRunOutcome } from './sandbox-run.js';
+import type { SandboxRunOutcome } from './sandbox-runner.js';
 
 export interface RunLogEntry {
   groupsDir: string;
@@ -18,20 +18,15 @@ export interface RunLogEntry {
   result: AgentOutput;
 }
 
-function describeMount(m: MountSpec): string {
-  if (m.mask) return `  (hidden ${m.mask}) ${m.containerPath}`;
-  return `  ${m.hostPath} -> ${m.containerPath} (${m.readonly ? 'ro' : 'rw'})`;
-}
-
-function render(entry: RunLogEntry): string {
-  const { input, outcome, result } = entry;
-  // The prompt is the user's conversation: its length is enough to debug a run.
-  const inputSummary = {
-    groupFolder: input.groupFolder,
-    chatJid: input.chatJid,
-    isMain: input.isMain,
-    isScheduledTask: input.isScheduledTask ?? false,
-    sessionId: input.sessionId ?? null,
+function render({ input, outcome, result, ...entry }: RunLogEntry): string {
+  // Not the prompt (the user's conversation): its length will do.
+  const { groupFolder, chatJid, isMain, isScheduledTask = false, sessionId = null } = input;
+  const summary = {
+    groupFolder,
+    chatJid,
+    isMain,
+    isScheduledTask,
+    sessionId,
     promptLength: input.prompt.length,
   };
   const lines = [
@@ -45,10 +40,14 @@ function render(entry: RunLogEntry): string {
     `Output over cap: ${outcome?.overflowed ?? false}`,
     `Outputs: ${outcome?.outputs.length ?? 0}`,
     `Status: ${result.status}${result.error ? ` — ${result.error}` : ''}`,
-    `Input: ${JSON.stringify(inputSummary)}`,
+    `Input: ${JSON.stringify(summary)}`,
     `Env: ${entry.envKeys.join(', ')}`,
     'Mounts:',
-    ...entry.mounts.map(describeMount),
+    ...entry.mounts.map((m) =>
+      m.mask
+        ? `  (hidden ${m.mask}) ${m.containerPath}`
+        : `  ${m.hostPath} -> ${m.containerPath} (${m.readonly ? 'ro' : 'rw'})`,
+    ),
     '',
     '=== stderr (tail) ===',
     outcome?.stderrTail ?? '',
@@ -57,10 +56,7 @@ function render(entry: RunLogEntry): string {
   return `${lines.join('\n')}\n`;
 }
 
-/**
- * One file per run in groups/<folder>/logs/. The group folder is the agent's, so the logs folder
- * and the file are reached through safe-fs: a planted link is replaced, never written through.
- */
+/** One file per run in groups/<folder>/logs/, through safe-fs (the folder is the agent's). */
 export function writeRunLog(entry: RunLogEntry): string | null {
   try {
     return withSafeDir(entry.groupsDir, [entry.folder, 'logs'], { create: true, replace: true }, (logs) => {

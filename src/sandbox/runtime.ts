@@ -5,12 +5,13 @@ export interface MountSpec {
   hostPath: string;
   containerPath: string;
   readonly: boolean;
-  /**
-   * Hides whatever is at containerPath inside a parent mount (main's view of the project hides
-   * .env, store/ and data/). `hostPath` is /dev/null for masks, so a driver that forgot to handle
-   * them fails to start (a file cannot be bound over a directory) instead of exposing anything.
-   */
+  /** Hides containerPath (hostPath is /dev/null: a driver that ignores masks fails to start). */
   mask?: 'file' | 'dir';
+}
+
+export interface SandboxUser {
+  uid: number;
+  gid: number;
 }
 
 export interface SandboxSpec {
@@ -20,29 +21,25 @@ export interface SandboxSpec {
   env: Record<string, string>;
   workdir: string;
   labels: Record<string, string>;
-  /** uid:gid to run as */
   user?: SandboxUser;
-  /** Replaces the image's own command (the agent-runner); tests run small scripts this way. */
+  /** Replaces the image's own command (the agent-runner). */
   command?: string[];
 }
 
 export interface SandboxRuntime {
   readonly kind: RuntimeKind;
-  /** Throws RuntimeUnavailableError with an install/start hint. */
+  /** Throws RuntimeUnavailableError. */
   ensureRunning(): Promise<void>;
   imageExists(image: string): Promise<boolean>;
-  /** stdio: pipe, pipe, pipe. May throw when the spec cannot be expressed for this runtime. */
   spawn(spec: SandboxSpec): ChildProcess;
-  /** Graceful stop, then kill. Resolves once the sandbox is gone (or was never there). */
   stop(name: string): Promise<void>;
-  /** Stops only sandboxes labelled with this instance; returns their names. */
+  /** Stops this instance's sandboxes (by label); returns their names. */
   cleanupOrphans(instanceId: string): Promise<string[]>;
 }
 
 export class RuntimeUnavailableError extends Error {
   constructor(
     message: string,
-    /** What the person should do, e.g. "apt-get install docker.io". */
     readonly hint: string,
   ) {
     super(`${message}. ${hint}`);
@@ -50,57 +47,38 @@ export class RuntimeUnavailableError extends Error {
   }
 }
 
-/** Every sandbox carries this label so orphan clean-up touches only this installation's. */
 export const INSTANCE_LABEL = 'nanoclaw.instance';
 export const GROUP_LABEL = 'nanoclaw.group';
-
 export const SANDBOX_HOME = '/home/node';
 
-export interface SandboxUser {
-  uid: number;
-  gid: number;
-}
+export const hostIsRoot = (): boolean => process.getuid?.() === 0;
 
-/**
- * Who a sandbox runs as on the host. As root, the configured SANDBOX_UID (by default a uid no
- * account has, see config.ts), so nothing the agent writes is root-owned or belongs to a real
- * person; as an ordinary user, that user, so its files stay manageable by their owner.
- */
+/** A root host runs sandboxes as SANDBOX_UID (no account has it by default); any other user as itself. */
 export function sandboxUser(config: Pick<Config, 'sandboxUid'>): SandboxUser {
   const uid = process.getuid?.();
   const gid = process.getgid?.();
-  if (uid === undefined || gid === undefined || uid === 0)
-    return { uid: config.sandboxUid, gid: config.sandboxUid };
-  return { uid, gid };
+  return uid === undefined || gid === undefined || uid === 0
+    ? { uid: config.sandboxUid, gid: config.sandboxUid }
+    : { uid, gid };
 }
 
-/**
- * The passwd and group files a sandbox sees: its own user as "node" with the image's home, so
- * tools that look the user up (os.userInfo(), the shell, git) work for any uid, and nothing of
- * the host's or the image's accounts shows.
- */
-export function sandboxAccountFiles(user: SandboxUser): { passwd: string; group: string } {
+/** passwd and group with the sandbox user as "node" (for os.userInfo(), shells, git), nothing of the host's. */
+export function sandboxAccountFiles({ uid, gid }: SandboxUser): { passwd: string; group: string } {
+  const own = (id: number, line: string) => (id === 0 || id === 65534 ? [] : [line]); // no second line for those ids
   const passwd = [
     'root:x:0:0:root:/root:/usr/sbin/nologin',
-    `node:x:${user.uid}:${user.gid}:node:${SANDBOX_HOME}:/bin/sh`,
+    ...own(uid, `node:x:${uid}:${gid}:node:${SANDBOX_HOME}:/bin/sh`),
     'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
   ];
-  const group = ['root:x:0:', `node:x:${user.gid}:`, 'nogroup:x:65534:'];
-  // A host user whose own uid is 0 or 65534 must not get a second line for it.
-  if (user.uid === 0 || user.uid === 65534) passwd.splice(1, 1);
-  if (user.gid === 0 || user.gid === 65534) group.splice(1, 1);
+  const group = ['root:x:0:', ...own(gid, `node:x:${gid}:`), 'nogroup:x:65534:'];
   return { passwd: `${passwd.join('\n')}\n`, group: `${group.join('\n')}\n` };
 }
 
-export function hostIsRoot(): boolean {
-  return process.getuid?.() === 0;
+/** Parents first (stable), so a mask or nested bind lands on top of its parent mount. */
+export function sortMountsForApply(mounts: MountSpec[]): MountSpec[] {
+  const depth = (m: MountSpec) => m.containerPath.split('/').filter(Boolean).length;
+  return [...mounts].sort((a, b) => depth(a) - depth(b));
 }
 
-/** Parents before children, so a mask or a nested bind lands on top of the mount it hides into. */
-export function sortMountsForApply(mounts: MountSpec[]): MountSpec[] {
-  const depth = (p: string) => p.split('/').filter(Boolean).length;
-  return mounts
-    .map((mount, index) => ({ mount, index }))
-    .sort((a, b) => depth(a.mount.containerPath) - depth(b.mount.containerPath) || a.index - b.index)
-    .map((entry) => entry.mount);
-}
+export const isWithin = (child: string, parent: string): boolean =>
+  child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);

@@ -1,8 +1,8 @@
 import type { Config } from '../config.js';
+import { computeNextRun, validateSchedule } from '../contract/schedule.js';
 import type { Store } from '../db/store.js';
 import { logger } from '../logger.js';
 import type { ScheduledTask } from '../types.js';
-import { computeNextRun, validateSchedule } from './schedule.js';
 
 export interface TaskRunOutcome {
   status: 'success' | 'error';
@@ -14,28 +14,25 @@ export interface SchedulerDeps {
   store: Store;
   config: Pick<Config, 'timezone' | 'safetyPollMs'>;
   queue: { enqueueTask(chatJid: string, taskId: string, run: () => Promise<void>): void };
-  /** Runs the task's sandbox and sends its results to the chat (the host's job, not ours). */
   runTask(task: ScheduledTask): Promise<TaskRunOutcome>;
-  /** A task's next run, last run or status changed: the host rewrites current_tasks.json. */
   onTasksChanged?(groupFolder: string): void;
   now?: () => number;
-  /** Full re-check of the timer, a net for clock jumps and sleep; default one minute. */
+  /** Full re-check, a net for clock jumps and sleep; default one minute. */
   safetyCheckMs?: number;
 }
 
 /** setTimeout's largest delay; longer waits are re-armed when this one fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const DEFAULT_SAFETY_CHECK_MS = 60_000;
 /** What last_result keeps of a run's output; the run log keeps more. */
 const LAST_RESULT_CHARS = 500;
 const RUN_LOG_CHARS = 10_000;
-/** Any ISO time sorts before this, so `due(FAR_FUTURE)` lists every active scheduled task. */
+/** `due(FAR_FUTURE)` lists every active task. */
 const FAR_FUTURE = '9999-12-31T23:59:59.999Z';
 
 /**
- * Runs scheduled tasks when they fall due. One timer is armed for the earliest next run; when it
- * fires, every due task is claimed (its next run persisted first) and handed to the group queue.
- * Changes made by another process (`nanoclaw tasks`) are noticed through SQLite's data_version.
+ * One timer is armed for the earliest next run; when it fires, every due task is claimed (its next
+ * run persisted first) and handed to the group queue. Changes by another process (`nanoclaw
+ * tasks`) are noticed through SQLite's data_version.
  */
 export class TaskScheduler {
   private timer: NodeJS.Timeout | undefined;
@@ -43,7 +40,7 @@ export class TaskScheduler {
   private externalTimer: NodeJS.Timeout | undefined;
   private running = false;
   private dataVersion = 0;
-  /** Queued or running; never enqueued twice. */
+  /** Queued or running: never enqueued twice. */
   private readonly inFlight = new Set<string>();
 
   constructor(private readonly deps: SchedulerDeps) {}
@@ -53,12 +50,15 @@ export class TaskScheduler {
     this.running = true;
     this.dataVersion = this.readDataVersion();
     this.closeInterruptedOnceTasks();
-    const safetyMs = Math.min(this.deps.safetyCheckMs ?? DEFAULT_SAFETY_CHECK_MS, MAX_TIMER_MS);
-    this.safetyTimer = setInterval(() => this.fire(), safetyMs);
-    const pollMs = Math.min(this.deps.config.safetyPollMs, MAX_TIMER_MS);
-    this.externalTimer = setInterval(() => this.checkExternalChanges(), pollMs);
-    // Missed while the host was down: each overdue task is due now and runs once; its next run
-    // is then counted from now, so nothing runs once per missed interval.
+    this.safetyTimer = setInterval(
+      () => this.fire(),
+      Math.min(this.deps.safetyCheckMs ?? 60_000, MAX_TIMER_MS),
+    );
+    this.externalTimer = setInterval(
+      () => this.checkExternalChanges(),
+      Math.min(this.deps.config.safetyPollMs, MAX_TIMER_MS),
+    );
+    // Overdue after downtime: each task runs once, its next run counted from now.
     this.fire();
   }
 
@@ -70,13 +70,10 @@ export class TaskScheduler {
     this.timer = this.safetyTimer = this.externalTimer = undefined;
   }
 
-  /** Re-arms the timer; call after any change to tasks. */
   reschedule(): void {
-    if (!this.running) return;
     this.fire();
   }
 
-  /** Task ids queued or running right now. */
   inFlightTaskIds(): string[] {
     return [...this.inFlight];
   }
@@ -126,7 +123,7 @@ export class TaskScheduler {
     }
   }
 
-  /** The run after this one: null for `once`; undefined when the stored schedule is unusable. */
+  /** null for `once`; undefined when the stored schedule is unusable. */
   private followingRun(task: ScheduledTask, now: number): string | null | undefined {
     if (task.scheduleType === 'once') return null;
     const { timezone } = this.deps.config;
@@ -144,7 +141,7 @@ export class TaskScheduler {
 
   private async execute(claimed: ScheduledTask): Promise<void> {
     try {
-      // Re-read: paused or cancelled while it waited in the queue, it doesn't run; updated, it runs as is.
+      // Paused or cancelled while queued, it doesn't run; updated, it runs as is.
       const task = this.deps.store.tasks.byId(claimed.id);
       if (task?.status !== 'active') {
         logger.info({ taskId: claimed.id, status: task?.status ?? 'cancelled' }, 'task run skipped');
@@ -168,19 +165,18 @@ export class TaskScheduler {
   }
 
   private recordOutcome(task: ScheduledTask, started: number, outcome: TaskRunOutcome): void {
-    // Re-read: the task may have been paused, updated or cancelled while it ran.
     const current = this.deps.store.tasks.byId(task.id);
     logger.info({ taskId: task.id, status: outcome.status }, 'task run finished');
     if (!current) return;
     const error = outcome.status === 'error' ? (outcome.error ?? 'unknown error') : null;
-    const lastResult = error ? `Error: ${error}` : outcome.result ? outcome.result : 'Completed (no output)';
+    const lastResult = error ? `Error: ${error}` : outcome.result || 'Completed (no output)';
     this.deps.store.tasks.recordRun(
       {
         taskId: task.id,
         runAt: new Date(started).toISOString(),
         durationMs: Math.max(0, this.now() - started),
         status: outcome.status,
-        result: outcome.result === null ? null : outcome.result.slice(0, RUN_LOG_CHARS),
+        result: outcome.result?.slice(0, RUN_LOG_CHARS) ?? null,
         error,
       },
       // A once task has next_run null, so recording the run marks it completed.
@@ -190,9 +186,8 @@ export class TaskScheduler {
   }
 
   /**
-   * A `once` task is claimed by clearing its next run before it runs. One still active with no
-   * next run and no last run was claimed by a host that stopped before it finished: say so and
-   * close it, rather than leave it active forever (it may have partly run; never run it twice).
+   * An active `once` task with neither next nor last run was claimed by a host that stopped
+   * mid-run: close it rather than leave it active forever (never run it twice).
    */
   private closeInterruptedOnceTasks(): void {
     try {
@@ -200,18 +195,7 @@ export class TaskScheduler {
         if (task.status !== 'active' || task.scheduleType !== 'once') continue;
         if (task.nextRun !== null || task.lastRun !== null || this.inFlight.has(task.id)) continue;
         const error = 'the host stopped before this run finished';
-        this.deps.store.tasks.recordRun(
-          {
-            taskId: task.id,
-            runAt: new Date(this.now()).toISOString(),
-            durationMs: 0,
-            status: 'error',
-            result: null,
-            error,
-          },
-          null,
-          `Error: ${error}`,
-        );
+        this.recordOutcome(task, this.now(), { status: 'error', result: null, error });
         logger.warn({ taskId: task.id }, 'once task interrupted by a host stop; closed');
         this.notifyChanged(task.groupFolder);
       }
@@ -220,7 +204,7 @@ export class TaskScheduler {
     }
   }
 
-  /** data_version changes only when another connection (the CLI) commits to the database file. */
+  /** data_version changes only when another connection (the CLI) commits. */
   private checkExternalChanges(): void {
     const version = this.readDataVersion();
     if (version === this.dataVersion) return;

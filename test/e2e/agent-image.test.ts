@@ -4,7 +4,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ipcMessageSchema } from '../../src/ipc/schemas.js';
+import { ipcMessageSchema } from '../../src/contract/ipc.js';
 import type { AgentInput, AgentOutput } from '../../src/types.js';
 import {
   allUserText,

@@ -44,7 +44,8 @@ describe('model upstream failures (docker)', () => {
       runtime: 'docker',
       script,
       groups: ['busy', 'flaky', 'slow', 'bystander'],
-      tune: { retryBaseMs: 2_000 },
+      // Long enough that the sandbox still idles when the test looks at it on a loaded machine.
+      tune: { retryBaseMs: 2_000, idleTimeoutMs: 15_000 },
       app: { modelUpstreamTimeoutMs: 3_000 },
     });
   });

@@ -24,9 +24,15 @@ describe('runtime detection (real binaries on this machine)', () => {
   });
 
   it('names what to install when a runtime is missing', async () => {
-    // Neither Podman nor Apple's `container` CLI is installed on this Linux machine.
-    await expect(buildRuntime('podman', config).ensureRunning()).rejects.toThrow(RuntimeUnavailableError);
-    await expect(buildRuntime('podman', config).ensureRunning()).rejects.toThrow(/apt-get install podman/);
+    // Apple's `container` CLI is never on a Linux machine; podman may be, so it is hidden from PATH.
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      await expect(buildRuntime('podman', config).ensureRunning()).rejects.toThrow(RuntimeUnavailableError);
+      await expect(buildRuntime('podman', config).ensureRunning()).rejects.toThrow(/apt-get install podman/);
+    } finally {
+      process.env.PATH = path;
+    }
     await expect(buildRuntime('apple', config).ensureRunning()).rejects.toThrow(
       /not installed.*Docker Desktop/,
     );

@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerRuntime } from '../../src/sandbox/runtimes/docker.js';
-import { dockerRunArgs } from '../../src/sandbox/runtimes/docker-compatible.js';
+import { DockerRuntime, dockerRunArgs } from '../../src/sandbox/runtimes/docker.js';
 import { DEFAULT_SANDBOX_UID } from '../../src/config.js';
 import { INSTANCE_LABEL, sandboxUser, type SandboxSpec } from '../../src/sandbox/runtime.js';
 import { collect, ensureBusyboxImage, expectIsolated, median, parseProbe } from './runtime-helpers.js';

@@ -57,8 +57,8 @@ describe.each(['docker', 'bwrap'] as const)('the sandbox boundary holds (%s)', (
     expect(answer).toContain('planted');
 
     // The host acts: snapshots, a registration (memory file), IPC scans, a follow-up.
-    host.app.writeTaskSnapshots();
-    host.app.writeGroupSnapshots();
+    host.app.snapshots.tasks();
+    host.app.snapshots.groups();
     expect(registerGroup(host.app.store, host.app.config, work).ok).toBe(true);
     host.app.ipc.syncWatchers();
     await host.post('local:work', 'SEND: still answering');

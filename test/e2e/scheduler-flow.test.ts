@@ -3,8 +3,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runTasksCommand } from '../../src/cli/tasks.js';
-import { createHost } from '../../src/cli/start.js';
+import { runTasksCommand } from '../../src/cli/tasks-command.js';
+import { App } from '../../src/app.js';
 import { openStore, type Store } from '../../src/db/store.js';
 import { registerGroup } from '../../src/groups.js';
 import { createRuntime } from '../../src/sandbox/detect.js';
@@ -179,13 +179,13 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
   }, 120_000);
 
   it.each([
-    ['cron', '61 * * * *', 'is not a valid cron expression'],
+    ['cron', '61 * * * *', "invalid cron expression '61 * * * *'"],
     ['cron', '*/5 * * * * *', 'use 5 fields'],
     ['interval', 'hourly', 'positive whole number of milliseconds'],
     ['interval', '1500', 'at least 2000 ms'],
-    ['once', `${localIn(3_600_000)}Z`, 'without "Z"'],
+    ['once', `${localIn(3_600_000)}Z`, 'without Z or offset'],
     ['once', localIn(-600_000), 'is in the past'],
-    ['once', '2026-02-30T10:00:00', 'must be a local date and time'],
+    ['once', '2026-02-30T10:00:00', 'is not a real date and time'],
   ])(
     'refuses %s %j with an error the agent sees',
     async (type, value, error) => {
@@ -370,7 +370,7 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
 
     const sandboxes = await createRuntime(host.app.config);
     await sandboxes.ensureRunning();
-    const app = await createHost(host.app.config, sandboxes);
+    const app = await App.create(host.app.config, sandboxes);
     await app.start();
     try {
       const texts = (text: string) =>

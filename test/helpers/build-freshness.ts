@@ -10,7 +10,10 @@ export function newestMtime(dir: string): number {
   return newest;
 }
 
-/** The build output is missing or older than one of its sources. */
-export function isStale(built: string, sourcesDir: string): boolean {
-  return !fs.existsSync(built) || fs.statSync(built).mtimeMs < newestMtime(sourcesDir);
+/**
+ * The build output is missing or older than one of its sources. The agent-runner's sources are its
+ * src/ and the host's src/contract, which its build copies in.
+ */
+export function isStale(built: string, ...sourceDirs: string[]): boolean {
+  return !fs.existsSync(built) || fs.statSync(built).mtimeMs < Math.max(...sourceDirs.map(newestMtime));
 }

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { App } from '../../src/app.js';
 import type { LocalChannel } from '../../src/channels/local/local-channel.js';
-import { createHost } from '../../src/cli/start.js';
+import { App } from '../../src/app.js';
 import { createRuntime } from '../../src/sandbox/detect.js';
 import type { SandboxRuntime } from '../../src/sandbox/runtime.js';
 import type { RuntimeKind } from '../../src/config.js';
@@ -50,7 +49,7 @@ export async function startE2eHost(
   const real = await createRuntime(t.config);
   await real.ensureRunning();
   const sandboxes = options.wrapRuntime ? options.wrapRuntime(real) : real;
-  const app = await createHost(t.config, sandboxes);
+  const app = await App.create(t.config, sandboxes);
   await app.start();
   const client = localClient(app);
 

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { App, type AppParts } from '../../src/app.js';
+import { App } from '../../src/app.js';
 import { LocalChannel } from '../../src/channels/local/local-channel.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { registerGroup } from '../../src/groups.js';
-import type { AgentRunner } from '../../src/types.js';
+import type { SandboxRuntime } from '../../src/sandbox/runtime.js';
+import { FakeRuntime } from './fake-runtime.js';
 import { localClient } from './local-client.js';
 import { tempHome } from './temp-home.js';
 
@@ -21,8 +22,8 @@ export interface UnitApp {
 }
 
 export interface UnitAppOptions {
-  runner?: AgentRunner;
-  runtime?: AppParts['runtime'];
+  /** The sandbox runtime; an in-process fake by default. */
+  runtime?: SandboxRuntime;
   /** An existing home (a restart), else a fresh one. */
   home?: string;
   groups?: string[];
@@ -30,28 +31,14 @@ export interface UnitAppOptions {
 }
 
 /**
- * The real App (store, queue, loop, IPC watcher, outbound, local channel on a random loopback
- * port) with an in-process runner: for reliability checks that need no sandbox.
+ * The real App (store, queue, loop, sandbox runner, IPC watcher, outbound, local channel on a
+ * random loopback port) with an in-process sandbox runtime: for checks that need no real sandbox.
  */
 export async function startUnitApp(opts: UnitAppOptions): Promise<UnitApp> {
   const t = opts.home ? undefined : tempHome({ LOCAL_CHANNEL_PORT: '0' });
   const base = t?.config ?? configFor(opts.home!);
   const config: Config = { ...base, ...opts.tune };
-  const app = new App(config, {
-    ...(opts.runner ? { runner: opts.runner } : {}),
-    ...(opts.runtime ? { runtime: opts.runtime } : {}),
-    channels: (callbacks, self) => [
-      new LocalChannel({
-        port: 0,
-        tokenFile: path.join(config.dataDir, 'local-channel.token'),
-        callbacks,
-        assistantName: config.assistantName,
-        history: (jid, after) => self.store.messages.history(jid, after),
-        isRegistered: (jid) => self.store.groups.byJid(jid) !== undefined,
-        chats: () => [],
-      }),
-    ],
-  });
+  const app = new App(config, opts.runtime ?? new FakeRuntime());
   for (const name of opts.groups ?? []) {
     const result = registerGroup(app.store, config, {
       jid: `local:${name}`,

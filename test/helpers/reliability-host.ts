@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { App, AppParts } from '../../src/app.js';
 import type { LocalChannel } from '../../src/channels/local/local-channel.js';
-import { createHost } from '../../src/cli/start.js';
+import { App, type AppOptions } from '../../src/app.js';
 import type { Config, RuntimeKind } from '../../src/config.js';
 import { registerGroup } from '../../src/groups.js';
 import { createRuntime } from '../../src/sandbox/detect.js';
@@ -27,8 +26,8 @@ export interface ReliabilityHostOptions {
   script: MockScript;
   env?: Record<string, string>;
   /** Host timing the environment cannot set (retry back-off, retry count). */
-  tune?: Partial<Pick<Config, 'retryBaseMs' | 'maxRetries' | 'shutdownGraceMs'>>;
-  app?: Pick<AppParts, 'modelUpstreamTimeoutMs'>;
+  tune?: Partial<Pick<Config, 'retryBaseMs' | 'maxRetries' | 'shutdownGraceMs' | 'idleTimeoutMs'>>;
+  app?: AppOptions;
   /** Extra local chats registered as groups that need no trigger. */
   groups?: string[];
   /** Runs before the host starts (e.g. writes group-policy.json into home/config). */
@@ -56,7 +55,7 @@ export async function startReliabilityHost(opts: ReliabilityHostOptions): Promis
   const config: Config = { ...t.config, ...opts.tune };
   const runtime = await createRuntime(config);
   await runtime.ensureRunning();
-  const app = await createHost(config, runtime, opts.app);
+  const app = await App.create(config, runtime, opts.app);
   for (const name of opts.groups ?? []) {
     const result = registerGroup(app.store, config, {
       jid: `local:${name}`,

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { nanoclawSdkServer } from '../../container/agent-runner/src/in-process-mcp.js';
-import { ipcMessageSchema } from '../../src/ipc/schemas.js';
+import { nanoclawSdkServer } from '../../container/agent-runner/src/nanoclaw-tools.js';
+import { ipcMessageSchema } from '../../src/contract/ipc.js';
 
 /**
  * The nanoclaw tools as the agent-runner serves them in-process (the SDK's createSdkMcpServer),

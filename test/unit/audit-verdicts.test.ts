@@ -3,11 +3,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findFingerprints, fingerprint, sha256Hex } from '../../src/audit/fingerprint.js';
+import { plantPlan } from '../../src/audit/fixtures.js';
 import { runHostActions } from '../../src/audit/host-actions.js';
-import { plantPlan } from '../../src/audit/plants.js';
-import { probeSource } from '../../src/audit/probe.js';
-import { probeReportSchema, REPORT_MARKER, type ProbeReport } from '../../src/audit/types.js';
+import {
+  findFingerprints,
+  fingerprint,
+  probeReportSchema,
+  probeSource,
+  REPORT_MARKER,
+  sha256Hex,
+  type ProbeReport,
+} from '../../src/audit/probe.js';
 import { anyFailed, judge, renderTable, THREATS, type AuditEvidence } from '../../src/audit/verdicts.js';
 import { runAuditCommand } from '../../src/cli/audit.js';
 import { PROJECT_ROOT } from '../../src/config.js';
@@ -39,10 +45,9 @@ function cleanReport(): ProbeReport {
       { id: 'metadata', outcome: 'refused', detail: 'ENETUNREACH' },
     ],
     egress: [{ id: 'metadata', status: 403, detail: 'HTTP/1.1 403 Forbidden' }],
-    scan: { files: 100, bytes: 1000, processes: 2, unreadable: 0, truncated: false },
+    scan: { files: 100, truncated: false },
     secretHits: [],
     sentinelHits: [],
-    credentials: [{ where: '/proc/7/environ', name: 'ANTHROPIC_API_KEY', value: 'placeholder' }],
     project: { visible: true, env: 'empty', store: [], data: [] },
     plants: PLANTS.map((p) => ({
       id: p.id,
@@ -54,7 +59,6 @@ function cleanReport(): ProbeReport {
 
 function evidence(overrides: Partial<AuditEvidence> = {}, report: Partial<ProbeReport> = {}): AuditEvidence {
   return {
-    runtime: 'docker',
     isMain: true,
     expectedUid: 61000,
     projectPath: '/workspace/project',
@@ -63,8 +67,8 @@ function evidence(overrides: Partial<AuditEvidence> = {}, report: Partial<ProbeR
     plants: PLANTS,
     hostActions: {
       results: [
-        { action: 'ipcScan', outcome: 'done', ms: 3, detail: 'planted entries refused' },
-        { action: 'writeRunLog', outcome: 'done', ms: 1, detail: '' },
+        { action: 'ipcScan', outcome: 'done', detail: 'planted entries refused' },
+        { action: 'writeRunLog', outcome: 'done', detail: '' },
       ],
       payloads: [],
     },
@@ -97,17 +101,12 @@ describe('audit verdicts', () => {
     expect(verdictOf(evidence(), 'injection')).toBe('not audited');
   });
 
-  it('fails when the key is seen, by fingerprint or in a credential variable', () => {
+  it('fails when the key is seen by its fingerprint, and never prints it', () => {
     const seen = evidence({}, { secretHits: [{ index: 0, where: ['/workspace/group/leak.txt'] }] });
     expect(verdictOf(seen, 'apiKey')).toBe('failed');
     expect(anyFailed(judge(seen))).toBe(true);
     expect(renderTable(judge(seen))).toContain('key found in /workspace/group/leak.txt');
-    const inEnv = evidence(
-      {},
-      { credentials: [{ where: '/proc/1/environ', name: 'X_API_KEY', value: `Bearer ${KEY}` }] },
-    );
-    expect(verdictOf(inEnv, 'apiKey')).toBe('failed');
-    expect(renderTable(judge(inEnv))).not.toContain(KEY); // never printed
+    expect(renderTable(judge(seen), true)).not.toContain(KEY); // never printed
   });
 
   it('fails on a network interface besides lo, a reached canary, or a proxy that dialled', () => {
@@ -122,7 +121,7 @@ describe('audit verdicts', () => {
   it('fails when the host blocked on a plant, or the decoy changed or was read', () => {
     const blocked = evidence({
       hostActions: {
-        results: [{ action: 'ipcScan', outcome: 'blocked', ms: 10_000, detail: 'did not return in time' }],
+        results: [{ action: 'ipcScan', outcome: 'blocked', detail: 'did not return in time' }],
         payloads: [],
       },
     });
@@ -207,11 +206,9 @@ describe('audit probe', () => {
       fs.writeFileSync(path.join(dir, 'note.txt'), 'sentinel-token-1\n');
       fs.symlinkSync('/etc/passwd', path.join(dir, 'link'));
       const source = probeSource({
-        expectedUid: 1000,
         sentinels: [{ id: 'data', hostPath: path.join(dir, 'nope'), token: 'sentinel-token-1' }],
         secrets: [fingerprint(KEY)],
         scanRoots: [dir],
-        limits: { maxFiles: 100, maxFileBytes: 2 ** 20, maxTotalBytes: 2 ** 24, budgetMs: 5000 },
         direct: [], // nothing to dial from a real machine
         egressSocket: path.join(dir, 'no.sock'),
         egress: [],
@@ -263,8 +260,6 @@ describe('audit host actions', () => {
             folder: 'work',
             nonce: 'deadbeef',
             user: { uid: 61000, gid: 61000 },
-            startedAt: Date.now(),
-            mediaFile: path.join(t.home, 'none.txt'),
             actions: ['ipcScan', 'writeTaskSnapshot'],
           },
           { timeoutMs: 1000 },

@@ -2,7 +2,8 @@ import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { LocalChannel } from '../../src/channels/local/local-channel.js';
-import { announceReady, createHost } from '../../src/cli/start.js';
+import { announceReady } from '../../src/cli/start.js';
+import { App } from '../../src/app.js';
 import { logger } from '../../src/logger.js';
 import type { SandboxRuntime } from '../../src/sandbox/runtime.js';
 import { startHarness } from '../helpers/local-harness.js';
@@ -94,7 +95,7 @@ describe('the local chat token stays out of the log', () => {
     let token = '';
     try {
       const log = await captureLog(async () => {
-        const app = await createHost(t.config, fakeRuntime);
+        const app = await App.create(t.config, fakeRuntime);
         await app.start();
         try {
           const local = app.channels.find((c) => c instanceof LocalChannel) as LocalChannel;

@@ -4,12 +4,13 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   listTasks,
+  registerGroup,
   scheduleTask,
   taskAction,
   updateTask,
   type ToolContext,
 } from '../../container/agent-runner/src/mcp-tools.js';
-import { ipcTaskSchema } from '../../src/ipc/schemas.js';
+import { ipcTaskSchema } from '../../src/contract/ipc.js';
 import { writeTaskSnapshot } from '../../src/scheduler/task-snapshot.js';
 import type { RegisteredGroup, ScheduledTask } from '../../src/types.js';
 
@@ -155,7 +156,7 @@ describe('task tools', () => {
     const { ctx, written } = contextFor(group('family'), { minIntervalMs: 2000 });
     expect(
       scheduleTask(ctx, { prompt: 'p', schedule_type: 'interval', schedule_value: '1999' }).text,
-    ).toContain('an interval must be at least 2000 ms');
+    ).toContain('interval must be at least 2000 ms');
     const ok = scheduleTask(ctx, { prompt: 'p', schedule_type: 'interval', schedule_value: ' 2000 ' });
     expect(ok.text).toMatch(/^Task task-\d+-[0-9a-f]+ scheduled \(interval: 2000, context group\)\.$/);
     const [file] = written();
@@ -177,5 +178,72 @@ describe('task tools', () => {
     expect(listTasks(contextFor(group('main', true)).ctx).text).toContain(
       '- main-task [main] (active; interval: 3600000',
     );
+  });
+
+  it('check schedules before writing, and write files the host schema accepts', () => {
+    const { ctx, written } = contextFor(group('family'));
+    for (const [type, value] of [
+      ['cron', 'every day at nine'],
+      ['interval', '0'],
+      ['interval', '5m'],
+      ['once', '2036-11-23T15:30:00Z'],
+      ['once', '2036-11-23T15:30:00+02:00'],
+      ['once', 'tomorrow'],
+      ['once', '2036-02-30T10:00:00'],
+    ] as const) {
+      const reply = scheduleTask(ctx, { prompt: 'p', schedule_type: type, schedule_value: value });
+      expect(reply.isError, `${type} ${value}`).toBe(true);
+      expect(reply.text).toContain(value);
+    }
+    expect(written()).toEqual([]);
+
+    const once = scheduleTask(ctx, {
+      prompt: 'check the weather',
+      schedule_type: 'once',
+      schedule_value: '2036-11-23T15:30:00',
+      context_mode: 'isolated',
+    });
+    const taskId = /task-\d+-[0-9a-f]+/.exec(once.text)?.[0];
+    scheduleTask(ctx, { prompt: 'daily digest', schedule_type: 'cron', schedule_value: '0 9 * * 1-5' });
+    taskAction(ctx, 'pause_task', 'own-active');
+    updateTask(ctx, { task_id: 'own-active', schedule_type: 'cron', schedule_value: '30 8 * * *' });
+    // Checked against the type the task already has (interval here).
+    expect(updateTask(ctx, { task_id: 'own-active', schedule_value: 'not cron' }).isError).toBe(true);
+    const files = written();
+    expect(files).toHaveLength(4);
+    for (const file of files) expect(ipcTaskSchema.safeParse(file).success, JSON.stringify(file)).toBe(true);
+    expect(files).toContainEqual({
+      type: 'schedule_task',
+      taskId,
+      prompt: 'check the weather',
+      schedule_type: 'once',
+      schedule_value: '2036-11-23T15:30:00',
+      context_mode: 'isolated',
+    });
+    expect(files).toContainEqual({ type: 'pause_task', taskId: 'own-active' });
+    expect(files).toContainEqual({
+      type: 'update_task',
+      taskId: 'own-active',
+      schedule_type: 'cron',
+      schedule_value: '30 8 * * *',
+    });
+  });
+
+  it('keep a non-main group to its own chat, and let main register groups with safe folder names', () => {
+    const family = contextFor(group('family'));
+    const foreign = { prompt: 'p', schedule_type: 'interval', schedule_value: '60000' } as const;
+    expect(scheduleTask(family.ctx, { ...foreign, target_group_jid: 'local:work' }).isError).toBe(true);
+    const club = { jid: '123@g.us', name: 'Family', folder: 'club', trigger: '@Andy' };
+    expect(registerGroup(family.ctx, club).isError).toBe(true);
+    expect(family.written()).toEqual([]);
+
+    const main = contextFor(group('main', true));
+    for (const folder of ['global', '../etc', '-x', 'a b'])
+      expect(registerGroup(main.ctx, { ...club, folder }).text, folder).toContain(
+        `folder '${folder}' is not allowed`,
+      );
+    expect(registerGroup(main.ctx, { ...club, requires_trigger: false }).isError).toBeUndefined();
+    expect(main.written()).toEqual([{ type: 'register_group', ...club, requires_trigger: false }]);
+    expect(ipcTaskSchema.safeParse(main.written()[0]).success).toBe(true);
   });
 });

@@ -44,19 +44,15 @@ describe('MessageLoop with a burst of messages', () => {
     // A channel delivering its offline backlog: 2,500 messages at once, the trigger last.
     for (let n = 1; n < 2500; n++) store.messages.store(message(n, `chatter ${n}`));
     store.messages.store(message(2500, '@Andy what did I miss?'));
-    const checks: string[] = [];
     const loop = new MessageLoop({
       store,
-      config: { assistantName: 'Andy', safetyPollMs: 60_000 },
-      queue: {
-        enqueueMessageCheck: (jid) => checks.push(jid),
-        sendMessage: () => false,
-        notifyIdle: () => undefined,
-      },
+      config: { ...env.config, safetyPollMs: 60_000 },
       runner: { run: () => Promise.reject(new Error('not in this test')) },
       send: async () => undefined,
       setTyping: async () => undefined,
     });
+    const checks: string[] = [];
+    loop.queue.enqueueMessageCheck = (jid) => void checks.push(jid);
 
     loop.checkNewMessages();
 

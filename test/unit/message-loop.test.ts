@@ -1,9 +1,10 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openStore, type Store } from '../../src/db/store.js';
-import { GroupQueue } from '../../src/group-queue.js';
 import { MessageLoop } from '../../src/message-loop.js';
 import type { NewMessage, RegisteredGroup } from '../../src/types.js';
-import { FakeRunner, reply } from '../helpers/fake-runner.js';
+import { FakeRunner, reply } from '../helpers/fake-runtime.js';
 import { tempHome } from '../helpers/temp-home.js';
 
 const FAMILY: RegisteredGroup = {
@@ -35,21 +36,10 @@ function msg(chatJid: string, content: string, extra: Partial<NewMessage> = {}):
 
 function setup(store: Store, runner: FakeRunner, maxConcurrent = 5) {
   const sent: Array<{ jid: string; text: string }> = [];
-  const piped: Array<{ jid: string; text: string }> = [];
-  // eslint-disable-next-line prefer-const -- assigned after the queue that refers to it
-  let loop!: MessageLoop;
-  const queue = new GroupQueue({
-    maxConcurrent,
-    retryBaseMs: 5000,
-    maxRetries: 5,
-    processMessages: (jid) => loop.processGroupMessages(jid),
-    writeInput: (jid, text) => piped.push({ jid, text }),
-    writeClose: () => undefined,
-  });
-  loop = new MessageLoop({
+  const config = { ...env.config, maxConcurrentContainers: maxConcurrent, safetyPollMs: 60_000 };
+  const loop = new MessageLoop({
     store,
-    config: { assistantName: 'Andy', safetyPollMs: 60_000 },
-    queue,
+    config,
     runner,
     send: async (jid, text) => {
       sent.push({ jid, text });
@@ -57,17 +47,26 @@ function setup(store: Store, runner: FakeRunner, maxConcurrent = 5) {
     },
     setTyping: async () => undefined,
   });
+  /** Follow-ups piped into a running sandbox, as the agent would read them from its inbox. */
+  const piped = (folder: string) => {
+    const dir = path.join(config.ipcDir, folder, 'to-agent', 'input');
+    return fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => (JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { text: string }).text);
+  };
   const ingest = (m: NewMessage) => {
     store.messages.store(m);
     loop.notify();
   };
-  return { loop, queue, sent, piped, ingest };
+  return { loop, queue: loop.queue, sent, piped, ingest };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20));
 
+let env: ReturnType<typeof tempHome>;
+
 describe('MessageLoop', () => {
-  let env: ReturnType<typeof tempHome>;
   let store: Store;
   beforeEach(() => {
     env = tempHome();
@@ -188,9 +187,9 @@ describe('MessageLoop', () => {
     ingest(msg(FAMILY.jid, '@Andy and a follow-up'));
     await settle();
     expect(runner.inputs).toHaveLength(1);
-    expect(piped).toHaveLength(1);
-    expect(piped[0]!.text).toContain('and a follow-up');
-    expect(piped[0]!.text).not.toContain('@Andy first');
+    expect(piped(FAMILY.folder)).toHaveLength(1);
+    expect(piped(FAMILY.folder)[0]).toContain('and a follow-up');
+    expect(piped(FAMILY.folder)[0]).not.toContain('@Andy first');
     release();
     await settle();
     loop.stop();

@@ -279,7 +279,8 @@ describe('model proxy: server tools under the network policy', () => {
         ],
       };
       expect((await send(request([tool]))).status).toBe(200);
-      expect(forwardedTools()[0]!.allowed_domains).toEqual(['docs.example.com/api', 'en.wikipedia.org']);
+      // en.wikipedia.org is allowed, but wikipedia.org is not listed with *.wikipedia.org, so it cannot be named.
+      expect(forwardedTools()[0]!.allowed_domains).toEqual(['docs.example.com/api']);
     });
 
     it('refuses when nothing the request names is inside the list', async () => {
@@ -305,6 +306,16 @@ describe('model proxy: server tools under the network policy', () => {
       );
     });
 
+    it('refuses web_search when deny rules come with the allow list', async () => {
+      writePolicy({
+        groups: { family: { allow: ['example.com', '*.example.com'], deny: ['ads.example.com'] } },
+      });
+      const res = await send(request([WEB_SEARCH]));
+      expect(res.status).toBe(403);
+      expect(res.json().error.message).toContain('without deny rules');
+      expect(seen).toEqual([]);
+    });
+
     it('refuses code execution and the MCP connector, and keeps only the web betas', async () => {
       const code = await send(request([CODE_EXECUTION]));
       expect(code.status).toBe(403);
@@ -327,8 +338,8 @@ describe('model proxy: server tools under the network policy', () => {
       expect((await send(request([tool]))).status).toBe(200);
       expect(forwardedTools()[0]!.blocked_domains).toEqual([
         'spam.example',
-        'tracker.example',
         'ads.example',
+        'tracker.example',
       ]);
     });
 

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runGroupsCommand } from '../../src/cli/groups.js';
+import { runGroupsCommand } from '../../src/cli/groups-command.js';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { openStore } from '../../src/db/store.js';
 import { logger } from '../../src/logger.js';
-import { ContainerRunner } from '../../src/sandbox/container-runner.js';
+import { SandboxRunner } from '../../src/sandbox/sandbox-runner.js';
 import type { SandboxRuntime, SandboxSpec } from '../../src/sandbox/runtime.js';
 import type { RegisteredGroup } from '../../src/types.js';
 import { ensureHostBuild } from '../helpers/host-process.js';
@@ -170,7 +170,7 @@ describe('path-traversal and other bad folder names', () => {
   it('never reach a sandbox: the container runner refuses before preparing anything', async () => {
     env = tempHome();
     const runtime = spyRuntime();
-    const runner = new ContainerRunner({ config: env.config, runtime, allowlist: () => null });
+    const runner = new SandboxRunner({ config: env.config, runtime, allowlist: () => null });
     for (const folder of BAD_FOLDERS) {
       const group: RegisteredGroup = {
         jid: 'x@g.us',

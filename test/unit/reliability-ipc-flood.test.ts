@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_IPC_FILE_BYTES } from '../../src/ipc/schemas.js';
-import { FakeRunner, reply } from '../helpers/fake-runner.js';
+import { MAX_IPC_FILE_BYTES } from '../../src/contract/ipc.js';
+import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
 import { startUnitApp, type UnitApp } from '../helpers/reliability-app.js';
 
 const PER_DIR = 5_000;
@@ -47,10 +47,10 @@ describe('10,000 malformed IPC files dropped at once', () => {
   });
 
   it('quarantines all with reasons, keeps answering, stays bounded in memory and time', async () => {
-    const runner = new FakeRunner(async (input, hooks) =>
+    const runner = new FakeRuntime(async (input, hooks) =>
       reply(hooks, `answer to ${input.prompt.length} chars`),
     );
-    host = await startUnitApp({ runner, groups: ['work'] });
+    host = await startUnitApp({ runtime: runner, groups: ['work'] });
     const ipc = host.config.ipcDir;
     const staging = path.join(host.home, 'staging');
     // Everything is written aside first, then renamed in: the watcher meets the whole flood at once.

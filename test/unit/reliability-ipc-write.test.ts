@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../src/logger.js';
 import type { AgentOutput } from '../../src/types.js';
-import { FakeRunner, reply } from '../helpers/fake-runner.js';
+import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
 import { startUnitApp, type UnitApp } from '../helpers/reliability-app.js';
 
 /**
@@ -45,7 +45,7 @@ describe('failed IPC writes', () => {
 
   it('a follow-up that cannot be piped in is logged and answered by the next run, not lost', async () => {
     let release!: () => void;
-    const runner = new FakeRunner(async (input, hooks): Promise<AgentOutput> => {
+    const runner = new FakeRuntime(async (input, hooks): Promise<AgentOutput> => {
       if (runner.inputs.length === 1) {
         await reply(hooks, 'answer 1');
         // Idle-waiting for follow-ups, like a real sandbox, until the test lets it end.
@@ -54,7 +54,7 @@ describe('failed IPC writes', () => {
       }
       return reply(hooks, `answer 2 (${input.prompt.includes('second') ? 'saw second' : 'missed it'})`);
     });
-    host = await startUnitApp({ runner });
+    host = await startUnitApp({ runtime: runner });
     await host.post('local:main', JSON.stringify({ text: 'first' }));
     await host.waitFor('local:main', (t) => t === 'answer 1');
 
@@ -83,11 +83,11 @@ describe('failed IPC writes', () => {
   });
 
   it('a `_close` that cannot be written at shutdown is logged; the host still stops', async () => {
-    const runner = new FakeRunner(async (_input, hooks): Promise<AgentOutput> => {
+    const runner = new FakeRuntime(async (_input, hooks): Promise<AgentOutput> => {
       await reply(hooks, 'working');
       return new Promise<AgentOutput>(() => undefined); // never ends by itself
     });
-    host = await startUnitApp({ runner, tune: { shutdownGraceMs: 300 } });
+    host = await startUnitApp({ runtime: runner, tune: { shutdownGraceMs: 300 } });
     await host.post('local:main', JSON.stringify({ text: 'go' }));
     await host.waitFor('local:main', (t) => t === 'working');
     const inputDir = path.join(host.config.ipcDir, 'main', 'to-agent', 'input');
@@ -103,12 +103,12 @@ describe('failed IPC writes', () => {
   });
 
   it('snapshots that cannot be written are logged, and runs go on', async () => {
-    const runner = new FakeRunner(async (_input, hooks) => reply(hooks, 'still answering'));
-    host = await startUnitApp({ runner });
+    const runner = new FakeRuntime(async (_input, hooks) => reply(hooks, 'still answering'));
+    host = await startUnitApp({ runtime: runner });
     const groupIpc = path.join(host.config.ipcDir, 'main', 'to-agent');
     undos.push(makeReadOnly(groupIpc));
-    host.app.writeTaskSnapshots();
-    host.app.writeGroupSnapshots();
+    host.app.snapshots.tasks();
+    host.app.snapshots.groups();
     const messages = warn.mock.calls.map((c) => c[1]);
     expect(messages).toContain('cannot write task snapshot');
     expect(messages).toContain('cannot write group snapshot');

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registerGroup } from '../../src/groups.js';
-import { FakeRunner, reply } from '../helpers/fake-runner.js';
+import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
 import { startUnitApp, type UnitApp } from '../helpers/reliability-app.js';
 
 const OWNER_FRIEND = '4915112345678';
@@ -19,11 +19,11 @@ describe('sender allowlist', () => {
     host = undefined;
   });
 
-  async function start(): Promise<{ host: UnitApp; runner: FakeRunner }> {
-    const runner: FakeRunner = new FakeRunner(async (_input, hooks) =>
+  async function start(): Promise<{ host: UnitApp; runner: FakeRuntime }> {
+    const runner: FakeRuntime = new FakeRuntime(async (_input, hooks) =>
       reply(hooks, `run ${runner.inputs.length}`),
     );
-    const unit = await startUnitApp({ runner });
+    const unit = await startUnitApp({ runtime: runner });
     fs.mkdirSync(unit.config.configDir, { recursive: true });
     fs.writeFileSync(
       path.join(unit.config.configDir, 'group-policy.json'),

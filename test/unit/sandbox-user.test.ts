@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { collectChecks } from '../../src/cli/doctor.js';
 import {
+  collectChecks,
   sandboxLimitsCheck,
   sandboxUidCheck,
   systemAccountLookup,
   type AccountLookup,
-} from '../../src/cli/doctor-sandbox.js';
+} from '../../src/cli/doctor.js';
 import { ConfigError, DEFAULT_SANDBOX_UID, loadConfig } from '../../src/config.js';
 import { sandboxAccountFiles, sandboxUser } from '../../src/sandbox/runtime.js';
 import { makeTempDir } from './sandbox-helpers.js';

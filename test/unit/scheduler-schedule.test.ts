@@ -4,7 +4,7 @@ import {
   formatLocal,
   MIN_INTERVAL_MS,
   validateSchedule,
-} from '../../src/scheduler/schedule.js';
+} from '../../src/contract/schedule.js';
 
 const BERLIN = 'Europe/Berlin';
 const at = (iso: string) => new Date(iso);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runTasksCommand } from '../../src/cli/tasks.js';
+import { runTasksCommand } from '../../src/cli/tasks-command.js';
 import { openStore, type Store } from '../../src/db/store.js';
 import type { ScheduledTask } from '../../src/types.js';
 

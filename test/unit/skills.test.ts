@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_SANDBOX_UID, PROJECT_ROOT } from '../../src/config.js';
-import { containerSkillsDir, syncContainerSkills } from '../../src/sandbox/container-skills.js';
+import { agentSkillsDir, syncAgentSkills } from '../../src/sandbox/agent-skills.js';
 
 /** Skills for Claude Code working on the repo, and skills copied into every agent's sandbox. */
 const SKILL_ROOTS = [
   path.join(PROJECT_ROOT, '.claude', 'skills'),
-  containerSkillsDir({ projectRoot: PROJECT_ROOT }),
+  agentSkillsDir({ projectRoot: PROJECT_ROOT }),
 ];
 /** Docs that point people (and Claude Code) at files; a renamed file must not leave them stale. */
 const DOCS = [
@@ -126,8 +126,8 @@ describe('container skills in each group’s session', () => {
 
   it('copies the project’s container skills into data/sessions/<folder>/.claude/skills', () => {
     const sessionDir = path.join(tmp(), 'data', 'sessions', 'family', '.claude');
-    const copied = syncContainerSkills({
-      sourceDir: containerSkillsDir({ projectRoot: PROJECT_ROOT }),
+    const copied = syncAgentSkills({
+      sourceDir: agentSkillsDir({ projectRoot: PROJECT_ROOT }),
       sessionDir,
     });
     expect(copied).toContain('browser');
@@ -150,7 +150,7 @@ describe('container skills in each group’s session', () => {
     fs.mkdirSync(path.join(sessionDir, 'skills', 'mine'));
     fs.writeFileSync(path.join(sessionDir, 'skills', 'mine', 'SKILL.md'), 'the agent’s own');
 
-    expect(syncContainerSkills({ sourceDir: source, sessionDir })).toEqual(['pdf']);
+    expect(syncAgentSkills({ sourceDir: source, sessionDir })).toEqual(['pdf']);
     const skills = path.join(sessionDir, 'skills');
     expect(fs.readFileSync(path.join(skills, 'pdf', 'SKILL.md'), 'utf8')).toBe('v2');
     expect(fs.existsSync(path.join(skills, 'pdf', 'leftover.txt'))).toBe(false);
@@ -172,7 +172,7 @@ describe('container skills in each group’s session', () => {
     const sessionDir = path.join(root, 'session', '.claude');
     fs.mkdirSync(path.join(sessionDir, 'skills'), { recursive: true });
     fs.symlinkSync(outside, path.join(sessionDir, 'skills', 'browser'));
-    syncContainerSkills({ sourceDir: source, sessionDir });
+    syncAgentSkills({ sourceDir: source, sessionDir });
     expect(fs.readFileSync(path.join(outside, 'SKILL.md'), 'utf8')).toBe('precious');
     expect(fs.lstatSync(path.join(sessionDir, 'skills', 'browser')).isDirectory()).toBe(true);
 
@@ -180,7 +180,7 @@ describe('container skills in each group’s session', () => {
     const other = path.join(root, 'other', '.claude');
     fs.mkdirSync(other, { recursive: true });
     fs.symlinkSync(outside, path.join(other, 'skills'));
-    syncContainerSkills({ sourceDir: source, sessionDir: other });
+    syncAgentSkills({ sourceDir: source, sessionDir: other });
     expect(fs.readdirSync(outside)).toEqual(['SKILL.md']);
     expect(fs.readFileSync(path.join(outside, 'SKILL.md'), 'utf8')).toBe('precious');
     expect(fs.readFileSync(path.join(other, 'skills', 'browser', 'SKILL.md'), 'utf8')).toBe('skill');
@@ -193,7 +193,7 @@ describe('container skills in each group’s session', () => {
         ? { uid: DEFAULT_SANDBOX_UID, gid: DEFAULT_SANDBOX_UID }
         : { uid: process.getuid!(), gid: process.getgid!() };
     const sessionDir = path.join(tmp(), '.claude');
-    syncContainerSkills({ sourceDir: containerSkillsDir({ projectRoot: PROJECT_ROOT }), sessionDir, owner });
+    syncAgentSkills({ sourceDir: agentSkillsDir({ projectRoot: PROJECT_ROOT }), sessionDir, owner });
     for (const p of [
       sessionDir,
       path.join(sessionDir, 'skills'),
@@ -204,9 +204,9 @@ describe('container skills in each group’s session', () => {
 
   it('does nothing without a skills directory', () => {
     const root = tmp();
-    expect(
-      syncContainerSkills({ sourceDir: path.join(root, 'none'), sessionDir: path.join(root, 's') }),
-    ).toEqual([]);
+    expect(syncAgentSkills({ sourceDir: path.join(root, 'none'), sessionDir: path.join(root, 's') })).toEqual(
+      [],
+    );
     expect(fs.existsSync(path.join(root, 's'))).toBe(false);
   });
 });

@@ -383,7 +383,7 @@ describe('register_group and refresh_groups', () => {
 
 describe('malformed files', () => {
   it.each([
-    ['not an object', 'hello', /^invalid task file: \(file\): .*expected object/],
+    ['not an object', 'hello', /^invalid task file: \(root\): .*expected object/i],
     ['an unknown type', { type: 'format_disk' }, /^invalid task file: type: /],
     [
       'a missing prompt',

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { DisconnectReason } from '@whiskeysockets/baileys';
 import qrcode from 'qrcode-terminal';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { isWhatsAppLinked } from '../../src/channels/whatsapp/whatsapp-channel.js';
+import { isWhatsAppLinked } from '../../src/channels/whatsapp/link-state.js';
 import { runWhatsAppAuth } from '../../src/cli/whatsapp-auth.js';
 import { fakeSocketFactory, OWN_PN, writeLinkedCreds, type FakeSocket } from './whatsapp-fake-socket.js';
 

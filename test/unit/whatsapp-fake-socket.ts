@@ -11,13 +11,9 @@ import {
   type WAMessage,
   type WAPresence,
 } from '@whiskeysockets/baileys';
-import {
-  WhatsAppChannel,
-  type MakeSocketOptions,
-  type WASocketLike,
-  type WhatsAppDeps,
-} from '../../src/channels/whatsapp/whatsapp-channel.js';
-import type { StoredMessage } from '../../src/db/messages.js';
+import type { MakeSocketOptions, WASocketLike } from '../../src/channels/whatsapp/socket.js';
+import { WhatsAppChannel, type WhatsAppDeps } from '../../src/channels/whatsapp/whatsapp-channel.js';
+import type { StoredMessage } from '../../src/db/message-repo.js';
 import { openStore, type Store } from '../../src/db/store.js';
 import type { ChatInfo } from '../../src/types.js';
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { WAMessage } from '@whiskeysockets/baileys';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MediaDownloader } from '../../src/channels/whatsapp/whatsapp-channel.js';
+import type { MediaDownloader } from '../../src/channels/whatsapp/media.js';
 import { channelHarness, FAMILY, OWN_PN, waMessage, type Harness } from './whatsapp-fake-socket.js';
 
 const ALICE = '15557770000@s.whatsapp.net';

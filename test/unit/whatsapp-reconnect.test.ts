@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DisconnectReason } from '@whiskeysockets/baileys';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { isWhatsAppLinked, linkedAccountJid } from '../../src/channels/whatsapp/whatsapp-channel.js';
+import { isWhatsAppLinked, linkedAccountJid } from '../../src/channels/whatsapp/link-state.js';
 import { logger } from '../../src/logger.js';
 import { channelHarness, type Harness } from './whatsapp-fake-socket.js';
 

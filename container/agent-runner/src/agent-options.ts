@@ -1,76 +1,55 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Options } from '@anthropic-ai/claude-agent-sdk';
-import { nanoclawSdkServer } from './in-process-mcp.js';
 import type { AgentInput } from './input.js';
+import { nanoclawSdkServer } from './nanoclaw-tools.js';
 import type { SandboxPaths } from './paths.js';
 import { preCompactArchiver } from './transcript-archive.js';
 
 /** Tools the agent may use without asking; the sandbox, not a permission prompt, is the boundary. */
-export const ALLOWED_TOOLS = [
-  'Bash',
-  'Read',
-  'Write',
-  'Edit',
-  'MultiEdit',
-  'Glob',
-  'Grep',
-  'WebSearch',
-  'WebFetch',
-  'Task',
-  'TaskOutput',
-  'TaskStop',
-  'TeamCreate',
-  'TeamDelete',
-  'SendMessage',
-  'TodoWrite',
-  'ToolSearch',
-  'Skill',
-  'NotebookEdit',
+const ALLOWED_TOOLS = [
+  ...['Bash', 'Read', 'Write', 'Edit', 'MultiEdit', 'Glob', 'Grep', 'WebSearch', 'WebFetch', 'NotebookEdit'],
+  ...[
+    'Task',
+    'TaskOutput',
+    'TaskStop',
+    'TeamCreate',
+    'TeamDelete',
+    'SendMessage',
+    'TodoWrite',
+    'ToolSearch',
+    'Skill',
+  ],
   'mcp__nanoclaw__*',
 ];
 
-export interface AgentOptionsContext {
+const readOr = <T>(read: () => T, fallback: T): T => {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+};
+
+export function buildAgentOptions(ctx: {
   input: AgentInput;
   paths: SandboxPaths;
   sdkEnv: Record<string, string>;
   sessionId?: string;
-  /** UUID of the last assistant message to resume from; only used together with sessionId. */
   resumeAt?: string;
-}
-
-/** Global memory is shared read-only context for every non-main group. */
-export function readGlobalMemory(input: AgentInput, paths: SandboxPaths): string | undefined {
-  if (input.isMain) return undefined;
-  try {
-    const text = fs.readFileSync(path.join(paths.globalDir, 'CLAUDE.md'), 'utf8').trim();
-    return text.length > 0 ? text : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export function listExtraDirs(extraDir: string): string[] {
-  try {
-    return fs
-      .readdirSync(extraDir, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory())
-      .map((entry) => path.join(extraDir, entry.name))
-      .sort();
-  } catch {
-    return [];
-  }
-}
-
-export function buildAgentOptions(ctx: AgentOptionsContext): Options {
+}): Options {
   const { input, paths } = ctx;
-  const globalMemory = readGlobalMemory(input, paths);
+  const globalMemory = input.isMain
+    ? ''
+    : readOr(() => fs.readFileSync(path.join(paths.globalDir, 'CLAUDE.md'), 'utf8').trim(), '');
+  const extraDirs = readOr(() => fs.readdirSync(paths.extraDir, { withFileTypes: true }), [])
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => path.join(paths.extraDir, entry.name))
+    .sort();
   return {
     cwd: paths.groupDir,
     env: ctx.sdkEnv,
-    ...(ctx.sessionId
-      ? { resume: ctx.sessionId, ...(ctx.resumeAt ? { resumeSessionAt: ctx.resumeAt } : {}) }
-      : {}),
+    ...(ctx.sessionId ? { resume: ctx.sessionId, resumeSessionAt: ctx.resumeAt } : {}),
     permissionMode: 'bypassPermissions',
     allowDangerouslySkipPermissions: true,
     // 'user' loads the container skills the host copies into ~/.claude/skills (the session dir).
@@ -80,7 +59,7 @@ export function buildAgentOptions(ctx: AgentOptionsContext): Options {
       preset: 'claude_code',
       ...(globalMemory ? { append: globalMemory } : {}),
     },
-    additionalDirectories: listExtraDirs(paths.extraDir),
+    additionalDirectories: extraDirs,
     allowedTools: ALLOWED_TOOLS,
     mcpServers: {
       nanoclaw: nanoclawSdkServer({
@@ -89,15 +68,13 @@ export function buildAgentOptions(ctx: AgentOptionsContext): Options {
         isMain: input.isMain,
         ipcDir: paths.ipcDir,
         inboxDir: paths.inboxDir,
-        // Cron expressions are checked in the agent's timezone.
         tz: ctx.sdkEnv.TZ || undefined,
+        minIntervalMs: Number(process.env.NANOCLAW_MIN_TASK_INTERVAL_MS) || undefined,
       }),
     },
     hooks: {
       PreCompact: [
-        {
-          hooks: [preCompactArchiver(path.join(paths.groupDir, 'conversations'), input.assistantName)],
-        },
+        { hooks: [preCompactArchiver(path.join(paths.groupDir, 'conversations'), input.assistantName)] },
       ],
     },
     stderr: (data: string) => process.stderr.write(data),

@@ -4,16 +4,12 @@ import { buildAgentOptions } from './agent-options.js';
 import { startProxyForwarders } from './forwarders.js';
 import { buildInitialPrompt, parseAgentInput, readStdin } from './input.js';
 import { InputWatcher } from './input-watcher.js';
-import { log } from './log.js';
-import { writeOutput } from './output.js';
+import { log, writeOutput } from './output.js';
 import { resolveSandboxPaths } from './paths.js';
 import { runQuery } from './query-runner.js';
 import { buildSdkEnv } from './sdk-env.js';
 
-/**
- * The sandbox's entry point: read the input, run queries until `_close`, exit.
- * Exit code 0 after a normal close, 1 when the input was bad or the agent failed.
- */
+/** Reads the input, runs queries until `_close`; 0 after a normal close, 1 on bad input or failure. */
 async function main(): Promise<number> {
   const startedAt = Date.now();
   const parsed = parseAgentInput(await readStdin());
@@ -27,22 +23,22 @@ async function main(): Promise<number> {
   const sdkEnv = buildSdkEnv(forwarders);
   const watcher = new InputWatcher(path.join(paths.inboxDir, 'input'));
   watcher.start();
-  // processMs: since the process began (Node boot and imports included), for cold-start diagnosis.
+  // From the process's start (Node boot, imports): for cold-start diagnosis.
+  const processMs = Math.round(performance.now());
   log('started', {
     group: input.groupFolder,
     resume: Boolean(input.sessionId),
     ms: Date.now() - startedAt,
-    processMs: Math.round(performance.now()),
+    processMs,
   });
 
   const deps = {
     query,
     watcher,
     writeOutput,
-    options: (sessionId: string | undefined, resumeAt: string | undefined) =>
+    options: (sessionId?: string, resumeAt?: string) =>
       buildAgentOptions({ input, paths, sdkEnv, sessionId, resumeAt }),
   };
-
   let prompt = buildInitialPrompt(input);
   let sessionId = input.sessionId;
   let resumeAt: string | undefined;
@@ -53,26 +49,22 @@ async function main(): Promise<number> {
       if (outcome.resumeFailed) {
         // A session that cannot be resumed is replaced, so the message still gets an answer.
         log('starting a fresh session', { oldSessionId: sessionId });
-        sessionId = undefined;
-        resumeAt = undefined;
+        sessionId = resumeAt = undefined;
         prompt = outcome.inputs.join('\n\n');
         continue;
       }
       if (outcome.error) {
-        if (!outcome.errorWritten)
-          writeOutput({
-            status: 'error',
-            result: null,
-            newSessionId: outcome.sessionId ?? sessionId,
-            error: outcome.error,
-          });
+        if (!outcome.errorWritten) {
+          const newSessionId = outcome.sessionId ?? sessionId;
+          writeOutput({ status: 'error', result: null, newSessionId, error: outcome.error });
+        }
         exitCode = 1;
         break;
       }
       sessionId = outcome.sessionId ?? sessionId;
       resumeAt = outcome.lastAssistantUuid ?? resumeAt;
       if (outcome.closed) break;
-      // The query ended without `_close` (Claude Code exited): the next input resumes the session.
+      // Claude Code exited without `_close`: the next input resumes the session.
       const next = await watcher.next();
       if (next.type === 'close') break;
       prompt = next.text;
@@ -93,9 +85,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const)
   });
 
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => (process.exitCode = code),
   (err: unknown) => {
     log('fatal', { error: err instanceof Error ? err.stack : String(err) });
     writeOutput({ status: 'error', result: null, error: err instanceof Error ? err.message : String(err) });

@@ -1,25 +1,27 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
-import { writeIpcFile } from './ipc-files.js';
-import { minIntervalFromEnv, validateSchedule, type ScheduleType } from './schedule-validation.js';
-import { belongsTo, loadTaskSnapshot, readTaskSnapshot, type TaskSnapshot } from './task-snapshot.js';
+import {
+  folderProblem,
+  taskSnapshotSchema,
+  TASKS_SNAPSHOT,
+  type IpcTask,
+  type ScheduleType,
+  type TaskSnapshot,
+} from './contract/ipc.js';
+import { validateSchedule } from './contract/schedule.js';
 
 /**
- * The nanoclaw tools' behaviour, apart from the MCP plumbing. Each writes one IPC file for the
- * host, which checks authorisation again (the host trusts only the directory a file came from);
- * the checks here exist to give the agent a clear answer at once.
+ * What the nanoclaw tools do: check, then write one IPC file. The host checks again, but its
+ * refusal reaches only its log, so this is where the agent hears about a mistake.
  */
 export interface ToolContext {
   chatJid: string;
   groupFolder: string;
   isMain: boolean;
-  /** Where requests go (messages/, tasks/). */
   ipcDir: string;
-  /** Where the host's snapshots are (read-only). */
   inboxDir: string;
-  /** Timezone for cron validation. */
   tz?: string;
-  /** The host's minimum task interval; read from NANOCLAW_MIN_TASK_INTERVAL_MS when not given. */
   minIntervalMs?: number;
 }
 
@@ -28,124 +30,93 @@ export interface ToolResult {
   isError?: boolean;
 }
 
+/** A tool's arguments are the fields of the task file it writes. */
+type Args<T extends IpcTask['type']> = Omit<Extract<IpcTask, { type: T }>, 'type' | 'taskId'>;
+
 const ok = (text: string): ToolResult => ({ text });
 const fail = (text: string): ToolResult => ({ text, isError: true });
+const random = (bytes: number) => crypto.randomBytes(bytes).toString('hex');
 
-const FOLDER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
-/** Names the host keeps for itself (groups/global, data/ipc/errors). */
-const RESERVED_FOLDERS = new Set(['global', 'errors']);
-
-export function isValidFolder(folder: string): boolean {
-  return FOLDER_PATTERN.test(folder) && folder.length <= 64 && !RESERVED_FOLDERS.has(folder.toLowerCase());
+/** Renamed into place: the host picks up only `*.json`, never half a file. */
+function writeIpc(ctx: ToolContext, kind: 'messages' | 'tasks', data: object): void {
+  const dir = path.join(ctx.ipcDir, kind);
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${Date.now()}-${random(4)}.json`);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(data));
+  fs.renameSync(`${file}.tmp`, file);
 }
 
-function checkSchedule(ctx: ToolContext, type: ScheduleType, value: string) {
-  return validateSchedule(type, value, {
-    tz: ctx.tz,
-    minIntervalMs: ctx.minIntervalMs ?? minIntervalFromEnv(),
-  });
+function checkSchedule(ctx: ToolContext, type: ScheduleType, value: string): ToolResult | undefined {
+  const timezone = ctx.tz ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const check = validateSchedule(type, value, timezone, { minIntervalMs: ctx.minIntervalMs });
+  return check.ok ? undefined : fail(check.error);
 }
 
-function writeTask(ctx: ToolContext, data: object): void {
-  writeIpcFile(path.join(ctx.ipcDir, 'tasks'), data);
+/** null when unreadable. */
+function readTasks(ctx: ToolContext): TaskSnapshot | null {
+  try {
+    const json: unknown = JSON.parse(fs.readFileSync(path.join(ctx.inboxDir, TASKS_SNAPSHOT), 'utf8'));
+    const parsed = taskSnapshotSchema.safeParse(json);
+    return parsed.success ? parsed.data.filter((t) => ctx.isMain || t.groupFolder === ctx.groupFolder) : null;
+  } catch {
+    return null;
+  }
 }
 
 export function sendMessage(ctx: ToolContext, args: { text: string; sender?: string }): ToolResult {
-  writeIpcFile(path.join(ctx.ipcDir, 'messages'), {
-    type: 'message',
-    chatJid: ctx.chatJid,
-    text: args.text,
-    ...(args.sender ? { sender: args.sender } : {}),
-  });
+  writeIpc(ctx, 'messages', { type: 'message', chatJid: ctx.chatJid, text: args.text, sender: args.sender });
   return ok('Message sent.');
-}
-
-export function newTaskId(now = Date.now()): string {
-  return `task-${now}-${crypto.randomBytes(3).toString('hex')}`;
-}
-
-export interface ScheduleTaskArgs {
-  prompt: string;
-  schedule_type: ScheduleType;
-  schedule_value: string;
-  context_mode?: 'group' | 'isolated';
-  target_group_jid?: string;
 }
 
 /** Ids scheduled through this context, which the host's list may not show yet. */
 const scheduledHere = new WeakMap<ToolContext, Set<string>>();
 
-export function scheduleTask(ctx: ToolContext, args: ScheduleTaskArgs): ToolResult {
+export function scheduleTask(ctx: ToolContext, args: Args<'schedule_task'>): ToolResult {
   if (!ctx.isMain && args.target_group_jid && args.target_group_jid !== ctx.chatJid)
     return fail('Only the main group can schedule tasks for another chat; leave target_group_jid empty.');
-  const check = checkSchedule(ctx, args.schedule_type, args.schedule_value);
-  if (!check.ok) return fail(check.error);
-  const taskId = newTaskId();
-  // Always explicit: the tool promises `group` by default, while the host's own default for a
-  // file without a mode is `isolated`.
-  const contextMode = args.context_mode ?? 'group';
-  writeTask(ctx, {
+  const refused = checkSchedule(ctx, args.schedule_type, args.schedule_value);
+  if (refused) return refused;
+  const taskId = `task-${Date.now()}-${random(3)}`;
+  const value = args.schedule_value.trim();
+  // Explicit: the tool promises `group`, a file without a mode means `isolated`.
+  const mode = args.context_mode ?? 'group';
+  writeIpc(ctx, 'tasks', {
+    ...args,
     type: 'schedule_task',
     taskId,
-    prompt: args.prompt,
-    schedule_type: args.schedule_type,
-    schedule_value: args.schedule_value.trim(),
-    context_mode: contextMode,
-    ...(args.target_group_jid ? { target_group_jid: args.target_group_jid } : {}),
+    schedule_value: value,
+    context_mode: mode,
   });
   scheduledHere.set(ctx, (scheduledHere.get(ctx) ?? new Set()).add(taskId));
-  return ok(
-    `Task ${taskId} scheduled (${args.schedule_type}: ${args.schedule_value.trim()}, context ${contextMode}).`,
-  );
-}
-
-function visibleTasks(ctx: ToolContext): TaskSnapshot[] {
-  const tasks = readTaskSnapshot(ctx.inboxDir);
-  return ctx.isMain ? tasks : tasks.filter((t) => belongsTo(t, ctx.groupFolder, ctx.chatJid));
+  return ok(`Task ${taskId} scheduled (${args.schedule_type}: ${value}, context ${mode}).`);
 }
 
 export function listTasks(ctx: ToolContext): ToolResult {
-  const tasks = visibleTasks(ctx);
+  const tasks = readTasks(ctx) ?? [];
   if (tasks.length === 0) return ok('No scheduled tasks.');
   const lines = tasks.map((t) => {
-    const where = ctx.isMain && t.groupFolder ? ` [${t.groupFolder}]` : '';
-    const next = t.nextRun ? `, next ${t.nextRun}` : '';
-    const last = t.lastRun ? `, last ${t.lastRun}` : '';
-    const result = t.lastResult ? `\n  last result: ${oneLine(t.lastResult, 200)}` : '';
-    return `- ${t.id}${where} (${t.status ?? 'unknown'}; ${t.scheduleType ?? '?'}: ${t.scheduleValue ?? '?'}${next}${last}): ${t.prompt ?? ''}${result}`;
+    const where = ctx.isMain ? ` [${t.groupFolder}]` : '';
+    const times = `${t.next_run ? `, next ${t.next_run}` : ''}${t.last_run ? `, last ${t.last_run}` : ''}`;
+    const flat = t.last_result?.replace(/\s+/g, ' ').trim() ?? '';
+    const result = flat ? `\n  last result: ${flat.length > 200 ? `${flat.slice(0, 199)}…` : flat}` : '';
+    return `- ${t.id}${where} (${t.status}; ${t.schedule_type}: ${t.schedule_value}${times}): ${t.prompt}${result}`;
   });
-  // Stored instants are UTC; schedules the agent writes are local, so say which is which.
   return ok(`Scheduled tasks (next/last times in UTC):\n${lines.join('\n')}`);
 }
 
-function oneLine(text: string, max: number): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-}
-
-type TaskAction = 'pause_task' | 'resume_task' | 'cancel_task' | 'update_task';
-
-/**
- * Refuses what the host would refuse, going by the task list the host published: a task of
- * another group, an id it doesn't know, a change to a completed task. A refusal by the host only
- * reaches its log, so this is where the agent learns of it. Without a readable list, or for a task
- * just scheduled here (the list may not show it yet), the host alone decides.
- */
-function checkTask(ctx: ToolContext, taskId: string, action: TaskAction): ToolResult | undefined {
-  const tasks = loadTaskSnapshot(ctx.inboxDir);
+/** What the host would refuse, by its list; without one, or for a task just scheduled, it decides. */
+function checkTask(ctx: ToolContext, taskId: string, action: string): ToolResult | undefined {
+  const tasks = readTasks(ctx);
   if (tasks === null || scheduledHere.get(ctx)?.has(taskId)) return undefined;
   const task = tasks.find((t) => t.id === taskId);
-  if (task && !ctx.isMain && !belongsTo(task, ctx.groupFolder, ctx.chatJid))
-    return fail(`Task ${taskId} belongs to another group; you can only manage this group's tasks.`);
   if (!task)
     return fail(
       `Task ${taskId} not found${ctx.isMain ? '' : " among this group's tasks"}; list_tasks shows the ids.`,
     );
   if (task.status === 'completed' && action !== 'cancel_task')
     return fail(`Task ${taskId} has completed; schedule a new task instead.`);
-  if (action === 'resume_task' && task.scheduleType === 'once' && task.lastRun)
+  if (action === 'resume_task' && task.schedule_type === 'once' && task.last_run)
     return fail(`Task ${taskId} is a once task that already ran; schedule a new task instead.`);
-  return undefined;
 }
 
 export function taskAction(
@@ -155,77 +126,39 @@ export function taskAction(
 ): ToolResult {
   const refused = checkTask(ctx, taskId, action);
   if (refused) return refused;
-  writeTask(ctx, { type: action, taskId });
-  const verb = { pause_task: 'pause', resume_task: 'resume', cancel_task: 'cancel' }[action];
-  return ok(`Requested: ${verb} task ${taskId}.`);
+  writeIpc(ctx, 'tasks', { type: action, taskId });
+  return ok(`Requested: ${action.replace('_task', '')} task ${taskId}.`);
 }
 
-export interface UpdateTaskArgs {
-  task_id: string;
-  prompt?: string;
-  schedule_type?: ScheduleType;
-  schedule_value?: string;
-  context_mode?: 'group' | 'isolated';
-}
-
-export function updateTask(ctx: ToolContext, args: UpdateTaskArgs): ToolResult {
-  const refused = checkTask(ctx, args.task_id, 'update_task');
+export function updateTask(ctx: ToolContext, args: Args<'update_task'> & { task_id: string }): ToolResult {
+  const { task_id: taskId, ...changes } = args;
+  const refused = checkTask(ctx, taskId, 'update_task');
   if (refused) return refused;
-  if (
-    args.prompt === undefined &&
-    args.schedule_type === undefined &&
-    args.schedule_value === undefined &&
-    args.context_mode === undefined
-  )
+  if (Object.values(changes).every((v) => v === undefined))
     return fail('Nothing to update: give prompt, schedule_type, schedule_value or context_mode.');
-  if (args.schedule_type !== undefined && args.schedule_value === undefined)
-    return fail('Changing schedule_type needs a matching schedule_value.');
-  if (args.schedule_value !== undefined) {
-    const known = readTaskSnapshot(ctx.inboxDir).find((t) => t.id === args.task_id)?.scheduleType;
-    const type = args.schedule_type ?? known;
-    if (type === 'cron' || type === 'interval' || type === 'once') {
-      const check = checkSchedule(ctx, type, args.schedule_value);
-      if (!check.ok) return fail(check.error);
-    }
+  if (changes.schedule_value === undefined) {
+    if (changes.schedule_type !== undefined)
+      return fail('Changing schedule_type needs a matching schedule_value.');
+  } else {
+    changes.schedule_value = changes.schedule_value.trim();
+    const type = changes.schedule_type ?? readTasks(ctx)?.find((t) => t.id === taskId)?.schedule_type;
+    const bad = type && checkSchedule(ctx, type, changes.schedule_value);
+    if (bad) return bad;
   }
-  writeTask(ctx, {
-    type: 'update_task',
-    taskId: args.task_id,
-    ...(args.prompt !== undefined ? { prompt: args.prompt } : {}),
-    ...(args.schedule_type !== undefined ? { schedule_type: args.schedule_type } : {}),
-    ...(args.schedule_value !== undefined ? { schedule_value: args.schedule_value.trim() } : {}),
-    ...(args.context_mode !== undefined ? { context_mode: args.context_mode } : {}),
-  });
-  return ok(`Requested: update task ${args.task_id}.`);
+  writeIpc(ctx, 'tasks', { type: 'update_task', taskId, ...changes });
+  return ok(`Requested: update task ${taskId}.`);
 }
 
-export interface RegisterGroupArgs {
-  jid: string;
-  name: string;
-  folder: string;
-  trigger: string;
-  requires_trigger?: boolean;
-}
-
-export function registerGroup(ctx: ToolContext, args: RegisterGroupArgs): ToolResult {
+export function registerGroup(ctx: ToolContext, args: Args<'register_group'>): ToolResult {
   if (!ctx.isMain) return fail('Only the main group can register groups.');
-  if (!isValidFolder(args.folder))
-    return fail(
-      `folder "${args.folder}" is not allowed: use up to 64 letters, digits, "_" or "-", starting with a letter or digit, and not "global" or "errors".`,
-    );
-  writeTask(ctx, {
-    type: 'register_group',
-    jid: args.jid,
-    name: args.name,
-    folder: args.folder,
-    trigger: args.trigger,
-    ...(args.requires_trigger !== undefined ? { requires_trigger: args.requires_trigger } : {}),
-  });
+  const bad = folderProblem(args.folder);
+  if (bad) return fail(bad);
+  writeIpc(ctx, 'tasks', { type: 'register_group', ...args });
   return ok(`Requested: register ${args.name} (${args.jid}) in folder ${args.folder}.`);
 }
 
 export function refreshGroups(ctx: ToolContext): ToolResult {
   if (!ctx.isMain) return fail('Only the main group can refresh the group list.');
-  writeTask(ctx, { type: 'refresh_groups' });
+  writeIpc(ctx, 'tasks', { type: 'refresh_groups' });
   return ok('Requested a refresh of available_groups.json; read it again in a few seconds.');
 }

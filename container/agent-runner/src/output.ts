@@ -1,7 +1,8 @@
-export const OUTPUT_START_MARKER = '---NANOCLAW_OUTPUT_START---';
-export const OUTPUT_END_MARKER = '---NANOCLAW_OUTPUT_END---';
+import { OUTPUT_END, OUTPUT_START } from './contract/ipc.js';
 
-/** One result for the host, in the shape of the host's AgentOutput. */
+/** stdout carries only the framed results the host parses; everything else of ours goes to stderr. */
+
+/** The host's AgentOutput. */
 export interface RunnerOutput {
   status: 'success' | 'error';
   result: string | null;
@@ -9,10 +10,10 @@ export interface RunnerOutput {
   error?: string;
 }
 
-export function frameOutput(output: RunnerOutput): string {
-  return `${OUTPUT_START_MARKER}\n${JSON.stringify(output)}\n${OUTPUT_END_MARKER}\n`;
+export function writeOutput(output: RunnerOutput): void {
+  process.stdout.write(`${OUTPUT_START}\n${JSON.stringify(output)}\n${OUTPUT_END}\n`);
 }
 
-export function writeOutput(output: RunnerOutput): void {
-  process.stdout.write(frameOutput(output));
+export function log(message: string, context?: Record<string, unknown>): void {
+  process.stderr.write(`[agent-runner] ${message}${context ? ` ${JSON.stringify(context)}` : ''}\n`);
 }

@@ -1,29 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HookCallback } from '@anthropic-ai/claude-agent-sdk';
-import { log } from './log.js';
+import { log } from './output.js';
 
-interface TranscriptTurn {
-  role: 'user' | 'assistant';
-  text: string;
-}
+type Turn = { role: 'user' | 'assistant'; text: string };
 
-function contentText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return '';
-  return content
-    .map((block: { type?: string; text?: string }) =>
-      block?.type === 'text' && typeof block.text === 'string' ? block.text : '',
-    )
-    .filter((t) => t.length > 0)
-    .join('\n');
-}
-
-/** The readable turns of a session transcript (JSONL); tool calls and results are left out. */
-export function parseTranscript(jsonl: string): TranscriptTurn[] {
-  const turns: TranscriptTurn[] = [];
+/** Tool calls and results are left out. */
+function parseTranscript(jsonl: string): Turn[] {
+  const turns: Turn[] = [];
   for (const line of jsonl.split('\n')) {
-    if (!line.trim()) continue;
     let entry: { type?: string; isMeta?: boolean; message?: { content?: unknown } };
     try {
       entry = JSON.parse(line);
@@ -31,54 +16,41 @@ export function parseTranscript(jsonl: string): TranscriptTurn[] {
       continue;
     }
     if ((entry.type !== 'user' && entry.type !== 'assistant') || entry.isMeta) continue;
-    const text = contentText(entry.message?.content).trim();
+    const content = entry.message?.content;
+    const blocks = Array.isArray(content) ? (content as Array<{ type?: string; text?: unknown }>) : [];
+    const text = (
+      typeof content === 'string'
+        ? content
+        : blocks
+            .flatMap((b) => (b?.type === 'text' && typeof b.text === 'string' && b.text ? [b.text] : []))
+            .join('\n')
+    ).trim();
     if (text) turns.push({ role: entry.type, text });
   }
   return turns;
 }
 
-export function slugify(text: string, maxWords = 6): string {
-  const slug = text
-    .toLowerCase()
-    .replace(/<[^>]*>/g, ' ')
-    .replace(/[^a-z0-9]+/g, ' ')
-    .trim()
-    .split(/\s+/)
-    .filter((w) => w.length > 0)
-    .slice(0, maxWords)
-    .join('-');
-  return slug || 'conversation';
-}
-
-export function formatTranscriptMarkdown(turns: TranscriptTurn[], assistantName: string, when: Date): string {
-  const lines = [`# Conversation archived ${when.toISOString()}`, ''];
-  for (const turn of turns) {
-    lines.push(`**${turn.role === 'user' ? 'User' : assistantName}**:`, '', turn.text, '');
-  }
-  return lines.join('\n');
-}
-
-function localDate(when: Date): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}`;
-}
-
-/** Writes the transcript to <dir>/<YYYY-MM-DD>-<slug>.md, never overwriting an earlier one. */
-export function archiveTranscript(
+/** Writes <dir>/<YYYY-MM-DD>-<slug of the first question>.md, never over an earlier one. */
+function archiveTranscript(
   transcriptPath: string,
-  conversationsDir: string,
+  dir: string,
   assistantName: string,
   when = new Date(),
 ): string | null {
   if (!fs.existsSync(transcriptPath)) return null;
   const turns = parseTranscript(fs.readFileSync(transcriptPath, 'utf8'));
   if (turns.length === 0) return null;
-  const firstUser = turns.find((t) => t.role === 'user');
-  const base = `${localDate(when)}-${slugify(firstUser?.text ?? '')}`;
-  fs.mkdirSync(conversationsDir, { recursive: true });
-  let file = path.join(conversationsDir, `${base}.md`);
-  for (let n = 2; fs.existsSync(file); n++) file = path.join(conversationsDir, `${base}-${n}.md`);
-  fs.writeFileSync(file, formatTranscriptMarkdown(turns, assistantName, when));
+  const words = (turns.find((t) => t.role === 'user')?.text ?? '')
+    .toLowerCase()
+    .replace(/<[^>]*>/g, ' ')
+    .match(/[a-z0-9]+/g);
+  const date = `${when.getFullYear()}-${String(when.getMonth() + 1).padStart(2, '0')}-${String(when.getDate()).padStart(2, '0')}`;
+  const base = `${date}-${words?.slice(0, 6).join('-') || 'conversation'}`;
+  fs.mkdirSync(dir, { recursive: true });
+  let file = path.join(dir, `${base}.md`);
+  for (let n = 2; fs.existsSync(file); n++) file = path.join(dir, `${base}-${n}.md`);
+  const body = turns.map((t) => `**${t.role === 'user' ? 'User' : assistantName}**:\n\n${t.text}\n`);
+  fs.writeFileSync(file, [`# Conversation archived ${when.toISOString()}\n`, ...body, ''].join('\n'));
   return file;
 }
 

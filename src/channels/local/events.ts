@@ -1,6 +1,5 @@
 import type http from 'node:http';
 
-/** What the local channel pushes to pages and terminals. */
 export type LocalEvent =
   | { type: 'message'; data: { chat: string; text: string; timestamp: string; sender: string } }
   | { type: 'typing'; data: { chat: string; isTyping: boolean } };
@@ -8,12 +7,10 @@ export type LocalEvent =
 /** A client that stops reading is dropped rather than buffered without bound. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 
-function frame(event: LocalEvent): string {
-  // JSON.stringify escapes newlines, so the data always fits on one `data:` line.
-  return `event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`;
-}
+// JSON.stringify escapes newlines, so the data always fits on one `data:` line.
+const frame = (event: LocalEvent) => `event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`;
 
-/** Server-Sent Events fan-out with a comment heartbeat so proxies and clients see a live stream. */
+/** SSE fan-out; the heartbeat shows proxies and clients a live stream. */
 export class EventHub {
   private readonly clients = new Set<http.ServerResponse>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -21,12 +18,9 @@ export class EventHub {
   constructor(private readonly heartbeatMs = 15_000) {}
 
   start(): void {
-    if (this.heartbeat) return;
-    this.heartbeat = setInterval(() => this.writeAll(': heartbeat\n\n'), this.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat ??= setInterval(() => this.writeAll(': heartbeat\n\n'), this.heartbeatMs).unref();
   }
 
-  /** Stops the heartbeat and ends every open stream. */
   stop(): void {
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
@@ -34,24 +28,16 @@ export class EventHub {
     this.clients.clear();
   }
 
-  get clientCount(): number {
-    return this.clients.size;
-  }
-
-  /** Turns the response into an event stream; `initial` events bring a new client up to date. */
-  subscribe(req: http.IncomingMessage, res: http.ServerResponse, initial: LocalEvent[] = []): void {
+  subscribe(res: http.ServerResponse, initial: LocalEvent[]): void {
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
-    res.write('retry: 2000\n: connected\n\n');
-    for (const event of initial) res.write(frame(event));
+    res.write(`retry: 2000\n: connected\n\n${initial.map(frame).join('')}`);
     this.clients.add(res);
-    const drop = () => this.clients.delete(res);
-    req.on('close', drop);
-    res.on('close', drop);
+    res.on('close', () => this.clients.delete(res));
   }
 
   publish(event: LocalEvent): void {
@@ -60,12 +46,11 @@ export class EventHub {
 
   private writeAll(chunk: string): void {
     for (const res of this.clients) {
-      if (res.writableLength > MAX_BUFFERED_BYTES) {
+      if (res.writableLength <= MAX_BUFFERED_BYTES) res.write(chunk);
+      else {
         this.clients.delete(res);
         res.destroy();
-        continue;
       }
-      res.write(chunk);
     }
   }
 }

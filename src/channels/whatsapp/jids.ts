@@ -1,50 +1,31 @@
 import { isLidUser, isPnUser, jidNormalizedUser } from '@whiskeysockets/baileys';
 import { logger } from '../../logger.js';
-
-export interface LidLookup {
-  getPNForLID(lid: string): Promise<string | null>;
-}
+import type { WASocketLike } from './socket.js';
 
 /**
- * WhatsApp increasingly addresses people by LID (`<n>@lid`) instead of their phone jid. Groups are
- * registered, and senders recognised, by phone jid, so LIDs are translated whenever the mapping is
- * known: from the message key's alternate jid, from our own identity, from mappings Baileys has
- * announced, or from Baileys' LID store. An unknown LID is kept as it is.
+ * WhatsApp may address people by LID (`<n>@lid`); groups are registered and senders known by phone
+ * jid, so a LID is translated when the mapping is known, else kept.
  */
 export class JidTranslator {
   private readonly lidToPn = new Map<string, string>();
 
-  constructor(private readonly lookup: () => LidLookup | undefined) {}
+  constructor(private readonly sock: () => WASocketLike | undefined) {}
 
-  /** Learns our own LID ↔ phone pair (self-chat arrives under our LID). */
-  setOwnIdentity(user: { id: string; lid?: string } | undefined): void {
-    if (user?.lid) this.remember(user.lid, user.id);
+  remember(lid: string | undefined, pn: string | null | undefined): void {
+    if (isLidUser(lid) && pn && isPnUser(pn)) this.lidToPn.set(jidNormalizedUser(lid), jidNormalizedUser(pn));
   }
 
-  remember(lid: string, pn: string): void {
-    if (!isLidUser(lid) || !isPnUser(pn)) return;
-    this.lidToPn.set(jidNormalizedUser(lid), jidNormalizedUser(pn));
-  }
-
-  /** The phone jid for `jid` when it is a LID with a known mapping; otherwise `jid` unchanged. */
   async toPhoneJid(jid: string, alternate?: string | null): Promise<string> {
     if (!isLidUser(jid)) return jid;
     const lid = jidNormalizedUser(jid);
-    if (alternate && isPnUser(alternate)) {
-      this.remember(lid, alternate);
-      return jidNormalizedUser(alternate);
-    }
-    const cached = this.lidToPn.get(lid);
-    if (cached) return cached;
-    try {
-      const pn = await this.lookup()?.getPNForLID(jid);
-      if (pn && isPnUser(pn)) {
-        this.remember(lid, pn);
-        return jidNormalizedUser(pn);
+    this.remember(lid, alternate);
+    if (!this.lidToPn.has(lid)) {
+      try {
+        this.remember(lid, await this.sock()?.signalRepository?.lidMapping?.getPNForLID(jid));
+      } catch (err) {
+        logger.debug({ err, jid }, 'whatsapp LID lookup failed');
       }
-    } catch (err) {
-      logger.debug({ err, jid }, 'whatsapp LID lookup failed');
     }
-    return jid;
+    return this.lidToPn.get(lid) ?? jid;
   }
 }

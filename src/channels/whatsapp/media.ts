@@ -2,150 +2,128 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { downloadMediaMessage, type WAMessage } from '@whiskeysockets/baileys';
-import { isValidFolder } from '../../config.js';
+import { isValidFolder } from '../../contract/ipc.js';
 import { inToAgent, MEDIA_DIR, publishMedia } from '../../ipc/to-agent.js';
 import { logger } from '../../logger.js';
+import { CONTAINER_PATHS } from '../../sandbox/mount-plan.js';
 import type { MediaInfo } from './inbound.js';
-import type { BaileysLogger, WASocketLike } from './socket.js';
+import { baileysLogger, type WASocketLike } from './socket.js';
 
-/** Fetches an attachment's bytes; Baileys' downloadMediaMessage by default, a fake in tests. */
-export type MediaDownloader = (
-  message: WAMessage,
-  sock: WASocketLike,
-) => Promise<Buffer | AsyncIterable<Uint8Array>>;
+type Source = Buffer | AsyncIterable<Uint8Array>;
+export type MediaDownloader = (message: WAMessage, sock: WASocketLike) => Promise<Source>;
 
-export function baileysMediaDownloader(log: NonNullable<BaileysLogger>): MediaDownloader {
-  return (message, sock) => {
-    const reupload = sock.updateMediaMessage?.bind(sock);
-    return downloadMediaMessage(
-      message,
-      'stream',
-      {},
-      reupload ? { logger: log, reuploadRequest: reupload } : undefined,
-    );
-  };
-}
-
-export const DEFAULT_MAX_MEDIA_BYTES = 50 * 1024 * 1024;
-export const DEFAULT_MEDIA_TIMEOUT_MS = 120_000;
-
-/** Where the host-to-agent IPC part appears inside the sandbox. */
-const CONTAINER_INBOX_DIR = '/workspace/inbox';
-
-const EXTENSIONS: Record<string, string> = {
-  'image/jpeg': 'jpg',
-  'image/png': 'png',
-  'image/webp': 'webp',
-  'image/gif': 'gif',
-  'image/heic': 'heic',
-  'video/mp4': 'mp4',
-  'video/3gpp': '3gp',
-  'video/quicktime': 'mov',
-  'audio/ogg': 'ogg',
-  'audio/mpeg': 'mp3',
-  'audio/mp4': 'm4a',
-  'audio/aac': 'aac',
-  'audio/amr': 'amr',
-  'audio/wav': 'wav',
-  'application/pdf': 'pdf',
-  'application/zip': 'zip',
-  'application/json': 'json',
-  'text/plain': 'txt',
-  'text/csv': 'csv',
-  'application/msword': 'doc',
-  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
-  'application/vnd.ms-excel': 'xls',
-  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
-  'application/vnd.ms-powerpoint': 'ppt',
-  'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'pptx',
+const baileysDownload: MediaDownloader = (message, sock) => {
+  const reuploadRequest = sock.updateMediaMessage?.bind(sock);
+  return downloadMediaMessage(
+    message,
+    'stream',
+    {},
+    reuploadRequest && { logger: baileysLogger(), reuploadRequest },
+  );
 };
 
-const DEFAULT_EXTENSION: Record<MediaInfo['kind'], string> = {
-  image: 'jpg',
-  video: 'mp4',
-  audio: 'ogg',
-  'voice note': 'ogg',
-  document: 'bin',
-};
-
-/** A short extension of letters and digits only: from the mimetype, else the document's name. */
-export function mediaExtension(media: MediaInfo): string {
-  const mime = media.mimetype?.split(';')[0]?.trim().toLowerCase();
-  const known = mime ? EXTENSIONS[mime] : undefined;
-  if (known) return known;
-  const fromName = media.fileName ? path.extname(media.fileName).slice(1).toLowerCase() : '';
-  if (/^[a-z0-9]{1,8}$/.test(fromName)) return fromName;
-  return DEFAULT_EXTENSION[media.kind];
-}
+const OOXML = 'application/vnd.openxmlformats-officedocument.';
+const EXTENSIONS = new Map([
+  ...`image/png image/webp image/gif image/heic video/mp4 audio/ogg audio/aac audio/amr audio/wav
+      application/pdf application/zip application/json text/csv`
+    .split(/\s+/)
+    .map((mime): [string, string] => [mime, mime.split('/')[1]!]),
+  ['image/jpeg', 'jpg'],
+  ['video/3gpp', '3gp'],
+  ['video/quicktime', 'mov'],
+  ['audio/mpeg', 'mp3'],
+  ['audio/mp4', 'm4a'],
+  ['text/plain', 'txt'],
+  ['application/msword', 'doc'],
+  ['application/vnd.ms-excel', 'xls'],
+  ['application/vnd.ms-powerpoint', 'ppt'],
+  [`${OOXML}wordprocessingml.document`, 'docx'],
+  [`${OOXML}spreadsheetml.sheet`, 'xlsx'],
+  [`${OOXML}presentationml.presentation`, 'pptx'],
+]);
+const DEFAULT_EXTENSION = { image: 'jpg', video: 'mp4', audio: 'ogg', 'voice note': 'ogg', document: 'bin' };
 
 /** `<ms>-<id>.<ext>`, built only from characters that cannot form a path. */
-export function mediaFileName(timeMs: number, messageId: string, media: MediaInfo): string {
+function mediaFileName(timeMs: number, messageId: string, media: MediaInfo): string {
   const id = messageId.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64) || 'message';
-  return `${Math.trunc(timeMs)}-${id}.${mediaExtension(media)}`;
+  const mime = media.mimetype?.split(';')[0]?.trim().toLowerCase() ?? '';
+  const fromName = path.extname((media.fileName ?? '').toLowerCase()).slice(1);
+  const ext =
+    EXTENSIONS.get(mime) ?? (/^[a-z0-9]{1,8}$/.test(fromName) ? fromName : DEFAULT_EXTENSION[media.kind]);
+  return `${Math.trunc(timeMs)}-${id}.${ext}`;
 }
 
-export type SaveMediaResult =
-  /** hostPath: the file's name in the group's media/ folder. */
-  { ok: true; hostPath: string; containerPath: string } | { ok: false; reason: string };
+export type SaveMediaResult = { ok: true; containerPath: string } | { ok: false; reason: string };
 
 export interface SaveMediaOptions {
-  /** data/ipc: the file is published in <folder>/to-agent/media/. */
   ipcDir: string;
-  /** A host-private folder (never mounted) for downloads in progress. */
+  /** Host-private (never mounted), for downloads in progress. */
   tmpDir: string;
   folder: string;
   message: WAMessage;
   media: MediaInfo;
   timeMs: number;
   sock: WASocketLike;
-  download: MediaDownloader;
-  maxBytes: number;
-  timeoutMs: number;
+  download?: MediaDownloader;
+  maxBytes?: number;
+  timeoutMs?: number;
 }
 
 const mb = (bytes: number) => `${Math.ceil(bytes / (1024 * 1024))} MB`;
 
+/** A failure whose message is fit to show the agent (no host paths). */
+class MediaError extends Error {}
+
 /**
- * Saves an attachment where the group's agent can read it: downloaded into a host-private folder
- * first, then moved into the read-only host-to-agent part (data/ipc/<folder>/to-agent/media/). No
- * agent can write there, so nothing it planted can redirect the download.
+ * Downloads into a host-private folder, then moves the file into the group's read-only inbox, where
+ * no agent can plant anything to redirect it. Never throws.
  */
 export async function saveMedia(opts: SaveMediaOptions): Promise<SaveMediaResult> {
-  if (!isValidFolder(opts.folder)) return { ok: false, reason: 'invalid group folder' };
-  if (opts.media.fileLength !== undefined && opts.media.fileLength > opts.maxBytes) {
-    return { ok: false, reason: `too large (${mb(opts.media.fileLength)}; limit ${mb(opts.maxBytes)})` };
+  try {
+    const result = await save(opts);
+    if (!result.ok)
+      logger.warn({ folder: opts.folder, reason: result.reason }, 'whatsapp attachment not saved');
+    return result;
+  } catch (err) {
+    logger.error({ err, folder: opts.folder }, 'whatsapp attachment not saved');
+    return { ok: false, reason: 'the media folder could not be written' };
   }
-  const fileName = mediaFileName(opts.timeMs, opts.message.key.id ?? '', opts.media);
-  const containerPath = (name: string) => `${CONTAINER_INBOX_DIR}/${MEDIA_DIR}/${name}`;
-  // A message delivered twice (notify, then append after a reconnect) keeps its first file.
-  const existing = inToAgent(opts, opts.folder, [MEDIA_DIR], (dir) => dir.lstat(fileName));
-  if (existing?.isFile()) return { ok: true, hostPath: fileName, containerPath: containerPath(fileName) };
-
-  await fs.promises.mkdir(opts.tmpDir, { recursive: true, mode: 0o700 });
-  const tmpPath = path.join(opts.tmpDir, `${fileName}.${crypto.randomBytes(4).toString('hex')}.part`);
-  const outcome = await downloadTo(tmpPath, opts);
-  if (outcome !== 'ok') {
-    await fs.promises.rm(tmpPath, { force: true });
-    return { ok: false, reason: outcome };
-  }
-  const published = publishMedia(opts, opts.folder, tmpPath, fileName);
-  return { ok: true, hostPath: published, containerPath: containerPath(published) };
 }
 
-async function downloadTo(tmpPath: string, opts: SaveMediaOptions): Promise<'ok' | string> {
+async function save(opts: SaveMediaOptions): Promise<SaveMediaResult> {
+  const { folder, media, maxBytes = 50 * 1024 * 1024 } = opts;
+  if (!isValidFolder(folder)) return { ok: false, reason: 'invalid group folder' };
+  const declared = media.fileLength ?? 0;
+  if (declared > maxBytes) return { ok: false, reason: `too large (${mb(declared)}; limit ${mb(maxBytes)})` };
+  let name = mediaFileName(opts.timeMs, opts.message.key.id ?? '', media);
+  // A message delivered twice (notify, then append after a reconnect) keeps its first file.
+  if (!inToAgent(opts, folder, [MEDIA_DIR], (dir) => dir.lstat(name))?.isFile()) {
+    await fs.promises.mkdir(opts.tmpDir, { recursive: true, mode: 0o700 });
+    const tmp = path.join(opts.tmpDir, `${name}.${crypto.randomBytes(4).toString('hex')}.part`);
+    const failure = await download(tmp, opts, maxBytes);
+    if (failure) {
+      await fs.promises.rm(tmp, { force: true });
+      return { ok: false, reason: failure };
+    }
+    name = publishMedia(opts, folder, tmp, name);
+  }
+  return { ok: true, containerPath: `${CONTAINER_PATHS.inbox}/${MEDIA_DIR}/${name}` };
+}
+
+async function download(tmp: string, opts: SaveMediaOptions, maxBytes: number): Promise<string | undefined> {
   let timer: NodeJS.Timeout | undefined;
-  let source: Buffer | AsyncIterable<Uint8Array> | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new MediaError('download timed out')), opts.timeoutMs);
+    timer = setTimeout(() => reject(new MediaError('download timed out')), opts.timeoutMs ?? 120_000);
   });
   deadline.catch(() => undefined);
-  const started = opts.download(opts.message, opts.sock);
+  const started = (opts.download ?? baileysDownload)(opts.message, opts.sock);
+  let source: Source | undefined;
   try {
     source = await Promise.race([started, deadline]);
-    await Promise.race([writeCapped(tmpPath, source, opts.maxBytes), deadline]);
-    return 'ok';
+    await Promise.race([writeCapped(tmp, source, maxBytes), deadline]);
+    return undefined;
   } catch (err) {
-    // A stream that stalled, or arrives after the deadline, is destroyed so it holds nothing open.
+    // A stream that stalled, or came after the deadline, is destroyed so it holds nothing open.
     if (source) destroy(source);
     else void started.then(destroy, () => undefined);
     if (err instanceof MediaError) return err.message;
@@ -156,23 +134,13 @@ async function downloadTo(tmpPath: string, opts: SaveMediaOptions): Promise<'ok'
   }
 }
 
-/** A failure whose message is fit to show the agent (no host paths). */
-class MediaError extends Error {}
+const destroy = (source: Source) => (source as { destroy?: () => void }).destroy?.();
 
-function destroy(source: Buffer | AsyncIterable<Uint8Array>): void {
-  (source as { destroy?: () => void }).destroy?.();
-}
-
-async function writeCapped(
-  tmpPath: string,
-  source: Buffer | AsyncIterable<Uint8Array>,
-  maxBytes: number,
-): Promise<void> {
-  const file = await fs.promises.open(tmpPath, 'wx', 0o644);
+async function writeCapped(tmp: string, source: Source, maxBytes: number): Promise<void> {
+  const file = await fs.promises.open(tmp, 'wx', 0o644);
   try {
     let total = 0;
-    const chunks: AsyncIterable<Uint8Array> | Uint8Array[] = Buffer.isBuffer(source) ? [source] : source;
-    for await (const chunk of chunks) {
+    for await (const chunk of Buffer.isBuffer(source) ? [source] : source) {
       total += chunk.length;
       if (total > maxBytes) throw new MediaError(`too large (over ${mb(maxBytes)})`);
       await file.write(chunk);
@@ -182,26 +150,18 @@ async function writeCapped(
   }
 }
 
-/**
- * What the agent sees for an attachment. The caption comes first so a caption that starts with
- * the trigger (`@Andy what is this?`) still triggers; the reference follows on its own line.
- */
+/** The caption comes first, so one that starts with the trigger still triggers. */
 export function describeMedia(media: MediaInfo, result: SaveMediaResult, caption: string): string {
-  let reference: string;
-  if (result.ok) {
-    const original = media.kind === 'document' ? displayName(media.fileName) : '';
-    reference = `[${media.kind}: ${result.containerPath}${original ? ` (${original})` : ''}]`;
-  } else {
-    reference = `[${media.kind}: the attachment could not be saved (${result.reason})]`;
-  }
+  // The sender-chosen document name, made safe to show on one line inside brackets.
+  const original =
+    media.kind === 'document'
+      ? media.fileName
+          ?.replace(/[\p{Cc}\p{Cf}[\]]/gu, '')
+          .trim()
+          .slice(0, 120)
+      : '';
+  const reference = result.ok
+    ? `[${media.kind}: ${result.containerPath}${original ? ` (${original})` : ''}]`
+    : `[${media.kind}: the attachment could not be saved (${result.reason})]`;
   return caption ? `${caption}\n${reference}` : reference;
-}
-
-/** The sender-chosen document name, made safe to show on one line inside brackets. */
-function displayName(name: string | undefined): string {
-  if (!name) return '';
-  return name
-    .replace(/[\p{Cc}\p{Cf}[\]]/gu, '')
-    .trim()
-    .slice(0, 120);
 }

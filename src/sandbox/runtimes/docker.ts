@@ -1,17 +1,148 @@
-import { DockerCompatibleRuntime, type DockerCompatibleOptions } from './docker-compatible.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { logger } from '../../logger.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
+import {
+  hostIsRoot,
+  INSTANCE_LABEL,
+  RuntimeUnavailableError,
+  SANDBOX_HOME,
+  sandboxAccountFiles,
+  sortMountsForApply,
+  type MountSpec,
+  type SandboxRuntime,
+  type SandboxSpec,
+  type SandboxUser,
+} from '../runtime.js';
+import { cliEnv, runCommand } from './cli.js';
 
-export class DockerRuntime extends DockerCompatibleRuntime {
-  constructor(options: DockerCompatibleOptions = {}) {
-    super(
-      {
-        kind: 'docker',
-        bin: 'docker',
-        installHint:
-          'Install Docker (Debian/Ubuntu: apt-get install docker.io; macOS: Docker Desktop), or set CONTAINER_RUNTIME=bwrap',
-        startHint: 'Start the Docker daemon (systemctl start docker) and check you may use it',
-        extraRunArgs: () => [],
-      },
-      options,
-    );
+export interface DockerOptions {
+  /** The agent plus a browser fit in 2g and 512 processes; a fork bomb does not. */
+  memory?: string;
+  pidsLimit?: number;
+  stopGraceSeconds?: number;
+  accountsDir?: string;
+}
+
+const FLAVOURS = {
+  docker: {
+    installHint:
+      'Install Docker (Debian/Ubuntu: apt-get install docker.io; macOS: Docker Desktop), or set CONTAINER_RUNTIME=bwrap',
+    startHint: 'Start the Docker daemon (systemctl start docker) and check you may use it',
+    runArgs: (): string[] => [],
+  },
+  podman: {
+    installHint: 'Install Podman (apt-get install podman), or set CONTAINER_RUNTIME=bwrap',
+    startHint: 'Check that `podman info` works for this user',
+    // Podman passes on the host's open-file limit, on some hosts too low for the SDK. Rootless, it maps
+    // the host user to root inside; keep-id keeps it itself, so it owns what it writes.
+    runArgs: () => [
+      ...['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'],
+      ...(hostIsRoot() ? [] : ['--userns', 'keep-id']),
+    ],
+  },
+};
+
+function mountArgs({ hostPath, containerPath: to, readonly, mask }: MountSpec): string[] {
+  // ':' separates the parts of -v, so a path with one cannot be expressed safely.
+  for (const p of mask ? [to] : [hostPath, to])
+    if (/[:,\n]/.test(p)) throw new Error(`mount path contains ':', ',' or a newline: ${JSON.stringify(p)}`);
+  // `ro`, not `readonly`: podman accepts only the short form.
+  if (mask === 'dir') return ['--mount', `type=tmpfs,destination=${to},ro`];
+  return ['-v', `${mask ? '/dev/null' : hostPath}:${to}${mask || readonly ? ':ro' : ''}`];
+}
+
+export function dockerRunArgs(
+  spec: SandboxSpec,
+  options: DockerOptions,
+  extraRunArgs: string[] = [],
+): string[] {
+  const { user } = spec;
+  const args = ['run', '-i', '--rm', '--pull', 'never', '--network', 'none', '--name', spec.name];
+  for (const [key, value] of Object.entries(spec.labels)) args.push('--label', `${key}=${value}`);
+  if (user) args.push('--user', `${user.uid}:${user.gid}`);
+  const owner = user ? `,uid=${user.uid},gid=${user.gid}` : '';
+  args.push(
+    ...['--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only'],
+    // Agents build and run code in /tmp; HOME must be writable for the SDK's ~/.claude.json.
+    ...[
+      '--tmpfs',
+      '/tmp:rw,exec,nosuid,nodev,mode=1777',
+      '--tmpfs',
+      `${SANDBOX_HOME}:rw,exec,nosuid,nodev,mode=0755${owner}`,
+    ],
+    ...['--pids-limit', String(options.pidsLimit ?? 512), '--memory', options.memory ?? '2g', '--init'],
+    ...extraRunArgs,
+    ...['-w', spec.workdir],
+  );
+  for (const [key, value] of Object.entries(spec.env)) args.push('-e', `${key}=${value}`);
+  for (const mount of sortMountsForApply(spec.mounts)) args.push(...mountArgs(mount));
+  // A command replaces the image's entrypoint, not only its arguments.
+  const [entrypoint, ...rest] = spec.command ?? [];
+  return [...args, ...(entrypoint ? ['--entrypoint', entrypoint, spec.image, ...rest] : [spec.image])];
+}
+
+/** docker, or podman (the same CLI). */
+export class DockerRuntime implements SandboxRuntime {
+  constructor(
+    private readonly options: DockerOptions = {},
+    readonly kind: 'docker' | 'podman' = 'docker',
+  ) {}
+
+  async ensureRunning(): Promise<void> {
+    const { code, stderr, missing } = await runCommand(this.kind, ['info', '--format', 'json']);
+    const { installHint, startHint } = FLAVOURS[this.kind];
+    if (missing) throw new RuntimeUnavailableError(`${this.kind} is not installed`, installHint);
+    const reason = stderr.trim().split('\n')[0] || `exit code ${code}`;
+    if (code !== 0) throw new RuntimeUnavailableError(`${this.kind} is not running (${reason})`, startHint);
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    return (await runCommand(this.kind, ['image', 'inspect', image])).code === 0;
+  }
+
+  spawn(spec: SandboxSpec): ChildProcess {
+    const mounts = spec.user ? [...spec.mounts, ...this.accountMounts(spec.user)] : spec.mounts;
+    const args = dockerRunArgs({ ...spec, mounts }, this.options, FLAVOURS[this.kind].runArgs());
+    return spawn(this.kind, args, { stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv() });
+  }
+
+  /** The image knows uid 1000 only: without an account the sandbox uid breaks os.userInfo(), shells and git. */
+  private accountMounts(user: SandboxUser): MountSpec[] {
+    const dir = this.options.accountsDir ?? path.join(os.homedir(), '.cache', 'nanoclaw', 'sandbox-accounts');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const files = sandboxAccountFiles(user);
+    return (['passwd', 'group'] as const).map((name) => {
+      const hostPath = path.join(dir, `${name}-${user.uid}-${user.gid}`);
+      if (!fs.existsSync(hostPath) || fs.readFileSync(hostPath, 'utf8') !== files[name]) {
+        writeFileAtomic(hostPath, files[name]); // a sandbox starting meanwhile never binds half a file
+        fs.chmodSync(hostPath, 0o644); // whatever the umask: the sandbox user reads it
+      }
+      return { hostPath, containerPath: `/etc/${name}`, readonly: true };
+    });
+  }
+
+  async stop(name: string): Promise<void> {
+    const grace = this.options.stopGraceSeconds ?? 10;
+    const stopped = await runCommand(this.kind, ['stop', '-t', String(grace), name], (grace + 15) * 1000);
+    // --rm removes it once stopped; this covers a stop that failed or hung.
+    const removed = await runCommand(this.kind, ['rm', '-f', name]);
+    if (stopped.code !== 0 && removed.code !== 0)
+      logger.debug({ name, stderr: removed.stderr.trim() }, 'sandbox already gone');
+  }
+
+  async cleanupOrphans(instanceId: string): Promise<string[]> {
+    const filter = `label=${INSTANCE_LABEL}=${instanceId}`;
+    const listed = await runCommand(this.kind, ['ps', '-a', '--filter', filter, '--format', '{{.Names}}']);
+    if (listed.code !== 0) {
+      logger.warn({ stderr: listed.stderr.trim() }, 'could not list orphaned sandboxes');
+      return [];
+    }
+    const names = listed.stdout.split('\n').flatMap((n) => n.trim() || []);
+    await Promise.all(names.map((name) => this.stop(name)));
+    if (names.length) logger.info({ names }, 'stopped orphaned sandboxes');
+    return names;
   }
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
-import { ContainerRunner, type ContainerRunnerDeps } from '../../src/sandbox/container-runner.js';
+import { SandboxRunner, type SandboxRunnerDeps } from '../../src/sandbox/sandbox-runner.js';
 import { sandboxUser, type SandboxRuntime } from '../../src/sandbox/runtime.js';
 import { BwrapRuntime } from '../../src/sandbox/runtimes/bwrap.js';
 import { DockerRuntime } from '../../src/sandbox/runtimes/docker.js';
@@ -28,7 +28,7 @@ interface Harness {
   config: Config;
   run(
     script: string,
-    options?: { config?: Partial<Config>; deps?: Partial<ContainerRunnerDeps>; input?: Partial<AgentInput> },
+    options?: { config?: Partial<Config>; deps?: Partial<SandboxRunnerDeps>; input?: Partial<AgentInput> },
   ): Promise<{
     result: AgentOutput;
     outputs: { output: AgentOutput; at: number }[];
@@ -47,8 +47,21 @@ const runtimes: { name: string; make: () => SandboxRuntime; image: () => string 
   },
 ];
 
-describe.each(runtimes)('ContainerRunner on $name', ({ name, make, image }) => {
-  const runtime = make();
+/** The real runtime, running a shell script from the group folder instead of the agent-runner. */
+function scripted(runtime: SandboxRuntime): SandboxRuntime {
+  return {
+    kind: runtime.kind,
+    ensureRunning: () => runtime.ensureRunning(),
+    imageExists: (i) => runtime.imageExists(i),
+    spawn: (spec) => runtime.spawn({ ...spec, command: ['sh', '/workspace/group/agent.sh'] }),
+    stop: (n) => runtime.stop(n),
+    cleanupOrphans: (id) => runtime.cleanupOrphans(id),
+  };
+}
+
+describe.each(runtimes)('SandboxRunner on $name', ({ name, make, image }) => {
+  const real = make();
+  const runtime = scripted(real);
   const homes: string[] = [];
   const latencies: number[] = [];
 
@@ -59,7 +72,7 @@ describe.each(runtimes)('ContainerRunner on $name', ({ name, make, image }) => {
   afterAll(() => {
     for (const home of homes) fs.rmSync(home, { recursive: true, force: true });
     console.info(
-      `${name}: ContainerRunner spawn→first framed output median ${median(latencies)} ms of [${latencies.join(', ')}]`,
+      `${name}: SandboxRunner spawn→first framed output median ${median(latencies)} ms of [${latencies.join(', ')}]`,
     );
   });
 
@@ -75,11 +88,10 @@ describe.each(runtimes)('ContainerRunner on $name', ({ name, make, image }) => {
         fs.writeFileSync(path.join(home, 'groups', 'team', 'agent.sh'), AGENT_PRELUDE + script);
         const outputs: { output: AgentOutput; at: number }[] = [];
         const started: string[] = [];
-        const runner = new ContainerRunner({
+        const runner = new SandboxRunner({
           config: cfg,
           runtime,
           allowlist: () => null,
-          command: ['sh', '/workspace/group/agent.sh'],
           ...options.deps,
         });
         const startedAt = Date.now();
@@ -109,11 +121,10 @@ describe.each(runtimes)('ContainerRunner on $name', ({ name, make, image }) => {
 echo "debug noise"; emit one; echo "warn: stderr noise" >&2; emit two; emit three`,
     );
     const started: string[] = [];
-    const runner = new ContainerRunner({
+    const runner = new SandboxRunner({
       config: h.config,
       runtime,
       allowlist: () => null,
-      command: ['sh', '/workspace/group/agent.sh'],
     });
     const result = await runner.run(testGroup('team'), input, {
       onOutput: async (output) => {

@@ -1,13 +1,12 @@
 import type { Db } from './store.js';
 
-/** Small key/value facts the router keeps across restarts (cursors, sessions). */
+/** Key/value facts kept across restarts (cursors), and each group's session. */
 export class StateRepo {
   constructor(private readonly db: Db) {}
 
   get(key: string): string | undefined {
-    const row = this.db.prepare('SELECT value FROM router_state WHERE key = ?').get(key) as
-      { value: string } | undefined;
-    return row?.value;
+    return this.db.prepare('SELECT value FROM router_state WHERE key = ?').pluck().get(key) as
+      string | undefined;
   }
 
   set(key: string, value: string): void {
@@ -19,9 +18,8 @@ export class StateRepo {
   }
 
   getSession(groupFolder: string): string | undefined {
-    const row = this.db.prepare('SELECT session_id FROM sessions WHERE group_folder = ?').get(groupFolder) as
-      { session_id: string } | undefined;
-    return row?.session_id;
+    const sql = 'SELECT session_id FROM sessions WHERE group_folder = ?';
+    return this.db.prepare(sql).pluck().get(groupFolder) as string | undefined;
   }
 
   setSession(groupFolder: string, sessionId: string): void {
@@ -31,9 +29,5 @@ export class StateRepo {
          ON CONFLICT(group_folder) DO UPDATE SET session_id = excluded.session_id`,
       )
       .run(groupFolder, sessionId);
-  }
-
-  clearSession(groupFolder: string): void {
-    this.db.prepare('DELETE FROM sessions WHERE group_folder = ?').run(groupFolder);
   }
 }

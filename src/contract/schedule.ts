@@ -1,0 +1,131 @@
+import { CronExpressionParser } from 'cron-parser';
+import type { ScheduleType } from './ipc.js';
+
+/** Schedule rules for both sides. Instants are ISO-8601 UTC; cron and `once` are read in `timezone`. */
+
+export const MIN_INTERVAL_MS = 60_000;
+/** Keeps instants four-digit-year ISO strings (compared as strings in SQL). */
+const MAX_INTERVAL_MS = 10 * 366 * 24 * 60 * 60 * 1000;
+/** The agent computed "now" a moment ago. */
+const ONCE_PAST_GRACE_MS = 60_000;
+/** At most hourly: no `@secondly` or `@minutely`. */
+const CRON_ALIASES = '@yearly @annually @monthly @weekly @daily @hourly @weekdays @weekends'.split(' ');
+const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?$/;
+
+export type ScheduleCheck = { ok: true; nextRun: string } | { ok: false; error: string };
+
+/** The run after `from`, or null when invalid; for `once` the instant itself, even if past. */
+export function computeNextRun(
+  type: ScheduleType,
+  value: string,
+  opts: { from: Date; timezone: string },
+): string | null {
+  const next = nextRun(type, value, opts.from, opts.timezone);
+  return typeof next === 'string' ? next : null;
+}
+
+/** A new schedule's first run (a stored task keeps running if the minimum is raised later). */
+export function validateSchedule(
+  type: ScheduleType,
+  value: string,
+  timezone: string,
+  opts: { now?: Date; minIntervalMs?: number } = {},
+): ScheduleCheck {
+  const now = opts.now ?? new Date();
+  const next = nextRun(type, value, now, timezone);
+  if (typeof next !== 'string') return { ok: false, error: next.error };
+  const min = opts.minIntervalMs ?? MIN_INTERVAL_MS;
+  if (type === 'interval' && Number(value.trim()) < min)
+    return { ok: false, error: `interval must be at least ${min} ms${inWords(min)}, got ${value.trim()}` };
+  if (type === 'once' && Date.parse(next) < now.getTime() - ONCE_PAST_GRACE_MS) {
+    const local = formatLocal(now, timezone);
+    return { ok: false, error: `once time '${value}' is in the past (now it is ${local} in ${timezone})` };
+  }
+  return { ok: true, nextRun: next };
+}
+
+function nextRun(
+  type: ScheduleType,
+  value: string,
+  from: Date,
+  timezone: string,
+): string | { error: string } {
+  if (!isValidTimezone(timezone)) return { error: `unknown timezone '${timezone}'` };
+  const v = value.trim();
+  switch (type) {
+    case 'cron':
+      if (v.startsWith('@') ? !CRON_ALIASES.includes(v) : v.split(/\s+/).length !== 5)
+        return {
+          error: `invalid cron expression '${value}': use 5 fields (minute hour day-of-month month day-of-week, e.g. "0 9 * * 1" for Mondays at 09:00) or one of ${CRON_ALIASES.join(', ')}`,
+        };
+      try {
+        return CronExpressionParser.parse(v, { currentDate: from, tz: timezone })
+          .next()
+          .toDate()
+          .toISOString();
+      } catch (err) {
+        return { error: `invalid cron expression '${value}': ${(err as Error).message}` };
+      }
+    case 'interval': {
+      const ms = Number(v);
+      if (!/^\d+$/.test(v) || !Number.isSafeInteger(ms) || ms <= 0)
+        return {
+          error: `interval must be a positive whole number of milliseconds (e.g. 3600000 for hourly), got '${value}'`,
+        };
+      if (ms > MAX_INTERVAL_MS)
+        return { error: `interval must be at most ${MAX_INTERVAL_MS} ms (ten years), got ${ms}` };
+      return new Date(from.getTime() + ms).toISOString();
+    }
+    case 'once': {
+      if (!LOCAL_TIME.test(v))
+        return {
+          error: `once must be a local time like 2026-11-23T15:30:00 without Z or offset, got '${value}'`,
+        };
+      // Date.parse rolls February 30th over into March.
+      const wall = Date.parse(`${v}Z`);
+      if (Number.isNaN(wall) || !new Date(wall).toISOString().startsWith(v))
+        return { error: `once time '${value}' is not a real date and time` };
+      return new Date(wallTimeToInstant(wall, timezone)).toISOString();
+    }
+  }
+}
+
+function inWords(ms: number): string {
+  const [size, unit] = ms % 60_000 === 0 ? ([60_000, 'minute'] as const) : ([1000, 'second'] as const);
+  if (ms % size !== 0) return '';
+  return ms === size ? ` (one ${unit})` : ` (${ms / size} ${unit}s)`;
+}
+
+/**
+ * The instant a wall-clock time (given as if UTC) names in `timezone`. As Temporal's "compatible":
+ * a time skipped by a DST change moves forward by the gap; one that happens twice means the earlier.
+ */
+function wallTimeToInstant(wall: number, timezone: string): number {
+  const day = 24 * 60 * 60 * 1000;
+  const before = offsetAt(wall - day, timezone);
+  const fits = [before, offsetAt(wall, timezone), offsetAt(wall + day, timezone)]
+    .map((offset) => wall - offset)
+    .filter((instant) => instant + offsetAt(instant, timezone) === wall);
+  return fits.length > 0 ? Math.min(...fits) : wall - before;
+}
+
+/** `2026-11-23 15:30:00` (Swedish dates are ISO-like). */
+const wallClock = (instant: number, timezone: string) =>
+  new Date(instant).toLocaleString('sv-SE', { timeZone: timezone });
+
+function offsetAt(instant: number, timezone: string): number {
+  return Date.parse(`${wallClock(instant, timezone).replace(' ', 'T')}Z`) - Math.floor(instant / 1000) * 1000;
+}
+
+export function formatLocal(date: Date, timezone: string): string {
+  return isValidTimezone(timezone) ? wallClock(date.getTime(), timezone) : date.toISOString();
+}
+
+function isValidTimezone(timezone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: timezone });
+    return true;
+  } catch {
+    return false;
+  }
+}

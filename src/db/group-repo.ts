@@ -1,0 +1,76 @@
+import type { ContainerConfig, RegisteredGroup } from '../types.js';
+import type { Db } from './store.js';
+
+type Row = {
+  jid: string;
+  name: string;
+  folder: string;
+  trigger_word: string;
+  requires_trigger: number;
+  is_main: number;
+  added_at: string;
+  container_config: string | null;
+};
+
+const toGroup = ({
+  trigger_word,
+  requires_trigger,
+  is_main,
+  added_at,
+  container_config,
+  ...r
+}: Row): RegisteredGroup => ({
+  ...r,
+  trigger: trigger_word,
+  requiresTrigger: requires_trigger === 1,
+  isMain: is_main === 1,
+  addedAt: added_at,
+  ...(container_config && { containerConfig: JSON.parse(container_config) as ContainerConfig }),
+});
+
+export class GroupRepo {
+  constructor(private readonly db: Db) {}
+
+  private where(clause: string, ...args: unknown[]): RegisteredGroup[] {
+    const rows = this.db.prepare(`SELECT * FROM registered_groups ${clause}`).all(...args) as Row[];
+    return rows.map(toGroup);
+  }
+
+  all(): RegisteredGroup[] {
+    return this.where('ORDER BY added_at');
+  }
+
+  byJid(jid: string): RegisteredGroup | undefined {
+    return this.where('WHERE jid = ?', jid)[0];
+  }
+
+  byFolder(folder: string): RegisteredGroup | undefined {
+    return this.where('WHERE folder = ?', folder)[0];
+  }
+
+  main(): RegisteredGroup | undefined {
+    return this.where('WHERE is_main = 1 LIMIT 1')[0];
+  }
+
+  /** Making a group main demotes any other main. */
+  upsert(group: RegisteredGroup): void {
+    this.db.transaction(() => {
+      if (group.isMain)
+        this.db.prepare('UPDATE registered_groups SET is_main = 0 WHERE jid != ?').run(group.jid);
+      this.db
+        .prepare(
+          `INSERT INTO registered_groups (jid, name, folder, trigger_word, requires_trigger, is_main, added_at, container_config)
+           VALUES (@jid, @name, @folder, @trigger, @requiresTrigger, @isMain, @addedAt, @containerConfig)
+           ON CONFLICT(jid) DO UPDATE SET name = excluded.name, folder = excluded.folder,
+             trigger_word = excluded.trigger_word, requires_trigger = excluded.requires_trigger,
+             is_main = excluded.is_main, container_config = excluded.container_config`,
+        )
+        .run({
+          ...group,
+          requiresTrigger: group.requiresTrigger ? 1 : 0,
+          isMain: group.isMain ? 1 : 0,
+          containerConfig: group.containerConfig ? JSON.stringify(group.containerConfig) : null,
+        });
+    })();
+  }
+}

@@ -1,0 +1,6 @@
+/** `field.sub: message; other: message`, `(root)` for the whole. */
+export function zodProblems(error: {
+  issues: readonly { path: readonly PropertyKey[]; message: string }[];
+}): string {
+  return error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ');
+}
