@@ -28,11 +28,11 @@ export type ThreatId = keyof typeof THREATS;
 const NOT_AUDITED: Partial<Record<ThreatId, string>> = {
   speaksFor: 'see test/unit/ipc-watcher.test.ts',
   proxySockets: 'about other local accounts: test/unit/proxy-manager.test.ts',
-  spend: 'needs model traffic: test/e2e/security-budget.test.ts',
-  flood: 'needs a chat: test/e2e/reliability-flood.test.ts',
+  spend: 'needs model traffic: test/e2e/model-budget.test.ts',
+  flood: 'needs a chat: test/e2e/outbound-flood.test.ts',
   stranger: 'a policy of the message loop',
   localChat: 'about the local web chat',
-  stuck: 'needs a running host: test/e2e/reliability-*.test.ts',
+  stuck: 'needs a running host: test/e2e/host-*.test.ts, test/e2e/sandbox-crash.test.ts',
   injection: 'not mitigated: isolation bounds it',
   mainCompromised: 'by design: main is the admin',
 };

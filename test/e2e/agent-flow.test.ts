@@ -16,7 +16,7 @@ describe.each(['docker', 'bwrap'] as const)('message → sandbox → SDK → rep
   let host: E2eHost;
 
   beforeAll(async () => {
-    host = await startE2eHost(runtime, scenarioScript);
+    host = await startE2eHost({ runtime, script: scenarioScript });
   });
   afterAll(async () => {
     await host?.stop();

@@ -21,7 +21,7 @@ describe.each(['docker', 'bwrap'] as const)('the sandbox boundary holds (%s)', (
   const work = { jid: 'local:work', name: 'work', folder: 'work', requiresTrigger: false };
 
   beforeAll(async () => {
-    host = await startE2eHost(runtime, scenarioScript);
+    host = await startE2eHost({ runtime, script: scenarioScript });
     victim = path.join(host.home, 'victim');
     fs.mkdirSync(victim);
     for (const [name, text] of Object.entries(original)) fs.writeFileSync(path.join(victim, name), text);

@@ -107,13 +107,18 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
   }
 
   beforeAll(async () => {
-    host = await startE2eHost(runtime, script, { NANOCLAW_MIN_TASK_INTERVAL_MS: '2000' }, (home) => {
-      // Many replies in little time: lift the outbound rate limit for this suite.
-      fs.mkdirSync(path.join(home, 'config'), { recursive: true });
-      fs.writeFileSync(
-        path.join(home, 'config', 'group-policy.json'),
-        JSON.stringify({ default: { outboundPerMinute: 600, outboundBurst: 100 } }),
-      );
+    host = await startE2eHost({
+      runtime,
+      script,
+      env: { NANOCLAW_MIN_TASK_INTERVAL_MS: '2000' },
+      prepare: (home) => {
+        // Many replies in little time: lift the outbound rate limit for this suite.
+        fs.mkdirSync(path.join(home, 'config'), { recursive: true });
+        fs.writeFileSync(
+          path.join(home, 'config', 'group-policy.json'),
+          JSON.stringify({ default: { outboundPerMinute: 600, outboundBurst: 100 } }),
+        );
+      },
     });
     // The 10 s close delay of task sandboxes is proven in runtime-container-runner.test.ts; here
     // it would only stretch every run.

@@ -1,15 +1,27 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { App, type AppOptions } from '../../src/app.js';
 import type { LocalChannel } from '../../src/channels/local/local-channel.js';
-import { App } from '../../src/app.js';
+import type { Config, RuntimeKind } from '../../src/config.js';
+import { registerGroup } from '../../src/groups.js';
 import { createRuntime } from '../../src/sandbox/detect.js';
 import type { SandboxRuntime } from '../../src/sandbox/runtime.js';
-import type { RuntimeKind } from '../../src/config.js';
 import { startMockAnthropic, type MockAnthropic, type MockScript } from '../fixtures/mock-anthropic.js';
 import { localClient } from './local-client.js';
 import { tempHome } from './temp-home.js';
 
 export interface E2eHostOptions {
+  runtime: RuntimeKind;
+  script: MockScript;
+  /** Settings as in the environment (IDLE_TIMEOUT, ...). */
+  env?: Record<string, string>;
+  /** Host timing the environment cannot set. */
+  tune?: Partial<Pick<Config, 'retryBaseMs' | 'maxRetries' | 'shutdownGraceMs' | 'idleTimeoutMs'>>;
+  app?: AppOptions;
+  /** Local chats registered as groups that need no trigger. */
+  groups?: string[];
+  /** Runs before the host starts (e.g. writes a policy file into home/config). */
+  prepare?(home: string): void;
   /** Wraps the real runtime, e.g. to watch what each sandbox is started with. */
   wrapRuntime?(runtime: SandboxRuntime): SandboxRuntime;
 }
@@ -22,6 +34,8 @@ export interface E2eHost {
   post(chat: string, text: string): Promise<Response>;
   /** Waits for an assistant message in the chat matching the predicate; returns its text. */
   reply(chat: string, match: (text: string) => boolean, timeoutMs?: number): Promise<string>;
+  waitFor(chat: string, match: (text: string) => boolean, timeoutMs?: number): Promise<void>;
+  /** Assistant messages of the chat as stored, oldest first. */
   assistantTexts(chat: string): string[];
   stop(): Promise<void>;
 }
@@ -30,29 +44,37 @@ export interface E2eHost {
  * The real host (store, queue, channels, proxies, sandbox runtime, agent image) in a temp
  * NANOCLAW_HOME, with the model proxy's upstream pointed at a scripted mock on loopback.
  */
-export async function startE2eHost(
-  runtime: RuntimeKind,
-  script: MockScript,
-  env: Record<string, string> = {},
-  prepare?: (home: string) => void,
-  options: E2eHostOptions = {},
-): Promise<E2eHost> {
-  const mock = await startMockAnthropic({ script });
-  const t = tempHome({ CONTAINER_RUNTIME: runtime, LOCAL_CHANNEL_PORT: '0', IDLE_TIMEOUT: '4000', ...env });
-  // The sandbox user (SANDBOX_UID) must be able to reach the group folders under the temp home.
+export async function startE2eHost(opts: E2eHostOptions): Promise<E2eHost> {
+  const mock = await startMockAnthropic({ script: opts.script });
+  const t = tempHome({
+    CONTAINER_RUNTIME: opts.runtime,
+    LOCAL_CHANNEL_PORT: '0',
+    IDLE_TIMEOUT: '4000',
+    ...opts.env,
+  });
+  // The sandbox user must be able to reach the group folders under the temp home.
   fs.chmodSync(t.home, 0o755);
   fs.writeFileSync(
     path.join(t.home, '.env'),
-    `ANTHROPIC_API_KEY=sk-ant-canary-${runtime}-0123456789\nANTHROPIC_BASE_URL=${mock.url}\n`,
+    `ANTHROPIC_API_KEY=sk-ant-canary-${opts.runtime}-0123456789\nANTHROPIC_BASE_URL=${mock.url}\n`,
   );
-  prepare?.(t.home);
-  const real = await createRuntime(t.config);
+  opts.prepare?.(t.home);
+  const config: Config = { ...t.config, ...opts.tune };
+  const real = await createRuntime(config);
   await real.ensureRunning();
-  const sandboxes = options.wrapRuntime ? options.wrapRuntime(real) : real;
-  const app = await App.create(t.config, sandboxes);
+  const app = await App.create(config, opts.wrapRuntime ? opts.wrapRuntime(real) : real, opts.app);
+  for (const name of opts.groups ?? []) {
+    const result = registerGroup(app.store, config, {
+      jid: `local:${name}`,
+      name,
+      folder: name,
+      requiresTrigger: false,
+    });
+    if (!result.ok) throw new Error(result.error);
+  }
   await app.start();
   const client = localClient(app);
-
+  let stopped = false;
   return {
     app,
     mock,
@@ -61,7 +83,12 @@ export async function startE2eHost(
     post: client.post,
     assistantTexts: client.assistantTexts,
     reply: (chat, match, timeoutMs = 90_000) => client.waitForText(chat, match, timeoutMs),
+    async waitFor(chat, match, timeoutMs = 90_000) {
+      await client.waitForText(chat, match, timeoutMs);
+    },
     async stop() {
+      if (stopped) return;
+      stopped = true;
       await app.stop();
       await mock.close();
       t.cleanup();

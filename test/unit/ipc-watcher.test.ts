@@ -3,18 +3,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handleMessageIpc } from '../../src/ipc/message-handler.js';
 import { IpcWatcher } from '../../src/ipc/watcher.js';
-import type { RegisteredGroup } from '../../src/types.js';
 import { tempHome } from '../helpers/temp-home.js';
+import { testGroup } from './sandbox-helpers.js';
 
-const group = (folder: string, isMain = false): RegisteredGroup => ({
-  jid: `${folder}@g.us`,
-  name: folder,
-  folder,
-  trigger: '@Andy',
-  requiresTrigger: !isMain,
-  isMain,
-  addedAt: '2026-01-01T00:00:00.000Z',
-});
+const group = (folder: string, isMain = false) => testGroup(folder, { jid: `${folder}@g.us`, isMain });
 const MAIN = group('main', true);
 const WORK = group('work');
 const FAMILY = group('family');

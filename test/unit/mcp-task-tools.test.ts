@@ -13,21 +13,14 @@ import {
 import { ipcTaskSchema } from '../../src/contract/ipc.js';
 import { writeTaskSnapshot } from '../../src/scheduler/task-snapshot.js';
 import type { RegisteredGroup, ScheduledTask } from '../../src/types.js';
+import { testGroup } from './sandbox-helpers.js';
 
 /**
  * The task tools as the agent calls them, against the task list the host really writes
  * (src/scheduler/task-snapshot.ts) and the IPC schema the host really parses.
  */
 
-const group = (folder: string, isMain = false): RegisteredGroup => ({
-  jid: `local:${folder}`,
-  name: folder,
-  folder,
-  trigger: '@Andy',
-  requiresTrigger: !isMain,
-  isMain,
-  addedAt: '2026-01-01T00:00:00.000Z',
-});
+const group = (folder: string, isMain = false) => testGroup(folder, { isMain });
 
 const task = (id: string, folder: string, extra: Partial<ScheduledTask> = {}): ScheduledTask => ({
   id,

@@ -241,4 +241,16 @@ describe('MessageLoop', () => {
     expect(runner2.inputs).toHaveLength(0);
     second.loop.stop();
   });
+
+  it('routes a backlog bigger than one store page in one check, not a page per safety poll', () => {
+    // A channel delivering its offline backlog: 2,500 messages at once, the trigger last.
+    for (let n = 1; n < 2500; n++) store.messages.store(msg(FAMILY.jid, `chatter ${n}`));
+    store.messages.store(msg(FAMILY.jid, '@Andy what did I miss?'));
+    const { loop } = setup(store, new FakeRunner());
+    const checks: string[] = [];
+    loop.queue.enqueueMessageCheck = (jid) => void checks.push(jid);
+    loop.checkNewMessages();
+    expect(checks).toEqual([FAMILY.jid]);
+    expect(store.state.get('last_seen_seq')).toBe(String(store.messages.latestSeq()));
+  });
 });

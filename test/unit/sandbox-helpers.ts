@@ -25,13 +25,14 @@ export function testConfig(home: string, overrides: Partial<Config> = {}): Confi
   return { ...config, projectRoot: home, instanceId: 'test', ...overrides };
 }
 
+/** A registered group; main needs no trigger unless told otherwise. */
 export function testGroup(folder: string, overrides: Partial<RegisteredGroup> = {}): RegisteredGroup {
   return {
     jid: `local:${folder}`,
     name: folder,
     folder,
     trigger: '@Andy',
-    requiresTrigger: true,
+    requiresTrigger: !overrides.isMain,
     isMain: false,
     addedAt: new Date(0).toISOString(),
     ...overrides,

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatTaskPrompt } from '../../src/scheduler/task-prompt.js';
 import { writeTaskSnapshot } from '../../src/scheduler/task-snapshot.js';
-import type { RegisteredGroup, ScheduledTask } from '../../src/types.js';
+import type { ScheduledTask } from '../../src/types.js';
+import { testGroup } from './sandbox-helpers.js';
 
 let ipcDir: string;
 beforeEach(() => {
@@ -12,15 +13,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(ipcDir, { recursive: true, force: true }));
 
-const group = (folder: string, isMain: boolean): RegisteredGroup => ({
-  jid: `${folder}@g.us`,
-  name: folder,
-  folder,
-  trigger: '@Andy',
-  requiresTrigger: !isMain,
-  isMain,
-  addedAt: '2026-01-01T00:00:00.000Z',
-});
+const group = (folder: string, isMain: boolean) => testGroup(folder, { jid: `${folder}@g.us`, isMain });
 
 const task = (id: string, groupFolder: string): ScheduledTask => ({
   id,

@@ -5,18 +5,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/db/store.js';
 import { handleTaskIpc, type IpcResult, type TaskIpcDeps } from '../../src/ipc/task-handler.js';
 import type { RegisteredGroup, ScheduledTask } from '../../src/types.js';
+import { testGroup } from './sandbox-helpers.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00.000Z');
 
-const group = (jid: string, folder: string, isMain = false): RegisteredGroup => ({
-  jid,
-  name: folder,
-  folder,
-  trigger: '@Andy',
-  requiresTrigger: !isMain,
-  isMain,
-  addedAt: '2026-01-01T00:00:00.000Z',
-});
+const group = (jid: string, folder: string, isMain = false) => testGroup(folder, { jid, isMain });
 const main = group('local:main', 'main', true);
 const family = group('family@g.us', 'family');
 const work = group('work@g.us', 'work');

@@ -62,13 +62,17 @@ describe.each(['docker', 'bwrap'] as const)(
     const { script, calls } = createScript();
 
     beforeAll(async () => {
-      host = await startE2eHost(runtime, script, {}, (home) => {
-        const configDir = path.join(home, 'config');
-        fs.mkdirSync(configDir, { recursive: true });
-        fs.writeFileSync(
-          path.join(configDir, 'group-policy.json'),
-          JSON.stringify({ groups: { capped: { dailyTokenBudget: BUDGET } } }),
-        );
+      host = await startE2eHost({
+        runtime,
+        script,
+        prepare: (home) => {
+          const configDir = path.join(home, 'config');
+          fs.mkdirSync(configDir, { recursive: true });
+          fs.writeFileSync(
+            path.join(configDir, 'group-policy.json'),
+            JSON.stringify({ groups: { capped: { dailyTokenBudget: BUDGET } } }),
+          );
+        },
       });
       for (const folder of ['flaky', 'steady', 'capped']) {
         const registered = registerGroup(host.app.store, host.app.config, {

@@ -47,25 +47,22 @@ describe.each(['docker', 'bwrap'] as const)('keys never enter a sandbox (%s)', (
   let spawns: SpawnRecord[];
 
   beforeAll(async () => {
-    host = await startE2eHost(
+    host = await startE2eHost({
       runtime,
-      scenarioScript,
-      {},
-      (home) => {
+      script: scenarioScript,
+      prepare: (home) => {
         const envFile = path.join(home, '.env');
         const text = fs
           .readFileSync(envFile, 'utf8')
           .replace(/^ANTHROPIC_API_KEY=.*$/m, `ANTHROPIC_API_KEY=${canary}`);
         fs.writeFileSync(envFile, text, { mode: 0o600 });
       },
-      {
-        wrapRuntime: (real) => {
-          const spy = spyOnRuntime(real);
-          spawns = spy.spawns;
-          return spy.runtime;
-        },
+      wrapRuntime: (real) => {
+        const spy = spyOnRuntime(real);
+        spawns = spy.spawns;
+        return spy.runtime;
       },
-    );
+    });
   });
   afterAll(async () => {
     await host?.stop();

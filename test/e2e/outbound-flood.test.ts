@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../src/logger.js';
-import { startReliabilityHost, type ReliabilityHost } from '../helpers/reliability-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 import { scenarioScript } from '../helpers/scenario-script.js';
 
 const BURST = 5;
@@ -19,11 +19,11 @@ const FLOOD = [
  * group's burst (group-policy.json); the rest is dropped and logged; the host keeps answering.
  */
 describe('send_message flood from an agent (docker)', () => {
-  let host: ReliabilityHost;
+  let host: E2eHost;
   const warn = vi.spyOn(logger, 'warn');
 
   beforeAll(async () => {
-    host = await startReliabilityHost({
+    host = await startE2eHost({
       runtime: 'docker',
       script: scenarioScript,
       groups: ['other'],

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../src/logger.js';
 import type { AgentOutput } from '../../src/types.js';
 import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
-import { startUnitApp, type UnitApp } from '../helpers/reliability-app.js';
+import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
 
 /**
  * Makes a directory unwritable even for root (tests run as root, which ignores mode bits): the

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAgentTurn, lastUserText, type MockScript } from '../fixtures/mock-anthropic.js';
-import { startReliabilityHost, type ReliabilityHost } from '../helpers/reliability-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 
 /**
  * The model upstream fails: overloaded (529), server error (500), or no answer at all. The real
@@ -37,10 +37,10 @@ const script: MockScript = ({ body }) => {
 };
 
 describe('model upstream failures (docker)', () => {
-  let host: ReliabilityHost;
+  let host: E2eHost;
 
   beforeAll(async () => {
-    host = await startReliabilityHost({
+    host = await startE2eHost({
       runtime: 'docker',
       script,
       groups: ['busy', 'flaky', 'slow', 'bystander'],

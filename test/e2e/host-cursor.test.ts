@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentOutput } from '../../src/types.js';
 import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
-import { startUnitApp, type UnitApp } from '../helpers/reliability-app.js';
+import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
 import { tempHome } from '../helpers/temp-home.js';
 import { openStore } from '../../src/db/store.js';
 import { ensureMainGroup } from '../../src/groups.js';

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BODY_BYTES } from '../../src/channels/local/http-io.js';
 import { isAgentTurn, lastUserText, type MockScript } from '../fixtures/mock-anthropic.js';
-import { startReliabilityHost, type ReliabilityHost } from '../helpers/reliability-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 
 const sha = (text: string) => crypto.createHash('sha256').update(text).digest('hex');
 
@@ -32,12 +32,12 @@ function textOfBodySize(bytes: number): string {
  * WHATWG decoders do: the message is kept, the broken bytes show as �, nothing else changes.
  */
 describe('big and malformed input at the local channel (docker)', () => {
-  let host: ReliabilityHost;
+  let host: E2eHost;
   const stored = (chat: string) =>
     host.app.store.messages.history(chat, undefined, 100).filter((m) => !m.isBotMessage);
 
   beforeAll(async () => {
-    host = await startReliabilityHost({ runtime: 'docker', script: hashingModel, groups: ['big'] });
+    host = await startE2eHost({ runtime: 'docker', script: hashingModel, groups: ['big'] });
   });
   afterAll(async () => {
     await host?.stop();

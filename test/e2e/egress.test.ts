@@ -142,17 +142,21 @@ describe.each(['docker', 'bwrap'] as const)('egress only through the proxy (%s)'
   beforeAll(async () => {
     tripwire = installLoopbackTripwire();
     targets = await startLocalTargets();
-    host = await startE2eHost(runtime, scenarioScript, {}, (home) => {
-      const configDir = path.join(home, 'config');
-      fs.mkdirSync(configDir, { recursive: true });
-      fs.writeFileSync(
-        path.join(configDir, 'network-policy.json'),
-        JSON.stringify({
-          default: { deny: ['denied.example', '*.denied.example'] },
-          groups: { offline: { noNetwork: true } },
-          allowPrivateTargets: [`127.0.0.1:${targets.httpPort}`, `127.0.0.1:${targets.echoPort}`],
-        }),
-      );
+    host = await startE2eHost({
+      runtime,
+      script: scenarioScript,
+      prepare: (home) => {
+        const configDir = path.join(home, 'config');
+        fs.mkdirSync(configDir, { recursive: true });
+        fs.writeFileSync(
+          path.join(configDir, 'network-policy.json'),
+          JSON.stringify({
+            default: { deny: ['denied.example', '*.denied.example'] },
+            groups: { offline: { noNetwork: true } },
+            allowPrivateTargets: [`127.0.0.1:${targets.httpPort}`, `127.0.0.1:${targets.echoPort}`],
+          }),
+        );
+      },
     });
     const registered = registerGroup(host.app.store, host.app.config, {
       jid: 'local:offline',

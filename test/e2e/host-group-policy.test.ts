@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registerGroup } from '../../src/groups.js';
 import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
-import { startUnitApp, type UnitApp } from '../helpers/reliability-app.js';
+import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
 
 const OWNER_FRIEND = '4915112345678';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

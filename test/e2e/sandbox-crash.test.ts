@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAgentTurn, lastUserText } from '../fixtures/mock-anthropic.js';
-import { startReliabilityHost, type ReliabilityHost } from '../helpers/reliability-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 import { scenarioScript } from '../helpers/scenario-script.js';
 
 /** Kills every process of the sandbox (the agent-runner, the SDK, the shell), once per marker file. */
@@ -15,7 +15,7 @@ const crashOnce = (marker: string) =>
  * rule decides what is run again.
  */
 describe('sandbox crash mid-run (docker)', () => {
-  let host: ReliabilityHost;
+  let host: E2eHost;
   const rows = (chat: string) => host.app.store.messages.history(chat, undefined, 100);
   /** Exit codes of the group's finished sandbox runs, from the host's run logs. */
   const exitCodes = (folder: string) => {
@@ -27,7 +27,7 @@ describe('sandbox crash mid-run (docker)', () => {
   };
 
   beforeAll(async () => {
-    host = await startReliabilityHost({
+    host = await startE2eHost({
       runtime: 'docker',
       script: scenarioScript,
       // Long enough that a follow-up reaches the sandbox that answered the first message.

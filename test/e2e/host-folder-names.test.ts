@@ -11,7 +11,7 @@ import { SandboxRunner } from '../../src/sandbox/sandbox-runner.js';
 import type { SandboxRuntime, SandboxSpec } from '../../src/sandbox/runtime.js';
 import type { RegisteredGroup } from '../../src/types.js';
 import { ensureHostBuild } from '../helpers/host-process.js';
-import { startUnitApp, type UnitApp } from '../helpers/reliability-app.js';
+import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
 import { tempHome } from '../helpers/temp-home.js';
 
 /** Folder names that must never become a group: traversal, absolute, nested, reserved, non-ASCII. */

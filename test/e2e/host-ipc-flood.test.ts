@@ -5,7 +5,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_IPC_FILE_BYTES } from '../../src/contract/ipc.js';
 import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
-import { startUnitApp, type UnitApp } from '../helpers/reliability-app.js';
+import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
 
 const PER_DIR = 5_000;
 
