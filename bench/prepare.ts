@@ -18,7 +18,8 @@ function step(command: string, args: string[]): void {
 export function prepareBuilds(runtimes: string[]): void {
   if (isStale(path.join(ROOT, 'dist/cli/main.js'), path.join(ROOT, 'src'))) step('npm', ['run', 'build']);
   const runner = path.join(ROOT, 'container/agent-runner');
-  if (runtimes.includes('bwrap') && isStale(path.join(runner, 'dist/index.js'), path.join(runner, 'src')))
+  const runnerSources = [path.join(runner, 'src'), path.join(ROOT, 'src/contract')];
+  if (runtimes.includes('bwrap') && isStale(path.join(runner, 'dist/index.js'), ...runnerSources))
     step('bash', ['container/build-runner.sh']);
   if (runtimes.includes('docker')) step('bash', ['container/build.sh']);
 }

@@ -120,7 +120,7 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
         );
       },
     });
-    // The 10 s close delay of task sandboxes is proven in runtime-container-runner.test.ts; here
+    // The 10 s close delay of task sandboxes is proven in sandbox-runner.test.ts; here
     // it would only stretch every run.
     host.app.config.taskCloseDelayMs = 1_500;
     expect(host.app.config.timezone).toBe('UTC');
