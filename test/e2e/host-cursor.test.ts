@@ -3,12 +3,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentOutput } from '../../src/types.js';
 import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
-import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 import { tempHome } from '../helpers/temp-home.js';
 import { openStore } from '../../src/db/store.js';
 import { ensureMainGroup } from '../../src/groups.js';
 
-const post = (host: UnitApp, chat: string, text: string) => host.post(chat, JSON.stringify({ text }));
+const post = (host: E2eHost, chat: string, text: string) => host.postRaw(chat, JSON.stringify({ text }));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -16,7 +16,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * in-process runner: what is run again after a failure or a host stop, and what never is.
  */
 describe('cursor rule and crash safety', () => {
-  let host: UnitApp | undefined;
+  let host: E2eHost | undefined;
   afterEach(async () => {
     await host?.stop();
     host = undefined;
@@ -46,7 +46,7 @@ describe('cursor rule and crash safety', () => {
     const runner = new FakeRuntime(async (input, hooks) =>
       reply(hooks, `answered: ${input.prompt.length > 0}`),
     );
-    host = await startUnitApp({ home: env.home, runtime: runner });
+    host = await startE2eHost({ home: env.home, runtime: runner });
     await host.waitFor('local:main', (t) => t === 'answered: true');
     await sleep(200);
     expect(runner.inputs).toHaveLength(1);
@@ -68,7 +68,7 @@ describe('cursor rule and crash safety', () => {
       await sleep(300);
       return { status: 'error', result: null, error: 'Sandbox exited with code 137' };
     });
-    host = await startUnitApp({ runtime: runner, tune: { retryBaseMs: 50 } });
+    host = await startE2eHost({ runtime: runner, tune: { retryBaseMs: 50 } });
     await post(host, 'local:main', 'do the thing');
     await host.waitFor('local:main', (t) => t === 'on it, one moment');
     await sleep(500);
@@ -87,7 +87,7 @@ describe('cursor rule and crash safety', () => {
       }
       return reply(hooks, `answer 2: ${input.prompt.includes('second') && !input.prompt.includes('first')}`);
     });
-    host = await startUnitApp({ runtime: runner });
+    host = await startE2eHost({ runtime: runner });
     await post(host, 'local:main', 'first');
     await host.waitFor('local:main', (t) => t === 'answer 1');
     await post(host, 'local:main', 'second');
@@ -106,7 +106,7 @@ describe('cursor rule and crash safety', () => {
         await super.stop(name);
       }
     })(() => new Promise<AgentOutput>(() => undefined));
-    host = await startUnitApp({ runtime, tune: { shutdownGraceMs: 300 } });
+    host = await startE2eHost({ runtime, tune: { shutdownGraceMs: 300 } });
     await post(host, 'local:main', 'a long job');
     await expect.poll(() => host!.app.queue.isActive('local:main')).toBe(true);
     const closeFile = path.join(host.config.ipcDir, 'main', 'to-agent', 'input', '_close');

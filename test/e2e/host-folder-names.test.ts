@@ -11,7 +11,7 @@ import { SandboxRunner } from '../../src/sandbox/sandbox-runner.js';
 import type { SandboxRuntime, SandboxSpec } from '../../src/sandbox/runtime.js';
 import type { RegisteredGroup } from '../../src/types.js';
 import { ensureHostBuild } from '../helpers/host-process.js';
-import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 import { tempHome } from '../helpers/temp-home.js';
 
 /** Folder names that must never become a group: traversal, absolute, nested, reserved, non-ASCII. */
@@ -71,7 +71,7 @@ function tree(root: string): string[] {
 
 describe('path-traversal and other bad folder names', () => {
   let env: ReturnType<typeof tempHome>;
-  let host: UnitApp | undefined;
+  let host: E2eHost | undefined;
   afterEach(async () => {
     await host?.stop();
     host = undefined;
@@ -140,7 +140,7 @@ describe('path-traversal and other bad folder names', () => {
   });
 
   it('are refused over IPC `register_group`, even from main, and quarantined with the reason', async () => {
-    host = await startUnitApp({ runtime: spyRuntime() });
+    host = await startE2eHost({ runtime: spyRuntime() });
     const tasksDir = path.join(host.config.ipcDir, 'main', 'from-agent', 'tasks');
     BAD_FOLDERS.forEach((folder, i) =>
       fs.writeFileSync(
@@ -210,7 +210,7 @@ describe('path-traversal and other bad folder names', () => {
     store.close();
     const error = vi.spyOn(logger, 'error');
     const runtime = spyRuntime();
-    host = await startUnitApp({ home: env.home, runtime, tune: { retryBaseMs: 50, maxRetries: 1 } });
+    host = await startE2eHost({ home: env.home, runtime, tune: { retryBaseMs: 50, maxRetries: 1 } });
     expect(error).toHaveBeenCalledWith(
       expect.objectContaining({ folder: '../escape' }),
       'registered group has an invalid folder',
@@ -219,7 +219,7 @@ describe('path-traversal and other bad folder names', () => {
       expect.objectContaining({ folder: '../escape' }),
       'group has an invalid folder; its IPC is ignored',
     );
-    await host.post('local:escape', JSON.stringify({ text: 'let me out' }));
+    await host.postRaw('local:escape', JSON.stringify({ text: 'let me out' }));
     await host.waitFor('local:escape', (t) => t.startsWith('Sorry'), 10_000);
     expect(host.assistantTexts('local:escape')).toEqual([
       'Sorry, I couldn’t answer (Invalid group folder: ../escape). I’ll try again when you send another message.',

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registerGroup } from '../../src/groups.js';
 import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
-import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 
 const OWNER_FRIEND = '4915112345678';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -13,17 +13,17 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * group (trigger-only keeps others' messages as context; drop does not store them at all).
  */
 describe('sender allowlist', () => {
-  let host: UnitApp | undefined;
+  let host: E2eHost | undefined;
   afterEach(async () => {
     await host?.stop();
     host = undefined;
   });
 
-  async function start(): Promise<{ host: UnitApp; runner: FakeRuntime }> {
+  async function start(): Promise<{ host: E2eHost; runner: FakeRuntime }> {
     const runner: FakeRuntime = new FakeRuntime(async (_input, hooks) =>
       reply(hooks, `run ${runner.inputs.length}`),
     );
-    const unit = await startUnitApp({ runtime: runner });
+    const unit = await startE2eHost({ runtime: runner });
     fs.mkdirSync(unit.config.configDir, { recursive: true });
     fs.writeFileSync(
       path.join(unit.config.configDir, 'group-policy.json'),
@@ -38,8 +38,8 @@ describe('sender allowlist', () => {
       registerGroup(unit.app.store, unit.config, { jid: `local:${folder}`, name: folder, folder });
     return { host: unit, runner };
   }
-  const say = (h: UnitApp, chat: string, text: string, sender: string) =>
-    h.post(chat, JSON.stringify({ text, sender, senderName: sender.split('@')[0] }));
+  const say = (h: E2eHost, chat: string, text: string, sender: string) =>
+    h.postRaw(chat, JSON.stringify({ text, sender, senderName: sender.split('@')[0] }));
 
   it('trigger-only: a stranger’s trigger is kept as context but starts nothing', async () => {
     const started = await start();

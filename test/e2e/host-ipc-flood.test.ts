@@ -5,7 +5,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_IPC_FILE_BYTES } from '../../src/contract/ipc.js';
 import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
-import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 
 const PER_DIR = 5_000;
 
@@ -40,7 +40,7 @@ function badFile(kind: 'messages' | 'tasks', i: number): string | Buffer | null 
 }
 
 describe('10,000 malformed IPC files dropped at once', () => {
-  let host: UnitApp | undefined;
+  let host: E2eHost | undefined;
   afterEach(async () => {
     await host?.stop();
     host = undefined;
@@ -50,7 +50,7 @@ describe('10,000 malformed IPC files dropped at once', () => {
     const runner = new FakeRuntime(async (input, hooks) =>
       reply(hooks, `answer to ${input.prompt.length} chars`),
     );
-    host = await startUnitApp({ runtime: runner, groups: ['work'] });
+    host = await startE2eHost({ runtime: runner, groups: ['work'] });
     const ipc = host.config.ipcDir;
     const staging = path.join(host.home, 'staging');
     // Everything is written aside first, then renamed in: the watcher meets the whole flood at once.
@@ -88,7 +88,7 @@ describe('10,000 malformed IPC files dropped at once', () => {
 
     // The person keeps getting answers while the flood is handled.
     const posted = Date.now();
-    expect((await host.post('local:main', JSON.stringify({ text: 'are you there?' }))).status).toBe(202);
+    expect((await host.postRaw('local:main', JSON.stringify({ text: 'are you there?' }))).status).toBe(202);
     const postMs = Date.now() - posted;
     await host.waitFor('local:main', (t) => t.startsWith('answer to'), 30_000);
     const answerMs = Date.now() - posted;

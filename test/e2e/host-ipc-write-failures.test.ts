@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../src/logger.js';
 import type { AgentOutput } from '../../src/types.js';
 import { FakeRuntime, reply } from '../helpers/fake-runtime.js';
-import { startUnitApp, type UnitApp } from '../helpers/fake-host.js';
+import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 
 /**
  * Makes a directory unwritable even for root (tests run as root, which ignores mode bits): the
@@ -30,7 +30,7 @@ function makeReadOnly(dir: string): () => void {
 
 /** The host cannot write into a group's IPC dir (read-only, or a failing disk). */
 describe('failed IPC writes', () => {
-  let host: UnitApp | undefined;
+  let host: E2eHost | undefined;
   const undos: Array<() => void> = [];
   const error = vi.spyOn(logger, 'error');
   const warn = vi.spyOn(logger, 'warn');
@@ -54,14 +54,14 @@ describe('failed IPC writes', () => {
       }
       return reply(hooks, `answer 2 (${input.prompt.includes('second') ? 'saw second' : 'missed it'})`);
     });
-    host = await startUnitApp({ runtime: runner });
-    await host.post('local:main', JSON.stringify({ text: 'first' }));
+    host = await startE2eHost({ runtime: runner });
+    await host.postRaw('local:main', JSON.stringify({ text: 'first' }));
     await host.waitFor('local:main', (t) => t === 'answer 1');
 
     const inputDir = path.join(host.config.ipcDir, 'main', 'to-agent', 'input');
     fs.mkdirSync(inputDir, { recursive: true });
     undos.push(makeReadOnly(inputDir));
-    expect((await host.post('local:main', JSON.stringify({ text: 'second' }))).status).toBe(202);
+    expect((await host.postRaw('local:main', JSON.stringify({ text: 'second' }))).status).toBe(202);
     await vi.waitFor(() =>
       expect(error).toHaveBeenCalledWith(
         expect.objectContaining({
@@ -87,8 +87,8 @@ describe('failed IPC writes', () => {
       await reply(hooks, 'working');
       return new Promise<AgentOutput>(() => undefined); // never ends by itself
     });
-    host = await startUnitApp({ runtime: runner, tune: { shutdownGraceMs: 300 } });
-    await host.post('local:main', JSON.stringify({ text: 'go' }));
+    host = await startE2eHost({ runtime: runner, tune: { shutdownGraceMs: 300 } });
+    await host.postRaw('local:main', JSON.stringify({ text: 'go' }));
     await host.waitFor('local:main', (t) => t === 'working');
     const inputDir = path.join(host.config.ipcDir, 'main', 'to-agent', 'input');
     fs.mkdirSync(inputDir, { recursive: true });
@@ -104,7 +104,7 @@ describe('failed IPC writes', () => {
 
   it('snapshots that cannot be written are logged, and runs go on', async () => {
     const runner = new FakeRuntime(async (_input, hooks) => reply(hooks, 'still answering'));
-    host = await startUnitApp({ runtime: runner });
+    host = await startE2eHost({ runtime: runner });
     const groupIpc = path.join(host.config.ipcDir, 'main', 'to-agent');
     undos.push(makeReadOnly(groupIpc));
     host.app.snapshots.tasks();
@@ -112,7 +112,7 @@ describe('failed IPC writes', () => {
     const messages = warn.mock.calls.map((c) => c[1]);
     expect(messages).toContain('cannot write task snapshot');
     expect(messages).toContain('cannot write group snapshot');
-    await host.post('local:main', JSON.stringify({ text: 'hello' }));
+    await host.postRaw('local:main', JSON.stringify({ text: 'hello' }));
     await host.waitFor('local:main', (t) => t === 'still answering');
   });
 });
