@@ -251,7 +251,7 @@ export class App {
     this.scheduler.stop();
     if (!(await this.queue.shutdown(this.config.shutdownGraceMs))) {
       const names = await this.runner.stopAll();
-      logger.warn({ sandboxes: names }, 'sandboxes still running after the grace period were stopped');
+      logger.warn({ sandboxes: names }, 'sandboxes still running after the grace period; stopping them');
       if (!(await this.queue.whenIdle(this.config.shutdownGraceMs)))
         logger.error('runs still active after their sandboxes were stopped');
     }
