@@ -250,8 +250,7 @@ export class App {
     this.loop.stop();
     this.scheduler.stop();
     if (!(await this.queue.shutdown(this.config.shutdownGraceMs))) {
-      const names = await this.runner.stopAll();
-      logger.warn({ sandboxes: names }, 'sandboxes still running after the grace period; stopping them');
+      await this.runner.stopAll();
       if (!(await this.queue.whenIdle(this.config.shutdownGraceMs)))
         logger.error('runs still active after their sandboxes were stopped');
     }

@@ -248,10 +248,10 @@ export class SandboxRunner implements AgentRunner {
   }
 
   /** Shutdown: stops the sandboxes that outlived the grace period. */
-  async stopAll(): Promise<string[]> {
+  async stopAll(): Promise<void> {
     const names = [...this.running];
+    logger.warn({ sandboxes: names }, 'sandboxes still running after the grace period; stopping them');
     const failed = (name: string) => (err: unknown) => logger.error({ name, err }, 'cannot stop sandbox');
     await Promise.all(names.map((name) => this.deps.runtime.stop(name).catch(failed(name))));
-    return names;
   }
 }
