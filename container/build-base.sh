@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Builds the agent image's base without any container registry: a Debian bookworm rootfs from
-# Debian's own packages (mmdebstrap, using this machine's apt mirror) plus Node 22 and npm from
-# the npm registry, imported as a local image.
+# Builds the agent image's base without any container registry: a Debian rootfs from Debian's own
+# packages (mmdebstrap, using this machine's apt mirror) plus Node and npm from the npm registry,
+# imported as a local image.
 #
-#   container/build-base.sh [--runtime docker|podman] [--tag nanoclaw-base:bookworm]
+#   container/build-base.sh [--runtime docker|podman] [--suite trixie|bookworm] [--tag nanoclaw-base:<suite>]
 #
-# Env: DEBIAN_MIRROR (e.g. http://deb.debian.org/debian) and DEBIAN_SECURITY_MIRROR override the
-# mirrors found in /etc/apt/sources.list*; NODE_VERSION (default 22) and NPM_VERSION (default 10)
+# Env: DEBIAN_SUITE (default trixie, the current stable; bookworm when the mirror has no trixie);
+# DEBIAN_MIRROR (e.g. http://deb.debian.org/debian) and DEBIAN_SECURITY_MIRROR override the
+# mirrors found in /etc/apt/sources.list*; NODE_VERSION (default 24) and NPM_VERSION (default 11)
 # pick the npm packages node-linux-<arch> and npm. Needs root (or mmdebstrap's unshare mode).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 runtime="${CONTAINER_RUNTIME:-docker}"
-tag="${BASE_TAG:-nanoclaw-base:bookworm}"
+suite="${DEBIAN_SUITE:-}"
+tag="${BASE_TAG:-}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runtime) runtime="$2"; shift 2 ;;
+    --suite) suite="$2"; shift 2 ;;
     --tag) tag="$2"; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -50,10 +53,17 @@ find_mirror() {
 arch="$(dpkg --print-architecture 2>/dev/null || echo amd64)"
 case "$arch" in amd64) node_arch=x64 ;; arm64) node_arch=arm64 ;; *) echo "unsupported architecture $arch" >&2; exit 1 ;; esac
 
-mirror="${DEBIAN_MIRROR:-$(find_mirror bookworm | head -n1)}"
-security="${DEBIAN_SECURITY_MIRROR:-$(find_mirror bookworm-security | head -n1)}"
+# This machine's mirror lists its own suite only; the same archive serves the others.
+mirror="${DEBIAN_MIRROR:-$( (find_mirror trixie; find_mirror bookworm) | head -n1)}"
+security="${DEBIAN_SECURITY_MIRROR:-$( (find_mirror trixie-security; find_mirror bookworm-security) | head -n1)}"
 mirror="${mirror:-http://deb.debian.org/debian}"
-step "Debian mirror: $mirror${security:+, security: $security}"
+has_suite() { curl -fsI --max-time 20 "$mirror/dists/$1/Release" >/dev/null 2>&1; }
+if [[ -z "$suite" ]]; then
+  suite=trixie
+  has_suite trixie || { suite=bookworm; step "the mirror has no trixie; falling back to bookworm"; }
+fi
+tag="${tag:-nanoclaw-base:$suite}"
+step "Debian $suite from $mirror${security:+, security: $security}"
 
 cache="$here/.build/cache"
 stage="$here/.build/base-stage"
@@ -61,26 +71,29 @@ mkdir -p "$cache"
 rm -rf "$stage" && mkdir -p "$stage/usr/local/bin" "$stage/usr/local/lib/node_modules"
 
 # Node and npm come as npm packages; the tarballs are cached between builds.
-node_pkg="node-linux-${node_arch}@${NODE_VERSION:-22}"
-npm_pkg="npm@${NPM_VERSION:-10}"
+node_pkg="node-linux-${node_arch}@${NODE_VERSION:-24}"
+npm_pkg="npm@${NPM_VERSION:-11}"
 step "fetching $node_pkg and $npm_pkg from the npm registry"
 node_tgz="$(cd "$cache" && npm pack --silent "$node_pkg" 2>/dev/null | tail -n1)"
 npm_tgz="$(cd "$cache" && npm pack --silent "$npm_pkg" 2>/dev/null | tail -n1)"
 tar -xzf "$cache/$node_tgz" -C "$stage" package/bin/node
 mv "$stage/package/bin/node" "$stage/usr/local/bin/node" && rm -rf "$stage/package"
+# Debug symbols are about 18 MB of the binary; a sandbox never needs them.
+if command -v strip >/dev/null; then strip "$stage/usr/local/bin/node"; fi
 mkdir -p "$stage/usr/local/lib/node_modules/npm"
 tar -xzf "$cache/$npm_tgz" -C "$stage/usr/local/lib/node_modules/npm" --strip-components=1
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$stage/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$stage/usr/local/bin/npx"
 step "node $("$stage/usr/local/bin/node" --version 2>/dev/null || echo "(not runnable here)"), npm $(tar -xzOf "$cache/$npm_tgz" package/package.json | sed -n 's/^ *"version": "\(.*\)",/\1/p' | head -n1)"
 
-sources=("deb $mirror bookworm main" "deb $mirror bookworm-updates main")
-[[ -n "$security" ]] && sources+=("deb $security bookworm-security main")
+sources=("deb $mirror $suite main" "deb $mirror $suite-updates main")
+[[ -n "$security" ]] && sources+=("deb $security $suite-security main")
 
 # Documentation and translations are dropped here and, through the dpkg config written into the
 # image, from every package installed later too.
-step "mmdebstrap bookworm (minbase) | $runtime import $tag"
-mmdebstrap --variant=minbase --mode=auto --quiet \
+# Progress goes to the terminal (stderr); the rootfs tarball streams into the image import.
+step "mmdebstrap $suite (minbase) | $runtime import $tag — a few minutes"
+mmdebstrap --variant=minbase --mode=auto \
   --include=ca-certificates \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -90,7 +103,7 @@ mmdebstrap --variant=minbase --mode=auto --quiet \
   --aptopt='Acquire::Languages "none"' \
   --customize-hook="cp -a '$stage'/. \"\$1\"/" \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
-  bookworm - "${sources[@]}" \
+  "$suite" - "${sources[@]}" \
   | "$runtime" import \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV LANG=C.UTF-8' \

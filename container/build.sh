@@ -3,9 +3,10 @@
 #
 #   container/build.sh [--runtime docker|podman]
 #
-# Env: CONTAINER_IMAGE (default nanoclaw-agent:latest); BASE_IMAGE (default node:22-slim when it
-# is present locally, else the offline base nanoclaw-base:bookworm, built by build-base.sh if
-# missing); NANOCLAW_EXTRA_CA: a CA bundle the build must trust (default: $NODE_EXTRA_CA_CERTS).
+# Env: CONTAINER_IMAGE (default nanoclaw-agent:latest); BASE_IMAGE (default node:24-trixie-slim
+# when it is present locally, else the offline base nanoclaw-base:trixie — or :bookworm where the
+# mirror has no trixie — built by build-base.sh if missing); NANOCLAW_EXTRA_CA: a CA bundle the
+# build must trust (default: $NODE_EXTRA_CA_CERTS).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,18 +26,13 @@ step() { echo "==> [$(( $(date +%s) - started ))s] $*"; }
 
 has_image() { "$runtime" image inspect "$1" >/dev/null 2>&1; }
 
-base="${BASE_IMAGE:-}"
+local_base() { for tag in node:24-trixie-slim nanoclaw-base:trixie nanoclaw-base:bookworm; do has_image "$tag" && { echo "$tag"; return; }; done; }
+base="${BASE_IMAGE:-$(local_base)}"
 if [[ -z "$base" ]]; then
-  if has_image node:22-slim; then
-    base=node:22-slim
-  else
-    # No registry needed: a Debian rootfs from apt plus Node from npm.
-    base=nanoclaw-base:bookworm
-    if ! has_image "$base"; then
-      step "node:22-slim is not available locally; building the offline base $base"
-      "$here/build-base.sh" --runtime "$runtime" --tag "$base"
-    fi
-  fi
+  # No registry needed: a Debian rootfs from apt plus Node from npm.
+  step "node:24-trixie-slim is not available locally; building an offline base"
+  "$here/build-base.sh" --runtime "$runtime"
+  base="$(local_base)"
 fi
 step "base image: $base"
 
@@ -51,8 +47,8 @@ else
   : >"$here/.build/extra-ca.crt"
 fi
 
-# The image compiles agent-runner/src, which includes the host's IPC contract (src/contract).
-(cd "$here/agent-runner" && npm run -s contract)
+# The runner (with the host's IPC contract, src/contract) is compiled here and copied in.
+"$here/build-runner.sh"
 step "building $image"
 if [[ "$runtime" == docker ]] && ! docker buildx version >/dev/null 2>&1; then
   export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" # the classic builder, without the buildx plugin

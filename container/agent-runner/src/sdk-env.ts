@@ -1,30 +1,62 @@
-import type { ProxyForwarders } from './forwarders.js';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { log } from './output.js';
 
-/** Built from a clean base, so nothing the runner inherited reaches the agent's shell. */
-export function buildSdkEnv(
-  forwarders: Pick<ProxyForwarders, 'api' | 'egress'>,
-  base: NodeJS.ProcessEnv = process.env,
-  uid: number = process.getuid?.() ?? -1,
-): Record<string, string> {
-  const home = base.HOME || '/home/node';
-  const proxy = forwarders.egress && `http://127.0.0.1:${forwarders.egress.port}`;
-  return {
-    HOME: home,
-    // Sessions and Claude Code's config live in the group's session dir; HOME itself may be a tmpfs.
-    CLAUDE_CONFIG_DIR: `${home}/.claude`,
-    PATH: base.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-    LANG: base.LANG || 'C.UTF-8',
-    ANTHROPIC_BASE_URL: `http://127.0.0.1:${forwarders.api.port}`,
-    // Not a secret: the model proxy drops whatever credential arrives and injects the real one.
-    ANTHROPIC_API_KEY: 'sk-ant-nanoclaw-placeholder',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS: '1',
-    NO_PROXY: '127.0.0.1,localhost',
-    no_proxy: '127.0.0.1,localhost',
-    ...(base.TZ ? { TZ: base.TZ } : {}),
-    ...(base.TMPDIR ? { TMPDIR: base.TMPDIR } : {}),
-    // Claude Code refuses bypassPermissions as root unless told it is inside a sandbox.
-    ...(uid === 0 ? { IS_SANDBOX: '1' } : {}),
-    ...(proxy ? { HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy } : {}),
-  };
+/**
+ * The sandbox has no network but loopback; the host's proxies are unix sockets (api.sock,
+ * egress.sock) and the SDK speaks TCP, so each socket gets a loopback listener piping through.
+ */
+export interface Forwarder {
+  port: number;
+  close(): Promise<void>;
+}
+
+function startForwarder(socketPath: string): Promise<Forwarder> {
+  const connections = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(socketPath);
+    const drop = () => {
+      for (const socket of [client, upstream]) {
+        socket.destroy();
+        connections.delete(socket);
+      }
+    };
+    connections.add(client).add(upstream);
+    client.on('error', drop).on('close', drop);
+    upstream.on('close', drop).on('error', (err) => {
+      log('proxy socket unreachable', { socketPath, error: err.message });
+      drop();
+    });
+    client.pipe(upstream).pipe(client);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const socket of connections) socket.destroy();
+            server.close(() => done());
+          }),
+      }),
+    );
+  });
+}
+
+export interface ProxyForwarders {
+  api: Forwarder;
+  egress?: Forwarder;
+  close(): Promise<void>;
+}
+
+/** The model forwarder always starts: without it the SDK would try Anthropic's own hosts. */
+export async function startProxyForwarders(proxyDir: string): Promise<ProxyForwarders> {
+  const apiSocket = path.join(proxyDir, 'api.sock');
+  const egressSocket = path.join(proxyDir, 'egress.sock');
+  if (!fs.existsSync(apiSocket)) log('model proxy socket missing', { apiSocket });
+  const api = await startForwarder(apiSocket);
+  const egress = fs.existsSync(egressSocket) ? await startForwarder(egressSocket) : undefined;
+  return { api, egress, close: async () => void (await Promise.all([api.close(), egress?.close()])) };
 }
