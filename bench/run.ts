@@ -2,8 +2,10 @@
 // offline, against the scripted mock model. Prints one table; writes bench/results.json.
 //
 //   npm run bench                          everything (docker and bwrap), a few minutes
-//   npm run bench -- --only 5,6            some measures (ids as in the table: 1-6, or "2 bwrap")
+//   npm run bench -- --only 5,6            some measures (ids as in the table: 0-6, or "2 bwrap")
 //   npm run bench -- --runtimes bwrap      sandbox measures on some runtimes only
+//   npm run bench -- --runs 3              at most 3 runs per measure (a quick look, not a result)
+//   npm run bench -- --no-build            measure what is built, stale or not
 import os from 'node:os';
 import path from 'node:path';
 
@@ -39,16 +41,25 @@ async function main(): Promise<number> {
     return 2;
   }
   const only = new Set(list(option('only')));
+  const maxRuns = Math.floor(Number(option('runs') ?? Infinity));
+  if (!(maxRuns >= 1)) {
+    process.stderr.write(`--runs wants a number of runs, not ${option('runs')}\n`);
+    return 2;
+  }
   const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
-  const sandboxed = only.size === 0 || [...only].some((id) => /^[1234]/.test(id));
-  progress('building what is stale (host, agent-runner, agent image)');
-  prepareBuilds(sandboxed ? runtimes : []);
-  const measures = await runSuite(runtimes as RuntimeKind[], only, progress);
-  const results = measures.map(evaluate);
+  const sandboxed = only.size === 0 || [...only].some((id) => /^[01234]/.test(id));
+  if (!process.argv.includes('--no-build')) {
+    progress('building what is stale (host, agent-runner, agent image)');
+    prepareBuilds(sandboxed ? runtimes : []);
+  }
+  const { measures, agentImage } = await runSuite(runtimes as RuntimeKind[], only, progress, maxRuns);
+  const results = evaluate(measures);
   const file = path.join(import.meta.dirname, 'results.json');
-  writeResults(file, results, startedAt, loadStart);
+  writeResults(file, results, startedAt, loadStart, agentImage);
   process.stdout.write(`${renderTable(results)}\n`);
+  if (agentImage)
+    process.stdout.write(`\nagent image ${agentImage.name}: ${agentImage.sizeMB.toFixed(0)} MB\n`);
   const seconds = Math.round((Date.now() - startedAt.getTime()) / 1000);
   process.stdout.write(
     `\n${seconds} s; load average ${loadStart.map((l) => l.toFixed(2)).join(' ')} at start. Details: ${path.relative(process.cwd(), file)}\n`,

@@ -1,9 +1,6 @@
 import { z } from 'zod/v3';
 
-/**
- * The files host and agent-runner exchange; the runner's build copies src/contract/ (import only
- * zod and cron-parser). zod's v3 API loads much faster than zod 4's on the runner's cold start.
- */
+// Copied into the agent-runner: import only zod (v3: faster cold start) and cron-parser.
 
 /** Folder names become host paths and sandbox names; `global` and `errors` are the host's own. */
 export function isValidFolder(folder: string): boolean {
@@ -17,7 +14,6 @@ export const folderProblem = (folder: string) =>
   isValidFolder(folder) ? undefined : `folder '${folder}' is not allowed: ${FOLDER_RULE}`;
 
 export const MAX_IPC_FILE_BYTES = 1024 * 1024;
-/** The lines around each result the agent-runner writes to stdout. */
 export const OUTPUT_START = '---NANOCLAW_OUTPUT_START---';
 export const OUTPUT_END = '---NANOCLAW_OUTPUT_END---';
 export const CLOSE_SENTINEL = '_close';
@@ -38,27 +34,23 @@ export const ipcMessageSchema = z.object({
   sender: text.max(64).optional(),
 });
 
+const schedule = {
+  prompt: text,
+  schedule_type: scheduleTypeSchema,
+  schedule_value: text,
+  context_mode: contextModeSchema.optional(),
+};
 export const ipcTaskSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('schedule_task'),
     taskId: taskIdSchema.optional(),
-    prompt: text,
-    schedule_type: scheduleTypeSchema,
-    schedule_value: text,
-    context_mode: contextModeSchema.optional(),
+    ...schedule,
     target_group_jid: text.optional(),
   }),
   z.object({ type: z.literal('pause_task'), taskId: taskIdSchema }),
   z.object({ type: z.literal('resume_task'), taskId: taskIdSchema }),
   z.object({ type: z.literal('cancel_task'), taskId: taskIdSchema }),
-  z.object({
-    type: z.literal('update_task'),
-    taskId: taskIdSchema,
-    prompt: text.optional(),
-    schedule_type: scheduleTypeSchema.optional(),
-    schedule_value: text.optional(),
-    context_mode: contextModeSchema.optional(),
-  }),
+  z.object({ type: z.literal('update_task'), taskId: taskIdSchema, ...z.object(schedule).partial().shape }),
   z.object({
     type: z.literal('register_group'),
     jid: text,
@@ -71,9 +63,10 @@ export const ipcTaskSchema = z.discriminatedUnion('type', [
 ]);
 export type IpcTask = z.infer<typeof ipcTaskSchema>;
 
-/** Host to agent: input/*.json (follow-ups; `_close` ends the run), then the two snapshots. */
+/** Host to agent: input/*.json and the task snapshot. */
 export const inputFileSchema = z.object({ type: z.literal('message'), text: z.string() });
 
+const maybe = z.string().nullable();
 export const taskSnapshotSchema = z.array(
   z.object({
     id: z.string(),
@@ -84,22 +77,9 @@ export const taskSnapshotSchema = z.array(
     schedule_value: z.string(),
     context_mode: contextModeSchema,
     status: z.enum(['active', 'paused', 'completed']),
-    next_run: z.string().nullable(),
-    last_run: z.string().nullable(),
-    last_result: z.string().nullable(),
+    next_run: maybe,
+    last_run: maybe,
+    last_result: maybe,
   }),
 );
 export type TaskSnapshot = z.infer<typeof taskSnapshotSchema>;
-
-/** Main's agent only. */
-export interface AvailableGroups {
-  groups: Array<{
-    jid: string;
-    name: string;
-    channel: string;
-    isGroup: boolean;
-    lastActivity: string;
-    isRegistered: boolean;
-  }>;
-  lastSync: string;
-}

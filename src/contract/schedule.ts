@@ -1,43 +1,38 @@
 import { CronExpressionParser } from 'cron-parser';
 import type { ScheduleType } from './ipc.js';
 
-/** Schedule rules for both sides. Instants are ISO-8601 UTC; cron and `once` are read in `timezone`. */
+// Instants are ISO-8601 UTC; cron and `once` are read in `timezone`.
 
 export const MIN_INTERVAL_MS = 60_000;
 /** Keeps instants four-digit-year ISO strings (compared as strings in SQL). */
 const MAX_INTERVAL_MS = 10 * 366 * 24 * 60 * 60 * 1000;
-/** The agent computed "now" a moment ago. */
-const ONCE_PAST_GRACE_MS = 60_000;
 /** At most hourly: no `@secondly` or `@minutely`. */
 const CRON_ALIASES = '@yearly @annually @monthly @weekly @daily @hourly @weekdays @weekends'.split(' ');
 const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?$/;
-
-export type ScheduleCheck = { ok: true; nextRun: string } | { ok: false; error: string };
 
 /** The run after `from`, or null when invalid; for `once` the instant itself, even if past. */
 export function computeNextRun(
   type: ScheduleType,
   value: string,
-  opts: { from: Date; timezone: string },
+  { from, timezone }: { from: Date; timezone: string },
 ): string | null {
-  const next = nextRun(type, value, opts.from, opts.timezone);
+  const next = nextRun(type, value, from, timezone);
   return typeof next === 'string' ? next : null;
 }
 
-/** A new schedule's first run (a stored task keeps running if the minimum is raised later). */
+/** A new schedule's first run (the minimum applies only to new schedules). */
 export function validateSchedule(
   type: ScheduleType,
   value: string,
   timezone: string,
-  opts: { now?: Date; minIntervalMs?: number } = {},
-): ScheduleCheck {
-  const now = opts.now ?? new Date();
+  { now = new Date(), minIntervalMs: min = MIN_INTERVAL_MS }: { now?: Date; minIntervalMs?: number } = {},
+): { ok: true; nextRun: string } | { ok: false; error: string } {
   const next = nextRun(type, value, now, timezone);
   if (typeof next !== 'string') return { ok: false, error: next.error };
-  const min = opts.minIntervalMs ?? MIN_INTERVAL_MS;
   if (type === 'interval' && Number(value.trim()) < min)
     return { ok: false, error: `interval must be at least ${min} ms${inWords(min)}, got ${value.trim()}` };
-  if (type === 'once' && Date.parse(next) < now.getTime() - ONCE_PAST_GRACE_MS) {
+  // One minute of grace: the agent computed "now" a moment ago.
+  if (type === 'once' && Date.parse(next) < now.getTime() - 60_000) {
     const local = formatLocal(now, timezone);
     return { ok: false, error: `once time '${value}' is in the past (now it is ${local} in ${timezone})` };
   }
@@ -96,10 +91,7 @@ function inWords(ms: number): string {
   return ms === size ? ` (one ${unit})` : ` (${ms / size} ${unit}s)`;
 }
 
-/**
- * The instant a wall-clock time (given as if UTC) names in `timezone`. As Temporal's "compatible":
- * a time skipped by a DST change moves forward by the gap; one that happens twice means the earlier.
- */
+/** The instant of a local time (given as if UTC), as Temporal's "compatible" does DST gaps and overlaps. */
 function wallTimeToInstant(wall: number, timezone: string): number {
   const day = 24 * 60 * 60 * 1000;
   const before = offsetAt(wall - day, timezone);
@@ -113,9 +105,8 @@ function wallTimeToInstant(wall: number, timezone: string): number {
 const wallClock = (instant: number, timezone: string) =>
   new Date(instant).toLocaleString('sv-SE', { timeZone: timezone });
 
-function offsetAt(instant: number, timezone: string): number {
-  return Date.parse(`${wallClock(instant, timezone).replace(' ', 'T')}Z`) - Math.floor(instant / 1000) * 1000;
-}
+const offsetAt = (instant: number, timezone: string) =>
+  Date.parse(`${wallClock(instant, timezone).replace(' ', 'T')}Z`) - Math.floor(instant / 1000) * 1000;
 
 export function formatLocal(date: Date, timezone: string): string {
   return isValidTimezone(timezone) ? wallClock(date.getTime(), timezone) : date.toISOString();

@@ -6,23 +6,16 @@ import { SafeDir, withSafeDir } from '../safe-fs.js';
 import { groupPaths } from './mount-plan.js';
 import type { SandboxUser } from './runtime.js';
 
-export function agentSkillsDir(config: Pick<Config, 'projectRoot'>): string {
-  return path.join(config.projectRoot, 'container', 'skills');
-}
+export const agentSkillsDir = (config: Pick<Config, 'projectRoot'>): string =>
+  path.join(config.projectRoot, 'container', 'skills');
 
-/**
- * Copies each skill afresh into the session's skills/ (~/.claude/skills), keeping the agent's own.
- * The session dir is the agent's: safe-fs only, links unlinked, never followed.
- */
-export function syncAgentSkills({
-  sourceDir,
-  sessionDir,
-  owner,
-}: {
+/** Copies each skill afresh, keeping the agent's own; safe-fs only: the session dir is the agent's. */
+export function syncAgentSkills(opts: {
   sourceDir: string;
   sessionDir: string;
   owner?: SandboxUser;
 }): string[] {
+  const { sourceDir, sessionDir, owner } = opts;
   let names: string[];
   try {
     names = fs
@@ -62,11 +55,11 @@ function copyTree(from: string, parent: SafeDir, name: string, owner?: SandboxUs
   });
 }
 
-/** Before each run; a failure is logged, never fatal: a run without skills beats no run. */
+/** A run without skills beats no run. */
 export function prepareAgentSkills(config: Config, folder: string, owner?: SandboxUser): string[] {
   try {
-    const sessionDir = groupPaths(config, folder).sessionDir;
-    return syncAgentSkills({ sourceDir: agentSkillsDir(config), sessionDir, ...(owner && { owner }) });
+    const { sessionDir } = groupPaths(config, folder);
+    return syncAgentSkills({ sourceDir: agentSkillsDir(config), sessionDir, owner });
   } catch (err) {
     logger.warn({ folder, err: String(err) }, 'could not copy agent skills');
     return [];

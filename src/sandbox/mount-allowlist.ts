@@ -13,7 +13,6 @@ const allowlistSchema = z.object({
     z.object({ path: z.string().min(1), allowReadWrite: z.boolean(), description: z.string().optional() }),
   ),
   blockedPatterns: z.array(z.string().min(1)).default([]),
-  /** When true (the default), non-main groups get every extra mount read-only. */
   nonMainReadOnly: z.boolean().default(true),
 });
 export type MountAllowlist = z.infer<typeof allowlistSchema>;
@@ -34,82 +33,66 @@ export function loadMountAllowlist(configDir: string): MountAllowlist | null {
   try {
     const parsed = allowlistSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
     if (parsed.success) return parsed.data;
-    logger.warn(
-      { file, problems: zodProblems(parsed.error) },
-      'mount allowlist invalid; extra mounts disabled',
-    );
+    const problems = zodProblems(parsed.error);
+    logger.warn({ file, problems }, 'mount allowlist invalid; extra mounts disabled');
   } catch (err) {
     logger.warn({ file, err: String(err) }, 'mount allowlist is unreadable; extra mounts disabled');
   }
   return null;
 }
 
-const realOrResolved = (p: string) => {
+const realpath = (p: string) => {
   try {
     return fs.realpathSync(p);
   } catch {
-    return path.resolve(p);
+    return null;
   }
 };
-
-function blockedPattern(paths: string[], patterns: string[]): string | undefined {
-  for (const p of paths.map((p) => p.toLowerCase())) {
-    const parts = p.split('/');
-    const hit = patterns.find((pattern) => {
-      const needle = pattern.toLowerCase();
-      return needle.includes('/') ? p.includes(needle) : parts.some((c) => c.includes(needle));
-    });
-    if (hit) return hit;
-  }
-  return undefined;
-}
 
 /** It becomes /workspace/extra/<name> and a CLI argument. */
 function containerNameProblem(name: string): string | null {
   if (!name) return 'container path is empty';
   if (name.startsWith('/')) return 'container path must be relative';
-  const parts = name.split('/');
-  if (parts.includes('..')) return 'container path must not contain ..';
-  if (parts.some((p) => p === '' || p === '.')) return 'container path has empty or . segments';
-  if (!/^[A-Za-z0-9._/-]+$/.test(name)) return 'container path may use only letters, digits, . _ - /';
+  if (name.split('/').some((p) => ['', '.', '..'].includes(p)))
+    return 'container path must not have empty, . or .. segments';
+  if (!/^[\w./-]+$/.test(name)) return 'container path may use only letters, digits, . _ - /';
   return null;
 }
 
-/** Which requested extra mounts a group gets. Checks run on the realpath too: a link to ~/.ssh is caught. */
+type Rejected = { mount: AdditionalMount; reason: string };
+
+/** Checks run on the realpath too: a link to ~/.ssh is caught. */
 export function validateAdditionalMounts(
   mounts: AdditionalMount[],
   allowlist: MountAllowlist | null,
   { isMain, config }: { isMain: boolean; config: Config },
-): { allowed: MountSpec[]; rejected: { mount: AdditionalMount; reason: string }[] } {
-  const result = { allowed: [] as MountSpec[], rejected: [] as { mount: AdditionalMount; reason: string }[] };
+): { allowed: MountSpec[]; rejected: Rejected[] } {
+  const result = { allowed: [] as MountSpec[], rejected: [] as Rejected[] };
   if (mounts.length === 0) return result;
   const patterns = [...ALWAYS_BLOCKED, ...(allowlist?.blockedPatterns ?? [])];
-  // Neither inside nor around these: a mount of NANOCLAW_HOME would contain store/ just the same.
+  // Neither inside nor around: a mount of NANOCLAW_HOME would contain store/.
   const protectedPaths = [config.configDir, config.storeDir, config.dataDir, config.groupsDir, config.envFile]
     .concat(ALWAYS_BLOCKED.map((name) => path.join(os.homedir(), name)))
-    .map(realOrResolved);
+    .map((p) => realpath(p) ?? path.resolve(p));
   const roots = (allowlist?.allowedRoots ?? []).flatMap((root) => {
-    try {
-      return [{ ...root, real: fs.realpathSync(expandHome(root.path)) }];
-    } catch {
-      return [];
-    }
+    const real = realpath(expandHome(root.path));
+    return real ? [{ ...root, real }] : [];
   });
   const taken = new Set<string>();
 
   const check = (mount: AdditionalMount): string | MountSpec => {
     if (!allowlist) return 'no valid mount allowlist';
-    if (!mount.hostPath.startsWith('/') && !mount.hostPath.startsWith('~'))
-      return 'host path must be absolute or start with ~';
+    if (!/^[/~]/.test(mount.hostPath)) return 'host path must be absolute or start with ~';
     const expanded = path.resolve(expandHome(mount.hostPath));
-    let real: string;
-    try {
-      real = fs.realpathSync(expanded);
-    } catch {
-      return 'host path does not exist';
+    const real = realpath(expanded);
+    if (!real) return 'host path does not exist';
+    for (const p of [expanded, real].map((p) => p.toLowerCase())) {
+      const hit = patterns.find((pattern) => {
+        const needle = pattern.toLowerCase();
+        return needle.includes('/') ? p.includes(needle) : p.split('/').some((c) => c.includes(needle));
+      });
+      if (hit) return `path matches blocked pattern "${hit}"`;
     }
-    const blocked = blockedPattern([expanded, real], patterns);
-    if (blocked) return `path matches blocked pattern "${blocked}"`;
     const clash = protectedPaths.find((p) => isWithin(real, p) || isWithin(p, real));
     if (clash) return `path overlaps protected location ${clash}`;
     const root = roots.find((r) => isWithin(real, r.real));

@@ -17,7 +17,7 @@ export const CONTAINER_PATHS = {
   project: '/workspace/project',
 } as const;
 
-/** One group's host directories (data/ipc/<folder> itself is host-owned and never mounted). */
+/** data/ipc/<folder> itself is host-owned and never mounted. */
 export function groupPaths(config: Config, folder: string) {
   return {
     groupDir: path.join(config.groupsDir, folder),
@@ -32,60 +32,53 @@ export function groupPaths(config: Config, folder: string) {
 /** Hidden from main's view of the project: secrets, store/ and data/, also NANOCLAW_HOME's inside it. */
 export function projectMasks(config: Config): { hostPath: string; kind: 'file' | 'dir' }[] {
   const root = config.projectRoot;
-  const candidates: { hostPath: string; kind: 'file' | 'dir' }[] = [
-    { hostPath: path.join(root, '.env'), kind: 'file' },
-    { hostPath: path.join(root, 'store'), kind: 'dir' },
-    { hostPath: path.join(root, 'data'), kind: 'dir' },
-    { hostPath: config.envFile, kind: 'file' },
-    { hostPath: config.storeDir, kind: 'dir' },
-    { hostPath: config.dataDir, kind: 'dir' },
-    { hostPath: config.configDir, kind: 'dir' },
+  const candidates: [string, 'file' | 'dir'][] = [
+    [path.join(root, '.env'), 'file'],
+    [path.join(root, 'store'), 'dir'],
+    [path.join(root, 'data'), 'dir'],
+    [config.envFile, 'file'],
+    [config.storeDir, 'dir'],
+    [config.dataDir, 'dir'],
+    [config.configDir, 'dir'],
   ];
-  return candidates.filter(
-    ({ hostPath }, i) =>
-      hostPath !== root &&
-      isWithin(hostPath, root) &&
-      candidates.findIndex((c) => c.hostPath === hostPath) === i,
-  );
+  return candidates
+    .filter(([p], i) => p !== root && isWithin(p, root) && candidates.findIndex(([q]) => q === p) === i)
+    .map(([hostPath, kind]) => ({ hostPath, kind }));
 }
 
-/** One group's mounts (pure: prepareGroupDirs() creates them). Extras come validated. */
+/** Pure (prepareGroupDirs creates the folders); extras come validated. */
 export function buildMountPlan(group: RegisteredGroup, config: Config, extra: MountSpec[]): MountSpec[] {
   const p = groupPaths(config, group.folder);
   const C = CONTAINER_PATHS;
+  const mount = (hostPath: string, containerPath: string, readonly: boolean) => ({
+    hostPath,
+    containerPath,
+    readonly,
+  });
   const plan: MountSpec[] = [
-    { hostPath: p.groupDir, containerPath: C.group, readonly: false },
-    { hostPath: p.globalDir, containerPath: C.global, readonly: true },
-    { hostPath: p.fromAgentDir, containerPath: C.ipc, readonly: false },
-    { hostPath: p.toAgentDir, containerPath: C.inbox, readonly: true },
-    { hostPath: p.sessionDir, containerPath: C.session, readonly: false },
-    { hostPath: p.proxyDir, containerPath: C.proxy, readonly: true },
+    mount(p.groupDir, C.group, false),
+    mount(p.globalDir, C.global, true),
+    mount(p.fromAgentDir, C.ipc, false),
+    mount(p.toAgentDir, C.inbox, true),
+    mount(p.sessionDir, C.session, false),
+    mount(p.proxyDir, C.proxy, true),
   ];
   if (group.isMain) {
     // Read-only so the agent cannot rewrite the host that runs it.
-    plan.push({ hostPath: config.projectRoot, containerPath: C.project, readonly: true });
+    plan.push(mount(config.projectRoot, C.project, true));
     for (const { hostPath, kind } of projectMasks(config)) {
       const inside = path.relative(config.projectRoot, hostPath).split(path.sep).join('/');
-      plan.push({
-        hostPath: '/dev/null',
-        containerPath: `${C.project}/${inside}`,
-        readonly: true,
-        mask: kind,
-      });
+      plan.push({ ...mount('/dev/null', `${C.project}/${inside}`, true), mask: kind });
     }
   }
   return [...plan, ...extra];
 }
 
-/**
- * Creates the folders (and main's masked paths, for the masks to sit on). The agent-writable ones go
- * through safe-fs and, on a root host, to the sandbox user; data/ipc/<folder> and to-agent stay the host's.
- */
-export function prepareGroupDirs(group: RegisteredGroup, config: Config, sandbox: SandboxUser): void {
+/** Also main's masked paths, for the masks to sit on; agent-writable ones go to the sandbox user. */
+export function prepareGroupDirs(group: RegisteredGroup, config: Config, { uid, gid }: SandboxUser): void {
   const p = groupPaths(config, group.folder);
   fs.mkdirSync(p.globalDir, { recursive: true });
   fs.mkdirSync(p.proxyDir, { recursive: true });
-  const { uid, gid } = sandbox;
   const own = (dir: SafeDir) => {
     if (!hostIsRoot() || uid === 0) return;
     const self = dir.stat();
@@ -118,7 +111,7 @@ export function prepareGroupDirs(group: RegisteredGroup, config: Config, sandbox
       try {
         mkdirs(to, [INPUT_DIR, MEDIA_DIR]);
       } catch (err) {
-        // The run still goes ahead: follow-ups and media then fail on their own, each logged.
+        // Follow-ups and media then fail on their own, each logged.
         logger.warn({ group: group.folder, err: String(err) }, 'cannot prepare the sandbox inbox');
       }
     });

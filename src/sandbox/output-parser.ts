@@ -1,9 +1,9 @@
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
+import { OUTPUT_END, OUTPUT_START } from '../contract/ipc.js';
 import { logger } from '../logger.js';
 import type { AgentOutput } from '../types.js';
 import { zodProblems } from '../util/zod-problems.js';
-import { OUTPUT_END, OUTPUT_START } from '../contract/ipc.js';
 
 export const MAX_OUTPUT_BYTES = 10 * 1024 * 1024;
 
@@ -17,47 +17,41 @@ const agentOutputSchema = z.object({
 /** Framed results from stdout; a marker may be split across chunks, even inside a character. */
 export class AgentOutputParser {
   private readonly decoder = new StringDecoder('utf8');
+  /** Starts at OUTPUT_START once a frame has begun. */
   private buffer = '';
-  private inFrame = false;
-  /** Where to resume looking for the end marker, so a big frame is not rescanned. */
+  /** So a big frame is not rescanned for the end marker. */
   private endSearchFrom = 0;
   private bytes = 0;
   overflowed = false;
-
-  constructor(private readonly maxBytes = MAX_OUTPUT_BYTES) {}
 
   feed(chunk: Buffer | string): AgentOutput[] {
     if (this.overflowed) return [];
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     this.bytes += data.length;
-    if (this.bytes > this.maxBytes) {
+    if (this.bytes > MAX_OUTPUT_BYTES) {
       this.overflowed = true;
       this.buffer = '';
-      logger.warn({ maxBytes: this.maxBytes }, 'sandbox output over the cap');
+      logger.warn({ maxBytes: MAX_OUTPUT_BYTES }, 'sandbox output over the cap');
       return [];
     }
     this.buffer += this.decoder.write(data);
     const outputs: AgentOutput[] = [];
     for (;;) {
-      if (!this.inFrame) {
-        const start = this.buffer.indexOf(OUTPUT_START);
-        if (start === -1) {
-          // Keep only a tail that could still grow into a start marker.
-          this.buffer = this.buffer.slice(-(OUTPUT_START.length - 1));
-          return outputs;
-        }
-        this.buffer = this.buffer.slice(start + OUTPUT_START.length);
-        this.inFrame = true;
-        this.endSearchFrom = 0;
-      }
-      const end = this.buffer.indexOf(OUTPUT_END, this.endSearchFrom);
-      if (end === -1) {
-        this.endSearchFrom = Math.max(0, this.buffer.length - OUTPUT_END.length + 1);
+      const start = this.buffer.indexOf(OUTPUT_START);
+      if (start === -1) {
+        // Keep only a tail that could still grow into a start marker.
+        this.buffer = this.buffer.slice(-(OUTPUT_START.length - 1));
         return outputs;
       }
-      outputs.push(parseFrame(this.buffer.slice(0, end)));
+      this.buffer = this.buffer.slice(start);
+      const end = this.buffer.indexOf(OUTPUT_END, Math.max(OUTPUT_START.length, this.endSearchFrom));
+      if (end === -1) {
+        this.endSearchFrom = this.buffer.length - OUTPUT_END.length + 1;
+        return outputs;
+      }
+      outputs.push(parseFrame(this.buffer.slice(OUTPUT_START.length, end)));
       this.buffer = this.buffer.slice(end + OUTPUT_END.length);
-      this.inFrame = false;
+      this.endSearchFrom = 0;
     }
   }
 }

@@ -4,7 +4,7 @@ import type { AgentInput, AgentOutput } from '../types.js';
 import type { MountSpec } from './runtime.js';
 import type { SandboxRunOutcome } from './sandbox-runner.js';
 
-export interface RunLogEntry {
+interface RunLogEntry {
   groupsDir: string;
   folder: string;
   sandboxName: string;
@@ -18,7 +18,7 @@ export interface RunLogEntry {
   result: AgentOutput;
 }
 
-function render({ input, outcome, result, ...entry }: RunLogEntry): string {
+function render({ input, outcome: o, result, ...entry }: RunLogEntry): string {
   // Not the prompt (the user's conversation): its length will do.
   const { groupFolder, chatJid, isMain, isScheduledTask = false, sessionId = null } = input;
   const summary = {
@@ -35,10 +35,10 @@ function render({ input, outcome, result, ...entry }: RunLogEntry): string {
     `Runtime: ${entry.runtime}`,
     `Started: ${new Date(entry.startedAt).toISOString()}`,
     `Duration: ${entry.durationMs} ms`,
-    `Exit code: ${outcome?.exitCode ?? 'none'}${outcome?.signal ? ` (signal ${outcome.signal})` : ''}`,
-    `Timed out: ${outcome?.timedOut ?? false}`,
-    `Output over cap: ${outcome?.overflowed ?? false}`,
-    `Outputs: ${outcome?.outputs.length ?? 0}`,
+    `Exit code: ${o?.exitCode ?? 'none'}${o?.signal ? ` (signal ${o.signal})` : ''}`,
+    `Timed out: ${o?.timedOut ?? false}`,
+    `Output over cap: ${o?.overflowed ?? false}`,
+    `Outputs: ${o?.outputs.length ?? 0}`,
     `Status: ${result.status}${result.error ? ` — ${result.error}` : ''}`,
     `Input: ${JSON.stringify(summary)}`,
     `Env: ${entry.envKeys.join(', ')}`,
@@ -50,9 +50,9 @@ function render({ input, outcome, result, ...entry }: RunLogEntry): string {
     ),
     '',
     '=== stderr (tail) ===',
-    outcome?.stderrTail ?? '',
+    o?.stderrTail ?? '',
   ];
-  if (result.status === 'error') lines.push('', '=== stdout (tail) ===', outcome?.stdoutTail ?? '');
+  if (result.status === 'error') lines.push('', '=== stdout (tail) ===', o?.stdoutTail ?? '');
   return `${lines.join('\n')}\n`;
 }
 

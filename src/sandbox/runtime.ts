@@ -5,7 +5,7 @@ export interface MountSpec {
   hostPath: string;
   containerPath: string;
   readonly: boolean;
-  /** Hides containerPath (hostPath is /dev/null: a driver that ignores masks fails to start). */
+  /** Hides containerPath; hostPath is then /dev/null, so a driver that ignores masks fails to start. */
   mask?: 'file' | 'dir';
 }
 
@@ -22,7 +22,6 @@ export interface SandboxSpec {
   workdir: string;
   labels: Record<string, string>;
   user?: SandboxUser;
-  /** Replaces the image's own command (the agent-runner). */
   command?: string[];
 }
 
@@ -33,17 +32,17 @@ export interface SandboxRuntime {
   imageExists(image: string): Promise<boolean>;
   spawn(spec: SandboxSpec): ChildProcess;
   stop(name: string): Promise<void>;
-  /** Stops this instance's sandboxes (by label); returns their names. */
+  /** By label; returns the names stopped. */
   cleanupOrphans(instanceId: string): Promise<string[]>;
 }
 
 export class RuntimeUnavailableError extends Error {
+  override name = 'RuntimeUnavailableError';
   constructor(
     message: string,
     readonly hint: string,
   ) {
     super(`${message}. ${hint}`);
-    this.name = 'RuntimeUnavailableError';
   }
 }
 
@@ -53,7 +52,7 @@ export const SANDBOX_HOME = '/home/node';
 
 export const hostIsRoot = (): boolean => process.getuid?.() === 0;
 
-/** A root host runs sandboxes as SANDBOX_UID (no account has it by default); any other user as itself. */
+/** A root host runs sandboxes as SANDBOX_UID; any other user as itself. */
 export function sandboxUser(config: Pick<Config, 'sandboxUid'>): SandboxUser {
   const uid = process.getuid?.();
   const gid = process.getgid?.();
@@ -62,19 +61,16 @@ export function sandboxUser(config: Pick<Config, 'sandboxUid'>): SandboxUser {
     : { uid, gid };
 }
 
-/** passwd and group with the sandbox user as "node" (for os.userInfo(), shells, git), nothing of the host's. */
+/** The sandbox user as "node" (for os.userInfo(), shells, git), nothing of the host's. */
 export function sandboxAccountFiles({ uid, gid }: SandboxUser): { passwd: string; group: string } {
-  const own = (id: number, line: string) => (id === 0 || id === 65534 ? [] : [line]); // no second line for those ids
-  const passwd = [
-    'root:x:0:0:root:/root:/usr/sbin/nologin',
-    ...own(uid, `node:x:${uid}:${gid}:node:${SANDBOX_HOME}:/bin/sh`),
-    'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
-  ];
-  const group = ['root:x:0:', ...own(gid, `node:x:${gid}:`), 'nogroup:x:65534:'];
-  return { passwd: `${passwd.join('\n')}\n`, group: `${group.join('\n')}\n` };
+  const own = (id: number, line: string) => (id === 0 || id === 65534 ? '' : `${line}\n`);
+  return {
+    passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\n${own(uid, `node:x:${uid}:${gid}:node:${SANDBOX_HOME}:/bin/sh`)}nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
+    group: `root:x:0:\n${own(gid, `node:x:${gid}:`)}nogroup:x:65534:\n`,
+  };
 }
 
-/** Parents first (stable), so a mask or nested bind lands on top of its parent mount. */
+/** Parents first (stable): a mask or nested bind lands on its parent. */
 export function sortMountsForApply(mounts: MountSpec[]): MountSpec[] {
   const depth = (m: MountSpec) => m.containerPath.split('/').filter(Boolean).length;
   return [...mounts].sort((a, b) => depth(a) - depth(b));

@@ -50,12 +50,12 @@ function finalOutput(outcome: SandboxRunOutcome, hardTimeoutMs: number): AgentOu
   if (outcome.spawnError) return fail(`Could not start the sandbox: ${outcome.spawnError.message}`);
   if (outcome.overflowed) return failed('Agent output exceeded 10 MiB; the sandbox was stopped');
   if (outcome.timedOut) {
-    // Output already reached the chat: a sandbox idling into its timeout has simply finished.
+    // Output already reached the chat: an idle sandbox has simply finished.
     if (last) return { status: 'success', result: last.result, ...session };
     return fail(`The agent produced no output within ${hardTimeoutMs} ms and was stopped`);
   }
   if (outcome.exitCode !== 0) {
-    // The runner's own error (no credentials, budget spent) is what the failure notice is chosen from.
+    // The runner's own error (no credentials, budget spent) picks the failure notice.
     if (last?.status === 'error' && last.error) return { ...last, ...session };
     const how = outcome.signal ? `signal ${outcome.signal}` : `code ${outcome.exitCode}`;
     const stderr = outcome.stderrTail.trim().split('\n').slice(-10).join('\n').slice(-1000);
@@ -64,7 +64,6 @@ function finalOutput(outcome: SandboxRunOutcome, hardTimeoutMs: number): AgentOu
   return { ...(last ?? { status: 'success', result: null }), ...session };
 }
 
-/** Runs one agent turn for a group in a fresh sandbox and streams its results back. */
 export class SandboxRunner implements AgentRunner {
   private readonly running = new Set<string>();
 
@@ -72,9 +71,10 @@ export class SandboxRunner implements AgentRunner {
 
   async run(group: RegisteredGroup, input: AgentInput, hooks: AgentRunHooks): Promise<AgentOutput> {
     const { config, runtime } = this.deps;
-    if (!isValidFolder(group.folder)) return fail(`Invalid group folder: ${group.folder}`);
+    const { folder } = group;
+    if (!isValidFolder(folder)) return fail(`Invalid group folder: ${folder}`);
     const startedAt = Date.now();
-    const name = `nanoclaw-${group.folder}-${startedAt}`;
+    const name = `nanoclaw-${folder}-${startedAt}`;
     const hardTimeoutMs = Math.max(
       group.containerConfig?.timeoutMs ?? config.containerTimeoutMs,
       config.idleTimeoutMs + (this.deps.closeGraceMs ?? 30_000),
@@ -84,33 +84,30 @@ export class SandboxRunner implements AgentRunner {
       const user = sandboxUser(config);
       prepareGroupDirs(group, config, user);
       try {
-        clearInput(config, group.folder);
+        clearInput(config, folder);
       } catch (err) {
         // A run that may read a stale follow-up beats no run; the cursor keeps answers unique.
-        logger.warn({ group: group.folder, err: String(err) }, 'cannot clear stale sandbox input');
+        logger.warn({ group: folder, err: String(err) }, 'cannot clear stale sandbox input');
       }
       await this.deps.prepare?.(group, user);
       const extra = group.containerConfig?.additionalMounts ?? [];
-      const { allowed } = validateAdditionalMounts(extra, this.deps.allowlist(), {
-        isMain: group.isMain,
-        config,
-      });
+      const { isMain } = group;
+      const { allowed } = validateAdditionalMounts(extra, this.deps.allowlist(), { isMain, config });
       spec = {
         name,
         image: config.containerImage,
         mounts: buildMountPlan(group, config, allowed),
-        // The MCP tools check a new interval against the host's minimum.
         env: {
           TZ: config.timezone,
           HOME: SANDBOX_HOME,
           NANOCLAW_MIN_TASK_INTERVAL_MS: String(config.minTaskIntervalMs),
         },
         workdir: CONTAINER_PATHS.group,
-        labels: { [INSTANCE_LABEL]: config.instanceId, [GROUP_LABEL]: group.folder },
+        labels: { [INSTANCE_LABEL]: config.instanceId, [GROUP_LABEL]: folder },
         user,
       };
     } catch (err) {
-      logger.error({ group: group.folder, err: String(err) }, 'sandbox preparation failed');
+      logger.error({ group: folder, err: String(err) }, 'sandbox preparation failed');
       return fail(`Could not prepare the sandbox: ${String(err)}`);
     }
 
@@ -118,7 +115,7 @@ export class SandboxRunner implements AgentRunner {
     let result: AgentOutput;
     try {
       const proc = runtime.spawn(spec);
-      logger.info({ group: group.folder, name, runtime: runtime.kind }, 'sandbox started');
+      logger.info({ group: folder, name, runtime: runtime.kind }, 'sandbox started');
       this.running.add(name);
       try {
         hooks.onStarted?.(name);
@@ -128,7 +125,7 @@ export class SandboxRunner implements AgentRunner {
       proc.stdin?.on('error', (err) => logger.debug({ name, err: String(err) }, 'stdin closed early'));
       proc.stdin?.end(`${JSON.stringify(input)}\n`);
       const closeAfterFirstMs = input.isScheduledTask ? config.taskCloseDelayMs : null;
-      outcome = await this.supervise(proc, name, group.folder, hooks, hardTimeoutMs, closeAfterFirstMs);
+      outcome = await this.supervise(proc, name, folder, hooks, hardTimeoutMs, closeAfterFirstMs);
       result = finalOutput(outcome, hardTimeoutMs);
     } catch (err) {
       result = fail(`Could not start the sandbox: ${String(err)}`);
@@ -138,7 +135,7 @@ export class SandboxRunner implements AgentRunner {
     const durationMs = Date.now() - startedAt;
     writeRunLog({
       groupsDir: config.groupsDir,
-      folder: group.folder,
+      folder,
       sandboxName: name,
       runtime: runtime.kind,
       startedAt,
@@ -149,13 +146,13 @@ export class SandboxRunner implements AgentRunner {
       outcome,
       result,
     });
-    const log = { group: group.folder, name, durationMs, status: result.status };
+    const log = { group: folder, name, durationMs, status: result.status };
     if (result.status === 'error') logger.warn({ ...log, error: result.error }, 'sandbox run failed');
     else logger.info(log, 'sandbox run finished');
     return result;
   }
 
-  /** Hands results on in order; asks the sandbox to close when idle, stops it at the hard timeout or cap. */
+  /** Asks the sandbox to close when idle; stops it at the hard timeout or the output cap. */
   private supervise(
     proc: ChildProcess,
     name: string,
@@ -175,7 +172,7 @@ export class SandboxRunner implements AgentRunner {
       stderrTail: '',
       stdoutTail: '',
     };
-    // 'data' fires synchronously while onOutput is async: the chain keeps delivery in order.
+    // onOutput is async: the chain keeps delivery in order.
     let chain = Promise.resolve();
     let idleTimer: NodeJS.Timeout | undefined;
     let hardTimer: NodeJS.Timeout | undefined;
@@ -192,11 +189,9 @@ export class SandboxRunner implements AgentRunner {
     const kill = (why: string) => {
       killing ??= (async () => {
         logger.warn({ name, why }, 'stopping sandbox');
-        try {
-          await runtime.stop(name);
-        } catch (err) {
-          logger.warn({ name, err: String(err) }, 'runtime stop failed');
-        }
+        await runtime
+          .stop(name)
+          .catch((err) => logger.warn({ name, err: String(err) }, 'runtime stop failed'));
         if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       })();
     };
@@ -209,15 +204,7 @@ export class SandboxRunner implements AgentRunner {
         kill('hard timeout');
       }, hardTimeoutMs);
     };
-    const onResult = (output: AgentOutput) => {
-      out.outputs.push(output);
-      if (output.newSessionId) out.newSessionId = output.newSessionId;
-      armTimers();
-      if (out.outputs.length === 1 && closeAfterFirstMs !== null)
-        closeTimer = setTimeout(() => close('task done'), closeAfterFirstMs);
-      const failed = (err: unknown) => logger.error({ name, err: String(err) }, 'output handler failed');
-      chain = chain.then(() => hooks.onOutput(output).catch(failed));
-    };
+    const tail = (text: string, chunk: Buffer) => (text + chunk.toString('utf8')).slice(-TAIL_CHARS);
 
     return new Promise((resolve) => {
       // The first of 'error' (never started) and 'close' settles it.
@@ -226,17 +213,25 @@ export class SandboxRunner implements AgentRunner {
         void chain.then(() => resolve({ ...out, exitCode, signal }));
       };
       proc.stdout?.on('data', (chunk: Buffer) => {
-        out.stdoutTail = (out.stdoutTail + chunk.toString('utf8')).slice(-TAIL_CHARS);
-        for (const output of parser.feed(chunk)) onResult(output);
+        out.stdoutTail = tail(out.stdoutTail, chunk);
+        for (const output of parser.feed(chunk)) {
+          out.outputs.push(output);
+          if (output.newSessionId) out.newSessionId = output.newSessionId;
+          armTimers();
+          if (out.outputs.length === 1 && closeAfterFirstMs !== null)
+            closeTimer = setTimeout(() => close('task done'), closeAfterFirstMs);
+          const failed = (err: unknown) => logger.error({ name, err: String(err) }, 'output handler failed');
+          chain = chain.then(() => hooks.onOutput(output).catch(failed));
+        }
         if (parser.overflowed && !out.overflowed) {
           out.overflowed = true;
           kill('output over 10 MiB');
         }
       });
       proc.stderr?.on('data', (chunk: Buffer) => {
-        const text = chunk.toString('utf8');
-        out.stderrTail = (out.stderrTail + text).slice(-TAIL_CHARS);
-        for (const line of text.split('\n')) if (line.trim()) logger.debug({ name, line }, 'sandbox stderr');
+        out.stderrTail = tail(out.stderrTail, chunk);
+        for (const line of chunk.toString('utf8').split('\n'))
+          if (line.trim()) logger.debug({ name, line }, 'sandbox stderr');
       });
       proc.on('error', (err) => {
         out.spawnError = err;
@@ -247,7 +242,6 @@ export class SandboxRunner implements AgentRunner {
     });
   }
 
-  /** Shutdown: stops the sandboxes that outlived the grace period. */
   async stopAll(): Promise<void> {
     const names = [...this.running];
     logger.warn({ sandboxes: names }, 'sandboxes still running after the grace period; stopping them');

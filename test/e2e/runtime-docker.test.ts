@@ -108,7 +108,7 @@ describe('docker runtime (real daemon)', () => {
   });
 
   it('uses the hardening flags on every run', () => {
-    const args = dockerRunArgs(sleeper('n', 'i'), {});
+    const args = dockerRunArgs(sleeper('n', 'i'));
     for (const flag of [
       '--network none',
       '--cap-drop ALL',

@@ -97,8 +97,7 @@ function fakeSdk(answer: (text: string) => string | null): FakeSdk {
 function deps(sdk: FakeSdk, dir: string, outputs: RunnerOutput[]): QueryDeps {
   const watcher = new InputWatcher(dir, 50);
   watchers.push(watcher);
-  watcher.start();
-  return { query: sdk.query, watcher, writeOutput: (o) => outputs.push(o), options: () => ({}) };
+  return { query: sdk.query, watcher, writeOutput: (o) => outputs.push(o) };
 }
 
 async function until(what: string, condition: () => boolean): Promise<void> {
@@ -114,7 +113,7 @@ describe('agent-runner query loop', () => {
     const dir = inputDir();
     const sdk = fakeSdk((text) => `re: ${text}`);
     const outputs: RunnerOutput[] = [];
-    const outcome = runQuery('first', undefined, undefined, deps(sdk, dir, outputs));
+    const outcome = runQuery('first', {}, deps(sdk, dir, outputs));
 
     await until('the first result', () => outputs.length === 1);
     // Idle after the answer: the prompt stream is still open, waiting for input.
@@ -138,9 +137,9 @@ describe('agent-runner query loop', () => {
     const dir = inputDir();
     const sdk = fakeSdk(() => null);
     const outputs: RunnerOutput[] = [];
-    const result = await runQuery('hello', undefined, undefined, deps(sdk, dir, outputs));
+    const result = await runQuery('hello', {}, deps(sdk, dir, outputs));
     await sdk.streamEnded;
-    expect(result).toMatchObject({ closed: false, error: 'model said no', errorWritten: true, results: 1 });
+    expect(result).toMatchObject({ closed: false, error: 'model said no', results: 1 });
     expect(outputs).toEqual([
       { status: 'error', result: null, newSessionId: 'session-1', error: 'model said no' },
     ]);
@@ -151,7 +150,7 @@ describe('agent-runner query loop', () => {
     fs.writeFileSync(path.join(dir, '_close'), '');
     const sdk = fakeSdk((text) => `re: ${text}`);
     const outputs: RunnerOutput[] = [];
-    const result = await runQuery('only this', undefined, undefined, deps(sdk, dir, outputs));
+    const result = await runQuery('only this', {}, deps(sdk, dir, outputs));
     // The prompt already pushed is still answered; nothing after `_close` is read.
     expect(result.closed).toBe(true);
     expect(sdk.prompts).toEqual(['only this']);

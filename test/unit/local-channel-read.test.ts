@@ -54,6 +54,22 @@ describe('reading', () => {
     expect(h.historyCalls[1]).toEqual({ chat: 'local:main', after: undefined });
   });
 
+  it('passes `before` and `limit` on for paging back through history', async () => {
+    const calls: unknown[][] = [];
+    const h = await startHarness({ history: (...args) => (calls.push(args), []) });
+    const res = await request(h, {
+      path: '/api/chats/local:main/messages?before=2024-05-01T12:00:00%2B02:00&limit=50',
+    });
+    expect(res.json()).toEqual({ messages: [] });
+    expect(calls).toEqual([['local:main', undefined, 50, '2024-05-01T10:00:00.000Z']]);
+    for (const query of ['limit=0', 'limit=1001', 'limit=ten', 'before=soon']) {
+      const bad = await request(h, { path: `/api/chats/local:main/messages?${query}` });
+      expect(bad.status, query).toBe(400);
+      expect(bad.json().error).toMatch(new RegExp(`^${query.split('=')[0]}: `));
+    }
+    expect(calls).toHaveLength(1);
+  });
+
   it('refuses an invalid `after` with 400', async () => {
     const h = await startHarness();
     for (const after of ['yesterday', '2024-13-45T00:00:00Z', '']) {

@@ -56,10 +56,10 @@ describe('AgentOutputParser', () => {
   });
 
   it('reports overflow past the cap and ignores what follows', () => {
-    const parser = new AgentOutputParser(1000);
+    const parser = new AgentOutputParser();
     expect(parser.feed(frame(first))).toEqual([first]);
     expect(parser.overflowed).toBe(false);
-    expect(parser.feed('x'.repeat(1000))).toEqual([]);
+    expect(parser.feed('x'.repeat(MAX_OUTPUT_BYTES))).toEqual([]);
     expect(parser.overflowed).toBe(true);
     expect(parser.feed(frame(second))).toEqual([]);
   });

@@ -122,7 +122,7 @@ describe('seccomp filter (classic BPF for bwrap --seccomp)', () => {
       if (ins.code === 0x05) expect(i + 1 + ins.k).toBeLessThan(program.length);
     });
     expect(program.at(-1)?.code).toBe(0x06);
-    expect(decode(compileSeccompFilter(seccompInstructions()))).toEqual(program);
+    expect(program).toEqual(seccompInstructions());
   });
 
   it('kills a caller of any other architecture (i386 or x32 tables, unknown machines)', () => {

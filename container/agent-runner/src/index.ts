@@ -1,29 +1,121 @@
+import fs from 'node:fs';
 import path from 'node:path';
-import { query } from '@anthropic-ai/claude-agent-sdk';
-import { buildAgentOptions } from './agent-options.js';
-import { startProxyForwarders } from './forwarders.js';
-import { buildInitialPrompt, parseAgentInput, readStdin } from './input.js';
+import { query, type Options } from '@anthropic-ai/claude-agent-sdk';
+import { z } from 'zod/v3';
 import { InputWatcher } from './input-watcher.js';
+import { nanoclawSdkServer } from './nanoclaw-tools.js';
 import { log, writeOutput } from './output.js';
-import { resolveSandboxPaths } from './paths.js';
 import { runQuery } from './query-runner.js';
-import { buildSdkEnv } from './sdk-env.js';
+import { startSdkEnv } from './sdk-env.js';
+import { preCompactArchiver } from './transcript-archive.js';
 
-/** Reads the input, runs queries until `_close`; 0 after a normal close, 1 on bad input or failure. */
+/** The host's one JSON object on stdin; never secrets. */
+const inputSchema = z.object({
+  prompt: z.string().min(1),
+  sessionId: z.string().min(1).optional(),
+  groupFolder: z.string().min(1),
+  chatJid: z.string().min(1),
+  isMain: z.boolean(),
+  isScheduledTask: z.boolean().optional(),
+  assistantName: z.string().min(1),
+});
+type AgentInput = z.infer<typeof inputSchema>;
+
+/** The input or what is wrong with it, once stdin holds one JSON value (it may stay open). */
+async function readInput(): Promise<AgentInput | string> {
+  let data = '';
+  let error = 'Unexpected end of JSON input';
+  for await (const chunk of process.stdin.setEncoding('utf8')) {
+    data += chunk as string;
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch (err) {
+      error = (err as Error).message;
+      continue;
+    }
+    const parsed = inputSchema.safeParse(json);
+    if (parsed.success) return parsed.data;
+    return `invalid input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
+  }
+  return `stdin is not JSON: ${error}`;
+}
+
+/** The sandbox's mounts, movable by environment (container/README.md). */
+const dir = (name: string, fallback: string) => path.resolve(process.env[name] || fallback);
+const GROUP_DIR = dir('NANOCLAW_GROUP_DIR', '/workspace/group');
+const GLOBAL_DIR = dir('NANOCLAW_GLOBAL_DIR', '/workspace/global');
+const IPC_DIR = dir('NANOCLAW_IPC_DIR', '/workspace/ipc');
+const INBOX_DIR = dir('NANOCLAW_INBOX_DIR', '/workspace/inbox');
+const PROXY_DIR = dir('NANOCLAW_PROXY_DIR', '/run/nanoclaw');
+const EXTRA_DIR = dir('NANOCLAW_EXTRA_DIR', '/workspace/extra');
+
+// The sandbox, not a permission prompt, is the boundary.
+
+const ALLOWED_TOOLS = (
+  'Bash Read Write Edit MultiEdit Glob Grep WebSearch WebFetch NotebookEdit Task TaskOutput TaskStop ' +
+  'TeamCreate TeamDelete SendMessage TodoWrite ToolSearch Skill mcp__nanoclaw__*'
+).split(' ');
+
+const readOr = <T>(read: () => T, fallback: T): T => {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+};
+
+function agentOptions(
+  input: AgentInput,
+  env: Record<string, string>,
+  sessionId?: string,
+  resumeAt?: string,
+): Options {
+  const globalMemory =
+    !input.isMain && readOr(() => fs.readFileSync(path.join(GLOBAL_DIR, 'CLAUDE.md'), 'utf8').trim(), '');
+  return {
+    cwd: GROUP_DIR,
+    env,
+    ...(sessionId && { resume: sessionId, resumeSessionAt: resumeAt }),
+    permissionMode: 'bypassPermissions',
+    allowDangerouslySkipPermissions: true,
+    // 'user': the skills the host copies into ~/.claude/skills.
+    settingSources: ['project', 'user'],
+    systemPrompt: { type: 'preset', preset: 'claude_code', ...(globalMemory && { append: globalMemory }) },
+    additionalDirectories: readOr(() => fs.readdirSync(EXTRA_DIR, { withFileTypes: true }), [])
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => path.join(EXTRA_DIR, entry.name))
+      .sort(),
+    allowedTools: ALLOWED_TOOLS,
+    mcpServers: {
+      nanoclaw: nanoclawSdkServer({
+        ...input,
+        ipcDir: IPC_DIR,
+        inboxDir: INBOX_DIR,
+        tz: env.TZ || undefined,
+        minIntervalMs: Number(process.env.NANOCLAW_MIN_TASK_INTERVAL_MS) || undefined,
+      }),
+    },
+    hooks: {
+      PreCompact: [
+        { hooks: [preCompactArchiver(path.join(GROUP_DIR, 'conversations'), input.assistantName)] },
+      ],
+    },
+    stderr: (data) => process.stderr.write(data),
+  };
+}
+
+/** 0 after `_close`, 1 on bad input or failure. */
 async function main(): Promise<number> {
   const startedAt = Date.now();
-  const parsed = parseAgentInput(await readStdin());
-  if (!parsed.ok) {
-    writeOutput({ status: 'error', result: null, error: parsed.error });
+  const input = await readInput();
+  if (typeof input === 'string') {
+    writeOutput({ status: 'error', result: null, error: input });
     return 1;
   }
-  const input = parsed.input;
-  const paths = resolveSandboxPaths();
-  const forwarders = await startProxyForwarders(paths.proxyDir);
-  const sdkEnv = buildSdkEnv(forwarders);
-  const watcher = new InputWatcher(path.join(paths.inboxDir, 'input'));
-  watcher.start();
-  // From the process's start (Node boot, imports): for cold-start diagnosis.
+  const sdk = await startSdkEnv(PROXY_DIR);
+  const watcher = new InputWatcher(path.join(INBOX_DIR, 'input'));
+  // From the process's start (Node boot, imports): cold-start diagnosis.
   const processMs = Math.round(performance.now());
   log('started', {
     group: input.groupFolder,
@@ -32,52 +124,44 @@ async function main(): Promise<number> {
     processMs,
   });
 
-  const deps = {
-    query,
-    watcher,
-    writeOutput,
-    options: (sessionId?: string, resumeAt?: string) =>
-      buildAgentOptions({ input, paths, sdkEnv, sessionId, resumeAt }),
-  };
-  let prompt = buildInitialPrompt(input);
+  let prompt = input.isScheduledTask
+    ? `[SCHEDULED TASK - This is an automatic scheduled task, not a message from the user. Use the send_message tool if the user should hear about the outcome.]\n\n${input.prompt}`
+    : input.prompt;
   let sessionId = input.sessionId;
   let resumeAt: string | undefined;
   let exitCode = 0;
   try {
     for (;;) {
-      const outcome = await runQuery(prompt, sessionId, resumeAt, deps);
+      const options = agentOptions(input, sdk.env, sessionId, resumeAt);
+      const outcome = await runQuery(prompt, options, { query, watcher, writeOutput });
       if (outcome.resumeFailed) {
-        // A session that cannot be resumed is replaced, so the message still gets an answer.
+        // Replace a session that cannot be resumed, so the message still gets an answer.
         log('starting a fresh session', { oldSessionId: sessionId });
         sessionId = resumeAt = undefined;
         prompt = outcome.inputs.join('\n\n');
         continue;
       }
       if (outcome.error) {
-        if (!outcome.errorWritten) {
-          const newSessionId = outcome.sessionId ?? sessionId;
-          writeOutput({ status: 'error', result: null, newSessionId, error: outcome.error });
-        }
         exitCode = 1;
         break;
       }
-      sessionId = outcome.sessionId ?? sessionId;
+      sessionId = outcome.sessionId;
       resumeAt = outcome.lastAssistantUuid ?? resumeAt;
       if (outcome.closed) break;
-      // Claude Code exited without `_close`: the next input resumes the session.
+      // Claude Code exited without `_close`: the next input resumes.
       const next = await watcher.next();
       if (next.type === 'close') break;
       prompt = next.text;
     }
   } finally {
     watcher.stop();
-    await forwarders.close();
+    await sdk.close();
   }
   log('finished', { exitCode });
   return exitCode;
 }
 
-// Without --init the runner is PID 1, which ignores SIGTERM by default: stop at once instead.
+// Without --init the runner is PID 1, which ignores SIGTERM by default.
 for (const signal of ['SIGTERM', 'SIGINT'] as const)
   process.on(signal, () => {
     log('stopped by signal', { signal });

@@ -6,49 +6,40 @@ import { log } from './output.js';
 export type InputEvent = { type: 'message'; text: string } | { type: 'close' };
 
 /** Oldest first: names start with the host's millisecond timestamp. */
-const byAge = (a: string, b: string) => parseInt(a, 10) - parseInt(b, 10) || (a < b ? -1 : a > b ? 1 : 0);
+const byAge = (a: string, b: string) => parseInt(a, 10) - parseInt(b, 10) || (a < b ? -1 : 1);
 
 /**
- * Watches the inbox's input/ (fs.watch plus a poll: fs.watch misses events on some mounts) and
- * hands each event out once, in order. The folder is read-only: names read are remembered instead
- * of deleted (the host clears it before each run). Nothing is read after `_close`.
+ * Hands out each event of the inbox's input/ once, in order (fs.watch misses events on some mounts: also
+ * polled). The folder is read-only: names read are remembered, not deleted. Nothing is read after `_close`.
  */
 export class InputWatcher {
   private readonly buffer: InputEvent[] = [];
-  private readonly listeners = new Set<() => void>();
   private readonly consumed = new Set<string>();
-  private watcher: fs.FSWatcher | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private watcher?: fs.FSWatcher;
+  private readonly timer: NodeJS.Timeout;
   private closed = false;
+  /** The one consumer, called whenever events are buffered. */
+  onEvents?: () => void;
 
   constructor(
     private readonly dir: string,
-    private readonly pollMs = 500,
-  ) {}
-
-  start(): void {
+    pollMs = 500,
+  ) {
     try {
-      this.watcher = fs.watch(this.dir, () => this.scan());
-      this.watcher.on('error', (err) => log('input watch failed, polling only', { error: err.message }));
+      this.watcher = fs
+        .watch(this.dir, () => this.scan())
+        .on('error', (err) => log('input watch failed, polling only', { error: err.message }));
     } catch (err) {
       log('input watch unavailable, polling only', { error: (err as Error).message });
     }
-    this.timer = setInterval(() => this.scan(), this.pollMs);
+    this.timer = setInterval(() => this.scan(), pollMs);
     this.scan();
   }
 
   stop(): void {
     this.watcher?.close();
-    if (this.timer) clearInterval(this.timer);
-    this.watcher = this.timer = null;
-    this.listeners.clear();
-  }
-
-  /** Called whenever events are buffered; returns an unsubscribe function. */
-  subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    if (this.buffer.length > 0) listener();
-    return () => this.listeners.delete(listener);
+    clearInterval(this.timer);
+    this.onEvents = undefined;
   }
 
   take(): InputEvent | undefined {
@@ -56,15 +47,14 @@ export class InputWatcher {
   }
 
   next(): Promise<InputEvent> {
-    const ready = this.take();
-    if (ready) return Promise.resolve(ready);
     return new Promise((resolve) => {
-      const unsubscribe = this.subscribe(() => {
+      this.onEvents = () => {
         const event = this.take();
         if (!event) return;
-        unsubscribe();
+        this.onEvents = undefined;
         resolve(event);
-      });
+      };
+      this.onEvents();
     });
   }
 
@@ -85,15 +75,11 @@ export class InputWatcher {
         continue; // gone: the host cleared the folder
       }
       this.consumed.add(name);
-      let json: unknown;
       try {
-        json = JSON.parse(raw);
+        found.push({ type: 'message', text: inputFileSchema.parse(JSON.parse(raw)).text });
       } catch {
-        // not JSON: dropped below
+        log('input file dropped: not a message', { name });
       }
-      const parsed = inputFileSchema.safeParse(json);
-      if (parsed.success) found.push({ type: 'message', text: parsed.data.text });
-      else log('input file dropped: not a message', { name });
     }
     if (names.includes(CLOSE_SENTINEL)) {
       found.push({ type: 'close' });
@@ -101,6 +87,6 @@ export class InputWatcher {
     }
     if (found.length === 0) return;
     this.buffer.push(...found);
-    for (const listener of [...this.listeners]) listener();
+    this.onEvents?.();
   }
 }

@@ -7,14 +7,10 @@ import {
   TASKS_SNAPSHOT,
   type IpcTask,
   type ScheduleType,
-  type TaskSnapshot,
 } from './contract/ipc.js';
 import { validateSchedule } from './contract/schedule.js';
 
-/**
- * What the nanoclaw tools do: check, then write one IPC file. The host checks again, but its
- * refusal reaches only its log, so this is where the agent hears about a mistake.
- */
+// Each tool checks, then writes one IPC file. The host checks again, but only its log hears its refusal.
 export interface ToolContext {
   chatJid: string;
   groupFolder: string;
@@ -30,14 +26,13 @@ export interface ToolResult {
   isError?: boolean;
 }
 
-/** A tool's arguments are the fields of the task file it writes. */
 type Args<T extends IpcTask['type']> = Omit<Extract<IpcTask, { type: T }>, 'type' | 'taskId'>;
 
 const ok = (text: string): ToolResult => ({ text });
 const fail = (text: string): ToolResult => ({ text, isError: true });
 const random = (bytes: number) => crypto.randomBytes(bytes).toString('hex');
 
-/** Renamed into place: the host picks up only `*.json`, never half a file. */
+/** Renamed into place: the host reads only `*.json`. */
 function writeIpc(ctx: ToolContext, kind: 'messages' | 'tasks', data: object): void {
   const dir = path.join(ctx.ipcDir, kind);
   fs.mkdirSync(dir, { recursive: true });
@@ -53,11 +48,12 @@ function checkSchedule(ctx: ToolContext, type: ScheduleType, value: string): Too
 }
 
 /** null when unreadable. */
-function readTasks(ctx: ToolContext): TaskSnapshot | null {
+function readTasks(ctx: ToolContext) {
   try {
-    const json: unknown = JSON.parse(fs.readFileSync(path.join(ctx.inboxDir, TASKS_SNAPSHOT), 'utf8'));
-    const parsed = taskSnapshotSchema.safeParse(json);
-    return parsed.success ? parsed.data.filter((t) => ctx.isMain || t.groupFolder === ctx.groupFolder) : null;
+    const json = fs.readFileSync(path.join(ctx.inboxDir, TASKS_SNAPSHOT), 'utf8');
+    return taskSnapshotSchema
+      .parse(JSON.parse(json))
+      .filter((t) => ctx.isMain || t.groupFolder === ctx.groupFolder);
   } catch {
     return null;
   }
@@ -77,34 +73,28 @@ export function scheduleTask(ctx: ToolContext, args: Args<'schedule_task'>): Too
   const refused = checkSchedule(ctx, args.schedule_type, args.schedule_value);
   if (refused) return refused;
   const taskId = `task-${Date.now()}-${random(3)}`;
-  const value = args.schedule_value.trim();
-  // Explicit: the tool promises `group`, a file without a mode means `isolated`.
-  const mode = args.context_mode ?? 'group';
-  writeIpc(ctx, 'tasks', {
-    ...args,
-    type: 'schedule_task',
-    taskId,
-    schedule_value: value,
-    context_mode: mode,
-  });
+  const schedule_value = args.schedule_value.trim();
+  // Explicit: a file without a mode means `isolated`.
+  const context_mode = args.context_mode ?? 'group';
+  writeIpc(ctx, 'tasks', { ...args, type: 'schedule_task', taskId, schedule_value, context_mode });
   scheduledHere.set(ctx, (scheduledHere.get(ctx) ?? new Set()).add(taskId));
-  return ok(`Task ${taskId} scheduled (${args.schedule_type}: ${value}, context ${mode}).`);
+  return ok(`Task ${taskId} scheduled (${args.schedule_type}: ${schedule_value}, context ${context_mode}).`);
 }
 
 export function listTasks(ctx: ToolContext): ToolResult {
-  const tasks = readTasks(ctx) ?? [];
-  if (tasks.length === 0) return ok('No scheduled tasks.');
-  const lines = tasks.map((t) => {
+  const lines = (readTasks(ctx) ?? []).map((t) => {
     const where = ctx.isMain ? ` [${t.groupFolder}]` : '';
     const times = `${t.next_run ? `, next ${t.next_run}` : ''}${t.last_run ? `, last ${t.last_run}` : ''}`;
-    const flat = t.last_result?.replace(/\s+/g, ' ').trim() ?? '';
+    const flat = t.last_result?.replace(/\s+/g, ' ').trim();
     const result = flat ? `\n  last result: ${flat.length > 200 ? `${flat.slice(0, 199)}…` : flat}` : '';
     return `- ${t.id}${where} (${t.status}; ${t.schedule_type}: ${t.schedule_value}${times}): ${t.prompt}${result}`;
   });
-  return ok(`Scheduled tasks (next/last times in UTC):\n${lines.join('\n')}`);
+  return ok(
+    lines.length ? `Scheduled tasks (next/last times in UTC):\n${lines.join('\n')}` : 'No scheduled tasks.',
+  );
 }
 
-/** What the host would refuse, by its list; without one, or for a task just scheduled, it decides. */
+/** What the host would refuse by its list; without one, or for a task just scheduled, it decides. */
 function checkTask(ctx: ToolContext, taskId: string, action: string): ToolResult | undefined {
   const tasks = readTasks(ctx);
   if (tasks === null || scheduledHere.get(ctx)?.has(taskId)) return undefined;
@@ -123,22 +113,23 @@ export function taskAction(
   ctx: ToolContext,
   action: 'pause_task' | 'resume_task' | 'cancel_task',
   taskId: string,
-): ToolResult {
+) {
   const refused = checkTask(ctx, taskId, action);
   if (refused) return refused;
   writeIpc(ctx, 'tasks', { type: action, taskId });
   return ok(`Requested: ${action.replace('_task', '')} task ${taskId}.`);
 }
 
-export function updateTask(ctx: ToolContext, args: Args<'update_task'> & { task_id: string }): ToolResult {
-  const { task_id: taskId, ...changes } = args;
+export function updateTask(
+  ctx: ToolContext,
+  { task_id: taskId, ...changes }: Args<'update_task'> & { task_id: string },
+) {
   const refused = checkTask(ctx, taskId, 'update_task');
   if (refused) return refused;
   if (Object.values(changes).every((v) => v === undefined))
     return fail('Nothing to update: give prompt, schedule_type, schedule_value or context_mode.');
   if (changes.schedule_value === undefined) {
-    if (changes.schedule_type !== undefined)
-      return fail('Changing schedule_type needs a matching schedule_value.');
+    if (changes.schedule_type) return fail('Changing schedule_type needs a matching schedule_value.');
   } else {
     changes.schedule_value = changes.schedule_value.trim();
     const type = changes.schedule_type ?? readTasks(ctx)?.find((t) => t.id === taskId)?.schedule_type;

@@ -1,8 +1,4 @@
-import {
-  createSdkMcpServer,
-  tool,
-  type McpSdkServerConfigWithInstance,
-} from '@anthropic-ai/claude-agent-sdk';
+import { createSdkMcpServer, tool } from '@anthropic-ai/claude-agent-sdk';
 import { z } from 'zod/v3';
 import { contextModeSchema, ipcMessageSchema, scheduleTypeSchema, taskIdSchema } from './contract/ipc.js';
 import type { ToolContext, ToolResult } from './mcp-tools.js';
@@ -17,19 +13,19 @@ async function reply(run: (tools: Tools) => ToolResult) {
   } catch (err) {
     result = { text: `Failed: ${(err as Error).message}`, isError: true };
   }
-  return {
-    content: [{ type: 'text' as const, text: result.text }],
-    ...(result.isError ? { isError: true } : {}),
-  };
+  return { content: [{ type: 'text' as const, text: result.text }], isError: result.isError };
 }
 
-/**
- * Served in-process: alwaysLoad (else MCP tools wait behind ToolSearch) makes Claude Code wait for
- * the server before its first request, and a stdio server's start costs 0.1–0.4 s.
- */
-export function nanoclawSdkServer(ctx: ToolContext): McpSdkServerConfigWithInstance {
+// In-process: a stdio server costs 0.1–0.4 s, and alwaysLoad (else the tools wait behind ToolSearch) waits for it.
+export function nanoclawSdkServer(ctx: ToolContext) {
   const text = z.string().min(1);
   const taskId = taskIdSchema.describe('The task id, e.g. task-1767000000000-ab12cd');
+  const schedule = {
+    prompt: text.describe('What the agent should do when the task runs'),
+    schedule_type: scheduleTypeSchema,
+    schedule_value: text,
+    context_mode: contextModeSchema.optional(),
+  };
   const tools = [
     tool(
       'send_message',
@@ -50,10 +46,7 @@ export function nanoclawSdkServer(ctx: ToolContext): McpSdkServerConfigWithInsta
         "context_mode group (default) continues this chat's conversation; isolated starts fresh, so the prompt must say everything.",
       ].join(' '),
       {
-        prompt: text.describe('What the agent should do when the task runs'),
-        schedule_type: scheduleTypeSchema,
-        schedule_value: text,
-        context_mode: contextModeSchema.optional(),
+        ...schedule,
         target_group_jid: text
           .optional()
           .describe('Main group only: the chat to run the task for (default: this chat)'),
@@ -74,13 +67,7 @@ export function nanoclawSdkServer(ctx: ToolContext): McpSdkServerConfigWithInsta
     tool(
       'update_task',
       'Change a scheduled task: its prompt, schedule (same formats as schedule_task) or context mode.',
-      {
-        task_id: taskId,
-        prompt: text.optional(),
-        schedule_type: scheduleTypeSchema.optional(),
-        schedule_value: text.optional(),
-        context_mode: contextModeSchema.optional(),
-      },
+      { task_id: taskId, ...z.object(schedule).partial().shape },
       (args) => reply((t) => t.updateTask(ctx, args)),
     ),
     ...(ctx.isMain

@@ -1,8 +1,6 @@
 import { OUTPUT_END, OUTPUT_START } from './contract/ipc.js';
 
-/** stdout carries only the framed results the host parses; everything else of ours goes to stderr. */
-
-/** The host's AgentOutput. */
+/** The host's AgentOutput. stdout carries only these frames. */
 export interface RunnerOutput {
   status: 'success' | 'error';
   result: string | null;
@@ -10,10 +8,8 @@ export interface RunnerOutput {
   error?: string;
 }
 
-export function writeOutput(output: RunnerOutput): void {
+export const writeOutput = (output: RunnerOutput) =>
   process.stdout.write(`${OUTPUT_START}\n${JSON.stringify(output)}\n${OUTPUT_END}\n`);
-}
 
-export function log(message: string, context?: Record<string, unknown>): void {
+export const log = (message: string, context?: object) =>
   process.stderr.write(`[agent-runner] ${message}${context ? ` ${JSON.stringify(context)}` : ''}\n`);
-}

@@ -3,11 +3,8 @@ import path from 'node:path';
 import type { HookCallback } from '@anthropic-ai/claude-agent-sdk';
 import { log } from './output.js';
 
-type Turn = { role: 'user' | 'assistant'; text: string };
-
-/** Tool calls and results are left out. */
-function parseTranscript(jsonl: string): Turn[] {
-  const turns: Turn[] = [];
+function parseTranscript(jsonl: string) {
+  const turns: Array<{ role: 'user' | 'assistant'; text: string }> = [];
   for (const line of jsonl.split('\n')) {
     let entry: { type?: string; isMeta?: boolean; message?: { content?: unknown } };
     try {
@@ -30,13 +27,8 @@ function parseTranscript(jsonl: string): Turn[] {
   return turns;
 }
 
-/** Writes <dir>/<YYYY-MM-DD>-<slug of the first question>.md, never over an earlier one. */
-function archiveTranscript(
-  transcriptPath: string,
-  dir: string,
-  assistantName: string,
-  when = new Date(),
-): string | null {
+/** <dir>/<YYYY-MM-DD>-<first question>.md, never over an earlier one. */
+function archive(transcriptPath: string, dir: string, assistantName: string): string | null {
   if (!fs.existsSync(transcriptPath)) return null;
   const turns = parseTranscript(fs.readFileSync(transcriptPath, 'utf8'));
   if (turns.length === 0) return null;
@@ -44,26 +36,27 @@ function archiveTranscript(
     .toLowerCase()
     .replace(/<[^>]*>/g, ' ')
     .match(/[a-z0-9]+/g);
-  const date = `${when.getFullYear()}-${String(when.getMonth() + 1).padStart(2, '0')}-${String(when.getDate()).padStart(2, '0')}`;
-  const base = `${date}-${words?.slice(0, 6).join('-') || 'conversation'}`;
+  const now = new Date();
+  const base = `${now.toLocaleDateString('sv-SE')}-${words?.slice(0, 6).join('-') || 'conversation'}`;
   fs.mkdirSync(dir, { recursive: true });
   let file = path.join(dir, `${base}.md`);
   for (let n = 2; fs.existsSync(file); n++) file = path.join(dir, `${base}-${n}.md`);
   const body = turns.map((t) => `**${t.role === 'user' ? 'User' : assistantName}**:\n\n${t.text}\n`);
-  fs.writeFileSync(file, [`# Conversation archived ${when.toISOString()}\n`, ...body, ''].join('\n'));
+  fs.writeFileSync(file, [`# Conversation archived ${now.toISOString()}\n`, ...body, ''].join('\n'));
   return file;
 }
 
-/** PreCompact hook: compaction drops old turns from the session, so keep a readable copy first. */
-export function preCompactArchiver(conversationsDir: string, assistantName: string): HookCallback {
-  return async (input) => {
+/** Compaction drops old turns from the session: keep a readable copy first. */
+export const preCompactArchiver =
+  (dir: string, assistantName: string): HookCallback =>
+  async (input) => {
     if (input.hook_event_name !== 'PreCompact') return {};
     try {
-      const file = archiveTranscript(input.transcript_path, conversationsDir, assistantName);
-      log('transcript archived before compaction', { file });
+      log('transcript archived before compaction', {
+        file: archive(input.transcript_path, dir, assistantName),
+      });
     } catch (err) {
       log('transcript archive failed', { error: (err as Error).message });
     }
     return {};
   };
-}

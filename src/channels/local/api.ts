@@ -4,9 +4,11 @@ import { z } from 'zod';
 import { logger } from '../../logger.js';
 import type { ChannelCallbacks, NewMessage } from '../../types.js';
 import { zodProblems } from '../../util/zod-problems.js';
-import { readJsonBody, sendError, sendJson } from './http-io.js';
+import { HttpError, readJsonBody, sendJson } from './http-io.js';
 
 export type HistoryMessage = Omit<NewMessage, 'chatJid' | 'isFromMe'>;
+/** The newest `limit` messages after `after` and before `before` (ISO times, exclusive), any order. */
+export type History = (chatJid: string, after?: string, limit?: number, before?: string) => HistoryMessage[];
 
 export interface ChatSummary {
   jid: string;
@@ -16,12 +18,6 @@ export interface ChatSummary {
   lastMessageTime: string;
 }
 
-export interface ApiDeps {
-  callbacks: ChannelCallbacks;
-  history(chatJid: string, afterIso: string | undefined): HistoryMessage[];
-}
-
-export const LOCAL_JID_PREFIX = 'local:';
 export const localChatIdSchema = z
   .string()
   .regex(/^local:[A-Za-z0-9_-]{1,64}$/, 'must be local:<name>, name being 1-64 letters, digits, _ or -');
@@ -33,7 +29,7 @@ const name = z
   .max(128, 'must be at most 128 characters')
   .optional();
 
-const postMessageSchema = z.object(
+const postSchema = z.object(
   {
     text: z
       .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
@@ -44,72 +40,79 @@ const postMessageSchema = z.object(
   { error: 'must be a JSON object' },
 );
 
-const afterSchema = z
+const time = z
   .union([z.iso.datetime({ offset: true }), z.iso.date()], {
     error: 'must be an ISO-8601 time, e.g. 2024-05-01T12:00:00Z',
   })
+  .transform((t) => new Date(t).toISOString())
   .optional();
+const querySchema = z.object({
+  after: time,
+  before: time,
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
 
-const problems = (error: z.ZodError, root: string) => zodProblems(error).replaceAll('(root)', root);
+function parse<T>(schema: z.ZodType<T>, value: unknown, root: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new HttpError(400, zodProblems(parsed.error).replaceAll('(root)', root));
+  return parsed.data;
+}
+
 const quote = (value: string) => JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
 
-export function parseChat(raw: string): { jid: string } | { error: string } {
+export function parseChat(raw: string): string {
   let decoded: string;
   try {
     decoded = decodeURIComponent(raw);
   } catch {
-    return { error: `chat id is not valid percent-encoding: ${quote(raw)}` };
+    throw new HttpError(400, `chat id is not valid percent-encoding: ${quote(raw)}`);
   }
   const parsed = localChatIdSchema.safeParse(decoded);
-  if (parsed.success) return { jid: parsed.data };
-  return { error: `${problems(parsed.error, 'chat id')} (got ${quote(decoded)})` };
+  if (parsed.success) return parsed.data;
+  throw new HttpError(
+    400,
+    `${zodProblems(parsed.error).replace('(root)', 'chat id')} (got ${quote(decoded)})`,
+  );
 }
 
-/** The routes that take input, validated in full before the host sees it. */
-export class LocalApi {
-  constructor(private readonly deps: ApiDeps) {}
+export async function postMessage(
+  callbacks: ChannelCallbacks,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  jid: string,
+): Promise<void> {
+  const { text, sender, senderName } = parse(postSchema, await readJsonBody(req), 'body');
+  const id = crypto.randomUUID();
+  const timestamp = new Date().toISOString();
+  // Metadata first: the chat is listed even when it is not registered and the text is dropped.
+  callbacks.onChatMetadata({ jid, timestamp, name: jid.slice(6), channel: 'local', isGroup: false });
+  callbacks.onMessage({
+    id,
+    chatJid: jid,
+    sender: sender ?? 'local-user',
+    senderName: senderName ?? 'You',
+    content: text,
+    timestamp,
+    // Whoever holds the token is the owner at the keyboard, unless they post as someone else.
+    isFromMe: sender === undefined,
+    isBotMessage: false,
+  });
+  logger.debug({ chatJid: jid, id }, 'local message received');
+  sendJson(res, 202, { id });
+}
 
-  async postMessage(req: http.IncomingMessage, res: http.ServerResponse, jid: string): Promise<void> {
-    const body = await readJsonBody(req);
-    if (!body.ok) return sendError(res, body.status, body.error);
-    const parsed = postMessageSchema.safeParse(body.value);
-    if (!parsed.success) return sendError(res, 400, problems(parsed.error, 'body'));
-    const { text, sender, senderName } = parsed.data;
-    const id = crypto.randomUUID();
-    const timestamp = new Date().toISOString();
-    // Metadata first: the chat is listed even when it is not registered and the text is dropped.
-    const chatName = jid.slice(LOCAL_JID_PREFIX.length);
-    this.deps.callbacks.onChatMetadata({ jid, timestamp, name: chatName, channel: 'local', isGroup: false });
-    this.deps.callbacks.onMessage({
-      id,
-      chatJid: jid,
-      sender: sender ?? 'local-user',
-      senderName: senderName ?? 'You',
-      content: text,
-      timestamp,
-      // Whoever holds the token is the owner at the keyboard, unless they post as someone else.
-      isFromMe: sender === undefined,
-      isBotMessage: false,
-    });
-    logger.debug({ chatJid: jid, id }, 'local message received');
-    sendJson(res, 202, { id });
-  }
-
-  /** Oldest first, whatever order the host returns. */
-  getMessages(res: http.ServerResponse, jid: string, query: URLSearchParams): void {
-    const after = afterSchema.safeParse(query.get('after') ?? undefined);
-    if (!after.success) return sendError(res, 400, problems(after.error, 'after'));
-    const messages = this.deps
-      .history(jid, after.data && new Date(after.data).toISOString())
-      .map((m) => ({
-        id: m.id,
-        sender: m.sender,
-        senderName: m.senderName,
-        text: m.content,
-        timestamp: m.timestamp,
-        fromAssistant: m.isBotMessage,
-      }))
-      .sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
-    sendJson(res, 200, { messages });
-  }
+/** Oldest first, whatever order the host returns. */
+export function getMessages(history: History, res: http.ServerResponse, jid: string, query: URLSearchParams) {
+  const { after, before, limit } = parse(querySchema, Object.fromEntries(query), 'query');
+  const messages = history(jid, after, limit, before)
+    .map((m) => ({
+      id: m.id,
+      sender: m.sender,
+      senderName: m.senderName,
+      text: m.content,
+      timestamp: m.timestamp,
+      fromAssistant: m.isBotMessage,
+    }))
+    .sort((a, b) => a.timestamp.localeCompare(b.timestamp));
+  sendJson(res, 200, { messages });
 }

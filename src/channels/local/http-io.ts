@@ -2,6 +2,16 @@ import type http from 'node:http';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
+/** Thrown by a handler; the server answers `{ error: message }` with the status. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -13,26 +23,18 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
   res.end(text);
 }
 
-export const sendError = (res: http.ServerResponse, status: number, error: string) =>
-  sendJson(res, status, { error });
-
-type BodyResult = { ok: true; value: unknown } | { ok: false; status: number; error: string };
-
-const fail = (status: number, error: string): BodyResult => ({ ok: false, status, error });
-
-export async function readJsonBody(req: http.IncomingMessage): Promise<BodyResult> {
+export async function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
   const type = req.headers['content-type'];
   if (type?.split(';')[0]?.trim().toLowerCase() !== 'application/json')
-    return fail(415, `content-type must be application/json (got ${type ?? 'none'})`);
-  const tooLarge = Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES;
-  const body = tooLarge ? undefined : await collect(req);
-  if (!body) return fail(413, `body is too large (limit ${MAX_BODY_BYTES} bytes)`);
+    throw new HttpError(415, `content-type must be application/json (got ${type ?? 'none'})`);
+  const body = Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES ? undefined : await collect(req);
+  if (!body) throw new HttpError(413, `body is too large (limit ${MAX_BODY_BYTES} bytes)`);
   const text = body.toString('utf8');
-  if (!text.trim()) return fail(400, 'body is empty: expected a JSON object');
+  if (!text.trim()) throw new HttpError(400, 'body is empty: expected a JSON object');
   try {
-    return { ok: true, value: JSON.parse(text) };
+    return JSON.parse(text);
   } catch (err) {
-    return fail(400, `invalid JSON: ${(err as Error).message}`);
+    throw new HttpError(400, `invalid JSON: ${(err as Error).message}`);
   }
 }
 

@@ -1,16 +1,18 @@
-import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { logger } from '../../logger.js';
-import type { Channel } from '../../types.js';
-import { type ApiDeps, type ChatSummary, LOCAL_JID_PREFIX, LocalApi, parseChat } from './api.js';
-import { EventHub, type LocalEvent } from './events.js';
-import { sendError, sendJson } from './http-io.js';
+import type { Channel, ChannelCallbacks } from '../../types.js';
+import { type ChatSummary, type History, getMessages, parseChat, postMessage } from './api.js';
+import { HttpError, sendJson } from './http-io.js';
 import { loadOrCreateToken, tokensMatch } from './token.js';
 
-export interface LocalChannelDeps extends ApiDeps {
+export interface LocalChannelDeps {
+  callbacks: ChannelCallbacks;
+  history: History;
   assistantName: string;
   chats(): ChatSummary[];
   isRegistered(jid: string): boolean;
@@ -23,62 +25,46 @@ export interface LocalChannelDeps extends ApiDeps {
 
 /** A month, so a bookmarked page keeps working across restarts (the token file persists). */
 const COOKIE_MAX_AGE_S = 30 * 24 * 3600;
-const RELINK = 'open the link printed by `nanoclaw start`';
+const RELINK = 'reopen the link that `nanoclaw open` prints';
+/** A client that stops reading is dropped rather than buffered without bound. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
 
-/** One self-contained page (no external resources), kept as three files. */
-function loadPage(): string {
-  const read = (name: string) => fs.readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
-  return read('page.html')
-    .replace('/* page.css */', () => read('page.css'))
-    .replace('// page.js', () => read('page.js'));
-}
-
-function servePage(res: http.ServerResponse, page: string): void {
-  const nonce = crypto.randomBytes(16).toString('base64');
-  res.writeHead(200, {
-    'Content-Type': 'text/html; charset=utf-8',
-    'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
-    'X-Content-Type-Options': 'nosniff',
-    'X-Frame-Options': 'DENY',
-    'Referrer-Policy': 'no-referrer',
-    'Cache-Control': 'no-store',
-  });
-  res.end(page.replaceAll('__CSP_NONCE__', nonce));
-}
-
-const ROUTES = new Map<string, 'page' | 'events' | 'status' | 'chats'>([
-  ['/', 'page'],
-  ['/api/events', 'events'],
-  ['/api/status', 'status'],
-  ['/api/chats', 'chats'],
+// The page and its libraries' browser builds, as they are: no build step, nothing from the network.
+const resolve = createRequire(import.meta.url).resolve;
+const FILES = new Map<string, [string, string]>([
+  ['/', ['page.html', 'text/html']],
+  ['/page.js', ['page.js', 'text/javascript']],
+  ['/page.css', ['page.css', 'text/css']],
+  ['/vendor/marked.js', [resolve('marked'), 'text/javascript']],
+  ['/vendor/purify.js', [path.join(path.dirname(resolve('dompurify')), 'purify.es.mjs'), 'text/javascript']],
 ]);
+const API = ['/api/events', '/api/status', '/api/chats'];
+
+// JSON.stringify escapes newlines, so the data always fits on one `data:` line.
+const frame = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
 
 /** The built-in web chat for `local:<name>` chats: an HTTP API, an SSE stream and a page. */
 export class LocalChannel implements Channel {
   readonly name = 'local';
   private server: http.Server | undefined;
-  private readonly events: EventHub;
-  private readonly api: LocalApi;
-  private page = '';
   private boundPort = 0;
   private secret: string | undefined;
+  private readonly clients = new Set<http.ServerResponse>();
+  private heartbeat: NodeJS.Timeout | undefined;
   /** Chats where the assistant is working, replayed to streams that connect mid-run. */
-  private readonly typing = new Map<string, LocalEvent>();
+  private readonly typing = new Map<string, string>();
 
-  constructor(private readonly deps: LocalChannelDeps) {
-    this.events = new EventHub(deps.heartbeatMs);
-    this.api = new LocalApi(deps);
-  }
+  constructor(private readonly deps: LocalChannelDeps) {}
 
   async connect(): Promise<void> {
     if (this.server) return;
     const token = loadOrCreateToken(this.deps.tokenFile);
-    this.page = loadPage();
     const server = http.createServer((req, res) => {
       this.handle(req, res, token).catch((err: unknown) => {
+        if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
         // The path only: the start-up link's query string carries the token.
         logger.error({ err, path: req.url?.split('?')[0] }, 'local channel request failed');
-        if (!res.headersSent) sendError(res, 500, 'internal error; see the nanoclaw log');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error; see the nanoclaw log' });
         else res.destroy();
       });
     });
@@ -89,7 +75,8 @@ export class LocalChannel implements Channel {
     this.server = server;
     this.secret = token;
     this.boundPort = (server.address() as AddressInfo).port;
-    this.events.start();
+    this.heartbeat = setInterval(() => this.broadcast(': heartbeat\n\n'), this.deps.heartbeatMs ?? 15_000);
+    this.heartbeat.unref();
     logger.info({ port: this.boundPort }, 'local channel listening');
   }
 
@@ -97,7 +84,9 @@ export class LocalChannel implements Channel {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    this.events.stop();
+    clearInterval(this.heartbeat);
+    for (const res of this.clients) res.end();
+    this.clients.clear();
     const closed = new Promise((resolve) => server.close(resolve));
     server.closeAllConnections();
     await closed;
@@ -110,22 +99,19 @@ export class LocalChannel implements Channel {
   }
 
   ownsJid(jid: string): boolean {
-    return jid.startsWith(LOCAL_JID_PREFIX);
+    return jid.startsWith('local:');
   }
 
   async sendMessage(chat: string, text: string): Promise<void> {
     const timestamp = new Date().toISOString();
-    this.events.publish({
-      type: 'message',
-      data: { chat, text, timestamp, sender: this.deps.assistantName },
-    });
+    this.broadcast(frame('message', { chat, text, timestamp, sender: this.deps.assistantName }));
   }
 
   async setTyping(chat: string, isTyping: boolean): Promise<void> {
-    const event: LocalEvent = { type: 'typing', data: { chat, isTyping } };
+    const event = frame('typing', { chat, isTyping });
     if (isTyping) this.typing.set(chat, event);
     else this.typing.delete(chat);
-    this.events.publish(event);
+    this.broadcast(event);
   }
 
   get port(): number {
@@ -142,17 +128,27 @@ export class LocalChannel implements Channel {
     return `http://127.0.0.1:${this.port}/?token=${this.token}`;
   }
 
+  private broadcast(chunk: string): void {
+    for (const res of this.clients) {
+      if (res.writableLength <= MAX_BUFFERED_BYTES) res.write(chunk);
+      else {
+        this.clients.delete(res);
+        res.destroy();
+      }
+    }
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, token: string): Promise<void> {
     const port = this.boundPort;
     const method = req.method ?? 'GET';
     const hosts = [`127.0.0.1:${port}`, `localhost:${port}`];
     // DNS rebinding: a hostile name resolving to 127.0.0.1 still carries its own name in Host.
     if (!hosts.includes(req.headers.host?.toLowerCase() ?? ''))
-      return sendError(res, 403, `host not allowed: use http://127.0.0.1:${port}/`);
+      throw new HttpError(403, `host not allowed: use http://127.0.0.1:${port}/`);
     // Browsers send Origin on cross-origin writes (another local port too); curl and `nanoclaw chat` don't.
     const origin = req.headers.origin?.toLowerCase();
     if (method !== 'GET' && origin !== undefined && !hosts.some((h) => origin === `http://${h}`))
-      return sendError(res, 403, 'cross-origin request refused');
+      throw new HttpError(403, 'cross-origin request refused');
     const { pathname, searchParams } = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
     // Cookies ignore ports, so the name carries it: two instances don't clash.
     const cookie = `nanoclaw_local_${port}`;
@@ -160,7 +156,7 @@ export class LocalChannel implements Channel {
     // The start-up link's token is swapped for a cookie and dropped from the address bar.
     const offered = pathname === '/' && method === 'GET' ? searchParams.get('token') : null;
     if (offered !== null) {
-      if (!tokensMatch(token, offered)) return sendError(res, 401, 'invalid token in link');
+      if (!tokensMatch(token, offered)) throw new HttpError(401, 'invalid token in link');
       res.writeHead(302, {
         'Set-Cookie': `${cookie}=${token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${COOKIE_MAX_AGE_S}`,
         Location: '/',
@@ -172,35 +168,61 @@ export class LocalChannel implements Channel {
     const credential =
       /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ??
       new RegExp(`(?:^|;)\\s*${cookie}\\s*=([^;]*)`).exec(req.headers.cookie ?? '')?.[1]?.trim();
-    if (!tokensMatch(token, credential)) {
-      const problem =
+    if (!tokensMatch(token, credential))
+      throw new HttpError(
+        401,
         credential === undefined
-          ? `missing token: ${RELINK} or send Authorization: Bearer <token>`
-          : `wrong token: ${RELINK} again`;
-      return sendError(res, 401, problem);
-    }
+          ? `missing token: ${RELINK}, or send Authorization: Bearer <token>`
+          : `wrong token: ${RELINK}`,
+      );
 
     const chatPath = /^\/api\/chats\/([^/]+)(\/messages)?\/?$/.exec(pathname);
-    const route = ROUTES.get(pathname) ?? (chatPath && (chatPath[2] ? 'messages' : 'chat'));
-    if (!route) return sendError(res, 404, `no such endpoint: ${method} ${pathname}`);
-    const allowed = route === 'messages' ? ['GET', 'POST'] : ['GET'];
+    const file = FILES.get(pathname);
+    if (!file && !chatPath && !API.includes(pathname))
+      throw new HttpError(404, `no such endpoint: ${method} ${pathname}`);
+    const allowed = chatPath?.[2] ? ['GET', 'POST'] : ['GET'];
     if (!allowed.includes(method)) {
       res.setHeader('Allow', allowed.join(', '));
-      return sendError(res, 405, `method ${method} not allowed on ${pathname}`);
+      throw new HttpError(405, `method ${method} not allowed on ${pathname}`);
     }
-    if (route === 'page') return servePage(res, this.page);
-    if (route === 'events') return this.events.subscribe(res, [...this.typing.values()]);
-    if (route === 'status') return sendJson(res, 200, this.deps.status?.() ?? {});
-    if (route === 'chats') {
+    if (file) return this.serveFile(res, ...file);
+    if (pathname === '/api/events') return this.subscribe(res);
+    if (pathname === '/api/status') return sendJson(res, 200, this.deps.status?.() ?? {});
+    if (pathname === '/api/chats') {
       // Never other channels' conversations.
       const chats = this.deps.chats().filter((c) => this.ownsJid(c.jid));
       return sendJson(res, 200, { assistantName: this.deps.assistantName, chats });
     }
-    const chat = parseChat(chatPath?.[1] ?? '');
-    if ('error' in chat) return sendError(res, 400, chat.error);
-    if (route === 'chat')
-      return sendJson(res, 200, { jid: chat.jid, registered: this.deps.isRegistered(chat.jid) });
-    if (method === 'POST') return this.api.postMessage(req, res, chat.jid);
-    this.api.getMessages(res, chat.jid, searchParams);
+    const jid = parseChat(chatPath![1]!);
+    if (!chatPath![2]) return sendJson(res, 200, { jid, registered: this.deps.isRegistered(jid) });
+    if (method === 'POST') return postMessage(this.deps.callbacks, req, res, jid);
+    getMessages(this.deps.history, res, jid, searchParams);
+  }
+
+  private async serveFile(res: http.ServerResponse, file: string, type: string): Promise<void> {
+    const body = await fs.promises.readFile(new URL(file, import.meta.url));
+    res.writeHead(200, {
+      'Content-Type': `${type}; charset=utf-8`,
+      // No inline script or style: the page's own files and the vendored libraries only.
+      'Content-Security-Policy':
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'X-Content-Type-Options': 'nosniff',
+      'X-Frame-Options': 'DENY',
+      'Referrer-Policy': 'no-referrer',
+      'Cache-Control': 'no-store',
+    });
+    res.end(body);
+  }
+
+  private subscribe(res: http.ServerResponse): void {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write(`retry: 2000\n: connected\n\n${[...this.typing.values()].join('')}`);
+    this.clients.add(res);
+    res.on('close', () => this.clients.delete(res));
   }
 }

@@ -1,333 +1,339 @@
-'use strict';
-(() => {
-  const CHAT_ID = /^local:[A-Za-z0-9_-]{1,64}$/;
-  const $ = (id) => document.getElementById(id);
-  const state = {
-    assistant: 'Assistant',
-    chats: [],
-    current: null,
-    registered: null,
-    messages: new Map(), // id -> message, for the current chat
-    lastServerTs: undefined,
-    typing: new Set(),
-    unread: new Set(),
-  };
+import { marked } from '/vendor/marked.js';
+import DOMPurify from '/vendor/purify.js';
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text; // never innerHTML: messages are untrusted
-    return node;
+const CHAT_ID = /^local:[A-Za-z0-9_-]{1,64}$/;
+const PAGE = 100;
+const $ = (id) => document.getElementById(id);
+const list = $('messages');
+const input = $('text');
+const state = { assistant: 'Assistant', chats: [], current: null, registered: null, typing: new Set() };
+const unread = new Set();
+let shown = new Map(); // id -> <li>, for the current chat
+let newest, oldest; // the server's timestamps, for paging
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text; // never innerHTML: messages are untrusted
+  return node;
+}
+
+// Raw HTML in a reply is shown as text; WhatsApp's *bold* wins over Markdown's *italic*.
+const escape = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+marked.use({
+  breaks: true,
+  renderer: {
+    html: ({ text }) => escape(text),
+    em({ raw, tokens }) {
+      const tag = raw[0] === '*' ? 'strong' : 'em';
+      return `<${tag}>${this.parser.parseInline(tokens)}</${tag}>`;
+    },
+  },
+});
+
+function markdown(text) {
+  const html = DOMPurify.sanitize(marked.parse(text).trim(), {
+    RETURN_DOM_FRAGMENT: true,
+    ALLOWED_URI_REGEXP: /^(https?|mailto):/i,
+    FORBID_TAGS: ['img', 'input'],
+  });
+  for (const a of html.querySelectorAll('a'))
+    Object.assign(a, { target: '_blank', rel: 'noopener noreferrer' });
+  for (const pre of html.querySelectorAll('pre')) {
+    const code = pre.textContent;
+    const copy = pre.appendChild(el('button', 'copy', 'Copy'));
+    copy.type = 'button';
+    copy.onclick = () => window.navigator.clipboard.writeText(code).then(() => (copy.textContent = 'Copied'));
   }
+  return html;
+}
 
-  async function api(path, init) {
-    const res = await fetch(path, Object.assign({ credentials: 'same-origin' }, init));
-    let body = {};
-    try {
-      body = await res.json();
-    } catch {
-      // leave body empty; the status says enough
-    }
-    if (!res.ok) {
-      const err = new Error(body.error || 'HTTP ' + res.status);
-      err.status = res.status;
-      throw err;
-    }
-    return body;
+async function api(path, init) {
+  const res = await fetch(path, init);
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw Object.assign(new Error(body.error || `HTTP ${res.status}`), { status: res.status });
+  return body;
+}
+
+const chatPath = (jid) => '/api/chats/' + encodeURIComponent(jid);
+
+function showError(text) {
+  $('error').textContent = text;
+  $('error').hidden = !text;
+}
+
+function reportFailure(what, err) {
+  showError(
+    err.status === 401
+      ? 'Not signed in: reopen the link that `nanoclaw open` prints.'
+      : `${what}: ${err.message}`,
+  );
+}
+
+function formatTime(iso) {
+  const d = new Date(iso);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
+}
+
+function renderChatList() {
+  const chats = [...state.chats];
+  if (state.current && !chats.some((c) => c.jid === state.current))
+    chats.push({ jid: state.current, registered: state.registered });
+  $('chat-list').replaceChildren(
+    ...chats.map((chat) => {
+      const button = el('button');
+      button.type = 'button';
+      button.dataset.jid = chat.jid;
+      button.title = chat.registered ? chat.jid : `${chat.jid} (not registered)`;
+      button.setAttribute('aria-current', String(chat.jid === state.current));
+      button.append(el('span', 'name', chat.jid.slice(6)));
+      if (state.typing.has(chat.jid) || unread.has(chat.jid)) button.append(el('span', 'dot'));
+      if (chat.isMain || !chat.registered) button.append(el('span', 'tag', chat.isMain ? 'main' : 'off'));
+      button.onclick = () => openChat(chat.jid);
+      return button;
+    }),
+  );
+}
+
+/** Inserted in time order, or updated in place (a pending message meets its stored copy). */
+function put(m) {
+  let li = shown.get(m.id);
+  if (!li) {
+    const mine = !m.fromAssistant && m.sender === 'local-user';
+    li = el('li', m.fromAssistant ? 'assistant' : mine ? 'me' : 'other');
+    const who = m.fromAssistant ? m.senderName || state.assistant : m.senderName;
+    const body = el('div', 'body', m.fromAssistant ? undefined : m.text);
+    if (m.fromAssistant) body.append(markdown(m.text));
+    li.append(el('span', 'meta', `${who} · ${formatTime(m.timestamp)}`), body);
+    li.dataset.ts = m.timestamp;
+    shown.set(m.id, li);
+    list.insertBefore(li, [...list.children].find((n) => n.dataset.ts > m.timestamp) ?? null);
   }
+  li.classList.toggle('pending', !!m.pending);
+}
 
-  const chatPath = (jid) => '/api/chats/' + encodeURIComponent(jid);
-
-  function showError(text) {
-    $('error').textContent = text;
-    $('error').hidden = !text;
-  }
-
-  function reportFailure(what, err) {
-    if (err.status === 401) {
-      showError('Not signed in: open the link printed by `nanoclaw start` (it ends in ?token=…).');
-    } else {
-      showError(what + ': ' + err.message);
-    }
-  }
-
-  function formatTime(iso) {
-    const d = new Date(iso);
-    const sameDay = d.toDateString() === new Date().toDateString();
-    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    return sameDay ? time : d.toLocaleDateString() + ' ' + time;
-  }
-
-  function renderChatList() {
-    const list = $('chat-list');
-    const known = state.chats.slice();
-    if (state.current && !known.some((c) => c.jid === state.current)) {
-      known.push({
-        jid: state.current,
-        name: state.current.slice(6),
-        registered: state.registered === true,
-      });
-    }
-    list.replaceChildren(
-      ...known.map((chat) => {
-        const button = el('button');
-        button.type = 'button';
-        button.dataset.jid = chat.jid;
-        button.setAttribute('aria-current', String(chat.jid === state.current));
-        button.append(el('span', 'name', chat.jid.slice(6)));
-        if (state.typing.has(chat.jid) || state.unread.has(chat.jid)) button.append(el('span', 'dot'));
-        if (chat.isMain) button.append(el('span', 'tag', 'main'));
-        else if (!chat.registered) button.append(el('span', 'tag', 'off'));
-        button.title = chat.registered ? chat.jid : chat.jid + ' (not registered)';
-        button.addEventListener('click', () => openChat(chat.jid));
-        return button;
-      }),
-    );
-  }
-
-  function renderMessages() {
-    const box = $('messages');
-    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-    const sorted = [...state.messages.values()].sort((a, b) =>
-      a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0,
-    );
-    if (sorted.length === 0) {
-      box.replaceChildren(el('li', 'empty', 'No messages yet. Say hello to ' + state.assistant + '.'));
-      return;
-    }
-    box.replaceChildren(
-      ...sorted.map((m) => {
-        const mine = !m.fromAssistant && m.sender === 'local-user';
-        const li = el('li', m.fromAssistant ? 'assistant' : mine ? 'me' : 'other');
-        if (m.pending) li.classList.add('pending');
-        li.dataset.id = m.id;
-        const who = m.fromAssistant ? m.senderName || state.assistant : m.senderName;
-        li.append(el('span', 'meta', who + ' · ' + formatTime(m.timestamp)), el('div', 'body', m.text));
-        return li;
-      }),
-    );
-    if (nearBottom) box.scrollTop = box.scrollHeight;
-  }
-
-  function renderTyping() {
-    const on = state.current !== null && state.typing.has(state.current);
-    $('typing-text').textContent = state.assistant + ' is working…';
-    $('typing').hidden = !on;
-  }
-
-  function renderNotice() {
-    const notice = $('notice');
-    if (state.registered !== false) return void (notice.hidden = true);
-    const name = state.current.slice(6);
-    notice.replaceChildren(
-      document.createTextNode(
-        'This chat is not registered: messages are kept as a known chat but ' +
-          state.assistant +
-          ' will not answer here. To register it: ',
-      ),
-      el(
-        'code',
-        '',
-        'nanoclaw groups register --jid ' + state.current + ' --name ' + name + ' --folder ' + name,
-      ),
-    );
-    notice.hidden = false;
-  }
-
-  function merge(messages) {
-    for (const m of messages) {
-      state.messages.set(m.id, m);
-      if (!state.lastServerTs || m.timestamp > state.lastServerTs) state.lastServerTs = m.timestamp;
-    }
-  }
-
-  /** Pulls what is new since the newest message we have (1 ms of overlap; ids dedupe). */
-  async function refresh() {
-    const chat = state.current;
-    const after = state.lastServerTs
-      ? '?after=' + encodeURIComponent(new Date(Date.parse(state.lastServerTs) - 1).toISOString())
-      : '';
-    const body = await api(chatPath(chat) + '/messages' + after);
+/** One page of history; what it adds to a live log is announced, so bulk loads mark it busy. */
+async function load(query, bulk) {
+  const chat = state.current;
+  list.setAttribute('aria-busy', String(bulk));
+  try {
+    const { messages } = await api(`${chatPath(chat)}/messages?limit=${PAGE}${query}`);
     if (chat !== state.current) return;
-    merge(body.messages);
-    renderMessages();
-  }
-
-  async function loadChats() {
-    const body = await api('/api/chats');
-    state.assistant = body.assistantName || state.assistant;
-    state.chats = body.chats;
-    $('text').placeholder = 'Message ' + state.assistant + ' — Enter to send, Shift+Enter for a new line';
-    renderChatList();
-  }
-
-  async function loadStatus() {
-    try {
-      const status = await api('/api/status');
-      const empty = !status || (typeof status === 'object' && Object.keys(status).length === 0);
-      $('status-box').hidden = empty;
-      if (!empty) $('status').textContent = JSON.stringify(status, null, 2);
-    } catch {
-      $('status-box').hidden = true;
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    const fromBottom = list.scrollHeight - list.scrollTop;
+    const fresh = messages.filter((m) => !shown.has(m.id));
+    for (const m of messages) {
+      put(m);
+      if (!(m.timestamp <= newest)) newest = m.timestamp;
+      if (!(m.timestamp >= oldest)) oldest = m.timestamp;
     }
+    // A page back that brings nothing new is the end (a store that cannot page back, too).
+    if (bulk) $('earlier').hidden = messages.length < PAGE || (query !== '' && !fresh.length);
+    // Earlier messages go in above: what was on screen stays there.
+    if (atBottom || bulk) list.scrollTop = atBottom ? list.scrollHeight : list.scrollHeight - fromBottom;
+  } finally {
+    list.setAttribute('aria-busy', 'false');
   }
+}
 
-  async function openChat(jid) {
-    state.current = jid;
-    state.messages = new Map();
-    state.lastServerTs = undefined;
-    state.registered = null;
-    state.unread.delete(jid);
-    if (location.hash !== '#' + jid) history.replaceState(null, '', '#' + jid);
-    document.title = jid.slice(6) + ' · NanoClaw';
-    $('chat-title').textContent = jid;
-    showError('');
-    renderChatList();
-    renderMessages();
-    renderTyping();
+// 1 ms of overlap at either end; ids dedupe.
+const around = (ts, ms) => encodeURIComponent(new Date(Date.parse(ts) + ms).toISOString());
+const refresh = () => load(newest ? `&after=${around(newest, -1)}` : '', !newest);
+
+async function loadChats() {
+  const body = await api('/api/chats');
+  state.assistant = body.assistantName || state.assistant;
+  state.chats = body.chats;
+  input.placeholder = `Message ${state.assistant}`;
+  list.dataset.empty = `No messages yet. Say hello to ${state.assistant}.`;
+  renderChatList();
+}
+
+function statusList(value) {
+  const ul = el('ul');
+  const label = (k) => k.replace(/[A-Z]/g, (c) => ' ' + c.toLowerCase());
+  for (const [k, v] of Object.entries(value)) {
+    const li = ul.appendChild(el('li', '', Array.isArray(value) ? '' : label(k) + ': '));
+    if (Array.isArray(value) && v && typeof v === 'object')
+      li.append(
+        Object.entries(v)
+          .map(([a, b]) => `${label(a)} ${b}`)
+          .join(', '),
+      );
+    else li.append(v && typeof v === 'object' ? (Object.keys(v).length ? statusList(v) : 'none') : String(v));
+  }
+  return ul;
+}
+
+async function loadStatus() {
+  const status = await api('/api/status').catch(() => ({}));
+  $('status-box').hidden = !Object.keys(status).length;
+  $('status').replaceChildren(statusList(status));
+}
+
+function renderTyping() {
+  const on = state.typing.has(state.current);
+  $('typing').replaceChildren(...(on ? [el('span', 'spinner'), `${state.assistant} is working…`] : []));
+}
+
+function renderNotice() {
+  const name = state.current.slice(6);
+  $('notice').hidden = state.registered !== false;
+  $('notice').replaceChildren(
+    `This chat is not registered: messages are kept but ${state.assistant} will not answer here. To register it: `,
+    el('code', '', `nanoclaw groups register --jid ${state.current} --name ${name} --folder ${name}`),
+  );
+}
+
+function toggleDrawer(open) {
+  $('drawer').classList.toggle('open', open);
+  $('menu').setAttribute('aria-expanded', String(open));
+}
+
+async function openChat(jid) {
+  Object.assign(state, { current: jid, registered: null });
+  shown = new Map();
+  newest = oldest = undefined;
+  list.replaceChildren();
+  unread.delete(jid);
+  if (location.hash !== '#' + jid) history.replaceState(null, '', '#' + jid);
+  document.title = `${jid.slice(6)} · NanoClaw`;
+  $('chat-title').textContent = jid;
+  $('earlier').hidden = true;
+  toggleDrawer(false);
+  showError('');
+  renderChatList();
+  renderTyping();
+  renderNotice();
+  try {
+    const info = await api(chatPath(jid));
+    if (jid !== state.current) return;
+    state.registered = info.registered;
     renderNotice();
-    try {
-      const info = await api(chatPath(jid));
-      if (jid !== state.current) return;
-      state.registered = info.registered;
-      renderNotice();
-      renderChatList();
-      await refresh();
-    } catch (err) {
-      reportFailure('Could not load this chat', err);
-    }
-    $('text').focus();
+    renderChatList();
+    await refresh();
+  } catch (err) {
+    reportFailure('Could not load this chat', err);
   }
+  input.focus();
+}
 
-  async function send() {
-    const box = $('text');
-    const text = box.value;
-    if (text.trim() === '' || $('send').disabled) return;
-    const chat = state.current;
-    $('send').disabled = true;
-    try {
-      const { id } = await api(chatPath(chat) + '/messages', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ text }),
+async function send() {
+  const text = input.value;
+  const chat = state.current;
+  if (!text.trim() || $('send').disabled) return;
+  $('send').disabled = true;
+  try {
+    const { id } = await api(chatPath(chat) + '/messages', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ text }),
+    });
+    showError('');
+    input.value = '';
+    autoGrow();
+    if (chat === state.current) {
+      // Shown at once; the stored copy (same id) replaces it on the next refresh.
+      put({
+        id,
+        sender: 'local-user',
+        senderName: 'You',
+        text,
+        timestamp: new Date().toISOString(),
+        pending: true,
       });
-      showError('');
-      box.value = '';
-      autoGrow();
-      if (chat === state.current) {
-        // Shown at once; the stored copy (same id) replaces it on the next refresh.
-        const pending = {
-          id,
-          sender: 'local-user',
-          senderName: 'You',
-          text,
-          timestamp: new Date().toISOString(),
-        };
-        state.messages.set(id, Object.assign(pending, { fromAssistant: false, pending: true }));
-        renderMessages();
-        $('messages').scrollTop = $('messages').scrollHeight;
-      }
-      refresh().catch(() => undefined);
-      if (!state.chats.some((c) => c.jid === chat)) loadChats().catch(() => undefined);
-    } catch (err) {
-      reportFailure('Message not sent', err);
-    } finally {
-      $('send').disabled = false;
-      box.focus();
+      list.scrollTop = list.scrollHeight;
     }
+    refresh().catch(() => undefined);
+    if (!state.chats.some((c) => c.jid === chat)) loadChats().catch(() => undefined);
+  } catch (err) {
+    reportFailure('Message not sent', err);
+  } finally {
+    $('send').disabled = false;
+    input.focus();
   }
+}
 
-  async function onReply(event) {
-    const reply = JSON.parse(event.data);
-    if (reply.chat !== state.current) {
-      state.unread.add(reply.chat);
-      if (state.chats.some((c) => c.jid === reply.chat)) renderChatList();
-      else loadChats().catch(() => undefined);
-      return;
-    }
-    try {
-      await refresh();
-    } catch {
-      // history unavailable: still show the text we were pushed
-    }
-    const shown = [...state.messages.values()].some((m) => m.fromAssistant && m.text === reply.text);
-    if (!shown) {
-      state.messages.set('pushed-' + reply.timestamp, {
-        id: 'pushed-' + reply.timestamp,
-        sender: reply.sender,
-        senderName: reply.sender,
-        text: reply.text,
-        timestamp: reply.timestamp,
-        fromAssistant: true,
-      });
-      renderMessages();
-    }
-    loadStatus();
+async function onReply(event) {
+  const reply = JSON.parse(event.data);
+  if (reply.chat !== state.current) {
+    unread.add(reply.chat);
+    if (state.chats.some((c) => c.jid === reply.chat)) renderChatList();
+    else loadChats().catch(() => undefined);
+    return;
   }
+  // History unavailable: still show the text we were pushed.
+  await refresh().catch(() =>
+    put({ ...reply, id: `pushed-${reply.timestamp}`, senderName: reply.sender, fromAssistant: true }),
+  );
+  void loadStatus();
+}
 
-  function connectEvents() {
-    const source = new EventSource('/api/events');
-    source.addEventListener('open', () => {
-      $('conn').textContent = 'live';
-      $('conn').className = 'live';
-      if (state.current) refresh().catch(() => undefined); // catch up on what we missed
-    });
-    source.addEventListener('error', () => {
-      $('conn').textContent = source.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting…';
-      $('conn').className = '';
-    });
-    source.addEventListener('message', (event) => void onReply(event));
-    source.addEventListener('typing', (event) => {
-      const t = JSON.parse(event.data);
-      if (t.isTyping) state.typing.add(t.chat);
-      else state.typing.delete(t.chat);
-      renderTyping();
-      renderChatList();
-    });
-  }
+function connectEvents() {
+  const source = new EventSource('/api/events');
+  const conn = $('conn');
+  source.onopen = () => {
+    conn.textContent = 'live';
+    conn.className = 'live';
+    if (state.current) refresh().catch(() => undefined); // catch up on what we missed
+  };
+  source.onerror = () => {
+    conn.textContent = source.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting…';
+    conn.className = '';
+  };
+  source.onmessage = (event) => void onReply(event);
+  source.addEventListener('typing', (event) => {
+    const t = JSON.parse(event.data);
+    state.typing[t.isTyping ? 'add' : 'delete'](t.chat);
+    renderTyping();
+    renderChatList();
+  });
+}
 
-  function autoGrow() {
-    const box = $('text');
-    box.style.height = 'auto';
-    box.style.height = Math.min(box.scrollHeight + 2, 200) + 'px';
-  }
+function autoGrow() {
+  input.style.height = 'auto';
+  input.style.height = `${Math.min(input.scrollHeight + 2, 200)}px`;
+}
 
-  $('composer').addEventListener('submit', (e) => {
+$('composer').onsubmit = (e) => {
+  e.preventDefault();
+  void send();
+};
+input.onkeydown = (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
     void send();
-  });
-  $('text').addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-      e.preventDefault();
-      void send();
-    }
-  });
-  $('text').addEventListener('input', autoGrow);
-  $('new-chat').addEventListener('submit', (e) => {
-    e.preventDefault();
-    const name = $('new-chat-name')
-      .value.trim()
-      .replace(/^local:/, '');
-    if (!CHAT_ID.test('local:' + name)) {
-      showError('A chat name is 1-64 letters, digits, _ or -.');
-      return;
-    }
-    $('new-chat-name').value = '';
-    void openChat('local:' + name);
-  });
-
-  let fromHash = '';
-  try {
-    fromHash = decodeURIComponent(location.hash.slice(1));
-  } catch {
-    // a malformed hash just opens the default chat
   }
-  connectEvents();
-  loadChats()
-    .catch((err) => reportFailure('Could not load chats', err))
-    .finally(() => {
-      const main = state.chats.find((c) => c.isMain) || state.chats[0];
-      void openChat(CHAT_ID.test(fromHash) ? fromHash : main ? main.jid : 'local:main');
-    });
-  loadStatus();
-})();
+};
+input.oninput = autoGrow;
+$('earlier').onclick = () =>
+  load(`&before=${around(oldest, 1)}`, true).catch((err) => reportFailure('Could not load', err));
+$('menu').onclick = () => toggleDrawer(!$('drawer').classList.contains('open'));
+document.onkeydown = (e) => {
+  if (e.key === 'Escape') toggleDrawer(false);
+};
+$('new-chat').onsubmit = (e) => {
+  e.preventDefault();
+  const name = $('new-chat-name')
+    .value.trim()
+    .replace(/^local:/, '');
+  if (!CHAT_ID.test('local:' + name)) return showError('A chat name is 1-64 letters, digits, _ or -.');
+  $('new-chat-name').value = '';
+  void openChat('local:' + name);
+};
+
+let fromHash = '';
+try {
+  fromHash = decodeURIComponent(location.hash.slice(1));
+} catch {
+  // a malformed hash just opens the default chat
+}
+connectEvents();
+loadChats()
+  .catch((err) => reportFailure('Could not load chats', err))
+  .finally(() => {
+    const main = state.chats.find((c) => c.isMain) || state.chats[0];
+    void openChat(CHAT_ID.test(fromHash) ? fromHash : main ? main.jid : 'local:main');
+  });
+void loadStatus();

@@ -3,9 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 
-/** Ours are base64url of 32 random bytes; anything else is not a usable token. */
-const TOKEN_PATTERN = /^[A-Za-z0-9_-]{32,256}$/;
-
 /** Kept across restarts, so a bookmarked page and a running `nanoclaw chat` keep working. */
 export function loadOrCreateToken(tokenFile: string): string {
   fs.mkdirSync(path.dirname(tokenFile), { recursive: true, mode: 0o700 });
@@ -20,10 +17,11 @@ export function loadOrCreateToken(tokenFile: string): string {
   return token;
 }
 
+/** Ours are base64url of 32 random bytes; anything else is not a usable token. */
 export function readToken(tokenFile: string): string | undefined {
   try {
     const text = fs.readFileSync(tokenFile, 'utf8').trim();
-    return TOKEN_PATTERN.test(text) ? text : undefined;
+    return /^[A-Za-z0-9_-]{32,256}$/.test(text) ? text : undefined;
   } catch {
     return undefined;
   }
@@ -31,7 +29,6 @@ export function readToken(tokenFile: string): string | undefined {
 
 /** Constant time; hashing first makes the lengths equal without leaking the real one. */
 export function tokensMatch(expected: string, offered: string | undefined): boolean {
-  if (offered === undefined) return false;
   const hash = (s: string) => crypto.createHash('sha256').update(s).digest();
-  return crypto.timingSafeEqual(hash(expected), hash(offered));
+  return offered !== undefined && crypto.timingSafeEqual(hash(expected), hash(offered));
 }

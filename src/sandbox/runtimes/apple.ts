@@ -18,23 +18,19 @@ const listSchema = z.array(
   }),
 );
 
-/**
- * Apple's `container` CLI: a small VM per sandbox (untested on CI). Gaps (SECURITY.md): a network
- * interface, no read-only root, capability or pids flags, and directory shares only, so a mount
- * holding a file to hide is left out rather than exposed.
- */
+/** Apple's `container` CLI, a VM per sandbox (untested on CI); its gaps are in SECURITY.md. */
 export class AppleContainerRuntime implements SandboxRuntime {
   readonly kind = 'apple' as const;
   private warned = false;
 
   async ensureRunning(): Promise<void> {
-    const result = await runCommand('container', ['system', 'status']);
-    if (result.missing)
+    const { missing, code } = await runCommand('container', ['system', 'status']);
+    if (missing)
       throw new RuntimeUnavailableError(
         'Apple container is not installed',
         'Install it from https://github.com/apple/container/releases (macOS 26+, Apple silicon), or install Docker Desktop',
       );
-    if (result.code !== 0)
+    if (code !== 0)
       throw new RuntimeUnavailableError(
         'Apple container services are not running',
         'Run `container system start`',
@@ -68,11 +64,11 @@ export class AppleContainerRuntime implements SandboxRuntime {
 
   async cleanupOrphans(instanceId: string): Promise<string[]> {
     const listed = await runCommand('container', ['list', '--all', '--format', 'json']);
-    let json: unknown;
+    let json: unknown = null;
     try {
       json = JSON.parse(listed.stdout);
     } catch {
-      json = null;
+      // reported below
     }
     const parsed = listSchema.safeParse(json);
     if (listed.code !== 0 || !parsed.success) {
@@ -87,7 +83,7 @@ export class AppleContainerRuntime implements SandboxRuntime {
   }
 }
 
-/** Drops file masks together with the mount they would hide a file in (fail closed). */
+/** Directory shares only: a file mask goes, with the mount it would hide a file in (fail closed). */
 function directoryShareableMounts(mounts: MountSpec[]): MountSpec[] {
   const unmaskable = mounts.filter((m) => m.mask === 'file').map((m) => m.containerPath);
   const kept = mounts.filter((m) => {

@@ -27,31 +27,28 @@ import {
 import { cliEnv, DEFAULT_PATH, runCommand } from './cli.js';
 import { compileSeccompFilter } from './seccomp.js';
 
-export interface BwrapOptions {
+interface BwrapOptions {
   /** The host build of the agent-runner, bound at /app: the "image". */
   agentRunnerDir: string;
-  /** Host paths the sandbox user must reach. */
+  /** Host paths the start probe proves the sandbox user reaches. */
   requiredPaths?: string[];
   stopGraceMs?: number;
-  /** Who runs a spec that names no user (the start probe). */
+  /** For a spec without one (the probe). */
   user?: SandboxUser;
   limits?: CgroupLimits;
   cgroups?: () => CgroupSupport;
 }
 
-const SYSTEM_DIRS = '/usr /bin /sbin /lib /lib32 /lib64 /libx32'.split(' ');
-/** The least of /etc that linking, TLS, time zones, fonts, name lookup and Debian's chromium wrapper need. */
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
+/** The least of /etc that linking, TLS, time zones, fonts, name lookup and chromium need. */
 const ETC_ENTRIES =
-  'alternatives chromium chromium.d ca-certificates fonts ld.so.cache ld.so.conf ld.so.conf.d localtime nsswitch.conf ssl'
-    .split(' ')
-    .map((name) => `/etc/${name}`);
+  'alternatives chromium chromium.d ca-certificates fonts ld.so.cache ld.so.conf ld.so.conf.d localtime nsswitch.conf ssl';
 const NODE_PREFIX = '/opt/node';
 const AGENT_COMMAND = ['node', '/app/dist/index.js'];
-
 /** Generated, so the host's users and names stay out; fds 4–6, the seccomp filter on 7. */
 const PIPED_ETC = ['/etc/passwd', '/etc/group', '/etc/hosts'];
 
-/** The bwrap arguments; `piped`: with PIPED_ETC and the seccomp filter. */
+/** `piped`: with PIPED_ETC and the seccomp filter. */
 export function bwrapArgs(
   spec: SandboxSpec,
   opts: { agentRunnerDir: string; user: SandboxUser; piped?: boolean },
@@ -65,13 +62,12 @@ export function bwrapArgs(
     if (stat?.isSymbolicLink()) args.push('--symlink', fs.readlinkSync(dir), dir);
     else if (stat?.isDirectory()) args.push('--ro-bind', dir, dir);
   }
-  for (const entry of ETC_ENTRIES) if (fs.existsSync(entry)) args.push('--ro-bind', entry, entry);
-  if (piped) PIPED_ETC.forEach((file, i) => args.push('--ro-bind-data', String(4 + i), file));
-  // A Node outside the system dirs (under /opt, nvm): its install prefix, read-only.
+  for (const entry of ETC_ENTRIES.split(' ').map((name) => `/etc/${name}`))
+    if (fs.existsSync(entry)) args.push('--ro-bind', entry, entry);
+  if (piped) PIPED_ETC.forEach((file, i) => args.push('--ro-bind-data', `${4 + i}`, file));
+  // A Node under /opt or nvm: its install prefix, read-only.
   const node = fs.realpathSync(process.execPath);
-  const prefix = SYSTEM_DIRS.some((dir) => node.startsWith(`${dir}/`))
-    ? null
-    : path.dirname(path.dirname(node));
+  const prefix = !SYSTEM_DIRS.some((dir) => node.startsWith(`${dir}/`)) && path.dirname(path.dirname(node));
   if (prefix) args.push('--ro-bind', prefix, NODE_PREFIX);
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', SANDBOX_HOME);
   if (fs.existsSync(opts.agentRunnerDir)) args.push('--ro-bind', opts.agentRunnerDir, '/app');
@@ -80,17 +76,8 @@ export function bwrapArgs(
     else args.push(mask || readonly ? '--ro-bind' : '--bind', mask ? '/dev/null' : hostPath, to);
   }
   // The root stays read-only, like a container's --read-only.
-  args.push(
-    '--remount-ro',
-    '/',
-    '--uid',
-    String(user.uid),
-    '--gid',
-    String(user.gid),
-    '--chdir',
-    spec.workdir,
-  );
-  if (piped) args.push('--seccomp', String(4 + PIPED_ETC.length));
+  args.push('--remount-ro', '/', '--uid', `${user.uid}`, '--gid', `${user.gid}`, '--chdir', spec.workdir);
+  if (piped) args.push('--seccomp', `${4 + PIPED_ETC.length}`);
   const env: Record<string, string> = {
     PATH: prefix ? `${NODE_PREFIX}/bin:${DEFAULT_PATH}` : DEFAULT_PATH,
     HOME: SANDBOX_HOME,
@@ -121,20 +108,19 @@ export class BwrapRuntime implements SandboxRuntime {
   readonly kind = 'bwrap' as const;
   private readonly running = new Map<string, ChildProcess>();
   private support: CgroupSupport | undefined;
-  /** Cgroup removals, which the probe waits for. */
   private readonly removals = new WeakMap<ChildProcess, Promise<void>>();
   private readonly seccomp = compileSeccompFilter();
 
   constructor(private readonly options: BwrapOptions) {}
 
   private cgroups(): CgroupSupport {
-    if (this.support) return this.support;
-    const support = (this.support = this.options.cgroups?.() ?? detectCgroupSupport());
-    const { missing, reason, version } = support;
-    if (missing.length)
-      logger.warn({ missing, reason }, 'bwrap sandboxes run without some limits (see nanoclaw doctor)');
-    else logger.debug({ version }, 'bwrap sandbox limits via cgroups');
-    return support;
+    if (!this.support) {
+      const { missing, reason, version } = (this.support = this.options.cgroups?.() ?? detectCgroupSupport());
+      if (missing.length)
+        logger.warn({ missing, reason }, 'bwrap sandboxes run without some limits (see nanoclaw doctor)');
+      else logger.debug({ version }, 'bwrap sandbox limits via cgroups');
+    }
+    return this.support;
   }
 
   private userFor(spec?: SandboxSpec): SandboxUser {
@@ -152,15 +138,8 @@ export class BwrapRuntime implements SandboxRuntime {
       .filter((p) => fs.existsSync(p))
       .map((p, i) => ({ hostPath: p, containerPath: `/probe/${i}`, readonly: true }));
     const name = `nanoclaw-probe-${process.pid}-${Date.now()}`;
-    const child = this.spawn({
-      name,
-      image: 'probe',
-      mounts,
-      env: {},
-      workdir: '/',
-      labels: {},
-      command: ['true'],
-    });
+    const probe = { name, image: 'probe', mounts, env: {}, workdir: '/', labels: {}, command: ['true'] };
+    const child = this.spawn(probe);
     let stderr = '';
     child.stdout?.resume();
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -168,19 +147,18 @@ export class BwrapRuntime implements SandboxRuntime {
     let code: number | null = null;
     try {
       [code] = (await once(child, 'close')) as [number | null];
-      await this.removals.get(child); // a short-lived caller (`nanoclaw doctor`) must not leave the cgroup behind
     } catch (err) {
       stderr = (err as Error).message;
     }
     clearTimeout(timer);
+    await this.removals.get(child); // so `nanoclaw doctor` leaves no cgroup behind
     if (code === 0) return;
     const reason = stderr.trim().split('\n')[0] || `exit code ${code}`;
-    let hint =
-      'Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04+ also kernel.apparmor_restrict_unprivileged_userns=0), or use Docker';
-    if (/permission denied|can't find source path/i.test(reason))
-      hint = `Make the project and NANOCLAW_HOME reachable by uid ${this.userFor().uid} (e.g. keep them outside /root, or chmod o+x their parent directories)`;
-    else if (/unknown option|disable-userns/i.test(reason))
-      hint = 'Install bubblewrap 0.8 or newer, not setuid (sandboxes need --disable-userns), or use Docker';
+    const hint = /permission denied|can't find source path/i.test(reason)
+      ? `Make the project and NANOCLAW_HOME reachable by uid ${this.userFor().uid} (e.g. keep them outside /root, or chmod o+x their parent directories)`
+      : /unknown option|disable-userns/i.test(reason)
+        ? 'Install bubblewrap 0.8 or newer, not setuid (sandboxes need --disable-userns), or use Docker'
+        : 'Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04+ also kernel.apparmor_restrict_unprivileged_userns=0), or use Docker';
     throw new RuntimeUnavailableError(`bubblewrap cannot start a sandbox (${reason})`, hint);
   }
 
@@ -188,10 +166,7 @@ export class BwrapRuntime implements SandboxRuntime {
     return fs.existsSync(path.join(this.options.agentRunnerDir, 'dist', 'index.js'));
   }
 
-  /**
-   * bwrap reads its options from fd 3 (--args) before anything else, so it waits there while it is
-   * moved into the sandbox's cgroup: every process it starts is born inside.
-   */
+  /** bwrap reads its options from fd 3 (--args) first, so it waits there while it is moved into the cgroup. */
   spawn(spec: SandboxSpec): ChildProcess {
     const user = this.userFor(spec);
     const { passwd, group } = sandboxAccountFiles(user);
@@ -204,7 +179,7 @@ export class BwrapRuntime implements SandboxRuntime {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe', ...piped.map(() => 'pipe' as const)],
       env: cliEnv(),
       cwd: '/',
-      detached: true, // its own process group, so stop() reaches everything in the sandbox
+      detached: true, // its own process group: stop() reaches all of it
       ...(hostIsRoot() && { uid: user.uid, gid: user.gid }), // so nothing bwrap creates is root-owned
     });
     piped.forEach((data, i) => feed(child.stdio[4 + i], data));
@@ -241,7 +216,7 @@ export class BwrapRuntime implements SandboxRuntime {
     clearTimeout(timer);
   }
 
-  /** Sandboxes die with the host (--die-with-parent); only its empty cgroups may remain. */
+  /** Sandboxes die with the host; only their empty cgroups may remain. */
   async cleanupOrphans(_instanceId: string): Promise<string[]> {
     const removed = removeStaleCgroups(this.cgroups());
     if (removed > 0) logger.info({ removed }, 'removed stale sandbox cgroups');

@@ -2,8 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { logger } from '../../logger.js';
 
-/** Per-sandbox pids and memory limits for bwrap: cgroup v2, else v1, else none (doctor says so). */
-
 type LimitKind = 'pids' | 'memory';
 const KINDS = ['pids', 'memory'] as const;
 
@@ -16,7 +14,6 @@ export const DEFAULT_LIMITS: CgroupLimits = { pidsMax: 512, memoryBytes: 2 * 102
 
 export interface CgroupSupport {
   version: 'v2' | 'v1' | null;
-  /** Parent of each limit's sandbox cgroups (one for both on v2). */
   bases: Partial<Record<LimitKind, string>>;
   missing: LimitKind[];
   reason?: string;
@@ -32,7 +29,6 @@ const read = (file: string, fallback = '') => {
 const lacking = (file: string) => KINDS.filter((c) => !read(file).split(/\s+/).includes(c));
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/** Under the root: the one cgroup that may both hold processes and hand controllers down. */
 function tryV2(root: string): CgroupSupport | string {
   const controllers = path.join(root, 'cgroup.controllers');
   if (!fs.existsSync(controllers)) return 'no cgroup v2 unified hierarchy';
@@ -52,10 +48,7 @@ function tryV2(root: string): CgroupSupport | string {
   }
 }
 
-/**
- * Needs write access to cgroupfs (root). v1: at the top of each hierarchy, as docker does; inside the
- * host's own cgroup it would keep its manager (systemd) from removing that.
- */
+/** Needs root: v2, else v1 (atop each hierarchy, as docker does, out of systemd's way), else none. */
 export function detectCgroupSupport({ root } = { root: '/sys/fs/cgroup' }): CgroupSupport {
   const v2 = tryV2(root);
   if (typeof v2 !== 'string') return v2;
@@ -84,6 +77,7 @@ export function detectCgroupSupport({ root } = { root: '/sys/fs/cgroup' }): Cgro
   };
 }
 
+/** 'done' or why not. */
 function rmdir(dir: string): string {
   try {
     fs.rmdirSync(dir);
@@ -99,7 +93,7 @@ export class SandboxCgroup {
   /** A taken name (a crashed host's leftover) gets a suffix. */
   static create({ version, bases }: CgroupSupport, name: string, limits: CgroupLimits): SandboxCgroup | null {
     if (!version) return null;
-    const leaf = name.replace(/[^A-Za-z0-9_-]/g, '_') || 'sandbox'; // no '/', no '..'
+    const leaf = name.replace(/[^\w-]/g, '_') || 'sandbox'; // no '/', no '..'
     const files = {
       pids: ['pids.max', limits.pidsMax],
       memory: [version === 'v2' ? 'memory.max' : 'memory.limit_in_bytes', limits.memoryBytes],
@@ -125,8 +119,8 @@ export class SandboxCgroup {
   }
 
   /** Once the last process has left (exiting ones linger briefly). */
-  async remove(timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+  async remove(): Promise<void> {
+    const deadline = Date.now() + 10_000;
     for (const dir of this.dirs) {
       for (let delay = 20, result = rmdir(dir); result !== 'done'; result = rmdir(dir)) {
         if (Date.now() > deadline) {
@@ -152,11 +146,8 @@ function makeLeaf(base: string, leaf: string): string {
   }
 }
 
-/**
- * Removes empty sandbox cgroups a killed host left behind, if older than `minAgeMs`: another host
- * may have just created one and not yet moved its sandbox in.
- */
-export function removeStaleCgroups({ bases }: CgroupSupport, minAgeMs = 60_000): number {
+/** Once a minute old: another host may not have moved its sandbox in yet. */
+export function removeStaleCgroups({ bases }: CgroupSupport): number {
   let removed = 0;
   for (const base of new Set(Object.values(bases))) {
     let entries: fs.Dirent[] = [];
@@ -168,7 +159,7 @@ export function removeStaleCgroups({ bases }: CgroupSupport, minAgeMs = 60_000):
     for (const entry of entries.filter((e) => e.isDirectory())) {
       const dir = path.join(base, entry.name);
       const stat = fs.statSync(dir, { throwIfNoEntry: false });
-      if (!stat || Date.now() - stat.mtimeMs < minAgeMs || read(path.join(dir, 'cgroup.procs'), 'x').trim())
+      if (!stat || Date.now() - stat.mtimeMs < 60_000 || read(path.join(dir, 'cgroup.procs'), 'x').trim())
         continue;
       if (rmdir(dir) === 'done') removed++;
     }

@@ -9,12 +9,8 @@ const PASSED_ENV = (
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function cliEnv(): Record<string, string> {
-  const env: Record<string, string> = { PATH: DEFAULT_PATH };
-  for (const key of PASSED_ENV) {
-    const value = process.env[key];
-    if (value) env[key] = value;
-  }
-  return env;
+  const passed = PASSED_ENV.flatMap((key) => (process.env[key] ? [[key, process.env[key]]] : []));
+  return { PATH: DEFAULT_PATH, ...Object.fromEntries(passed) };
 }
 
 /** Never throws; `code` is null when killed. */
@@ -23,14 +19,14 @@ export function runCommand(
   args: string[],
   timeoutMs = 15_000,
 ): Promise<{ code: number | null; stdout: string; stderr: string; missing: boolean }> {
+  const options = {
+    env: cliEnv(),
+    cwd: '/',
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL' as const,
+    maxBuffer: Infinity,
+  };
   return new Promise((resolve) => {
-    const options = {
-      env: cliEnv(),
-      cwd: '/',
-      timeout: timeoutMs,
-      killSignal: 'SIGKILL' as const,
-      maxBuffer: Infinity,
-    };
     execFile(bin, args, options, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
       resolve({ code, stdout, stderr, missing: err?.code === 'ENOENT' });

@@ -18,35 +18,19 @@ import {
 } from '../runtime.js';
 import { cliEnv, runCommand } from './cli.js';
 
-export interface DockerOptions {
-  /** The agent plus a browser fit in 2g and 512 processes; a fork bomb does not. */
-  memory?: string;
-  pidsLimit?: number;
-  stopGraceSeconds?: number;
-  accountsDir?: string;
-}
+const HINTS = {
+  docker: [
+    'Install Docker (Debian/Ubuntu: apt-get install docker.io; macOS: Docker Desktop), or set CONTAINER_RUNTIME=bwrap',
+    'Start the Docker daemon (systemctl start docker) and check you may use it',
+  ],
+  podman: [
+    'Install Podman (apt-get install podman), or set CONTAINER_RUNTIME=bwrap',
+    'Check that `podman info` works for this user',
+  ],
+} as const;
 
-const FLAVOURS = {
-  docker: {
-    installHint:
-      'Install Docker (Debian/Ubuntu: apt-get install docker.io; macOS: Docker Desktop), or set CONTAINER_RUNTIME=bwrap',
-    startHint: 'Start the Docker daemon (systemctl start docker) and check you may use it',
-    runArgs: (): string[] => [],
-  },
-  podman: {
-    installHint: 'Install Podman (apt-get install podman), or set CONTAINER_RUNTIME=bwrap',
-    startHint: 'Check that `podman info` works for this user',
-    // Podman passes on the host's open-file limit, on some hosts too low for the SDK. Rootless, it maps
-    // the host user to root inside; keep-id keeps it itself, so it owns what it writes.
-    runArgs: () => [
-      ...['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'],
-      ...(hostIsRoot() ? [] : ['--userns', 'keep-id']),
-    ],
-  },
-};
-
+/** ':' separates the parts of -v, so a path with one cannot be expressed safely. */
 function mountArgs({ hostPath, containerPath: to, readonly, mask }: MountSpec): string[] {
-  // ':' separates the parts of -v, so a path with one cannot be expressed safely.
   for (const p of mask ? [to] : [hostPath, to])
     if (/[:,\n]/.test(p)) throw new Error(`mount path contains ':', ',' or a newline: ${JSON.stringify(p)}`);
   // `ro`, not `readonly`: podman accepts only the short form.
@@ -54,29 +38,18 @@ function mountArgs({ hostPath, containerPath: to, readonly, mask }: MountSpec): 
   return ['-v', `${mask ? '/dev/null' : hostPath}:${to}${mask || readonly ? ':ro' : ''}`];
 }
 
-export function dockerRunArgs(
-  spec: SandboxSpec,
-  options: DockerOptions,
-  extraRunArgs: string[] = [],
-): string[] {
+/** The agent plus a browser fit in 2g and 512 processes; a fork bomb does not. */
+export function dockerRunArgs(spec: SandboxSpec, extraRunArgs: string[] = []): string[] {
   const { user } = spec;
   const args = ['run', '-i', '--rm', '--pull', 'never', '--network', 'none', '--name', spec.name];
   for (const [key, value] of Object.entries(spec.labels)) args.push('--label', `${key}=${value}`);
   if (user) args.push('--user', `${user.uid}:${user.gid}`);
   const owner = user ? `,uid=${user.uid},gid=${user.gid}` : '';
-  args.push(
-    ...['--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only'],
-    // Agents build and run code in /tmp; HOME must be writable for the SDK's ~/.claude.json.
-    ...[
-      '--tmpfs',
-      '/tmp:rw,exec,nosuid,nodev,mode=1777',
-      '--tmpfs',
-      `${SANDBOX_HOME}:rw,exec,nosuid,nodev,mode=0755${owner}`,
-    ],
-    ...['--pids-limit', String(options.pidsLimit ?? 512), '--memory', options.memory ?? '2g', '--init'],
-    ...extraRunArgs,
-    ...['-w', spec.workdir],
-  );
+  args.push('--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only');
+  // Agents build and run code in /tmp; HOME must be writable for the SDK's ~/.claude.json.
+  args.push('--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777');
+  args.push('--tmpfs', `${SANDBOX_HOME}:rw,exec,nosuid,nodev,mode=0755${owner}`);
+  args.push('--pids-limit', '512', '--memory', '2g', '--init', ...extraRunArgs, '-w', spec.workdir);
   for (const [key, value] of Object.entries(spec.env)) args.push('-e', `${key}=${value}`);
   for (const mount of sortMountsForApply(spec.mounts)) args.push(...mountArgs(mount));
   // A command replaces the image's entrypoint, not only its arguments.
@@ -84,16 +57,15 @@ export function dockerRunArgs(
   return [...args, ...(entrypoint ? ['--entrypoint', entrypoint, spec.image, ...rest] : [spec.image])];
 }
 
-/** docker, or podman (the same CLI). */
 export class DockerRuntime implements SandboxRuntime {
   constructor(
-    private readonly options: DockerOptions = {},
+    private readonly options: { stopGraceSeconds?: number; accountsDir?: string } = {},
     readonly kind: 'docker' | 'podman' = 'docker',
   ) {}
 
   async ensureRunning(): Promise<void> {
     const { code, stderr, missing } = await runCommand(this.kind, ['info', '--format', 'json']);
-    const { installHint, startHint } = FLAVOURS[this.kind];
+    const [installHint, startHint] = HINTS[this.kind];
     if (missing) throw new RuntimeUnavailableError(`${this.kind} is not installed`, installHint);
     const reason = stderr.trim().split('\n')[0] || `exit code ${code}`;
     if (code !== 0) throw new RuntimeUnavailableError(`${this.kind} is not running (${reason})`, startHint);
@@ -105,11 +77,15 @@ export class DockerRuntime implements SandboxRuntime {
 
   spawn(spec: SandboxSpec): ChildProcess {
     const mounts = spec.user ? [...spec.mounts, ...this.accountMounts(spec.user)] : spec.mounts;
-    const args = dockerRunArgs({ ...spec, mounts }, this.options, FLAVOURS[this.kind].runArgs());
+    // Podman passes on the host's nofile limit, too low for the SDK on some hosts. Rootless, keep-id
+    // runs as the host user inside (not root), so it owns what it writes.
+    const podman = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'];
+    if (!hostIsRoot()) podman.push('--userns', 'keep-id');
+    const args = dockerRunArgs({ ...spec, mounts }, this.kind === 'podman' ? podman : []);
     return spawn(this.kind, args, { stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv() });
   }
 
-  /** The image knows uid 1000 only: without an account the sandbox uid breaks os.userInfo(), shells and git. */
+  /** The image knows uid 1000 only; without an account os.userInfo(), shells and git break. */
   private accountMounts(user: SandboxUser): MountSpec[] {
     const dir = this.options.accountsDir ?? path.join(os.homedir(), '.cache', 'nanoclaw', 'sandbox-accounts');
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -126,7 +102,7 @@ export class DockerRuntime implements SandboxRuntime {
 
   async stop(name: string): Promise<void> {
     const grace = this.options.stopGraceSeconds ?? 10;
-    const stopped = await runCommand(this.kind, ['stop', '-t', String(grace), name], (grace + 15) * 1000);
+    const stopped = await runCommand(this.kind, ['stop', '-t', `${grace}`, name], (grace + 15) * 1000);
     // --rm removes it once stopped; this covers a stop that failed or hung.
     const removed = await runCommand(this.kind, ['rm', '-f', name]);
     if (stopped.code !== 0 && removed.code !== 0)
