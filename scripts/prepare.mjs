@@ -8,6 +8,16 @@ import { fileURLToPath } from 'node:url';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+// Runs before anything else of `npm start` and `npm test` (both import this module first).
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+if (nodeMajor < 22) {
+  console.error(
+    `NanoClaw needs Node.js 22 or newer (24 recommended); this is Node ${process.versions.node}.\n` +
+      'Install a current LTS from https://nodejs.org, or with nvm: nvm install 24 && nvm use 24.',
+  );
+  process.exit(1);
+}
+
 export function run(cmd, args, opts = {}) {
   console.error(`> ${cmd} ${args.join(' ')}`);
   const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });

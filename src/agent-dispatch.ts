@@ -2,15 +2,16 @@ import type { Store } from './db/store.js';
 import { logger } from './logger.js';
 import { formatOutbound } from './router.js';
 import { formatTaskPrompt } from './scheduler/task-prompt.js';
+import type { TaskRunOutcome } from './scheduler/task-scheduler.js';
 import type { AgentOutput, AgentRunner, RegisteredGroup, ScheduledTask } from './types.js';
 
-export interface DispatchDeps {
+interface DispatchDeps {
   store: Store;
   runner: AgentRunner;
   assistantName: string;
 }
 
-export interface DispatchOptions {
+interface DispatchOptions {
   chatJid: string;
   isScheduledTask?: boolean;
   /** false: a fresh session that never replaces the group's own (`isolated` tasks). */
@@ -20,32 +21,27 @@ export interface DispatchOptions {
 
 /** Runs an agent for a group: the one place that resumes and records the group's session. */
 export async function runAgentForGroup(
-  deps: DispatchDeps,
+  { store, runner, assistantName }: DispatchDeps,
   group: RegisteredGroup,
   prompt: string,
-  opts: DispatchOptions,
+  { chatJid, isScheduledTask, useGroupSession, onResult }: DispatchOptions,
 ): Promise<AgentOutput> {
-  const sessionId = opts.useGroupSession ? deps.store.state.getSession(group.folder) : undefined;
+  const sessionId = useGroupSession ? store.state.getSession(group.folder) : undefined;
   const remember = (output: AgentOutput) => {
-    if (opts.useGroupSession && output.newSessionId)
-      deps.store.state.setSession(group.folder, output.newSessionId);
+    if (useGroupSession && output.newSessionId) store.state.setSession(group.folder, output.newSessionId);
   };
   try {
-    const input = {
-      prompt,
-      ...(sessionId ? { sessionId } : {}),
-      groupFolder: group.folder,
-      chatJid: opts.chatJid,
-      isMain: group.isMain,
-      ...(opts.isScheduledTask ? { isScheduledTask: true } : {}),
-      assistantName: deps.assistantName,
-    };
-    const output = await deps.runner.run(group, input, {
-      onOutput: async (output) => {
-        remember(output);
-        await opts.onResult(output);
+    const input = { prompt, ...(sessionId && { sessionId }), groupFolder: group.folder, chatJid };
+    const output = await runner.run(
+      group,
+      { ...input, isMain: group.isMain, ...(isScheduledTask && { isScheduledTask }), assistantName },
+      {
+        onOutput: async (output) => {
+          remember(output);
+          await onResult(output);
+        },
       },
-    });
+    );
     remember(output);
     return output;
   } catch (err) {
@@ -57,7 +53,7 @@ export async function runAgentForGroup(
 export async function runTaskInSandbox(
   deps: DispatchDeps & { send(jid: string, text: string): Promise<unknown> },
   task: ScheduledTask,
-): Promise<{ status: 'success' | 'error'; result: string | null; error?: string }> {
+): Promise<TaskRunOutcome> {
   const group = deps.store.groups.byFolder(task.groupFolder);
   if (!group) return { status: 'error', result: null, error: `group ${task.groupFolder} is not registered` };
   let firstResult: string | null = null;
@@ -74,6 +70,6 @@ export async function runTaskInSandbox(
   return {
     status: output.status,
     result: firstResult ?? output.result,
-    ...(output.error ? { error: output.error } : {}),
+    ...(output.error && { error: output.error }),
   };
 }

@@ -35,10 +35,7 @@ export interface AppOptions {
   whatsapp?: WhatsAppModule;
 }
 
-/**
- * The host, every part built once in dependency order. A message goes channel → store (`ingest`)
- * → message loop → sandbox runner → outbound → channel.
- */
+/** The host, every part built once in dependency order. */
 export class App {
   readonly store: Store;
   readonly limits: (folder: string) => ResolvedLimits;
@@ -58,7 +55,7 @@ export class App {
     const linked = isWhatsAppLinked(config.authDir);
     if (!linked) logger.info('WhatsApp is not linked; run `nanoclaw whatsapp-auth` to link it');
     const whatsapp = linked ? await import('./channels/whatsapp/whatsapp-channel.js') : undefined;
-    return new App(config, runtime, { ...options, ...(whatsapp ? { whatsapp } : {}) });
+    return new App(config, runtime, { ...options, ...(whatsapp && { whatsapp }) });
   }
 
   constructor(
@@ -70,7 +67,7 @@ export class App {
       fs.mkdirSync(dir, { recursive: true });
     const store = (this.store = openStore(config.dbPath));
     ensureMainGroup(store, config);
-    // A folder edited into the database by hand that is not a plain name is never created.
+    // A folder edited into the database by hand is never created unless a plain name.
     for (const group of store.groups.all())
       if (isValidFolder(group.folder)) ensureGroupFolder(config, group);
       else logger.error({ jid: group.jid, folder: group.folder }, 'registered group has an invalid folder');
@@ -102,8 +99,8 @@ export class App {
       tokensUsedToday: (folder) => store.usage.tokensFor(folder, todayUtc()),
       dailyTokenBudget: (folder) => this.limits(folder).dailyTokenBudget,
       onBudgetExceeded: (folder) => this.failures.onBudgetSpent(store.groups.byFolder(folder)?.jid),
-      ...(hostIsRoot() ? { sandboxUid: config.sandboxUid } : {}),
-      ...(options.modelUpstreamTimeoutMs ? { upstreamIdleTimeoutMs: options.modelUpstreamTimeoutMs } : {}),
+      ...(hostIsRoot() && { sandboxUid: config.sandboxUid }),
+      ...(options.modelUpstreamTimeoutMs && { upstreamIdleTimeoutMs: options.modelUpstreamTimeoutMs }),
     });
     this.runner = new SandboxRunner({
       config,
@@ -152,11 +149,8 @@ export class App {
     if (!group) return;
     const limits = this.limits(group.folder);
     if (limits.senderAllowlist?.mode === 'drop' && !senderAllowed(limits, message.sender, message.isFromMe)) {
-      logger.info(
-        { group: group.folder, sender: message.sender },
-        'message from a sender not on the allowlist dropped',
-      );
-      return;
+      const log = { group: group.folder, sender: message.sender };
+      return logger.info(log, 'message from a sender not on the allowlist dropped');
     }
     if (this.store.messages.store(message) !== null) this.loop.notify();
   }
@@ -239,10 +233,7 @@ export class App {
     this.loop.start();
   }
 
-  /**
-   * Stop taking work, ask sandboxes to finish (`_close`), wait up to the grace period, stop what
-   * still runs. Runs cut short leave their messages behind the cursor for the next start.
-   */
+  /** Runs cut short leave their messages behind the cursor for the next start. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -266,15 +257,9 @@ function localChats(store: Store) {
   const rows = store.groups
     .all()
     .filter((g) => g.jid.startsWith('local:'))
-    .map((g) => ({ jid: g.jid, name: g.name, registered: true, isMain: g.isMain, lastMessageTime: '' }));
-  for (const c of store.messages.listChats())
-    if (c.channel === 'local' && !rows.some((r) => r.jid === c.jid))
-      rows.push({
-        jid: c.jid,
-        name: c.name || c.jid,
-        registered: false,
-        isMain: false,
-        lastMessageTime: c.lastMessageTime,
-      });
+    .map(({ jid, name, isMain }) => ({ jid, name, registered: true, isMain, lastMessageTime: '' }));
+  for (const { jid, name, channel, lastMessageTime } of store.messages.listChats())
+    if (channel === 'local' && !rows.some((r) => r.jid === jid))
+      rows.push({ jid, name: name || jid, registered: false, isMain: false, lastMessageTime });
   return rows;
 }

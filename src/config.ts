@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { readEnvFile, SECRET_KEYS } from './env-file.js';
+import { logger } from './logger.js';
 import { zodProblems } from './util/zod-problems.js';
 
 export const RUNTIME_KINDS = ['docker', 'podman', 'apple', 'bwrap'] as const;
@@ -15,9 +16,8 @@ export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.
 export type Config = ReturnType<typeof loadConfig>;
 
 /**
- * A root host's sandboxes must not run as anyone's account (their files and processes would be
- * that person's). 61000 is above useradd's UID_MAX (60000), below systemd's DynamicUser range
- * (61184-65519), nobody and the subordinate ranges (100000+). `doctor` checks no account has it.
+ * A root host's sandboxes must not run as anyone's account: 61000 is above useradd's UID_MAX,
+ * below systemd's DynamicUser range, nobody and subordinate ranges. `doctor` checks it is free.
  */
 export const DEFAULT_SANDBOX_UID = 61000;
 /** Runtimes and user namespaces parse uids as signed ints. */
@@ -54,11 +54,43 @@ const settingsSchema = z.object({
 
 export class ConfigError extends Error {}
 
+const KNOWN_SETTINGS = [
+  ...Object.keys(settingsSchema.shape),
+  ...SECRET_KEYS,
+  'NANOCLAW_HOME',
+  'NANOCLAW_CONFIG_DIR',
+  'LOG_LEVEL',
+];
+
+function editDistance(a: string, b: string): number {
+  let row = [...Array(b.length + 1).keys()];
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+const warnedSettings = new Set<string>();
+/** A misspelled key in .env would silently keep the default: say so, once per key. */
+function warnUnknownSettings(keys: string[], envFile: string): void {
+  for (const key of keys.filter((k) => !KNOWN_SETTINGS.includes(k) && !warnedSettings.has(k))) {
+    warnedSettings.add(key);
+    const scored = KNOWN_SETTINGS.map((name) => ({ name, distance: editDistance(key.toUpperCase(), name) }));
+    const best = scored.reduce((a, b) => (b.distance < a.distance ? b : a));
+    const hint = best.distance <= 3 ? `; did you mean ${best.name}?` : '';
+    logger.warn({ file: envFile, setting: key }, `unknown setting ${key} in .env${hint}`);
+  }
+}
+
 /** Settings from the environment, then .env without the secrets (the model proxy's alone). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const home = path.resolve(env.NANOCLAW_HOME || PROJECT_ROOT);
   const envFile = path.join(home, '.env');
   const fromFile = readEnvFile(envFile);
+  warnUnknownSettings(Object.keys(fromFile), envFile);
   for (const key of SECRET_KEYS) delete fromFile[key];
   const fromEnv = Object.fromEntries(Object.entries(env).filter(([, value]) => value));
   const parsed = settingsSchema.safeParse({ ...fromFile, ...fromEnv });

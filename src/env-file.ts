@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import { parseEnv } from 'node:util';
 
 /**
- * KEY=VALUE lines of a .env file (missing: empty). Never into process.env: every child inherits
- * that, and secrets must not reach a child or a sandbox.
+ * A .env file's settings (missing: empty), parsed by Node's dotenv rules. Never into process.env:
+ * every child inherits that, and secrets must not reach a child or a sandbox.
  */
 export function readEnvFile(file: string): Record<string, string> {
   let text: string;
@@ -11,20 +12,12 @@ export function readEnvFile(file: string): Record<string, string> {
   } catch {
     return {};
   }
+  // parseEnv takes only `export ` with one space, and glues a line without `=` onto the next key.
+  const parsed = parseEnv(text.replace(/^[ \t]*export[ \t]+(?=[A-Za-z_]\w*[ \t]*=)/gm, ''));
   const values: Record<string, string> = {};
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (!line || line.startsWith('#')) continue;
-    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!match) continue;
-    let value = match[2] ?? '';
-    const quote = value[0];
-    if ((quote === '"' || quote === "'") && value.endsWith(quote) && value.length >= 2) {
-      value = value.slice(1, -1);
-    } else {
-      value = value.replace(/\s+#.*$/, '');
-    }
-    values[match[1]!] = value;
+  for (const [key, value] of Object.entries(parsed)) {
+    const name = key.split('\n').at(-1)!.trim();
+    if (/^[A-Za-z_]\w*$/.test(name)) values[name] = value ?? '';
   }
   return values;
 }
@@ -41,7 +34,5 @@ export type Secrets = Partial<Record<(typeof SECRET_KEYS)[number], string>>;
 /** The model credentials and upstream URL, for the model proxy alone. */
 export function readSecrets(envFile: string): Secrets {
   const all = readEnvFile(envFile);
-  const secrets: Secrets = {};
-  for (const key of SECRET_KEYS) if (all[key]) secrets[key] = all[key];
-  return secrets;
+  return Object.fromEntries(SECRET_KEYS.filter((key) => all[key]).map((key) => [key, all[key]]));
 }

@@ -1,9 +1,8 @@
 /**
- * When runs fail the person hears it once per failure streak, in plain words. `permanent` causes
- * (credentials, budget, runtime, image) and `upstream` ones (the SDK has already retried the model
- * service) are told at the first failure; `other` only when the queue gives up retrying.
+ * Told once per failure streak: `permanent` and `upstream` (the SDK has already retried) causes
+ * at the first failure, `other` only when the queue gives up retrying.
  */
-export type FailureKind = 'permanent' | 'upstream' | 'other';
+type FailureKind = 'permanent' | 'upstream' | 'other';
 
 const BUDGET_SPENT =
   'This chat’s daily model budget is spent, so I can’t answer until it resets (midnight UTC).';
@@ -11,7 +10,7 @@ const RETRYING =
   'I’ll keep trying for a few minutes; if I still can’t, please send your message again later.';
 const NEXT_MESSAGE = 'I’ll try again when you send another message.';
 
-/** First match wins, on the lower-cased error text. */
+/** First match wins, on the lower-cased error. */
 const RULES: [FailureKind, (text: string) => boolean, string][] = [
   [
     'permanent',
@@ -86,7 +85,7 @@ export class FailureNotices {
     this.lastError.delete(jid);
   }
 
-  /** Runs the host stops on shutdown are no failure; the next start picks their messages up. */
+  /** Runs stopped on shutdown are no failure; the next start picks their messages up. */
   mute(): void {
     this.muted = true;
   }

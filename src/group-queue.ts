@@ -4,7 +4,7 @@ export interface GroupQueueDeps {
   maxConcurrent: number;
   retryBaseMs: number;
   maxRetries: number;
-  /** false (or a throw) means "retry later". */
+  /** false or a throw: retry later. */
   processMessages(jid: string): Promise<boolean>;
   writeInput(jid: string, text: string): void;
   writeClose(jid: string): void;
@@ -23,7 +23,7 @@ class GroupState {
   pendingMessages = false;
   pendingTasks: PendingTask[] = [];
   retryCount = 0;
-  retryTimer: NodeJS.Timeout | null = null;
+  retryTimer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -165,11 +165,8 @@ export class GroupQueue {
     }
     const delay = this.deps.retryBaseMs * 2 ** (s.retryCount - 1);
     logger.warn({ jid, attempt: s.retryCount, delayMs: delay }, 'run failed, retrying');
-    if (s.retryTimer) clearTimeout(s.retryTimer);
-    s.retryTimer = setTimeout(() => {
-      s.retryTimer = null;
-      this.enqueueMessageCheck(jid);
-    }, delay);
+    clearTimeout(s.retryTimer);
+    s.retryTimer = setTimeout(() => this.enqueueMessageCheck(jid), delay);
   }
 
   /** A slot is free: the group's own pending work first, then waiting groups. */
@@ -194,7 +191,7 @@ export class GroupQueue {
   /** Stops taking work, asks running sandboxes to finish; true when all did within graceMs. */
   async shutdown(graceMs: number): Promise<boolean> {
     this.shuttingDown = true;
-    for (const s of this.groups.values()) if (s.retryTimer) clearTimeout(s.retryTimer);
+    for (const s of this.groups.values()) clearTimeout(s.retryTimer);
     const active = [...this.groups].filter(([, s]) => s.active).map(([jid]) => jid);
     if (active.length > 0) logger.info({ groups: active, graceMs }, 'asking running sandboxes to finish');
     for (const jid of active) this.close(jid);

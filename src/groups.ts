@@ -23,17 +23,14 @@ export function folderTaken(store: Store, jid: string, folder: string): string |
   if (owner && owner.jid !== jid) return `folder '${folder}' is already used by chat '${owner.jid}'`;
 }
 
-/**
- * Registers a chat as a group: validates, records it, and creates its folder with a memory file.
- * Shared by the CLI, the IPC `register_group` path and first start.
- */
+/** Validates, records the group, and creates its folder with a memory file. */
 export function registerGroup(store: Store, config: Config, input: GroupRegistration): RegisterResult {
-  if (!input.jid.trim()) return { ok: false, error: 'jid must not be empty' };
-  if (!input.name.trim()) return { ok: false, error: 'name must not be empty' };
-  if (!isValidFolder(input.folder))
-    return { ok: false, error: `invalid folder '${input.folder}': ${FOLDER_RULE}` };
-  const taken = folderTaken(store, input.jid, input.folder);
-  if (taken) return { ok: false, error: taken };
+  const error =
+    (!input.jid.trim() && 'jid must not be empty') ||
+    (!input.name.trim() && 'name must not be empty') ||
+    (!isValidFolder(input.folder) && `invalid folder '${input.folder}': ${FOLDER_RULE}`) ||
+    folderTaken(store, input.jid, input.folder);
+  if (error) return { ok: false, error };
   const existing = store.groups.byJid(input.jid);
   const group: RegisteredGroup = {
     jid: input.jid,
@@ -43,7 +40,7 @@ export function registerGroup(store: Store, config: Config, input: GroupRegistra
     requiresTrigger: input.requiresTrigger ?? true,
     isMain: input.isMain ?? false,
     addedAt: existing?.addedAt ?? new Date().toISOString(),
-    ...(existing?.containerConfig ? { containerConfig: existing.containerConfig } : {}),
+    ...(existing?.containerConfig && { containerConfig: existing.containerConfig }),
   };
   store.groups.upsert(group);
   ensureGroupFolder(config, group);
@@ -51,9 +48,8 @@ export function registerGroup(store: Store, config: Config, input: GroupRegistra
 }
 
 /**
- * groups/<folder>/ with a CLAUDE.md to start the group's memory; groups/global/ for shared memory.
- * The group folder is the agent's: the memory file is created exclusively through safe-fs, so a
- * planted link (even a dangling one) is left alone rather than written through.
+ * groups/<folder>/ with a CLAUDE.md memory; groups/global/ for shared memory. The group folder is
+ * the agent's: a planted link (even a dangling one) at CLAUDE.md is left alone, not written through.
  */
 export function ensureGroupFolder(config: Config, group: RegisteredGroup): void {
   withSafeDir(config.groupsDir, [group.folder], { create: true }, (dir) => {
@@ -62,17 +58,13 @@ export function ensureGroupFolder(config: Config, group: RegisteredGroup): void 
   });
   const globalDir = path.join(config.groupsDir, 'global');
   fs.mkdirSync(globalDir, { recursive: true });
-  const globalMemory = path.join(globalDir, 'CLAUDE.md');
-  const globalTemplate = path.join(config.projectRoot, 'groups', 'global', 'CLAUDE.md');
-  if (!fs.existsSync(globalMemory) && fs.existsSync(globalTemplate) && globalTemplate !== globalMemory) {
-    fs.copyFileSync(globalTemplate, globalMemory);
-  }
+  const memory = path.join(globalDir, 'CLAUDE.md');
+  const template = path.join(config.projectRoot, 'groups', 'global', 'CLAUDE.md');
+  if (!fs.existsSync(memory) && fs.existsSync(template) && template !== memory)
+    fs.copyFileSync(template, memory);
 }
 
-/**
- * The project's template for main, else a short stub. When NANOCLAW_HOME is the project, the
- * template would be main's own (agent-writable) memory file: then the stub is used.
- */
+/** The project's template for main, unless it is main's own (agent-writable) memory file. */
 function memoryTemplate(config: Config, group: RegisteredGroup): string {
   const template = path.join(config.projectRoot, 'groups', 'main', 'CLAUDE.md');
   if (group.isMain && !template.startsWith(`${config.groupsDir}/`) && fs.existsSync(template))

@@ -1,8 +1,8 @@
+import { runAgentForGroup } from './agent-dispatch.js';
 import type { Config } from './config.js';
 import { isValidFolder } from './contract/ipc.js';
-import type { Store } from './db/store.js';
 import type { StoredMessage } from './db/message-repo.js';
-import { runAgentForGroup } from './agent-dispatch.js';
+import type { Store } from './db/store.js';
 import type { FailureNotices } from './failure-notice.js';
 import { GroupQueue } from './group-queue.js';
 import { writeClose, writeInput } from './ipc/to-agent.js';
@@ -17,7 +17,6 @@ export interface MessageLoopDeps {
   send(jid: string, text: string): Promise<unknown>;
   setTyping(jid: string, isTyping: boolean): Promise<void>;
   mayTrigger?(group: RegisteredGroup, message: StoredMessage): boolean;
-  /** Told when a run fails (rolled back for a retry), succeeds, or is given up on. */
   failures?: Pick<FailureNotices, 'onRunFailed' | 'onRunSucceeded' | 'onGaveUp'>;
 }
 
@@ -33,7 +32,7 @@ const runKey = (jid: string) => `agent_run:${jid}`;
  */
 export class MessageLoop {
   readonly queue: GroupQueue;
-  private pollTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | undefined;
   private checkScheduled = false;
   private running = false;
 
@@ -58,14 +57,12 @@ export class MessageLoop {
   start(): void {
     this.running = true;
     this.recoverPending();
-    this.pollTimer = setInterval(() => this.checkNow(), this.deps.config.safetyPollMs);
-    this.pollTimer.unref();
+    this.pollTimer = setInterval(() => this.checkNow(), this.deps.config.safetyPollMs).unref();
   }
 
   stop(): void {
     this.running = false;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = null;
+    clearInterval(this.pollTimer);
   }
 
   /** A message was stored: route it at once (coalesced). */
@@ -116,7 +113,7 @@ export class MessageLoop {
   }
 
   private pendingInput(jid: string) {
-    const all = this.deps.store.messages.pendingFor(jid, this.agentCursor(jid));
+    const all = this.deps.store.messages.newSince([jid], this.agentCursor(jid), 500);
     return { messages: this.real(all), lastSeq: all.at(-1)?.seq ?? this.agentCursor(jid) };
   }
 
@@ -128,11 +125,8 @@ export class MessageLoop {
   private routePage(): number {
     const { store } = this.deps;
     const groups = new Map(store.groups.all().map((g) => [g.jid, g]));
-    const fresh = store.messages.newSince(
-      [...groups.keys()],
-      Number(store.state.get(SEEN_KEY) ?? 0),
-      ROUTE_PAGE,
-    );
+    const seen = Number(store.state.get(SEEN_KEY) ?? 0);
+    const fresh = store.messages.newSince([...groups.keys()], seen, ROUTE_PAGE);
     if (fresh.length === 0) return 0;
     store.state.set(SEEN_KEY, String(fresh.at(-1)!.seq));
 
@@ -150,7 +144,7 @@ export class MessageLoop {
   }
 
   /** Start-up: a run the last host was killed in is rolled back, then pending messages get a run. */
-  recoverPending(): void {
+  private recoverPending(): void {
     for (const group of this.deps.store.groups.all()) {
       const to = this.rollbackPoint(group.jid);
       const from = this.agentCursor(group.jid);
@@ -171,8 +165,8 @@ export class MessageLoop {
    * The queue's worker for one group. The cursor is advanced before the run and rolled back if it
    * fails, but only to the last message that got an answer: a partial answer beats a duplicate.
    */
-  async processGroupMessages(jid: string): Promise<boolean> {
-    const { store, runner, config } = this.deps;
+  private async processGroupMessages(jid: string): Promise<boolean> {
+    const { store, runner, config, failures } = this.deps;
     const group = store.groups.byJid(jid);
     if (!group) return true;
     const previousCursor = this.agentCursor(jid);
@@ -211,7 +205,7 @@ export class MessageLoop {
       }
       this.write(agentKey(jid), rollbackTo);
       logger.warn(log, 'run failed; messages will be retried');
-      void this.deps.failures?.onRunFailed(jid, output.error ?? 'unknown error');
+      void failures?.onRunFailed(jid, output.error ?? 'unknown error');
       return false;
     }
     if (unanswered && rollbackTo > previousCursor) {
@@ -220,7 +214,7 @@ export class MessageLoop {
       this.write(agentKey(jid), rollbackTo);
       this.queue.enqueueMessageCheck(jid);
     }
-    this.deps.failures?.onRunSucceeded(jid);
+    failures?.onRunSucceeded(jid);
     return true;
   }
 }

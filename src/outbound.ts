@@ -10,16 +10,13 @@ export interface OutboundDeps {
   allowSend?(jid: string): boolean;
 }
 
-/**
- * The one way assistant text leaves the host: stored as the assistant's own message (never fed
- * back as input, shown in history), then handed to the channel owning the chat.
- */
+/** The one way assistant text leaves the host: stored as the assistant's own, then sent. */
 export class Outbound {
   private readonly dropped = new Map<string, number>();
 
   constructor(private readonly deps: OutboundDeps) {}
 
-  private channelFor(jid: string): Channel | undefined {
+  private channelFor(jid: string) {
     return this.deps.channels().find((c) => c.ownsJid(jid));
   }
 
@@ -30,7 +27,7 @@ export class Outbound {
     opts: { unlimited?: boolean } = {},
   ): Promise<boolean> {
     if (!opts.unlimited) {
-      if (this.deps.allowSend && !this.deps.allowSend(jid)) {
+      if (this.deps.allowSend?.(jid) === false) {
         this.noteDropped(jid, text);
         return false;
       }

@@ -3,12 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * The one way the host touches files in folders an agent can write, where a link, a FIFO or a
- * swapped folder may appear at any name at any moment. A folder is opened once (O_NOFOLLOW) from a
- * host-owned parent; later calls name one entry in it via `/proc/self/fd/<fd>/`, which stays the
- * opened folder even if its path is swapped (without /proc, e.g. macOS, an lstat check leaves a
- * race). Last components are never followed: O_NOFOLLOW | O_NONBLOCK (a FIFO cannot block the
- * host), fstat checks, O_EXCL creates.
+ * The one way the host touches files in agent-writable folders. A folder is opened once
+ * (O_NOFOLLOW) from a host-owned parent; later calls name one entry in it via /proc/self/fd/<fd>/,
+ * which stays the opened folder even if its path is swapped (without /proc, e.g. macOS, an lstat
+ * check leaves a race). O_NONBLOCK: a FIFO cannot block the host. O_EXCL creates.
  */
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
@@ -168,12 +166,8 @@ export class SafeDir {
     const stat = this.lstat(name);
     if (!stat) return;
     if (stat.isDirectory()) {
-      try {
-        this.withSubdir(name, {}, (dir) => dir.list().forEach((entry) => dir.remove(entry)));
-      } catch (err) {
-        // Swapped between the lstat and the open: unlink whatever is there now.
-        if (!(err instanceof UnsafeEntryError)) throw err;
-      }
+      // Swapped between the lstat and the open: unlink whatever is there now.
+      this.inSwappable(name, (dir) => dir.list().forEach((entry) => dir.remove(entry)));
       try {
         return fs.rmdirSync(this.at(name));
       } catch (err) {
@@ -197,12 +191,16 @@ export class SafeDir {
       const stat = this.lstat(entry);
       if (!stat) continue;
       if (stat.uid !== uid || stat.gid !== gid) this.chown(entry, uid, gid);
-      if (!stat.isDirectory()) continue;
-      try {
-        this.withSubdir(entry, {}, (dir) => dir.chownTree(uid, gid));
-      } catch (err) {
-        if (!(err instanceof UnsafeEntryError)) throw err;
-      }
+      if (stat.isDirectory()) this.inSwappable(entry, (dir) => dir.chownTree(uid, gid));
+    }
+  }
+
+  /** A folder swapped for a link since its lstat is skipped. */
+  private inSwappable(name: string, fn: (dir: SafeDir) => void): void {
+    try {
+      this.withSubdir(name, {}, fn);
+    } catch (err) {
+      if (!(err instanceof UnsafeEntryError)) throw err;
     }
   }
 
@@ -218,7 +216,7 @@ export class SafeDir {
   }
 }
 
-/** Opens host-owned `root`, then each segment below it; runs `fn` on the last. */
+/** Opens host-owned `root`, then each segment below it. */
 export function withSafeDir<T>(
   root: string,
   segments: string[],

@@ -5,10 +5,7 @@ import { writeSnapshot } from './ipc/to-agent.js';
 import { logger } from './logger.js';
 import { writeTaskSnapshot } from './scheduler/task-snapshot.js';
 
-/**
- * Files agents read in their inbox: current_tasks.json (main sees every task) and, for main only,
- * available_groups.json (other groups must not learn what else exists). Failed writes are logged.
- */
+/** Inbox files; available_groups.json for main only: other groups must not learn what exists. */
 export class Snapshots {
   constructor(
     private readonly config: Pick<Config, 'ipcDir'>,

@@ -1,111 +1,209 @@
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { isValidFolder } from '../contract/ipc.js';
 import { openStore } from '../db/store.js';
 import { readSecrets } from '../env-file.js';
 import { ensureMainGroup } from '../groups.js';
-import { clearInput } from '../ipc/to-agent.js';
+import { clearInput, FROM_AGENT } from '../ipc/to-agent.js';
 import { loadNetworkPolicy, policyForGroup } from '../proxy/network-policy.js';
 import { ProxyManager } from '../proxy/proxy-manager.js';
-import { withSafeDir } from '../safe-fs.js';
+import { UnsafeEntryError, withSafeDir } from '../safe-fs.js';
 import { prepareAgentSkills } from '../sandbox/agent-skills.js';
 import { loadMountAllowlist, validateAdditionalMounts } from '../sandbox/mount-allowlist.js';
 import { buildMountPlan, CONTAINER_PATHS as C, prepareGroupDirs } from '../sandbox/mount-plan.js';
-import { GROUP_LABEL, hostIsRoot, INSTANCE_LABEL, SANDBOX_HOME, sandboxUser } from '../sandbox/runtime.js';
-import type { SandboxRuntime } from '../sandbox/runtime.js';
-import { createFixtures, plantPlan, removePlants, watchTree } from './fixtures.js';
-import { HOST_ACTIONS, runHostActions } from './host-actions.js';
-import { fingerprint, probeReportSchema, probeSource, REPORT_MARKER } from './probe.js';
-import { anyFailed, judge } from './verdicts.js';
+import * as rt from '../sandbox/runtime.js';
+import { runHostActions } from './host-actions.js';
+import { fingerprint, probeReportSchema, probeSource, REPORT_MARKER, type PlantStep } from './probe.js';
+import { anyFailed, judge, SHELL } from './verdicts.js';
+
+/** A problem with what the person asked for (exit code 2), not with the sandbox. */
+export class AuditUsageError extends Error {}
+
+/** Each plant sits where the host later writes or reads; `!`: must be refused (a read-only place). */
+export function plantPlan(nonce: string, decoyDir: string, skills: string[], isMain: boolean): PlantStep[] {
+  const vars: Record<string, string> = { ...C, D: decoyDir, M: `audit-${nonce}` };
+  return `aside-memory rename $group/CLAUDE.md $group/CLAUDE.md.$M
+link-memory symlink $group/CLAUDE.md $D/created-memory.md
+aside-logs rename $group/logs $group/logs.$M
+link-logs symlink $group/logs $D
+link-group-entry symlink $group/.$M $D
+fifo-message fifo $ipc/messages/9-$M.json
+link-message-file symlink $ipc/messages/8-$M.json $D/payload.json
+link-message-dir symlink $ipc/messages/7-$M.json $D
+empty-tasks rmdir $ipc/tasks
+link-tasks symlink $ipc/tasks $D
+${skills.map((s) => `remove-skill-${s} rmtree $session/skills/${s}\nlink-skill-${s} symlink $session/skills/${s} $D`).join('\n')}
+link-session-entry symlink $session/.$M $D
+!inbox-write write $inbox/$M.txt
+!inbox-link symlink $inbox/$M.json $D
+!inbox-move rename $inbox/input $inbox/input.$M
+!inbox-input-write write $inbox/input/9-$M.json
+!global-write write $global/$M.txt
+!rootfs-usr write /usr/$M.txt
+!rootfs-etc write /etc/$M.txt
+${isMain ? '!project-write write $project/$M.txt' : ''}`
+    .split('\n')
+    .filter(Boolean)
+    .map((row) => {
+      const [id = '', op = '', at = '', to] = row
+        .split(' ')
+        .map((f) => f.replace(/\$(\w+)/g, (_, v) => vars[v]!));
+      return { id: id.replace('!', ''), op, path: at, to, expect: id.startsWith('!') ? 'fail' : 'ok' };
+    });
+}
 
 /**
- * A sandbox for a group, prepared as SandboxRunner prepares one, runs the probe instead of the
- * agent; then the host acts on what the probe planted, and the evidence is judged. Nothing here
- * connects beyond loopback: the audit's egress proxy resolves no names and dials nothing.
+ * Undoes the plants in reverse, link-safely through their mount: only what the probe made (all if it
+ * never reported) and still of its kind (a folder the host put in place of a link is the group's now).
  */
-
-/** `usage`: a problem with what the person asked for (exit code 2), not with the sandbox. */
-export class AuditError extends Error {
-  constructor(
-    message: string,
-    readonly usage = false,
-  ) {
-    super(message);
+function removePlants(
+  plants: PlantStep[],
+  planted: Set<string> | null,
+  mounts: rt.MountSpec[],
+  drop: string[],
+) {
+  const problems: string[] = [];
+  for (const { id, op, path: at, to = '' } of plants.toReversed()) {
+    const mount = mounts
+      .filter((m) => !m.mask && at.startsWith(`${m.containerPath}/`))
+      .sort((a, b) => b.containerPath.length - a.containerPath.length)[0];
+    if (!mount) continue;
+    const segments = [
+      path.basename(mount.hostPath),
+      ...path.posix.relative(mount.containerPath, at).split('/'),
+    ];
+    const name = segments.pop()!;
+    const aside = path.posix.basename(to);
+    try {
+      withSafeDir(path.dirname(mount.hostPath), segments, {}, (dir) => {
+        const st = dir.lstat(name);
+        if (op === 'rename') {
+          if (st?.isDirectory())
+            dir.withSubdir(name, {}, (made) => drop.forEach((entry) => made.remove(entry)));
+          if (!dir.lstat(aside)) return;
+          dir.remove(name);
+          dir.moveTo(aside, dir, name);
+        } else if (
+          (!planted || planted.has(id)) &&
+          { symlink: st?.isSymbolicLink(), fifo: st?.isFIFO(), write: st?.isFile() }[op]
+        )
+          dir.remove(name);
+      });
+    } catch (err) {
+      if (!(err instanceof UnsafeEntryError) && (err as NodeJS.ErrnoException).code !== 'ENOENT')
+        problems.push(`${at}: ${(err as Error).message}`);
+    }
   }
+  return problems;
 }
 
-function findGroup(config: Config, folder: string | undefined) {
-  const store = openStore(config.dbPath);
-  try {
-    if (folder === undefined) ensureMainGroup(store, config); // as the first start does
-    const group = folder === undefined ? store.groups.main() : store.groups.byFolder(folder);
-    if (group && isValidFolder(group.folder)) return group;
-    throw new AuditError(
-      `no registered group has the folder '${folder ?? 'main'}' (see nanoclaw groups list)`,
-      true,
-    );
-  } finally {
-    store.close();
-  }
-}
-
-/** A target the group's network policy refuses by name (so it is never resolved), if it has one. */
-function policyRefusedTarget(config: Config, folder: string, nonce: string) {
-  const policy = policyForGroup(loadNetworkPolicy(config.configDir), folder);
-  const denied = policy.deny.find((d) => !d.startsWith('*.')) ?? policy.deny[0]?.replace(/^\*\./, 'audit.');
-  if (policy.noNetwork) return 'example.com:443';
-  if (denied) return `${denied}:443`;
-  return policy.allow ? `audit-${nonce}.invalid:443` : undefined;
-}
-
-/** bwrap: the sandbox's pids and memory limits, from its cgroup on the host (/sys is hidden inside). */
+/** The pids and memory limits of a process's cgroup, as the host sees them. */
 function hostLimitsOf(pid: number) {
   const read = (file: string) => {
     try {
       return fs.readFileSync(file, 'utf8').trim();
     } catch {
-      return null;
+      return '';
     }
   };
-  const sys = (...parts: string[]) => read(path.join('/sys/fs/cgroup', ...parts));
-  const limits = { pids: null as string | null, memory: null as string | null };
-  for (const line of (read(`/proc/${pid}/cgroup`) ?? '').split('\n')) {
+  const cg = (...parts: string[]) => read(path.join('/sys/fs/cgroup', ...parts));
+  const limits = { 'pids-limit': '', 'memory-limit': '' };
+  for (const line of read(`/proc/${pid}/cgroup`).split('\n')) {
     const [, controllers = '', group = ''] = line.split(':');
     const v1 = controllers.split(',');
-    if (!controllers) limits.pids ??= sys(group, 'pids.max');
-    if (!controllers) limits.memory ??= sys(group, 'memory.max');
-    if (v1.includes('pids')) limits.pids ??= sys('pids', group, 'pids.max');
-    if (v1.includes('memory')) limits.memory ??= sys('memory', group, 'memory.limit_in_bytes');
+    if (!controllers) {
+      limits['pids-limit'] ||= cg(group, 'pids.max');
+      limits['memory-limit'] ||= cg(group, 'memory.max');
+    }
+    if (v1.includes('pids')) limits['pids-limit'] ||= cg('pids', group, 'pids.max');
+    if (v1.includes('memory')) limits['memory-limit'] ||= cg('memory', group, 'memory.limit_in_bytes');
   }
   return limits;
 }
 
+/**
+ * A sandbox for a group, prepared as SandboxRunner prepares one, runs the probe instead of the agent;
+ * then the host acts on what the probe planted, and the evidence is judged. Nothing here connects
+ * beyond loopback: the audit's egress proxy resolves no names and dials nothing.
+ */
 export async function runAudit(options: {
   config: Config;
-  runtime: SandboxRuntime;
+  runtime: rt.SandboxRuntime;
   folder?: string;
   verbose?: boolean;
   /** Stops the sandbox early; cleanup still runs. */
   signal?: AbortSignal;
 }) {
-  const { config, runtime, signal } = options;
+  const { config, runtime, signal, folder: asked } = options;
   const started = Date.now();
-  const group = findGroup(config, options.folder);
+  const store = openStore(config.dbPath);
+  if (asked === undefined) ensureMainGroup(store, config); // as the first start does
+  const group = asked === undefined ? store.groups.main() : store.groups.byFolder(asked);
+  store.close();
+  if (!group || !isValidFolder(group.folder))
+    throw new AuditUsageError(
+      `no registered group has the folder '${asked ?? 'main'}' (see nanoclaw groups list)`,
+    );
   if (!(await runtime.imageExists(config.containerImage)))
-    throw new AuditError(
+    throw new Error(
       `the agent ${runtime.kind === 'bwrap' ? 'runner' : 'image'} is missing: run nanoclaw build`,
     );
   const { folder, isMain } = group;
-  const user = sandboxUser(config);
-  const owner = hostIsRoot() ? user : undefined;
-  const fixtures = createFixtures(config);
-  const { nonce } = fixtures;
-  const cleanup: (() => unknown)[] = [fixtures.remove];
+  const user = rt.sandboxUser(config);
+  const owner = rt.hostIsRoot() ? user : undefined;
+
+  // Sentinels where no sandbox may look, and a decoy folder the probe's links point at.
+  const nonce = crypto.randomBytes(4).toString('hex');
+  const mark = `audit-${nonce}`;
+  const token = `nanoclaw-audit-${crypto.randomBytes(8).toString('hex')}`;
+  const workDir = path.join(config.dataDir, mark);
+  const decoyDir = path.join(workDir, 'decoy');
+  const places = {
+    data: `${workDir}.txt`,
+    store: path.join(config.storeDir, `${mark}.txt`),
+    hostTmp: path.join(os.tmpdir(), `nanoclaw-${mark}.txt`),
+    config: path.join(config.configDir, `${mark}.txt`),
+    otherGroup: path.join(config.groupsDir, mark, 'audit.txt'),
+    otherIpc: path.join(config.ipcDir, mark, FROM_AGENT, 'messages', 'audit.txt'),
+    otherSession: path.join(config.sessionsDir, mark, '.claude', 'audit.txt'),
+  };
+  const sentinels = Object.entries(places).map(([id, hostPath]) => ({
+    id,
+    hostPath,
+    token: `${token}-${id}`,
+  }));
+  const made = [
+    ...Object.values(places),
+    workDir,
+    ...[config.groupsDir, config.ipcDir, config.sessionsDir].map((d) => path.join(d, mark)),
+  ];
+  if (!fs.existsSync(config.configDir)) made.push(config.configDir);
   const cleanupProblems: string[] = [];
+  const cleanup: (() => unknown)[] = [
+    () => made.forEach((p) => fs.rmSync(p, { recursive: true, force: true })),
+  ];
   try {
+    for (const s of sentinels) {
+      fs.mkdirSync(path.dirname(s.hostPath), { recursive: true });
+      fs.writeFileSync(s.hostPath, `${s.token}\n`, { flag: 'wx' });
+    }
+    // A valid IPC message, should the host ever read one through a link.
+    const payload = JSON.stringify({ type: 'message', chatJid: 'audit@decoy', text: `${token}-decoy` });
+    fs.mkdirSync(path.join(decoyDir, 'sub'), { recursive: true });
+    for (const name of ['payload.json', '1-decoy.json', 'sub/2-decoy.json'])
+      fs.writeFileSync(path.join(decoyDir, name), payload);
+    const snapshot = () =>
+      ['.', ...fs.readdirSync(decoyDir, { recursive: true, encoding: 'utf8' })].map((rel) => {
+        const st = fs.lstatSync(path.join(decoyDir, rel));
+        return `${rel} ${st.ino} ${st.mode} ${st.uid}:${st.gid} ${st.size} ${st.ctimeMs}`; // ctime moves with any change
+      });
+    const decoyBefore = snapshot();
+
     let canaryConnections = 0;
     const canary = net.createServer((socket) => {
       canaryConnections++;
@@ -116,7 +214,7 @@ export async function runAudit(options: {
     const canaryPort = (canary.address() as net.AddressInfo).port;
     const proxyDials: string[] = [];
     const proxies = new ProxyManager({
-      proxyDir: fixtures.workDir, // its own sockets: a running host's stay untouched
+      proxyDir: workDir, // its own sockets: a running host's stay untouched
       configDir: config.configDir,
       readSecrets: () => ({}),
       recordUsage: () => undefined,
@@ -130,7 +228,7 @@ export async function runAudit(options: {
         process.nextTick(() => socket.destroy(new Error('the audit dials nothing')));
         return socket;
       },
-      ...(owner ? { sandboxUid: config.sandboxUid } : {}),
+      ...(owner && { sandboxUid: config.sandboxUid }),
     });
     cleanup.push(() => proxies.stop());
     await proxies.ensureGroup(folder);
@@ -138,17 +236,17 @@ export async function runAudit(options: {
     prepareGroupDirs(group, config, user);
     clearInput(config, folder);
     const skills = prepareAgentSkills(config, folder, owner);
-    const allowlist = loadMountAllowlist(config.configDir);
-    const extras = validateAdditionalMounts(group.containerConfig?.additionalMounts ?? [], allowlist, {
-      isMain,
-      config,
-    });
+    const extras = validateAdditionalMounts(
+      group.containerConfig?.additionalMounts ?? [],
+      loadMountAllowlist(config.configDir),
+      { isMain, config },
+    );
     const mounts = buildMountPlan(group, config, extras.allowed).map((m) =>
       m.containerPath === C.proxy ? { ...m, hostPath: proxies.socketDir(folder) } : m,
     );
-    const plants = plantPlan({ nonce, decoyDir: fixtures.decoyDir, skills, isMain });
-    let planted: Set<string> | 'unknown' = 'unknown';
-    const drop: string[] = []; // files the host actions made in the group's folders
+    const plants = plantPlan(nonce, decoyDir, skills, isMain);
+    let planted: Set<string> | null = null;
+    const drop: string[] = [];
     cleanup.push(() => {
       cleanupProblems.push(...removePlants(plants, planted, mounts, drop));
       clearInput(config, folder);
@@ -163,47 +261,50 @@ export async function runAudit(options: {
     });
 
     const { ANTHROPIC_BASE_URL: _url, ...secrets } = readSecrets(config.envFile);
-    const keys = [...new Set(Object.values(secrets))].filter((s) => s !== undefined);
-    const refused = policyRefusedTarget(config, folder, nonce);
+    const keys = new Set(Object.values(secrets) as string[]);
+    const policy = policyForGroup(loadNetworkPolicy(config.configDir), folder);
+    const denied = policy.deny.find((d) => !d.startsWith('*.')) ?? policy.deny[0]?.replace(/^\*\./, 'audit.');
+    // A target the group's network policy refuses by name, so it is never resolved.
+    const refused = policy.noNetwork ? 'example.com' : (denied ?? (policy.allow && `${mark}.invalid`));
     const source = probeSource({
-      sentinels: fixtures.sentinels,
-      secrets: keys.map(fingerprint),
+      sentinels,
+      secrets: [...keys].map(fingerprint),
       scanRoots: [
         ...['/run', '/home', '/tmp', '/etc', '/root', C.group, C.ipc, C.inbox, C.global, '/workspace'],
         ...['/app', '/opt', '/srv', '/mnt', '/media', '/var'],
       ],
-      direct: [
-        { id: 'canary', host: '127.0.0.1', port: canaryPort },
-        { id: 'local-chat', host: '127.0.0.1', port: config.localChannelPort },
-        { id: 'private', host: '10.0.0.1', port: 80 },
-        { id: 'metadata', host: '169.254.169.254', port: 80 },
-      ],
+      direct: {
+        canary: `127.0.0.1:${canaryPort}`,
+        'local-chat': `127.0.0.1:${config.localChannelPort}`,
+        private: '10.0.0.1:80',
+        metadata: '169.254.169.254:80',
+      },
       egressSocket: `${C.proxy}/egress.sock`,
-      egress: [
-        { id: 'metadata', target: '169.254.169.254:80' },
-        { id: 'metadata-http', target: 'http://169.254.169.254/latest/meta-data/' },
-        { id: 'loopback', target: `127.0.0.1:${canaryPort}` },
-        { id: 'private', target: '10.0.0.1:80' },
-        ...(refused ? [{ id: 'policy', target: refused }] : []),
-      ],
-      projectPath: C.project,
+      egress: {
+        metadata: '169.254.169.254:80',
+        'metadata-http': 'http://169.254.169.254/latest/meta-data/',
+        loopback: `127.0.0.1:${canaryPort}`,
+        private: '10.0.0.1:80',
+        ...(refused && { policy: `${refused}:443` }),
+      },
+      shell: Object.fromEntries(Object.entries(SHELL).map(([id, [, cmd]]) => [id, cmd])),
       plants,
     });
 
-    const decoyChanges = watchTree(fixtures.decoyDir);
     const name = `nanoclaw-${folder}-${Date.now()}`;
     const proc = runtime.spawn({
       name,
       image: config.containerImage,
       mounts,
-      env: { TZ: config.timezone, HOME: SANDBOX_HOME },
+      env: { TZ: config.timezone, HOME: rt.SANDBOX_HOME },
       workdir: C.group,
-      labels: { [INSTANCE_LABEL]: config.instanceId, [GROUP_LABEL]: folder },
+      labels: { [rt.INSTANCE_LABEL]: config.instanceId, [rt.GROUP_LABEL]: folder },
       user,
       command: ['node', '--input-type=module', '-'],
     });
     // bwrap moves itself into the sandbox's cgroup before it starts anything: read it now.
-    const hostLimits = runtime.kind === 'bwrap' && proc.pid ? hostLimitsOf(proc.pid) : null;
+    const hostLimits: Record<string, string> =
+      runtime.kind === 'bwrap' && proc.pid ? hostLimitsOf(proc.pid) : {};
     let stdout = '';
     let stderr = '';
     proc.stdout?.on('data', (chunk: Buffer) => (stdout = (stdout + chunk.toString()).slice(0, 2 ** 23)));
@@ -217,37 +318,36 @@ export async function runAudit(options: {
       clearTimeout(timer);
       signal?.removeEventListener('abort', stop);
     });
-    if (signal?.aborted) throw new AuditError('interrupted; what the audit had made is removed');
+    if (signal?.aborted) throw new Error('interrupted; what the audit had made is removed');
 
     const line = stdout.split('\n').find((l) => l.startsWith(REPORT_MARKER)) ?? '';
-    let parsed: unknown;
+    let report;
     try {
-      parsed = JSON.parse(line.slice(REPORT_MARKER.length));
+      report = probeReportSchema.parse(JSON.parse(line.slice(REPORT_MARKER.length)));
     } catch {
-      // no report: the schema says so
+      throw new Error(`the probe gave no valid report; sandbox exit code ${code}:\n${stderr.trim()}`);
     }
-    const report = probeReportSchema.safeParse(parsed);
-    if (!report.success)
-      throw new AuditError(`the probe gave no valid report; sandbox exit code ${code}:\n${stderr.trim()}`);
-    planted = new Set(report.data.plants.filter((p) => p.ok).map((p) => p.id));
+    planted = new Set(report.plants.filter((p) => p.ok).map((p) => p.id));
+    // bwrap hides /sys: a limit unseen inside is judged as the host sees it.
+    for (const [id, out] of Object.entries(hostLimits))
+      if (!report.shell[id]?.out) report.shell[id] = { code: 0, out };
 
-    const actionsInput = { home: config.home, configDir: config.configDir, folder, nonce, user };
-    const hostActions = await runHostActions({ ...actionsInput, actions: HOST_ACTIONS }, options);
+    const hostActions = await runHostActions(config, folder, nonce, options);
     if (hostActions.runLog) drop.push(hostActions.runLog);
-
+    const decoyAfter = snapshot();
     const rows = judge({
       isMain,
       expectedUid: user.uid,
-      projectPath: C.project,
-      report: report.data,
-      secretValues: keys,
-      plants,
+      report,
+      secrets: keys.size,
       hostActions,
-      decoyChanges: decoyChanges(),
-      decoyMarker: fixtures.decoyMarker,
+      decoyChanges: [
+        ...decoyBefore.filter((e) => !decoyAfter.includes(e)),
+        ...decoyAfter.filter((e) => !decoyBefore.includes(e)),
+      ],
+      decoyRead: hostActions.payloads.some((p) => p.includes(`${token}-decoy`)),
       canaryConnections,
       proxyDials,
-      hostLimits,
     });
     const durationMs = Date.now() - started;
     return {

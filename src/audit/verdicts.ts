@@ -1,5 +1,6 @@
+import { CONTAINER_PATHS as C } from '../sandbox/mount-plan.js';
 import type { HostActionsOutcome } from './host-actions.js';
-import type { PlantStep, ProbeReport } from './probe.js';
+import type { ProbeReport } from './probe.js';
 
 /** The threat rows of README.md's "Security model" table, in its words and order. */
 export const THREATS = {
@@ -25,104 +26,108 @@ export const THREATS = {
 } as const;
 export type ThreatId = keyof typeof THREATS;
 
-const NOT_AUDITED: Partial<Record<ThreatId, string>> = {
-  speaksFor: 'see test/unit/ipc-watcher.test.ts',
-  proxySockets: 'about other local accounts: test/unit/proxy-manager.test.ts',
-  spend: 'needs model traffic: test/e2e/model-budget.test.ts',
-  flood: 'needs a chat: test/e2e/outbound-flood.test.ts',
-  stranger: 'a policy of the message loop',
-  localChat: 'about the local web chat',
-  stuck: 'needs a running host: test/e2e/host-*.test.ts, test/e2e/sandbox-crash.test.ts',
-  injection: 'not mitigated: isolation bounds it',
-  mainCompromised: 'by design: main is the admin',
-};
-
-export type CheckStatus = 'held' | 'failed' | 'n/a';
-export type Check = { id: string; status: CheckStatus; detail: string };
-export type RowResult = {
-  id: ThreatId;
-  threat: string;
-  verdict: CheckStatus | 'not audited';
-  checks: Check[];
-};
+type Status = 'held' | 'failed' | 'n/a';
+type Check = { id: string; status: Status; detail: string };
+export type RowResult = { id: ThreatId; threat: string; verdict: Status | 'not audited'; checks: Check[] };
 
 export interface AuditEvidence {
   isMain: boolean;
   expectedUid: number;
-  projectPath: string;
   report: ProbeReport;
-  /** The real credentials from .env: compared here, never printed. */
-  secretValues: string[];
-  plants: PlantStep[];
+  /** How many secrets .env holds. */
+  secrets: number;
   hostActions: HostActionsOutcome;
   decoyChanges: string[];
-  decoyMarker: string;
+  /** The IPC handler was given a decoy file's content. */
+  decoyRead: boolean;
   canaryConnections: number;
-  /** Targets the egress proxy tried to dial (the audit's connector only records). */
+  /** What the egress proxy tried to dial (the audit's connector only records). */
   proxyDials: string[];
-  /** bwrap: limits from the host side of the sandbox's cgroup (/sys is hidden inside). */
-  hostLimits: { pids: string | null; memory: string | null } | null;
 }
 
-const limited = (value: string | null) => value !== null && value !== 'max' && Number(value) < 2 ** 60;
-const zero = (hex: string | null) => hex !== null && /^0+$/.test(hex);
-const known = (value: string | null, ok: boolean) => (value === null ? null : ok);
-/** `ok` null: n/a. */
-const check = (id: string, ok: boolean | null, detail: unknown): Check => {
-  return { id, status: ok === null ? 'n/a' : ok ? 'held' : 'failed', detail: String(detail) };
+type Shell = { code: number | null; out: string };
+type Probe = [ThreatId, string, (s: Shell, e: AuditEvidence) => boolean | null];
+const P = C.project;
+const status = (field: string, ok: (out: string) => boolean): Probe => [
+  'escalate',
+  `grep -E '^${field}:' /proc/self/status`,
+  (s) => (s.code ? null : ok(s.out)),
+];
+const limit = (...files: string[]): Probe => [
+  'escalate',
+  `cd /sys/fs/cgroup && cat ${files.join(' ')}`,
+  ({ out }) => (out ? out !== 'max' && Number(out) < 2 ** 60 : null),
+];
+/** Run in the sandbox by the probe (sh -c), each judged on its output: null is n/a. */
+export const SHELL: Record<string, Probe> = {
+  'no-project': ['hostFiles', `test -d ${P}`, (s) => s.code !== 0],
+  'env-masked': ['mainSecrets', `test -s ${P}/.env && echo .env has content`, (s) => !s.out],
+  'store-masked': ['mainSecrets', `ls -A ${P}/store`, (s) => !s.out],
+  'data-masked': ['mainSecrets', `ls -A ${P}/data`, (s) => !s.out],
+  uid: ['escalate', 'id -u', (s, e) => s.out !== '0' && s.out === String(e.expectedUid)],
+  capabilities: status('Cap(Eff|Prm)', (out) => !/\s0*[1-9a-f]/.test(out)),
+  'no-new-privs': status('NoNewPrivs', (out) => out.endsWith('1')),
+  seccomp: status('Seccomp', (out) => !out.endsWith('0')),
+  userns: ['escalate', 'unshare -U true 2>&1', (s) => (s.code === 127 ? null : s.code !== 0)],
+  'root-readonly': [
+    'escalate',
+    `awk '$5 == "/" { o = $6 } END { print o }' /proc/self/mountinfo`,
+    (s) => s.out.split(',').includes('ro'),
+  ],
+  'pids-limit': limit('pids.max', 'pids/pids.max'),
+  'memory-limit': limit('memory.max', 'memory/memory.limit_in_bytes'),
+  'runtime-socket': [
+    'escalate',
+    'ls /var/run/docker.sock /run/docker.sock /run/containerd/containerd.sock /run/podman/podman.sock /var/run/crio/crio.sock',
+    (s) => !s.out,
+  ],
 };
+
+/** `ok` null: n/a. */
+const check = (id: string, ok: boolean | null, detail: unknown): Check => ({
+  id,
+  status: ok === null ? 'n/a' : ok ? 'held' : 'failed',
+  detail: String(detail),
+});
 
 /** Pure: the audit collects, this decides, so a fabricated report can prove it fails. */
 export function judge(e: AuditEvidence): RowResult[] {
-  const { report: r, isMain } = e;
+  const { report: r, isMain, hostActions: host } = e;
+  const shell = (row: ThreatId) =>
+    Object.entries(SHELL).flatMap(([id, [of, , ok]]) => {
+      const s = r.shell[id] ?? { code: null, out: '' };
+      return of === row ? [check(id, ok(s, e), s.out || `nothing (exit code ${s.code})`)] : [];
+    });
   const sentinel = (place: string) => {
-    const hits = r.sentinelHits.find((h) => h.id === place)?.where ?? [];
+    const hits = r.hits[place] ?? [];
     // Main sees every group's folder in the project, read-only, by design.
-    const own =
-      place === 'otherGroup' && isMain ? hits.filter((w) => !w.startsWith(`${e.projectPath}/`)) : hits;
-    return check(
-      `sentinel-${place}`,
-      hits.length && !own.length ? null : !own.length,
-      hits.length ? `seen at ${hits}` : 'not seen',
-    );
+    const own = place === 'otherGroup' && isMain ? hits.filter((w) => !w.startsWith(`${P}/`)) : hits;
+    const ok = hits.length && !own.length ? null : !own.length;
+    return check(`sentinel-${place}`, ok, hits.length ? `seen at ${hits}` : 'not seen');
   };
   const plant = (id: string) => r.plants.find((p) => p.id === id);
   const mustFail = (...ids: string[]) =>
-    ids.flatMap((id) => [plant(id)].flatMap((p) => (p ? [check(id, !p.ok, p.detail)] : [])));
-  const limit = (kind: 'pids' | 'memory') => {
-    const seen = [r.cgroup[kind], e.hostLimits?.[kind] ?? null]; // inside, and from the host
-    const ok = seen.some(limited) || (seen.every((v) => v === null) ? null : false);
-    return check(`${kind}-limit`, ok, `inside ${seen[0]}, from the host ${seen[1]}`);
-  };
-  const ipc = e.hostActions.results.find((a) => a.action === 'ipcScan');
+    ids.flatMap((id) => plant(id) ?? []).map((p) => check(p.id, !p.ok, p.detail));
+  const ipc = host.results.find((a) => a.action === 'ipcScan');
   const fifo = plant('fifo-message')?.ok;
-  const links = e.plants.filter((p) => p.expect === 'ok' && p.op === 'symlink' && plant(p.id)?.ok).length;
-  const keyAt = r.secretHits.flatMap((h) => h.where);
-  const scanned = `not in /proc/*/environ or ${r.scan.files} files${r.scan.truncated ? ' (scan limits hit)' : ''}`;
-  const decoyRead = e.hostActions.payloads.some((p) => p.includes(e.decoyMarker));
-  const { capEff, capPrm, noNewPrivs, seccomp } = r.status;
-  const { project } = r;
+  const links = r.plants.filter((p) => p.ok && p.id.startsWith('link-')).length;
+  const keyAt = r.hits.apiKey ?? [];
+  const { scan } = r;
 
   const checks: Partial<Record<ThreatId, (Check | false)[]>> = {
-    hostFiles: [
-      ...['data', 'store', 'hostTmp'].map(sentinel),
-      !isMain && check('no-project', !project.visible, `project mounted: ${project.visible}`),
-    ],
+    hostFiles: [...['data', 'store', 'hostTmp'].map(sentinel), ...(isMain ? [] : shell('hostFiles'))],
     otherGroup: [...['otherGroup', 'otherIpc', 'otherSession'].map(sentinel), ...mustFail('global-write')],
     mainSecrets:
-      isMain && project.visible
-        ? [
-            check('env-masked', project.env !== 'content', `.env is ${project.env}`),
-            check('store-masked', !project.store?.length, project.store),
-            check('data-masked', !project.data?.length, project.data),
-            ...['store', 'otherIpc'].map(sentinel),
-          ]
+      isMain && r.shell['no-project']?.code === 0
+        ? [...shell('mainSecrets'), ...['store', 'otherIpc'].map(sentinel)]
         : [check('project', null, 'no project mount (main only)')],
     apiKey: [
       check(
         'fingerprint',
-        e.secretValues.length ? !keyAt.length : null,
-        keyAt.length ? `key found in ${keyAt}` : scanned,
+        e.secrets ? !keyAt.length : null,
+        keyAt.length
+          ? `key found in ${keyAt}`
+          : `not in process environments or ${scan.files} files${scan.truncated ? ' (scan limits hit)' : ''}`,
       ),
     ],
     network: [
@@ -146,7 +151,7 @@ export function judge(e: AuditEvidence): RowResult[] {
     ],
     links: [
       check('plants', links ? true : null, `${links} links planted`),
-      ...(links ? e.hostActions.results : []).map((a) =>
+      ...(links ? host.results : []).map((a) =>
         check(
           `host-${a.action}`,
           a.outcome !== 'blocked' && a.outcome !== 'crashed',
@@ -154,36 +159,18 @@ export function judge(e: AuditEvidence): RowResult[] {
         ),
       ),
       !!links && check('decoy', !e.decoyChanges.length, e.decoyChanges.join('; ') || 'unchanged'),
-      !!links && check('decoy-read', !decoyRead, decoyRead ? 'the IPC handler got a decoy file' : 'not read'),
+      !!links &&
+        check('decoy-read', !e.decoyRead, e.decoyRead ? 'the IPC handler got a decoy file' : 'not read'),
       ...mustFail('inbox-write', 'inbox-link', 'inbox-move', 'inbox-input-write'),
     ],
-    escalate: [
-      check('uid', r.uid !== 0 && r.uid === e.expectedUid, `${r.uid} (expected ${e.expectedUid})`),
-      check('capabilities', known(capEff, zero(capEff) && zero(capPrm)), `CapEff ${capEff}`),
-      check('no-new-privs', known(noNewPrivs, noNewPrivs === '1'), `NoNewPrivs ${noNewPrivs}`),
-      check('seccomp', known(seccomp, seccomp !== '0'), `Seccomp mode ${seccomp}`),
-      check(
-        'userns',
-        r.userns.result === 'unavailable' ? null : r.userns.result === 'refused',
-        r.userns.detail,
-      ),
-      check('root-readonly', !!r.rootMount?.split(',').includes('ro'), r.rootMount),
-      ...mustFail('rootfs-usr', 'rootfs-etc'),
-      limit('pids'),
-      limit('memory'),
-      check('runtime-socket', !r.runtimeSockets.length, `runtime sockets: ${r.runtimeSockets}`),
-    ],
+    escalate: [...shell('escalate'), ...mustFail('rootfs-usr', 'rootfs-etc')],
   };
   return (Object.keys(THREATS) as ThreatId[]).map((id) => {
     const own = checks[id]?.filter((c) => c !== false) ?? [];
-    const has = (s: CheckStatus) => own.some((c) => c.status === s);
+    const has = (s: Status) => own.some((c) => c.status === s);
     const verdict = !own.length ? 'not audited' : has('failed') ? 'failed' : has('held') ? 'held' : 'n/a';
-    return {
-      id,
-      threat: THREATS[id],
-      verdict,
-      checks: own.length ? own : [check('scope', null, NOT_AUDITED[id])],
-    };
+    const scope = check('scope', null, 'beyond what a sandbox probe shows: see the README table');
+    return { id, threat: THREATS[id], verdict, checks: own.length ? own : [scope] };
   });
 }
 
@@ -193,19 +180,19 @@ export const anyFailed = (rows: RowResult[]) => rows.some((r) => r.verdict === '
 export function renderTable(rows: RowResult[], verbose = false): string {
   const width = Math.max(...rows.map((r) => r.threat.length));
   const summary = ({ verdict, checks }: RowResult) => {
-    const ids = (s: CheckStatus) => checks.filter((c) => c.status === s).map((c) => c.id);
+    const ids = (s: Status) => checks.filter((c) => c.status === s).map((c) => c.id);
     if (verdict === 'failed') return `failed: ${ids('failed').join(', ')}`;
-    return verdict === 'held' ? `${ids('held').length} checks held` : (checks[0]?.detail ?? '');
+    return verdict === 'held' ? `${ids('held').length} checks held` : checks[0]!.detail;
   };
   const shown = rows.flatMap((r) =>
     r.checks
       .filter((c) => verbose || c.status === 'failed')
       .map((c) => `  [${c.status}] ${r.threat} / ${c.id}: ${c.detail}`),
   );
-  const lines = [
+  return [
     `${'threat'.padEnd(width)}  verdict      evidence`,
     ...rows.map((r) => `${r.threat.padEnd(width)}  ${r.verdict.padEnd(11)}  ${summary(r)}`),
     ...(shown.length ? ['', 'Checks:', ...shown] : []),
-  ];
-  return `${lines.join('\n')}\n`;
+    '',
+  ].join('\n');
 }

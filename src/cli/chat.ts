@@ -5,16 +5,6 @@ import { localChatIdSchema } from '../channels/local/api.js';
 import { SseParser } from '../channels/local/sse-parser.js';
 import { readToken } from '../channels/local/token.js';
 
-export interface ChatOptions {
-  /** $NANOCLAW_HOME; the token is read from data/local-channel.token under it. */
-  home: string;
-  port: number;
-  /** `local:<name>`, or just `<name>`. */
-  chat: string;
-  input?: Readable;
-  output?: Writable;
-}
-
 /** A problem the person can fix; the message says how. */
 export class ChatError extends Error {}
 
@@ -26,19 +16,16 @@ async function errorText(res: Response): Promise<string> {
   return typeof body.error === 'string' ? body.error : `HTTP ${res.status}`;
 }
 
-function parseEvent(data: string): { chat?: string; text?: string; sender?: string; isTyping?: boolean } {
-  try {
-    return (JSON.parse(data) as object | null) ?? {};
-  } catch {
-    return {};
-  }
-}
+type Event = { chat?: string; text?: string; sender?: string; isTyping?: boolean } | null;
 
-/**
- * A terminal client of the local channel: typed lines are posted, the assistant's replies stream
- * in over SSE. Resolves on end of input (Ctrl-D).
- */
-export async function runChat(opts: ChatOptions): Promise<void> {
+/** Typed lines are posted to the local channel, replies stream in over SSE; resolves on end of input (Ctrl-D). `chat`: `local:<name>` or `<name>`. */
+export async function runChat(opts: {
+  home: string;
+  port: number;
+  chat: string;
+  input?: Readable;
+  output?: Writable;
+}): Promise<void> {
   const { input = process.stdin, output = process.stdout } = opts;
   const chatJid = opts.chat.startsWith('local:') ? opts.chat : `local:${opts.chat}`;
   if (!localChatIdSchema.safeParse(chatJid).success)
@@ -103,8 +90,13 @@ export async function runChat(opts: ChatOptions): Promise<void> {
     try {
       for await (const chunk of events.body as AsyncIterable<Uint8Array>) {
         for (const event of parser.push(decoder.decode(chunk, { stream: true }))) {
-          const data = parseEvent(event.data);
-          if (data.chat !== chatJid) continue;
+          let data: Event = null;
+          try {
+            data = JSON.parse(event.data) as Event;
+          } catch {
+            /* not ours */
+          }
+          if (data?.chat !== chatJid) continue;
           if (event.event === 'message') print(`${data.sender ?? assistant}: ${data.text ?? ''}`);
           else if (event.event === 'typing' && data.isTyping) print(`… ${assistant} is working`);
         }
@@ -127,12 +119,15 @@ export async function runChat(opts: ChatOptions): Promise<void> {
     else if (res.status !== 202) print(`! not sent: ${await errorText(res)}`);
   };
 
+  let inputEnded = false;
+  rl.on('close', () => (inputEnded = true));
   rl.setPrompt('> ');
   rl.prompt(); // writes only to a terminal
   try {
     for await (const line of rl) {
       if (line.trim() !== '') await post(line);
-      rl.prompt();
+      // Input may have ended while the post was in flight; Node 22+ throws on a closed prompt.
+      if (!inputEnded) rl.prompt();
     }
   } finally {
     stopEvents.abort();

@@ -4,9 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { isWhatsAppLinked } from '../channels/whatsapp/link-state.js';
 import { DEFAULT_SANDBOX_UID, type Config } from '../config.js';
-import { openStore } from '../db/store.js';
 import { readSecrets } from '../env-file.js';
-import { logger } from '../logger.js';
 import { createGroupPolicy, groupPolicyPath } from '../policy/group-policy.js';
 import { loadNetworkPolicy, networkPolicyPath } from '../proxy/network-policy.js';
 import { buildRuntime, detectionOrder } from '../sandbox/detect.js';
@@ -14,47 +12,53 @@ import { loadMountAllowlist } from '../sandbox/mount-allowlist.js';
 import { RuntimeUnavailableError } from '../sandbox/runtime.js';
 import { DEFAULT_LIMITS, detectCgroupSupport, type CgroupSupport } from '../sandbox/runtimes/cgroup.js';
 import { todayUtc } from '../util/today.js';
+import { withStore } from './args.js';
 
-/** `fix` says what to do when the check fails; a `warnOnly` check doesn't fail doctor. */
+/** `fix`: what to do when the check fails; a `warnOnly` check doesn't fail doctor. */
 type Result = { ok: boolean; detail: string; fix?: string; warnOnly?: boolean };
 export type Check = Result & { name: string };
 type Results = Record<string, Result | false | undefined>;
 
-interface DoctorOptions {
-  platform?: NodeJS.Platform;
-  isRoot?: boolean;
-  cgroups?: () => CgroupSupport;
-  accounts?: AccountLookup;
-}
-
-function result(ok: boolean, detail: string, fix?: string, warnOnly?: true): Result {
-  return { ok, detail, fix, warnOnly };
-}
-const BUILD_FIX = 'run `nanoclaw build` (or `npm start`, which builds what is missing)';
+const result = (ok: boolean, detail: string, fix?: string, warnOnly?: true): Result => ({
+  ok,
+  detail,
+  fix,
+  warnOnly,
+});
 const fixFile = (file: string, until: string) =>
   `fix ${file} (format: README, "Security configuration"); until then ${until}`;
 
-export async function runDoctor({ config, out }: { config: Config; out: Writable }): Promise<number> {
-  logger.level = 'silent'; // doctor reports every problem itself; no log lines in between
+export async function runDoctor({ config, out, json }: { config: Config; out: Writable; json: boolean }) {
   const checks = await collectChecks(config);
-  for (const c of checks) {
-    out.write(`[${c.ok ? 'ok  ' : c.warnOnly ? 'warn' : 'FAIL'}] ${c.name}: ${c.detail}\n`);
-    if (!c.ok && c.fix) out.write(`       fix: ${c.fix}\n`);
-  }
   const failed = checks.filter((c) => !c.ok && !c.warnOnly).length;
+  if (json) return (out.write(`${JSON.stringify({ ok: !failed, checks }, null, 2)}\n`), failed ? 1 : 0);
+  const color = (out as { isTTY?: boolean }).isTTY && !process.env.NO_COLOR;
+  const paint = (code: number, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
+  for (const c of checks) {
+    const mark = c.ok ? paint(32, 'ok  ') : c.warnOnly ? paint(33, 'warn') : paint(31, 'FAIL');
+    out.write(`[${mark}] ${c.name}: ${c.detail}\n${!c.ok && c.fix ? `       fix: ${c.fix}\n` : ''}`);
+  }
   out.write(failed ? `\n${failed} check(s) failed.\n` : '\nAll checks passed.\n');
   out.write('To test the sandbox boundary itself, live: nanoclaw audit\n');
   return failed ? 1 : 0;
 }
 
-export async function collectChecks(config: Config, options: DoctorOptions = {}): Promise<Check[]> {
+export async function collectChecks(
+  config: Config,
+  options: {
+    platform?: NodeJS.Platform;
+    isRoot?: boolean;
+    cgroups?: () => CgroupSupport;
+    accounts?: AccountLookup;
+  } = {},
+): Promise<Check[]> {
   const { platform = process.platform, isRoot = process.getuid?.() === 0 } = options;
   const linux = platform === 'linux';
   const { kind, results: runtime } = await runtimeChecks(config, platform);
   const linked = isWhatsAppLinked(config.authDir);
-  const nodeOk = Number(process.versions.node.split('.')[0]) >= 20;
+  const node = process.versions.node;
   const results: Results = {
-    node: result(nodeOk, `Node ${process.versions.node}`, 'install Node.js 20 or newer (https://nodejs.org)'),
+    node: result(parseInt(node) >= 20, `Node ${node}`, 'install Node.js 20 or newer (https://nodejs.org)'),
     ...runtime,
     'sandbox user': linux && sandboxUidCheck(config, isRoot, options.accounts),
     // bwrap sandboxes of a root host run as the sandbox uid and resolve their mounts with it.
@@ -99,24 +103,23 @@ async function runtimeChecks(
       continue;
     }
     const built = await runtime.imageExists(config.containerImage);
-    const bwrap = kind === 'bwrap';
-    const what = bwrap
-      ? `agent-runner ${built ? 'built for bwrap' : 'not built (container/agent-runner/dist)'}`
-      : `${config.containerImage} ${built ? 'present' : 'not found'}`;
-    const artifact = result(built, what, BUILD_FIX);
-    return {
-      kind,
-      results: { runtime: result(true, `${kind} is usable`), [bwrap ? 'agent' : 'image']: artifact },
-    };
+    const what =
+      kind === 'bwrap'
+        ? `agent-runner ${built ? 'built for bwrap' : 'not built (container/agent-runner/dist)'}`
+        : `${config.containerImage} ${built ? 'present' : 'not found'}`;
+    const fix = 'run `nanoclaw build` (or `npm start`, which builds what is missing)';
+    const artifact = { [kind === 'bwrap' ? 'agent' : 'image']: result(built, what, fix) };
+    return { kind, results: { runtime: result(true, `${kind} is usable`), ...artifact } };
   }
   if (configured) {
     const { reason, hint } = failures[0]!;
     const unset = 'unset CONTAINER_RUNTIME to use whichever runtime is installed';
-    const fix = hint ? `${hint} — or ${unset}` : unset;
-    return {
-      kind: configured,
-      results: { runtime: result(false, `CONTAINER_RUNTIME=${configured}: ${reason}`, fix) },
-    };
+    const runtime = result(
+      false,
+      `CONTAINER_RUNTIME=${configured}: ${reason}`,
+      hint ? `${hint} — or ${unset}` : unset,
+    );
+    return { kind: configured, results: { runtime } };
   }
   // Per runtime what is wrong, so an installed one that does not run gets its own fix.
   const reasons = failures.map((f) => `${f.kind}: ${f.reason}`).join('; ');
@@ -233,10 +236,9 @@ function diskCheck({ home, projectRoot }: Config): Result | undefined {
   );
 }
 
-function storeChecks({ dbPath }: Config): Results {
-  if (!fs.existsSync(dbPath)) return {};
-  const store = openStore(dbPath);
-  try {
+function storeChecks(config: Config): Results {
+  return withStore({ config }, false, (store) => {
+    if (!store) return {};
     const folders = store.groups.all().map((g) => g.folder);
     const usage = store.usage
       .forDay(todayUtc())
@@ -245,12 +247,10 @@ function storeChecks({ dbPath }: Config): Results {
       groups: result(true, `${folders.length} registered (${folders.join(', ')})`),
       'usage today': result(true, usage.join('; ') || 'none'),
     };
-  } finally {
-    store.close();
-  }
+  });
 }
 
-/** Name of the passwd or group entry with this id, or null when there is none. */
+/** The name of the passwd or group entry with this id, or null. */
 export type AccountLookup = (db: 'passwd' | 'group', id: number) => string | null;
 
 /** getent sees every account source (files, LDAP, sssd); /etc alone is the fallback without it. */
@@ -279,11 +279,11 @@ export function sandboxUidCheck(config: Config, isRoot: boolean, lookup = system
       `sandboxes run as you (uid ${process.getuid?.()}); SANDBOX_UID applies only to a root host`,
     );
   const taken = (id: number) =>
-    [
-      ['user', lookup('passwd', id)],
-      ['group', lookup('group', id)],
-    ].filter((a) => a[1] !== null);
-  const owners = taken(uid).map(([what, name]) => `${what} "${name}"`);
+    (['user', 'group'] as const).flatMap((what) => {
+      const name = lookup(what === 'user' ? 'passwd' : 'group', id);
+      return name === null ? [] : [`${what} "${name}"`];
+    });
+  const owners = taken(uid);
   if (!owners.length) return result(true, `sandboxes run as uid/gid ${uid}, which no account has`);
   // Suggest a free id below 61184, where systemd's dynamic users begin.
   const free = Array.from({ length: 184 }, (_, i) => DEFAULT_SANDBOX_UID + i).find((id) => !taken(id).length);

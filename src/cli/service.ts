@@ -5,11 +5,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Config } from '../config.js';
 
-/**
- * `nanoclaw service install|uninstall|status`: a systemd user unit (Linux) or a launchd agent
- * (macOS). Rendering is pure; every system call goes through `exec`, so tests need neither.
- */
-
+// A systemd user unit (Linux) or a launchd agent (macOS); every system call goes through `exec`.
 const UNIT = 'nanoclaw.service';
 const LABEL = 'com.nanoclaw';
 
@@ -112,71 +108,75 @@ export const realExec: Exec = (cmd, args) => {
   return { code: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '', missing };
 };
 
-export interface ServiceDeps {
-  config: ServiceConfig;
-  out: Writable;
-  platform?: NodeJS.Platform;
-  /** The user's home directory (where the unit or agent file goes). */
-  homeDir?: string;
-  env?: NodeJS.ProcessEnv;
-  nodePath?: string;
-  exec?: Exec;
-}
-
 const firstLine = (r: ExecResult) =>
   (r.stderr.trim() || r.stdout.trim()).split('\n')[0] || `exit code ${r.code}`;
 const RUNNING = 'NanoClaw runs in the background now and at every login.\n';
 const LINGER = 'To keep it running while you are logged out: loginctl enable-linger "$USER"\n';
 
-export function runServiceCommand(args: string[], deps: ServiceDeps): number {
+export function runServiceCommand(
+  sub: string,
+  deps: {
+    config: ServiceConfig;
+    out: Writable;
+    json?: boolean;
+    platform?: NodeJS.Platform;
+    homeDir?: string; // where the unit or agent file goes
+    env?: NodeJS.ProcessEnv;
+    nodePath?: string;
+    exec?: Exec;
+  },
+): number {
   const { out, platform = process.platform, exec = realExec, homeDir = os.homedir() } = deps;
   const linux = platform === 'linux';
-  if (!linux && platform !== 'darwin') {
-    out.write(
-      'nanoclaw service supports Linux (systemd) and macOS (launchd); run `nanoclaw start` instead\n',
+  if (!linux && platform !== 'darwin')
+    return (
+      out.write(
+        'nanoclaw service supports Linux (systemd) and macOS (launchd); run `nanoclaw start` instead\n',
+      ),
+      1
     );
-    return 1;
-  }
   const file = linux
     ? path.join(homeDir, '.config/systemd/user', UNIT)
     : path.join(homeDir, 'Library/LaunchAgents', `${LABEL}.plist`);
   const spec = serviceSpec(deps.config, deps.env ?? process.env, deps.nodePath ?? process.execPath);
   const logs = `Logs: ${linux ? `journalctl --user -u ${UNIT} -f` : path.join(spec.logDir, 'nanoclaw.log')}\n`;
-  switch (args[0] ?? '') {
-    case 'install': {
-      const entry = command(spec)[1]!;
-      if (!fs.existsSync(entry)) {
-        out.write(`${entry} is missing: run \`npm run build\` (or \`npm start\` once) first\n`);
-        return 1;
-      }
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.mkdirSync(spec.logDir, { recursive: true });
-      fs.writeFileSync(file, linux ? renderSystemdUnit(spec) : renderLaunchdPlist(spec));
-      out.write(`Wrote ${file}\n`);
-      return linux ? startSystemd(exec, out, logs) : startLaunchd(exec, out, file);
-    }
-    case 'uninstall':
-      if (linux) exec('systemctl', ['--user', 'disable', '--now', UNIT]);
-      else if (fs.existsSync(file)) exec('launchctl', ['unload', '-w', file]);
-      fs.rmSync(file, { force: true });
-      if (linux) exec('systemctl', ['--user', 'daemon-reload']);
-      out.write(`Removed ${file}; NanoClaw no longer starts in the background\n`);
-      return 0;
-    case 'status': {
-      const installed = fs.existsSync(file);
-      const active = linux
-        ? systemdActive(exec)
-        : /"PID"\s*=\s*\d+/.test(exec('launchctl', ['list', LABEL]).stdout); // only while it runs
-      const state =
-        active === undefined ? 'unknown (the service manager is not reachable)' : active ? 'yes' : 'no';
-      out.write(`installed: ${installed ? `yes (${file})` : 'no'}\nactive: ${state}\n`);
-      out.write(installed ? logs : 'Install it with `nanoclaw service install`.\n');
-      return installed && active ? 0 : 1; // so scripts can test it
-    }
-    default:
-      out.write('usage: nanoclaw service install|uninstall|status\n');
-      return 2;
+  if (sub === 'install') {
+    const entry = command(spec)[1]!;
+    if (!fs.existsSync(entry))
+      return (out.write(`${entry} is missing: run \`npm run build\` (or \`npm start\` once) first\n`), 1);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.mkdirSync(spec.logDir, { recursive: true });
+    fs.writeFileSync(file, linux ? renderSystemdUnit(spec) : renderLaunchdPlist(spec));
+    out.write(`Wrote ${file}\n`);
+    return linux ? startSystemd(exec, out, logs) : startLaunchd(exec, out, file);
   }
+  if (sub === 'uninstall') {
+    if (linux) exec('systemctl', ['--user', 'disable', '--now', UNIT]);
+    else if (fs.existsSync(file)) exec('launchctl', ['unload', '-w', file]);
+    fs.rmSync(file, { force: true });
+    if (linux) exec('systemctl', ['--user', 'daemon-reload']);
+    return (out.write(`Removed ${file}; NanoClaw no longer starts in the background\n`), 0);
+  }
+  const installed = fs.existsSync(file);
+  // undefined: no service manager to ask. is-active prints the state even when it exits non-zero; launchctl shows a PID only while it runs.
+  const state = linux ? exec('systemctl', ['--user', 'is-active', UNIT]) : exec('launchctl', ['list', LABEL]);
+  const known =
+    !linux ||
+    (!state.missing &&
+      /^(active|inactive|failed|activating|deactivating|reloading)$/.test(state.stdout.trim()));
+  const active = !known
+    ? undefined
+    : linux
+      ? state.stdout.trim() === 'active'
+      : /"PID"\s*=\s*\d+/.test(state.stdout);
+  if (deps.json) out.write(`${JSON.stringify({ installed, file, active: active ?? null })}\n`);
+  else {
+    const shown =
+      active === undefined ? 'unknown (the service manager is not reachable)' : active ? 'yes' : 'no';
+    out.write(`installed: ${installed ? `yes (${file})` : 'no'}\nactive: ${shown}\n`);
+    out.write(installed ? logs : 'Install it with `nanoclaw service install`.\n');
+  }
+  return installed && active ? 0 : 1;
 }
 
 function startSystemd(exec: Exec, out: Writable, logs: string): number {
@@ -186,36 +186,26 @@ function startSystemd(exec: Exec, out: Writable, logs: string): number {
     const why = reload.missing
       ? 'systemctl is not available here'
       : `systemctl --user failed: ${firstLine(reload)}`;
-    out.write(
-      `${why}, so the service was not started.\n${howTo}Or run it in the foreground: nanoclaw start\n`,
+    return (
+      out.write(
+        `${why}, so the service was not started.\n${howTo}Or run it in the foreground: nanoclaw start\n`,
+      ),
+      0
     );
-    return 0;
   }
   const enable = exec('systemctl', ['--user', 'enable', '--now', UNIT]);
-  if (enable.code !== 0) {
-    out.write(`systemctl --user enable --now failed: ${firstLine(enable)}\n${howTo}`);
-    return 1;
-  }
-  out.write(`${RUNNING}${logs}${LINGER}`);
-  return 0;
+  if (enable.code !== 0)
+    return (out.write(`systemctl --user enable --now failed: ${firstLine(enable)}\n${howTo}`), 1);
+  return (out.write(`${RUNNING}${logs}${LINGER}`), 0);
 }
 
 function startLaunchd(exec: Exec, out: Writable, file: string): number {
   exec('launchctl', ['unload', file]); // a reinstall replaces a loaded agent; fails harmlessly if none
   const load = exec('launchctl', ['load', '-w', file]);
-  if (load.code !== 0) {
-    out.write(`launchctl load failed: ${firstLine(load)}\nTo start it: launchctl load -w ${file}\n`);
-    return 1;
-  }
-  out.write(RUNNING);
-  return 0;
-}
-
-/** undefined when there is no user manager to ask. */
-function systemdActive(exec: Exec): boolean | undefined {
-  const r = exec('systemctl', ['--user', 'is-active', UNIT]);
-  const state = r.stdout.trim();
-  // is-active prints the state even when it exits non-zero.
-  const known = !r.missing && /^(active|inactive|failed|activating|deactivating|reloading)$/.test(state);
-  return known ? state === 'active' : undefined;
+  if (load.code !== 0)
+    return (
+      out.write(`launchctl load failed: ${firstLine(load)}\nTo start it: launchctl load -w ${file}\n`),
+      1
+    );
+  return (out.write(RUNNING), 0);
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { DisconnectReason, jidNormalizedUser } from '@whiskeysockets/baileys';
 import qrcode from 'qrcode-terminal';
+import { logger } from '../logger.js';
 import { backoffDelay } from '../channels/whatsapp/reconnect-policy.js';
 import {
   baileysLogger,
@@ -13,40 +14,31 @@ import {
   type WASocketLike,
 } from '../channels/whatsapp/socket.js';
 
-export interface WhatsAppAuthOptions {
-  authDir: string;
-  /** Link with a pairing code for this number (country code first) instead of a QR code. */
-  pairingPhone?: string;
-  output?: Writable;
-  makeSocket?: MakeSocket;
-}
-
 /** Connection drops while linking (not the end of the QR codes) are retried this often. */
 const MAX_RETRIES = 5;
-const {
-  restartRequired,
-  loggedOut,
-  timedOut,
-  connectionClosed,
-  connectionLost,
-  unavailableService,
-  badSession,
-} = DisconnectReason;
+const { restartRequired, loggedOut, timedOut } = DisconnectReason;
+const { connectionClosed, connectionLost, unavailableService, badSession } = DisconnectReason;
+// connectionLost is timedOut (408): with no code shown yet, a connection attempt that timed out.
 const TRANSIENT = new Set([undefined, connectionClosed, connectionLost, unavailableService, badSession]);
+const AGAIN = 'run `nanoclaw whatsapp-auth` again';
 const toError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
 
 /**
- * `nanoclaw whatsapp-auth`: links this installation as a WhatsApp linked device with a QR (or
- * pairing) code, saves the credentials under authDir and resolves with our own jid once the
- * connection opens. Rejects with a message fit for the person at the terminal.
+ * Links this installation as a WhatsApp device with a QR code (or a pairing code for `pairingPhone`),
+ * saves the credentials and resolves with our own jid. Rejects with a message for the person at the terminal.
  */
-export async function runWhatsAppAuth(opts: WhatsAppAuthOptions): Promise<{ jid: string }> {
-  const out = opts.output ?? process.stdout;
+export async function runWhatsAppAuth(opts: {
+  authDir: string;
+  pairingPhone?: string | undefined;
+  output?: Writable;
+  makeSocket?: MakeSocket;
+}): Promise<{ jid: string }> {
+  const { output: out = process.stdout, makeSocket = defaultMakeSocket } = opts;
   const phone = opts.pairingPhone?.replace(/[\s+().-]/g, '');
   if (phone !== undefined && !/^\d{7,15}$/.test(phone))
     throw new Error('the pairing phone must be the full number with country code, e.g. 4915112345678');
   const log = baileysLogger();
-  const makeSocket = opts.makeSocket ?? defaultMakeSocket;
+  if (logger.level === 'silent') log.level = 'silent'; // its own level would outlive the CLI's quiet
   let auth = await loadAuthState(opts.authDir, log);
 
   return new Promise((resolve, reject) => {
@@ -64,11 +56,10 @@ export async function runWhatsAppAuth(opts: WhatsAppAuthOptions): Promise<{ jid:
       current = undefined;
       // The credentials must be on disk before the caller hears "linked".
       void saved.then(() => {
-        Promise.resolve()
-          .then(() => sock.end(undefined))
-          .catch(() => undefined);
-        if (outcome instanceof Error) reject(outcome);
-        else resolve(outcome);
+        void Promise.resolve(sock)
+          .then((s) => s.end(undefined))
+          .catch(() => {});
+        return outcome instanceof Error ? reject(outcome) : resolve(outcome);
       });
     };
 
@@ -143,20 +134,19 @@ export async function runWhatsAppAuth(opts: WhatsAppAuthOptions): Promise<{ jid:
           auth = await loadAuthState(opts.authDir, log);
           start();
         })().catch((err: unknown) => finish(sock, toError(err)));
-      } else if (status === timedOut && !auth.state.creds.me?.id) {
+      } else if (status === timedOut && showedCode && !auth.state.creds.me?.id) {
         const code = phone ? 'pairing code' : 'QR code';
-        finish(
-          sock,
-          new Error(`The ${code} expired before the link was made; run \`nanoclaw whatsapp-auth\` again`),
-        );
+        finish(sock, new Error(`The ${code} expired before the link was made; ${AGAIN}`));
       } else if (TRANSIENT.has(status) && retries < MAX_RETRIES) {
         current = undefined;
+        out.write(`The connection to WhatsApp dropped (status ${status ?? 'unknown'}); retrying...\n`);
         setTimeout(start, backoffDelay(retries++));
       } else {
-        finish(
-          sock,
-          new Error(`WhatsApp closed the connection while linking (status ${status ?? 'unknown'})`),
-        );
+        // No code shown yet (it comes with the first connection): WhatsApp was never reached.
+        const why = showedCode
+          ? 'WhatsApp closed the connection while linking'
+          : `Cannot reach WhatsApp; check the internet connection, then ${AGAIN}`;
+        finish(sock, new Error(`${why} (status ${status ?? 'unknown'})`));
       }
     };
 

@@ -1,39 +1,20 @@
-import type { ContainerConfig, RegisteredGroup } from '../types.js';
-import type { Db } from './store.js';
+import type { RegisteredGroup } from '../types.js';
+import { camel, type Db } from './store.js';
 
-type Row = {
-  jid: string;
-  name: string;
-  folder: string;
-  trigger_word: string;
-  requires_trigger: number;
-  is_main: number;
-  added_at: string;
-  container_config: string | null;
-};
-
-const toGroup = ({
-  trigger_word,
-  requires_trigger,
-  is_main,
-  added_at,
-  container_config,
-  ...r
-}: Row): RegisteredGroup => ({
-  ...r,
-  trigger: trigger_word,
-  requiresTrigger: requires_trigger === 1,
-  isMain: is_main === 1,
-  addedAt: added_at,
-  ...(container_config && { containerConfig: JSON.parse(container_config) as ContainerConfig }),
+type Row = Record<string, unknown>;
+const toGroup = ({ trigger_word, container_config, ...row }: Row): RegisteredGroup => ({
+  ...camel<RegisteredGroup>(row),
+  trigger: trigger_word as string,
+  requiresTrigger: row.requires_trigger === 1,
+  isMain: row.is_main === 1,
+  ...(typeof container_config === 'string' && { containerConfig: JSON.parse(container_config) }),
 });
 
 export class GroupRepo {
   constructor(private readonly db: Db) {}
 
   private where(clause: string, ...args: unknown[]): RegisteredGroup[] {
-    const rows = this.db.prepare(`SELECT * FROM registered_groups ${clause}`).all(...args) as Row[];
-    return rows.map(toGroup);
+    return (this.db.prepare(`SELECT * FROM registered_groups ${clause}`).all(...args) as Row[]).map(toGroup);
   }
 
   all(): RegisteredGroup[] {

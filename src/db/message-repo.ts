@@ -63,10 +63,6 @@ export class MessageRepo {
     return (this.db.prepare(sql).all(afterSeq, ...chatJids, limit) as Row[]).map(toMessage);
   }
 
-  pendingFor(chatJid: string, afterSeq: number, limit = 500): StoredMessage[] {
-    return this.newSince([chatJid], afterSeq, limit);
-  }
-
   /** For people (the local page): both directions, oldest first. */
   history(chatJid: string, afterTimestamp: string | undefined, limit = 200): StoredMessage[] {
     const sql = `SELECT * FROM (SELECT ${COLUMNS} FROM messages WHERE chat_jid = ? AND timestamp > ?

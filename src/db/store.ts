@@ -75,10 +75,7 @@ export function openStore(dbPath: string): Store {
   db.pragma('foreign_keys = ON');
   const current = db.pragma('user_version', { simple: true }) as number;
   MIGRATIONS.slice(current).forEach((sql, i) =>
-    db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${current + i + 1}`);
-    })(),
+    db.transaction(() => db.exec(sql).pragma(`user_version = ${current + i + 1}`))(),
   );
   return new Store(db);
 }

@@ -2,7 +2,7 @@ import type { ScheduledTask, TaskRunLog } from '../types.js';
 import { camel, type Db } from './store.js';
 
 const UPDATABLE = ['prompt', 'scheduleType', 'scheduleValue', 'contextMode', 'nextRun', 'status'] as const;
-export type TaskUpdate = Partial<Pick<ScheduledTask, (typeof UPDATABLE)[number]>>;
+type TaskUpdate = Partial<Pick<ScheduledTask, (typeof UPDATABLE)[number]>>;
 
 export class TaskRepo {
   constructor(private readonly db: Db) {}

@@ -1,6 +1,6 @@
 import { camel, type Db } from './store.js';
 
-export interface DailyUsage {
+interface DailyUsage {
   groupFolder: string;
   day: string;
   inputTokens: number;
@@ -25,10 +25,8 @@ export class UsageRepo {
   }
 
   forDay(day: string): DailyUsage[] {
-    const sql = `SELECT group_folder, day, input_tokens, output_tokens, requests FROM usage_daily WHERE day = ?
-      ORDER BY group_folder`;
     return this.db
-      .prepare(sql)
+      .prepare('SELECT * FROM usage_daily WHERE day = ? ORDER BY group_folder')
       .all(day)
       .map(camel<DailyUsage>);
   }

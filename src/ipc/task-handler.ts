@@ -19,7 +19,6 @@ export interface TaskIpcDeps {
   onTasksChanged(groupFolder: string): void;
   registerGroup(group: RegisteredGroup): void | IpcResult;
   refreshGroups(): Promise<void>;
-  now?: () => number;
 }
 
 type TaskOf<T extends IpcTask['type']> = Extract<IpcTask, { type: T }>;
@@ -38,30 +37,29 @@ export async function handleTaskIpc(
 ): Promise<IpcResult> {
   const parsed = ipcTaskSchema.safeParse(payload);
   if (!parsed.success) return { ok: false, error: `invalid task file: ${zodProblems(parsed.error)}` };
-  const request = parsed.data;
-  let refusal: Refusal;
+  const { type } = parsed.data;
   try {
-    refusal = await handle(request, source, deps);
+    const refusal = await handle(parsed.data, source, deps);
+    return refusal === undefined
+      ? { ok: true }
+      : { ok: false, error: `group '${source.folder}': ${refusal}` };
   } catch (err) {
-    logger.error({ err, type: request.type, group: source.folder }, 'task IPC handler failed');
-    return {
-      ok: false,
-      error: `${request.type} failed: ${err instanceof Error ? err.message : String(err)}`,
-    };
+    logger.error({ err, type, group: source.folder }, 'task IPC handler failed');
+    return { ok: false, error: `${type} failed: ${err instanceof Error ? err.message : String(err)}` };
   }
-  return refusal === undefined ? { ok: true } : { ok: false, error: `group '${source.folder}': ${refusal}` };
 }
 
 async function handle(request: IpcTask, source: RegisteredGroup, deps: TaskIpcDeps): Promise<Refusal> {
+  const { store } = deps;
   switch (request.type) {
     case 'schedule_task':
       return scheduleTask(request, source, deps);
     case 'pause_task':
-      return manageTask(request.taskId, source, deps, () => pauseTask(deps.store, request.taskId));
+      return manageTask(request.taskId, source, deps, () => pauseTask(store, request.taskId));
     case 'resume_task':
       return manageTask(request.taskId, source, deps, () => resumeWithinLimit(request.taskId, deps));
     case 'cancel_task':
-      return manageTask(request.taskId, source, deps, () => cancelTask(deps.store, request.taskId));
+      return manageTask(request.taskId, source, deps, () => cancelTask(store, request.taskId));
     case 'update_task':
       return manageTask(request.taskId, source, deps, () => updateTask(request, deps));
     case 'register_group':
@@ -72,18 +70,15 @@ async function handle(request: IpcTask, source: RegisteredGroup, deps: TaskIpcDe
   }
 }
 
-const now = (deps: TaskIpcDeps) => new Date(deps.now?.() ?? Date.now());
-
 const check = (type: ScheduledTask['scheduleType'], value: string, deps: TaskIpcDeps) =>
   validateSchedule(type, value, deps.config.timezone, {
-    now: now(deps),
+    now: new Date(),
     minIntervalMs: deps.config.minTaskIntervalMs,
   });
 
-function overLimit(folder: string, deps: TaskIpcDeps): Refusal {
-  const active = deps.store.tasks.countActive(folder);
-  if (active >= deps.maxActiveTasksPerGroup)
-    return `group '${folder}' already has ${active} active tasks (limit ${deps.maxActiveTasksPerGroup})`;
+function overLimit(folder: string, { store, maxActiveTasksPerGroup: max }: TaskIpcDeps): Refusal {
+  const active = store.tasks.countActive(folder);
+  if (active >= max) return `group '${folder}' already has ${active} active tasks (limit ${max})`;
 }
 
 function scheduleTask(request: TaskOf<'schedule_task'>, source: RegisteredGroup, deps: TaskIpcDeps): Refusal {
@@ -96,7 +91,7 @@ function scheduleTask(request: TaskOf<'schedule_task'>, source: RegisteredGroup,
   if (!schedule.ok) return schedule.error;
   const full = overLimit(target.folder, deps);
   if (full) return `${full}; cancel or pause one first`;
-  const at = now(deps);
+  const at = new Date();
   const id = request.taskId ?? `task-${at.getTime()}-${crypto.randomBytes(4).toString('hex')}`;
   if (deps.store.tasks.byId(id)) return `task id '${id}' is already in use`;
   deps.store.tasks.create({
@@ -140,7 +135,7 @@ function resumeWithinLimit(taskId: string, deps: TaskIpcDeps): TaskActionResult 
   const task = deps.store.tasks.byId(taskId)!;
   const full = task.status === 'paused' && overLimit(task.groupFolder, deps);
   if (full) return { ok: false, error: full };
-  return resumeTask(deps.store, taskId, deps.config.timezone, now(deps));
+  return resumeTask(deps.store, taskId, deps.config.timezone, new Date());
 }
 
 function updateTask(request: TaskOf<'update_task'>, deps: TaskIpcDeps): TaskActionResult {
@@ -163,12 +158,11 @@ function updateTask(request: TaskOf<'update_task'>, deps: TaskIpcDeps): TaskActi
 }
 
 function registerGroup(
-  request: TaskOf<'register_group'>,
+  { jid, folder, name, trigger, requires_trigger }: TaskOf<'register_group'>,
   source: RegisteredGroup,
   deps: TaskIpcDeps,
 ): Refusal {
   if (!source.isMain) return 'only the main group may register groups';
-  const { jid, folder } = request;
   const existing = deps.store.groups.byJid(jid);
   const refusal =
     folderProblem(folder) ??
@@ -179,12 +173,12 @@ function registerGroup(
   // Re-registering keeps what only the person may set (main, mounts) and the original date.
   const result = deps.registerGroup({
     jid,
-    name: request.name,
+    name,
     folder,
-    trigger: request.trigger,
-    requiresTrigger: request.requires_trigger ?? true,
+    trigger,
+    requiresTrigger: requires_trigger ?? true,
     isMain: existing?.isMain ?? false,
-    addedAt: existing?.addedAt ?? now(deps).toISOString(),
+    addedAt: existing?.addedAt ?? new Date().toISOString(),
     ...(existing?.containerConfig ? { containerConfig: existing.containerConfig } : {}),
   });
   if (result && !result.ok) return result.error;

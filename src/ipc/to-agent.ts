@@ -16,7 +16,7 @@ export function inToAgent<T>(config: Ipc, folder: string, sub: string[], fn: (di
   return withSafeDir(config.ipcDir, [folder, TO_AGENT, ...sub], { create: true, replace: true }, fn);
 }
 
-/** A follow-up for the group's running sandbox; returns the file's name. */
+/** Returns the file's name. */
 export function writeInput(config: Ipc, folder: string, text: string): string {
   const name = `${Date.now()}-${crypto.randomBytes(4).toString('hex')}.json`;
   inToAgent(config, folder, [INPUT_DIR], (dir) =>
@@ -29,17 +29,13 @@ export function writeClose(config: Ipc, folder: string): void {
   inToAgent(config, folder, [INPUT_DIR], (dir) => dir.createFile(CLOSE_SENTINEL, ''));
 }
 
-/**
- * Before a sandbox starts: follow-ups a dead sandbox left unread are back in the prompt (the
- * cursor was rolled back), and a stale `_close` would end the new one at once.
- */
+/** Before a sandbox starts: unread follow-ups are back in the prompt, a stale `_close` would end it. */
 export function clearInput(config: Ipc, folder: string): void {
   inToAgent(config, folder, [INPUT_DIR], (dir) => {
     for (const name of dir.list()) dir.remove(name);
   });
 }
 
-/** Replaced whole, so a reader never sees half. */
 export function writeSnapshot(config: Ipc, folder: string, name: string, data: unknown): void {
   inToAgent(config, folder, [], (dir) => dir.writeAtomic(name, `${JSON.stringify(data, null, 2)}\n`));
 }

@@ -8,8 +8,8 @@ import type { RegisteredGroup } from '../types.js';
 import type { IpcResult } from './task-handler.js';
 import { FROM_AGENT } from './to-agent.js';
 
-export type IpcKind = 'messages' | 'tasks';
 const KINDS = ['messages', 'tasks'] as const;
+export type IpcKind = (typeof KINDS)[number];
 
 /** Files handled between two turns of the event loop, so a flood never stalls the host. */
 const FILES_PER_TURN = 50;
@@ -24,16 +24,14 @@ export interface IpcWatcherDeps {
 }
 
 /**
- * Finds what sandboxes write in data/ipc/<folder>/from-agent/{messages,tasks}/ (fs.watch, plus a
- * poll for the events it misses). All of it is the agent's, so it is read through safe-fs: a link,
- * FIFO or folder in place of a file is refused, never followed. Oldest first, one at a time per
- * folder; bad or refused files go to data/ipc/errors/ with the reason.
+ * Reads data/ipc/<folder>/from-agent/{messages,tasks}/ (fs.watch plus a poll) through safe-fs,
+ * oldest first, one at a time per folder; refused files go to data/ipc/errors/ with the reason.
  */
 export class IpcWatcher {
-  private watchers = new Map<string, fs.FSWatcher>();
-  private pollTimer: NodeJS.Timeout | null = null;
-  private busy = new Set<string>();
-  private again = new Set<string>();
+  private readonly watchers = new Map<string, fs.FSWatcher>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly busy = new Set<string>();
+  private readonly again = new Set<string>();
   private stopped = false;
   private readonly refusedFolders = new Set<string>();
 
@@ -45,20 +43,18 @@ export class IpcWatcher {
     this.pollTimer = setInterval(() => {
       this.syncWatchers();
       for (const group of this.groups()) for (const kind of KINDS) this.scan(group, kind);
-    }, this.deps.pollMs);
-    this.pollTimer.unref();
+    }, this.deps.pollMs).unref();
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = null;
+    clearInterval(this.pollTimer);
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
   }
 
   syncWatchers(): void {
-    for (const group of this.groups()) {
+    for (const group of this.groups())
       for (const kind of KINDS) {
         const dir = path.join(this.deps.ipcDir, group.folder, FROM_AGENT, kind);
         if (this.watchers.has(dir)) continue;
@@ -77,20 +73,18 @@ export class IpcWatcher {
           logger.warn({ dir, err }, 'cannot watch ipc dir');
         }
       }
-    }
   }
 
   /** An unsafe folder is never joined into a path. */
   private groups(): RegisteredGroup[] {
     return this.deps.groups().filter((group) => {
       if (isValidFolder(group.folder)) return true;
-      if (!this.refusedFolders.has(group.folder)) {
-        this.refusedFolders.add(group.folder);
+      if (!this.refusedFolders.has(group.folder))
         logger.error(
           { folder: group.folder, jid: group.jid },
           'group has an invalid folder; its IPC is ignored',
         );
-      }
+      this.refusedFolders.add(group.folder);
       return false;
     });
   }
@@ -124,16 +118,13 @@ export class IpcWatcher {
     let names: string[];
     try {
       dir = this.openKindDir(group, kind);
-      names = dir
-        .list()
-        .filter((n) => n.endsWith('.json'))
-        .sort();
+      names = dir.list().filter((n) => n.endsWith('.json'));
     } catch (err) {
       logger.warn({ group: group.folder, kind, err: String(err) }, 'cannot read ipc folder');
       return;
     }
     try {
-      for (const [i, name] of names.entries()) {
+      for (const [i, name] of names.sort().entries()) {
         if (this.stopped) return;
         await this.processFile(dir, name, group, kind);
         if ((i + 1) % FILES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));

@@ -4,74 +4,71 @@ import { z } from 'zod';
 import { logger } from '../logger.js';
 import { zodProblems } from '../util/zod-problems.js';
 
-/**
- * $NANOCLAW_CONFIG_DIR/group-policy.json (never mounted): `default` and per-folder `groups` limits.
- * Missing: the defaults, no budget, anyone may trigger. Invalid: the defaults, and only the owner may trigger.
- */
-const limitsSchema = z
-  .object({
-    /** Model tokens (input + output) per UTC day. */
-    dailyTokenBudget: z.number().int().positive().optional(),
-    outboundPerMinute: z.number().positive().optional(),
-    outboundBurst: z.number().int().positive().optional(),
-    maxActiveTasks: z.number().int().positive().optional(),
-    /** Who may trigger; others' messages are context only (drop: not stored). */
-    senderAllowlist: z
-      .object({
-        allow: z.array(z.string().min(1)),
-        mode: z.enum(['trigger-only', 'drop']).default('trigger-only'),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict();
+/** undefined when missing, a string naming the problem when unreadable or invalid. */
+export function readPolicyFile<T>(file: string, schema: z.ZodType<T>): T | string | undefined {
+  try {
+    const parsed = schema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    return parsed.success ? parsed.data : `${file}: ${zodProblems(parsed.error)}`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return `cannot read ${file}: ${(err as Error).message}`;
+  }
+}
 
-const fileSchema = z
-  .object({ default: limitsSchema.optional(), groups: z.record(z.string(), limitsSchema).optional() })
-  .strict();
+/** Loads again only when the file changed: cheap per message, and a problem is logged once. */
+export function whenChanged<T>(file: string, load: () => T): () => T {
+  let key: string | undefined;
+  let value: T;
+  return () => {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      // missing
+    }
+    const next = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : '';
+    if (next !== key) [key, value] = [next, load()];
+    return value;
+  };
+}
+
+const count = z.number().int().positive().optional();
+const limitsSchema = z.strictObject({
+  dailyTokenBudget: count, // model tokens (input + output) per UTC day
+  outboundPerMinute: z.number().positive().optional(),
+  outboundBurst: count,
+  maxActiveTasks: count,
+  // Who may trigger; others' messages are context only (drop: not stored).
+  senderAllowlist: z
+    .strictObject({
+      allow: z.array(z.string().min(1)),
+      mode: z.enum(['trigger-only', 'drop']).default('trigger-only'),
+    })
+    .optional(),
+});
+const fileSchema = z.strictObject({
+  default: limitsSchema.optional(),
+  groups: z.record(z.string(), limitsSchema).optional(),
+});
 
 const DEFAULTS = { outboundPerMinute: 30, outboundBurst: 10, maxActiveTasks: 20 };
 /** ownerOnly: the file is invalid, so only the owner may trigger. */
 export type ResolvedLimits = z.infer<typeof limitsSchema> & typeof DEFAULTS & { ownerOnly: boolean };
 
-export function groupPolicyPath(configDir: string): string {
-  return path.join(configDir, 'group-policy.json');
-}
+export const groupPolicyPath = (configDir: string) => path.join(configDir, 'group-policy.json');
 
-/** Re-reads the file only when it changed: cheap enough per message. */
+/** Missing file: the defaults, anyone may trigger. Invalid: the defaults, only the owner may trigger. */
 export function createGroupPolicy(configDir: string): (folder: string) => ResolvedLimits {
   const file = groupPolicyPath(configDir);
-  let cacheKey = '';
-  let policy: z.infer<typeof fileSchema> = {};
-  let invalid = false;
-  const load = () => {
-    let stat: fs.Stats | undefined;
-    try {
-      stat = fs.statSync(file);
-    } catch {
-      // missing
-    }
-    const key = stat ? `${stat.mtimeMs}:${stat.size}` : 'missing';
-    if (key === cacheKey) return;
-    cacheKey = key;
-    policy = {};
-    invalid = false;
-    if (!stat) return;
-    try {
-      const parsed = fileSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-      if (parsed.success) return void (policy = parsed.data);
-      logger.error(
-        { file, problems: zodProblems(parsed.error) },
-        'group policy invalid: default limits, owner only',
-      );
-    } catch (err) {
-      logger.error({ file, err: String(err) }, 'group policy unreadable: default limits, owner only');
-    }
-    invalid = true;
-  };
+  const read = whenChanged(file, () => {
+    const policy = readPolicyFile(file, fileSchema);
+    if (typeof policy !== 'string') return { policy: policy ?? {}, ownerOnly: false };
+    logger.error({ problem: policy }, 'group policy invalid: default limits, owner only');
+    return { policy: {}, ownerOnly: true };
+  });
   return (folder) => {
-    load();
-    return { ...DEFAULTS, ...policy.default, ...policy.groups?.[folder], ownerOnly: invalid };
+    const { policy, ownerOnly } = read();
+    return { ...DEFAULTS, ...policy.default, ...policy.groups?.[folder], ownerOnly };
   };
 }
 

@@ -1,46 +1,36 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import os from 'node:os';
-import { decideByPolicy, normalizeHost, type GroupNetworkPolicy } from './network-policy.js';
+import { matchesDomain, normalizeHost, type GroupNetworkPolicy } from './network-policy.js';
 
-export interface ResolvedAddress {
-  address: string;
-  family: 4 | 6;
-}
-
-export type LookupFn = (host: string) => Promise<ResolvedAddress[]>;
-
-export const systemLookup: LookupFn = async (host) =>
-  (await dns.promises.lookup(host, { all: true, verbatim: true })) as ResolvedAddress[];
+export type LookupFn = (host: string) => Promise<{ address: string; family: number }[]>;
 
 /** A service on 0.0.0.0 is reachable at the host's public address, which no range table knows. */
 export const systemInterfaceAddresses = (): string[] =>
   Object.values(os.networkInterfaces()).flatMap((infos) => (infos ?? []).map((i) => i.address));
 
-interface Address {
-  bits: bigint;
-  v6: boolean;
-}
+// Addresses are numbers; IPv4 ones carry this bit, so none equals an IPv6 one.
+const V4 = 1n << 128n;
+const LOW32 = 0xffffffffn;
 
-function parse(text: string): Address | undefined {
+function parse(text: string): bigint | undefined {
   const s = text.split('%')[0]!; // a zone id (fe80::1%eth0)
-  if (net.isIPv4(s)) return { bits: s.split('.').reduce((a, p) => (a << 8n) | BigInt(p), 0n), v6: false };
+  if (net.isIPv4(s)) return V4 | s.split('.').reduce((a, p) => (a << 8n) | BigInt(p), 0n);
   if (!net.isIPv6(s)) return undefined;
-  // Canonical from the URL parser (hex, one `::`), then `::` expanded.
+  // The URL parser's canonical form (hex, one `::`), then `::` expanded.
   const c = new URL(`http://[${s}]`).hostname.slice(1, -1);
   const groups = c.replace('::', `:${'0:'.repeat(9 - c.split(':').length)}`).split(':');
-  return { bits: groups.reduce((a, g) => (a << 16n) | BigInt(`0x0${g}`), 0n), v6: true };
+  return groups.reduce((a, g) => (a << 16n) | BigInt(`0x0${g}`), 0n);
 }
 
-const cidrs = (list: string) =>
-  list.split(' ').map((cidr) => {
+function inRanges(list: string): (a: bigint) => boolean {
+  const ranges = list.split(' ').map((cidr) => {
     const [base, prefix] = cidr.split('/');
-    const a = parse(base!)!;
-    return { ...a, shift: BigInt((a.v6 ? 128 : 32) - Number(prefix)) };
+    const bits = parse(base!)!;
+    return [bits, BigInt((bits >= V4 ? 32 : 128) - Number(prefix))] as const;
   });
-
-const inRange = (a: Address, r: Address & { shift: bigint }) =>
-  a.v6 === r.v6 && a.bits >> r.shift === r.bits >> r.shift;
+  return (a) => ranges.some(([bits, shift]) => a >> shift === bits >> shift);
+}
 
 // The first match names the reason (metadata before link-local).
 const RANGES = Object.entries({
@@ -53,61 +43,55 @@ const RANGES = Object.entries({
   reserved:
     '192.0.0.0/24 192.0.2.0/24 198.18.0.0/15 198.51.100.0/24 203.0.113.0/24 240.0.0.0/4 100::/64 2001:db8::/32',
   multicast: '224.0.0.0/4 ff00::/8',
-}).flatMap(([label, list]) => cidrs(list).map((r) => ({ ...r, label })));
+}).map(([label, list]) => ({ label, has: inRanges(list) }));
 
-// IPv6 that carries IPv4: mapped, compatible, translated, NAT64, 6to4.
-const EMBEDS_IPV4 = cidrs('::ffff:0:0/96 ::/96 ::ffff:0:0:0/96 64:ff9b::/96 2002::/16');
+// IPv6 that carries IPv4 in its last 32 bits (mapped, compatible, translated, NAT64), or after 16 (6to4).
+const CARRIES_IPV4 = inRanges('::ffff:0:0/96 ::/96 ::ffff:0:0:0/96 64:ff9b::/96');
+const SIX_TO_FOUR = inRanges('2002::/16');
+const embeddedIPv4 = (a: bigint) =>
+  CARRIES_IPV4(a) ? V4 | (a & LOW32) : SIX_TO_FOUR(a) ? V4 | ((a >> 80n) & LOW32) : undefined;
 
-function embeddedIPv4(a: Address): Address | undefined {
-  const embed = EMBEDS_IPV4.find((r) => inRange(a, r));
-  if (!embed) return undefined;
-  return { bits: (embed.shift === 112n ? a.bits >> 80n : a.bits) & 0xffffffffn, v6: false };
-}
-
-const rangeOf = (a: Address | undefined) => a && RANGES.find((r) => inRange(a, r))?.label;
+const rangeOf = (a: bigint | undefined) =>
+  a === undefined ? undefined : RANGES.find((r) => r.has(a))?.label;
 
 export function forbiddenAddressReason(address: string): string | undefined {
   const a = parse(address);
-  if (!a) return 'not an IP address';
+  if (a === undefined) return 'not an IP address';
   const inner = rangeOf(embeddedIPv4(a));
   return rangeOf(a) ?? (inner && `${inner} (IPv4 inside IPv6)`);
 }
 
-/** IPv4, and IPv6 that carries IPv4, compare as the IPv4 number. */
-function key(text: string) {
-  const a = parse(text);
-  return a && (a.v6 ? (embeddedIPv4(a)?.bits ?? `6:${a.bits}`) : a.bits);
-}
-
 export function isOwnAddress(address: string, ownAddresses: readonly string[]): boolean {
+  // IPv4, and IPv6 that carries IPv4, compare as the IPv4 number.
+  const key = (text: string) => {
+    const a = parse(text);
+    return a === undefined ? undefined : (embeddedIPv4(a) ?? a);
+  };
   const own = key(address);
   return own !== undefined && ownAddresses.some((o) => key(o) === own);
 }
 
-export type TargetDecision =
-  | { allowed: true; host: string; port: number; address: string; family: 4 | 6 }
-  | { allowed: false; status: 403 | 502; reason: string };
-
-/**
- * Policy by name first (a denied name is never resolved), then every resolved address; the proxy
- * dials the address checked here, so DNS rebinding cannot slip between check and connect.
- */
+/** Policy by name first (a denied name is never resolved), then every address; the proxy dials the one checked here. */
 export async function checkTarget(
   host: string,
   port: number,
   policy: GroupNetworkPolicy,
-  lookup: LookupFn = systemLookup,
-  ownAddresses: readonly string[] = [],
-): Promise<TargetDecision> {
+  lookup: LookupFn = (h) => dns.promises.lookup(h, { all: true, verbatim: true }),
+  ownAddresses: readonly string[] = systemInterfaceAddresses(),
+) {
   const refuse = (reason: string, status: 403 | 502 = 403) => ({ allowed: false, status, reason }) as const;
   const name = normalizeHost(host);
   if (!name || !Number.isInteger(port) || port < 1 || port > 65535)
     return refuse(`invalid target ${host}:${port}`);
-  const byPolicy = decideByPolicy(name, port, policy);
-  if (!byPolicy.allowed) return refuse(byPolicy.reason);
+  if (policy.noNetwork) return refuse(policy.noNetworkReason ?? 'network access disabled');
+  const denied = policy.deny.find((p) => matchesDomain(name, p));
+  if (denied) return refuse(`${name} is denied by the network policy (${denied})`);
+  const explicit = policy.allowPrivateTargets.includes(`${name}:${port}`);
+  if (!explicit && policy.allow && !policy.allow.some((p) => matchesDomain(name, p)))
+    return refuse(`${name} is not in this group's allow list`);
 
   const literal = net.isIP(name);
-  let addresses: ResolvedAddress[] = [{ address: name, family: literal === 6 ? 6 : 4 }];
+  let addresses = [{ address: name, family: literal }];
   if (!literal) {
     try {
       addresses = await lookup(name);
@@ -119,10 +103,11 @@ export async function checkTarget(
   for (const { address } of addresses) {
     const reason =
       forbiddenAddressReason(address) ?? (isOwnAddress(address, ownAddresses) ? "the host's own" : undefined);
-    if (!reason || (byPolicy.explicitTarget && !reason.startsWith('cloud metadata'))) continue;
+    // The user may list a private target, never cloud metadata.
+    if (!reason || (explicit && !reason.startsWith('cloud metadata'))) continue;
     const what = literal ? address : `${name} (resolves to ${address})`;
     return refuse(`${what} is refused: ${reason} addresses are not reachable from a sandbox`);
   }
   const { address, family } = addresses[0]!;
-  return { allowed: true, host: name, port, address, family };
+  return { allowed: true, host: name, port, address, family: family === 6 ? 6 : 4 } as const;
 }

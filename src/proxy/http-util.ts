@@ -31,6 +31,27 @@ export function sendBody(
   res.end(body);
 }
 
+/** Streams the answer back; one cut short upstream is cut short here too, not ended cleanly. */
+export function relay(
+  upstream: http.ClientRequest,
+  res: http.ServerResponse,
+  onResponse?: (upstreamRes: http.IncomingMessage) => void,
+): void {
+  upstream.on('response', (upstreamRes) => {
+    try {
+      res.writeHead(upstreamRes.statusCode ?? 502, forwardableHeaders(upstreamRes.headers));
+      res.flushHeaders(); // the SDK starts reading at the headers
+    } catch {
+      upstream.destroy(); // a status or header Node will not send
+      return void res.destroy();
+    }
+    onResponse?.(upstreamRes);
+    upstreamRes.on('close', () => upstreamRes.complete || res.destroy());
+    upstreamRes.pipe(res);
+  });
+  res.once('close', () => res.writableFinished || upstream.destroy());
+}
+
 export function guardServer(server: http.Server, folder: string, what: string): http.Server {
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -40,31 +61,6 @@ export function guardServer(server: http.Server, folder: string, what: string): 
   return server;
 }
 
-/** Past `maxBytes` (declared or received) it gives up and drains. */
-export function readBody(
-  req: http.IncomingMessage,
-  maxBytes: number,
-): Promise<Buffer | 'too large' | 'aborted'> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const tooLarge = () => {
-      chunks.length = 0;
-      req.resume();
-      resolve('too large');
-    };
-    if (Number(req.headers['content-length'] ?? 0) > maxBytes) return tooLarge();
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) tooLarge();
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('close', () => resolve('aborted'));
-  });
-}
-
-/** undefined when the text is not JSON. */
 export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);

@@ -2,14 +2,13 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Secrets } from '../env-file.js';
 import { logger } from '../logger.js';
-import { forwardableHeaders, guardServer, readBody, sendBody } from './http-util.js';
+import { forwardableHeaders, guardServer, relay, sendBody } from './http-util.js';
 import { createNetworkPolicyReader, networkPolicyPath, policyForGroup } from './network-policy.js';
 import { checkServerTools, serverToolsOpen } from './server-tools.js';
-import { UsageTap, type TokenUsage } from './usage-tap.js';
+import { tapUsage, type TokenUsage } from './usage-tap.js';
 
 export interface ModelProxyDeps {
-  /** Per request, so .env edits apply at once. */
-  readSecrets(): Secrets;
+  readSecrets(): Secrets; // per request, so .env edits apply at once
   recordUsage(groupFolder: string, inputTokens: number, outputTokens: number): void;
   tokensUsedToday(groupFolder: string): number;
   dailyTokenBudget(groupFolder: string): number | undefined;
@@ -21,21 +20,13 @@ export interface ModelProxyDeps {
 
 const OAUTH_BETA = 'oauth-2025-04-20';
 const DAY_MS = 86_400_000;
-/** Batches and file uploads are refused: they would spend tokens the budget cannot see. */
+// Batches and file uploads are refused: they would spend tokens the budget cannot see.
 const FORWARDED_PATH = /^\/v1\/(messages|messages\/count_tokens|models(\/[A-Za-z0-9._:-]+)?)$/;
 const CHECKED_BODY_PATH = /^\/v1\/messages(\/count_tokens)?$/;
 const MAX_BODY_MIB = 32;
-const DROPPED_HEADERS = ['host', 'x-api-key', 'authorization', 'accept-encoding', 'cookie'];
-/** The SDK retries 429 and 5xx unless told not to; a spent budget won't heal in seconds. */
+const DROPPED_HEADERS = ['host', 'x-api-key', 'authorization', 'accept-encoding', 'cookie', 'anthropic-beta'];
+// The SDK retries 429 and 5xx unless told not to; a spent budget won't heal in seconds.
 const NO_RETRY = { 'x-should-retry': 'false' };
-
-function credential(s: Secrets): [header: string, value: string, oauth: boolean] | undefined {
-  if (s.ANTHROPIC_API_KEY) return ['x-api-key', s.ANTHROPIC_API_KEY, false];
-  if (s.CLAUDE_CODE_OAUTH_TOKEN) return ['authorization', `Bearer ${s.CLAUDE_CODE_OAUTH_TOKEN}`, true];
-  if (s.ANTHROPIC_AUTH_TOKEN) return ['authorization', `Bearer ${s.ANTHROPIC_AUTH_TOKEN}`, false];
-  return undefined;
-}
-
 const ERROR_TYPES: Record<number, string> = {
   401: 'authentication_error',
   403: 'permission_error',
@@ -46,11 +37,31 @@ const ERROR_TYPES: Record<number, string> = {
 
 /** Anthropic's error shape, so the SDK shows the message. */
 function apiError(res: http.ServerResponse, status: number, message: string, headers = {}): void {
-  const error = {
-    type: ERROR_TYPES[status] ?? (status < 500 ? 'invalid_request_error' : 'api_error'),
-    message,
-  };
-  sendBody(res, status, 'application/json', JSON.stringify({ type: 'error', error }), headers);
+  const type = ERROR_TYPES[status] ?? (status < 500 ? 'invalid_request_error' : 'api_error');
+  sendBody(
+    res,
+    status,
+    'application/json',
+    JSON.stringify({ type: 'error', error: { type, message } }),
+    headers,
+  );
+}
+
+/** Past `maxBytes`, declared or received, it gives up and drains. */
+function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer | 'too large' | 'aborted'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const tooLarge = () => {
+      chunks.length = 0;
+      req.resume();
+      resolve('too large');
+    };
+    if (Number(req.headers['content-length'] ?? 0) > maxBytes) return tooLarge();
+    req.on('data', (chunk: Buffer) => ((size += chunk.length) > maxBytes ? tooLarge() : chunks.push(chunk)));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('close', () => resolve('aborted'));
+  });
 }
 
 export function createModelProxyServer(folder: string, deps: ModelProxyDeps): http.Server {
@@ -67,8 +78,8 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
     const url = req.url?.startsWith('/') ? new URL(req.url, 'http://proxy') : undefined;
     const outcome: { usage?: TokenUsage; note?: string } = {};
     res.once('close', () => {
-      const incomplete = !res.writableFinished || undefined;
       const entry = { folder, method: req.method, path: url?.pathname, status: res.statusCode, ...outcome };
+      const incomplete = !res.writableFinished || undefined;
       logger.info({ ...entry, ms: Date.now() - started, incomplete }, 'model proxy request');
     });
     const refuse = (status: number, message: string, headers: object = NO_RETRY) => {
@@ -76,9 +87,8 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
       apiError(res, status, message, headers);
     };
 
-    if (!url || !FORWARDED_PATH.test(url.pathname)) {
+    if (!url || !FORWARDED_PATH.test(url.pathname))
       return refuse(404, 'The model proxy only forwards the Messages API (/v1/messages).');
-    }
     const budget = deps.dailyTokenBudget(folder);
     if (budget !== undefined && deps.tokensUsedToday(folder) >= budget) {
       deps.onBudgetExceeded(folder);
@@ -86,87 +96,69 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
       const untilMidnight = Math.ceil((DAY_MS - (Date.now() % DAY_MS)) / 1000);
       return refuse(429, message, { ...NO_RETRY, 'retry-after': String(untilMidnight) });
     }
-    const secrets = deps.readSecrets();
-    const cred = credential(secrets);
-    if (!cred) {
-      const envFile = deps.envFile ?? '$NANOCLAW_HOME/.env';
-      const message = `No model credentials configured: add ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN to ${envFile}`;
-      return refuse(401, message);
-    }
-    let base: URL;
-    try {
-      base = new URL(secrets.ANTHROPIC_BASE_URL || 'https://api.anthropic.com');
-      if (!/^https?:$/.test(base.protocol)) throw new Error('not http(s)');
-    } catch {
+    const { ANTHROPIC_API_KEY: key, CLAUDE_CODE_OAUTH_TOKEN: oauth, ...secrets } = deps.readSecrets();
+    const token = oauth || secrets.ANTHROPIC_AUTH_TOKEN;
+    const auth = key ? { 'x-api-key': key } : token && { authorization: `Bearer ${token}` };
+    const envFile = deps.envFile ?? '$NANOCLAW_HOME/.env';
+    const noCredentials = `No model credentials configured: add ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN to ${envFile}`;
+    if (!auth) return refuse(401, noCredentials);
+    const baseUrl = secrets.ANTHROPIC_BASE_URL || 'https://api.anthropic.com';
+    const base = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
+    if (!base || !/^https?:$/.test(base.protocol))
       return refuse(500, 'ANTHROPIC_BASE_URL in .env is not a valid http(s) URL.');
-    }
 
-    let betas: string[] = String(req.headers['anthropic-beta'] ?? '').match(/[^\s,]+/g) ?? [];
+    let betas = String(req.headers['anthropic-beta'] ?? '').match(/[^\s,]+/g) ?? ([] as string[]);
     let body: Buffer | undefined;
     const loaded = readPolicy();
     const policy = policyForGroup(loaded, folder);
     if (CHECKED_BODY_PATH.test(url.pathname) && !serverToolsOpen(policy)) {
       const encoding = req.headers['content-encoding'];
-      if (encoding && encoding.toLowerCase() !== 'identity') {
+      if (encoding && encoding.toLowerCase() !== 'identity')
         return refuse(415, 'The model proxy only accepts uncompressed request bodies.');
-      }
       const read = await readBody(req, MAX_BODY_MIB * 1024 * 1024);
       if (read === 'aborted') return void res.destroy();
       if (read === 'too large') {
         const message = `The request body is larger than the model proxy accepts (${MAX_BODY_MIB} MiB).`;
         return refuse(413, message, { ...NO_RETRY, connection: 'close' });
       }
-      const policyFile = networkPolicyPath(deps.configDir);
-      const decision = checkServerTools(read.toString('utf8'), betas, policy, {
+      const checked = checkServerTools(read.toString('utf8'), betas, policy, {
         invalidFile: loaded.source === 'invalid',
-        policyFile,
+        policyFile: networkPolicyPath(deps.configDir),
       });
-      if ('message' in decision) return refuse(decision.status, decision.message);
-      // Re-serialised, so the upstream cannot read anything else into it (duplicate keys).
-      body = Buffer.from(JSON.stringify(decision.body));
-      betas = decision.betas;
+      if ('message' in checked) return refuse(checked.status, checked.message);
+      body = Buffer.from(JSON.stringify(checked.body)); // re-serialised: no duplicate keys reach the upstream
+      betas = checked.betas;
     }
 
-    const [header, value, oauth] = cred;
-    const headers = forwardableHeaders(req.headers, DROPPED_HEADERS);
-    headers['accept-encoding'] = 'identity'; // usage is read from the stream, so it must be plain text
-    headers[header] = value;
-    if (oauth && !betas.includes(OAUTH_BETA)) betas.push(OAUTH_BETA);
-    if (betas.length > 0) headers['anthropic-beta'] = betas.join(',');
-    else delete headers['anthropic-beta'];
-    if (body) headers['content-length'] = body.length;
-
+    if (!key && oauth && !betas.includes(OAUTH_BETA)) betas.push(OAUTH_BETA);
+    const headers = {
+      ...forwardableHeaders(req.headers, DROPPED_HEADERS),
+      'accept-encoding': 'identity', // usage is read from the stream, so it must be plain text
+      ...auth,
+      ...(betas.length > 0 && { 'anthropic-beta': betas.join(',') }),
+      ...(body && { 'content-length': body.length }),
+    };
     const target = new URL(base.pathname.replace(/\/+$/, '') + url.pathname + url.search, base);
-    const client = target.protocol === 'https:' ? https : http;
-    const upstream = client.request(target, { method: req.method, headers });
+    const upstream = (target.protocol === 'https:' ? https : http).request(target, {
+      method: req.method,
+      headers,
+    });
     let timedOut = false;
     upstream.setTimeout(deps.upstreamIdleTimeoutMs ?? 10 * 60_000, () => {
       timedOut = true;
       upstream.destroy(new Error('upstream idle timeout'));
     });
-    upstream.on('response', (upstreamRes) => {
-      const tap = new UsageTap(upstreamRes.headers['content-type'], upstreamRes.headers['content-encoding']);
-      try {
-        res.writeHead(upstreamRes.statusCode ?? 502, forwardableHeaders(upstreamRes.headers));
-        res.flushHeaders(); // the SDK starts reading before the first event arrives
-      } catch {
-        upstream.destroy(); // a status or header Node will not send
-        return res.destroy();
-      }
-      upstreamRes.on('data', (chunk: Buffer) => tap.write(chunk));
+    relay(upstream, res, (upstreamRes) => {
+      const usage = tapUsage(upstreamRes);
       upstreamRes.on('close', () => {
-        const usage = (outcome.usage = tap.finish());
+        const used = (outcome.usage = usage());
         try {
-          if (usage) deps.recordUsage(folder, usage.inputTokens, usage.outputTokens);
+          if (used) deps.recordUsage(folder, used.inputTokens, used.outputTokens);
         } catch (err) {
           logger.error({ folder, err }, 'recording model usage failed');
         }
-        if (upstreamRes.complete) return;
-        // A clean end would let the SDK take a truncated answer as complete.
-        outcome.note = 'upstream dropped mid-response';
-        res.destroy();
+        if (!upstreamRes.complete) outcome.note = 'upstream dropped mid-response';
       });
-      upstreamRes.pipe(res);
     });
     upstream.on('error', (err) => {
       outcome.note ??= `upstream error: ${err.message}`;
@@ -174,7 +166,6 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
       if (timedOut) refuse(504, 'The model API did not answer in time (model proxy timeout).');
       else apiError(res, 502, `The model proxy could not reach the model API (${base.host}): ${err.message}`);
     });
-    res.once('close', () => res.writableFinished || upstream.destroy());
     if (body) upstream.end(body);
     else req.pipe(upstream);
   }

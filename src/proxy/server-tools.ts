@@ -3,16 +3,12 @@ import { zodProblems } from '../util/zod-problems.js';
 import { parseJson } from './http-util.js';
 import { normalizeHost, type GroupNetworkPolicy } from './network-policy.js';
 
-/**
- * The model's server-side tools reach the network from Anthropic's side, past the egress proxy. For
- * a group whose policy is not fully open, every one that reaches out is refused, except web search
- * and fetch where their domain filter can say what the policy says. Tools the sandbox runs, and
- * tool search and advisor (which never leave Anthropic), pass.
- */
-
+// Server tools reach out from Anthropic's side, past the egress proxy: unless the policy is fully open they are
+// refused, but web search and fetch get a domain filter that says what the policy says.
 export const serverToolsOpen = (policy: GroupNetworkPolicy) =>
   !policy.noNetwork && !policy.allow && policy.deny.length === 0;
 
+// Run by the sandbox, or never leave Anthropic (tool search, advisor).
 const PASS =
   /^(custom|(bash|text_editor|computer|memory|advisor)_\d{8}|tool_search_tool_(regex|bm25)(_\d{8})?)$/;
 const WEB = /^(web_search|web_fetch)_\d{8}$/;
@@ -36,9 +32,9 @@ export function checkServerTools(
   text: string,
   betas: readonly string[],
   policy: GroupNetworkPolicy,
-  ctx: { invalidFile: boolean; policyFile: string },
+  { invalidFile, policyFile }: { invalidFile: boolean; policyFile: string },
 ): { body: Record<string, unknown>; betas: string[] } | { status: 400 | 403; message: string } {
-  const raw = parseJson(text);
+  const raw = parseJson(text) as Record<string, unknown> | undefined;
   const parsed = bodySchema.safeParse(raw);
   if (!parsed.success) {
     const problem = raw === undefined ? 'the body is not valid JSON' : zodProblems(parsed.error);
@@ -49,9 +45,9 @@ export function checkServerTools(
     : policy.allow
       ? 'only allows the domains in its allow list'
       : 'denies some domains';
-  const why = ctx.invalidFile
-    ? `the network policy file ${ctx.policyFile} is invalid, so no group has network until it is fixed (see the host log)`
-    : `its network policy ${what} (set in ${ctx.policyFile})`;
+  const why = invalidFile
+    ? `the network policy file ${policyFile} is invalid, so no group has network until it is fixed (see the host log)`
+    : `its network policy ${what} (set in ${policyFile})`;
   const refuse = (tool: string, reason = `${why}; ${OPEN_ONLY}`) =>
     ({ status: 403, message: `${tool} is not allowed for this group: ${reason}.` }) as const;
 
@@ -61,18 +57,18 @@ export function checkServerTools(
     return refuse(`the MCP connector (mcp_servers: ${urls.join(', ')})`);
   }
   if (container != null) return refuse('a code execution container');
-  const body = { ...(raw as Record<string, unknown>) };
+  const body = { ...raw };
   if (tools) {
-    const originals = body.tools as Array<Record<string, unknown>>;
+    const originals = raw!.tools as Record<string, unknown>[];
     const fitted: unknown[] = [];
-    for (const [i, { type, allowed_domains: requested, blocked_domains: blocked }] of tools.entries()) {
-      const label = type?.replace(/_\d{8}$/, '');
+    for (const [i, { type, allowed_domains, blocked_domains }] of tools.entries()) {
+      const label = type?.replace(/_\d{8}$/, '') ?? '';
       if (!type || PASS.test(type)) fitted.push(originals[i]);
       else if (!WEB.test(type)) return refuse(`the server tool ${label} (${type})`);
-      else if (policy.noNetwork) return refuse(label!, why);
+      else if (policy.noNetwork) return refuse(label, why);
       else {
-        const fit = fitWebTool(originals[i]!, requested ?? [], blocked ?? [], policy);
-        if (typeof fit === 'string') return refuse(label!, `${fit} (set in ${ctx.policyFile})`);
+        const fit = fitWebTool(originals[i]!, allowed_domains ?? [], blocked_domains ?? [], policy);
+        if (typeof fit === 'string') return refuse(label, `${fit} (set in ${policyFile})`);
         fitted.push(fit);
       }
     }
@@ -88,9 +84,8 @@ export function checkServerTools(
 const under = (host: string, base: string) => host === base || host.endsWith(`.${base}`);
 
 /**
- * Anthropic's `example.com` covers its subdomains too, so an allow list translates only through
- * names listed as both `b` and `*.b`, and `*.b` denied blocks b too (the safe side). Returns the
- * tool to forward, or why not.
+ * Anthropic's `example.com` covers its subdomains too, so an allow list translates only through names listed
+ * as both `b` and `*.b`, and a denied `*.b` blocks b too (the safe side). The tool to forward, or why not.
  */
 function fitWebTool(
   tool: Record<string, unknown>,

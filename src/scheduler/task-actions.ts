@@ -4,13 +4,10 @@ import type { ScheduledTask } from '../types.js';
 
 /** The same rules for an agent (IPC) and the person (`nanoclaw tasks`); the caller checks who asks. */
 
-export type TaskActionResult = { ok: true; task: ScheduledTask } | { ok: false; error: string };
+type Refused = { ok: false; error: string };
+export type TaskActionResult = { ok: true; task: ScheduledTask } | Refused;
 
-function find(
-  store: Store,
-  taskId: string,
-  allowCompleted = false,
-): ScheduledTask | { ok: false; error: string } {
+function find(store: Store, taskId: string, allowCompleted = false): ScheduledTask | Refused {
   const task = store.tasks.byId(taskId);
   if (!task) return { ok: false, error: `task '${taskId}' not found` };
   if (task.status === 'completed' && !allowCompleted)

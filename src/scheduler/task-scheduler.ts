@@ -2,13 +2,9 @@ import type { Config } from '../config.js';
 import { computeNextRun, validateSchedule } from '../contract/schedule.js';
 import type { Store } from '../db/store.js';
 import { logger } from '../logger.js';
-import type { ScheduledTask } from '../types.js';
+import type { AgentOutput, ScheduledTask } from '../types.js';
 
-export interface TaskRunOutcome {
-  status: 'success' | 'error';
-  result: string | null;
-  error?: string;
-}
+export type TaskRunOutcome = Omit<AgentOutput, 'newSessionId'>;
 
 export interface SchedulerDeps {
   store: Store;
@@ -16,28 +12,25 @@ export interface SchedulerDeps {
   queue: { enqueueTask(chatJid: string, taskId: string, run: () => Promise<void>): void };
   runTask(task: ScheduledTask): Promise<TaskRunOutcome>;
   onTasksChanged?(groupFolder: string): void;
-  now?: () => number;
   /** Full re-check, a net for clock jumps and sleep; default one minute. */
   safetyCheckMs?: number;
 }
 
-/** setTimeout's largest delay; longer waits are re-armed when this one fires. */
+/** setTimeout's largest delay; longer waits are re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** What last_result keeps of a run's output; the run log keeps more. */
-const LAST_RESULT_CHARS = 500;
-const RUN_LOG_CHARS = 10_000;
-/** `due(FAR_FUTURE)` lists every active task. */
-const FAR_FUTURE = '9999-12-31T23:59:59.999Z';
 
-/**
- * One timer is armed for the earliest next run; when it fires, every due task is claimed (its next
- * run persisted first) and handed to the group queue. Changes by another process (`nanoclaw
- * tasks`) are noticed through SQLite's data_version.
- */
+function guard(what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    logger.error({ err }, what);
+  }
+}
+
+/** One timer for the earliest next run; another process's changes show in SQLite's data_version. */
 export class TaskScheduler {
   private timer: NodeJS.Timeout | undefined;
-  private safetyTimer: NodeJS.Timeout | undefined;
-  private externalTimer: NodeJS.Timeout | undefined;
+  private intervals: NodeJS.Timeout[] = [];
   private running = false;
   private dataVersion = 0;
   /** Queued or running: never enqueued twice. */
@@ -50,14 +43,10 @@ export class TaskScheduler {
     this.running = true;
     this.dataVersion = this.readDataVersion();
     this.closeInterruptedOnceTasks();
-    this.safetyTimer = setInterval(
-      () => this.fire(),
-      Math.min(this.deps.safetyCheckMs ?? 60_000, MAX_TIMER_MS),
-    );
-    this.externalTimer = setInterval(
-      () => this.checkExternalChanges(),
-      Math.min(this.deps.config.safetyPollMs, MAX_TIMER_MS),
-    );
+    this.intervals = [
+      setInterval(() => this.fire(), Math.min(this.deps.safetyCheckMs ?? 60_000, MAX_TIMER_MS)),
+      setInterval(() => this.checkExternalChanges(), this.deps.config.safetyPollMs),
+    ];
     // Overdue after downtime: each task runs once, its next run counted from now.
     this.fire();
   }
@@ -65,9 +54,7 @@ export class TaskScheduler {
   stop(): void {
     this.running = false;
     clearTimeout(this.timer);
-    clearInterval(this.safetyTimer);
-    clearInterval(this.externalTimer);
-    this.timer = this.safetyTimer = this.externalTimer = undefined;
+    this.intervals.forEach(clearInterval);
   }
 
   reschedule(): void {
@@ -78,65 +65,46 @@ export class TaskScheduler {
     return [...this.inFlight];
   }
 
-  private now(): number {
-    return this.deps.now?.() ?? Date.now();
-  }
-
   private fire(): void {
     if (!this.running) return;
-    try {
-      this.claimDueTasks();
-    } catch (err) {
-      logger.error({ err }, 'scheduler failed to claim due tasks');
-    }
+    guard('scheduler failed to claim due tasks', () => this.claimDueTasks());
     this.arm();
   }
 
   private arm(): void {
     clearTimeout(this.timer);
-    this.timer = undefined;
     if (!this.running) return;
-    let next: ScheduledTask | undefined;
-    try {
-      next = this.deps.store.tasks.due(FAR_FUTURE).find((task) => !this.inFlight.has(task.id));
-    } catch (err) {
-      logger.error({ err }, 'scheduler failed to read next due task');
-      return; // the safety check re-arms later
-    }
-    if (!next?.nextRun) return;
-    const delay = Math.min(Math.max(Date.parse(next.nextRun) - this.now(), 0), MAX_TIMER_MS);
-    this.timer = setTimeout(() => this.fire(), delay);
+    // On a failed read the safety check re-arms later. Due by 9999: every active task.
+    guard('scheduler failed to read next due task', () => {
+      const next = this.deps.store.tasks.due('9999').find((task) => !this.inFlight.has(task.id));
+      if (!next?.nextRun) return;
+      const delay = Math.min(Math.max(Date.parse(next.nextRun) - Date.now(), 0), MAX_TIMER_MS);
+      this.timer = setTimeout(() => this.fire(), delay);
+    });
   }
 
   private claimDueTasks(): void {
-    const now = this.now();
-    for (const task of this.deps.store.tasks.due(new Date(now).toISOString())) {
+    const { store, config, queue } = this.deps;
+    const now = new Date();
+    for (const task of store.tasks.due(now.toISOString())) {
       if (this.inFlight.has(task.id)) continue;
-      const nextRun = this.followingRun(task, now);
-      if (nextRun === undefined) continue;
-      // Persisted before the run, so a crash mid-run doesn't run an interval task twice.
-      this.deps.store.tasks.update(task.id, { nextRun });
-      this.inFlight.add(task.id);
-      logger.info({ taskId: task.id, group: task.groupFolder, nextRun }, 'task due');
-      this.deps.queue.enqueueTask(task.chatJid, task.id, () => this.execute(task));
+      const { scheduleType: type, scheduleValue: value } = task;
+      const nextRun =
+        type === 'once' ? null : computeNextRun(type, value, { from: now, timezone: config.timezone });
+      if (type !== 'once' && nextRun === null) {
+        const check = validateSchedule(type, value, config.timezone);
+        const error = check.ok ? 'no next run' : check.error;
+        logger.warn({ taskId: task.id, error }, 'task schedule unusable; pausing task');
+        store.tasks.update(task.id, { status: 'paused' });
+      } else {
+        // Persisted before the run, so a crash mid-run doesn't run an interval task twice.
+        store.tasks.update(task.id, { nextRun });
+        this.inFlight.add(task.id);
+        logger.info({ taskId: task.id, group: task.groupFolder, nextRun }, 'task due');
+        queue.enqueueTask(task.chatJid, task.id, () => this.execute(task));
+      }
       this.notifyChanged(task.groupFolder);
     }
-  }
-
-  /** null for `once`; undefined when the stored schedule is unusable. */
-  private followingRun(task: ScheduledTask, now: number): string | null | undefined {
-    if (task.scheduleType === 'once') return null;
-    const { timezone } = this.deps.config;
-    const next = computeNextRun(task.scheduleType, task.scheduleValue, { from: new Date(now), timezone });
-    if (next !== null) return next;
-    const check = validateSchedule(task.scheduleType, task.scheduleValue, timezone);
-    logger.warn(
-      { taskId: task.id, error: check.ok ? 'no next run' : check.error },
-      'task schedule unusable; pausing task',
-    );
-    this.deps.store.tasks.update(task.id, { status: 'paused' });
-    this.notifyChanged(task.groupFolder);
-    return undefined;
   }
 
   private async execute(claimed: ScheduledTask): Promise<void> {
@@ -147,7 +115,7 @@ export class TaskScheduler {
         logger.info({ taskId: claimed.id, status: task?.status ?? 'cancelled' }, 'task run skipped');
         return;
       }
-      const started = this.now();
+      const started = Date.now();
       let outcome: TaskRunOutcome;
       try {
         outcome = await this.deps.runTask(task);
@@ -174,34 +142,29 @@ export class TaskScheduler {
       {
         taskId: task.id,
         runAt: new Date(started).toISOString(),
-        durationMs: Math.max(0, this.now() - started),
+        durationMs: Math.max(0, Date.now() - started),
         status: outcome.status,
-        result: outcome.result?.slice(0, RUN_LOG_CHARS) ?? null,
+        result: outcome.result?.slice(0, 10_000) ?? null,
         error,
       },
       // A once task has next_run null, so recording the run marks it completed.
       current.nextRun,
-      lastResult.slice(0, LAST_RESULT_CHARS),
+      lastResult.slice(0, 500),
     );
   }
 
-  /**
-   * An active `once` task with neither next nor last run was claimed by a host that stopped
-   * mid-run: close it rather than leave it active forever (never run it twice).
-   */
+  /** An active `once` task with no next or last run was claimed by a stopped host: close, never rerun. */
   private closeInterruptedOnceTasks(): void {
-    try {
+    guard('failed to close interrupted once tasks', () => {
       for (const task of this.deps.store.tasks.all()) {
         if (task.status !== 'active' || task.scheduleType !== 'once') continue;
         if (task.nextRun !== null || task.lastRun !== null || this.inFlight.has(task.id)) continue;
         const error = 'the host stopped before this run finished';
-        this.recordOutcome(task, this.now(), { status: 'error', result: null, error });
+        this.recordOutcome(task, Date.now(), { status: 'error', result: null, error });
         logger.warn({ taskId: task.id }, 'once task interrupted by a host stop; closed');
         this.notifyChanged(task.groupFolder);
       }
-    } catch (err) {
-      logger.error({ err }, 'failed to close interrupted once tasks');
-    }
+    });
   }
 
   /** data_version changes only when another connection (the CLI) commits. */
@@ -209,12 +172,9 @@ export class TaskScheduler {
     const version = this.readDataVersion();
     if (version === this.dataVersion) return;
     this.dataVersion = version;
-    logger.debug('task store changed by another process');
-    try {
+    guard('failed to list groups after an external change', () => {
       for (const group of this.deps.store.groups.all()) this.notifyChanged(group.folder);
-    } catch (err) {
-      logger.error({ err }, 'failed to list groups after an external change');
-    }
+    });
     this.fire();
   }
 
@@ -227,10 +187,6 @@ export class TaskScheduler {
   }
 
   private notifyChanged(groupFolder: string): void {
-    try {
-      this.deps.onTasksChanged?.(groupFolder);
-    } catch (err) {
-      logger.error({ err, groupFolder }, 'onTasksChanged failed');
-    }
+    guard(`onTasksChanged failed for ${groupFolder}`, () => this.deps.onTasksChanged?.(groupFolder));
   }
 }

@@ -16,7 +16,11 @@ const page = 'data:text/html,<p id=x>waiting</p><script>x.textContent = "rendere
 
 const runtimes: [string, () => SandboxRuntime, string][] = [
   ['docker', () => new DockerRuntime({ stopGraceSeconds: 1 }), 'nanoclaw-agent:latest'],
-  ['bwrap', () => new BwrapRuntime({ agentRunnerDir: path.resolve('container/agent-runner'), stopGraceMs: 1000 }), 'host'],
+  [
+    'bwrap',
+    () => new BwrapRuntime({ agentRunnerDir: path.resolve('container/agent-runner'), stopGraceMs: 1000 }),
+    'host',
+  ],
 ];
 
 describe.each(runtimes)('the browser skill inside a %s sandbox', (_kind, makeRuntime, image) => {

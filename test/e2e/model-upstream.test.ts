@@ -87,14 +87,14 @@ describe('model upstream failures (docker)', () => {
     );
     await expect.poll(() => host.app.queue.isActive('local:busy'), { timeout: 30_000 }).toBe(false);
     expect(host.app.store.state.get('agent_run:local:busy')).toBe('');
-  });
+  }, 180_000);
 
   it('500 that heals within the SDK’s own retries: no notice, one answer', async () => {
     await host.post('local:flaky', 'UP-transient ping');
     await host.waitFor('local:flaky', (t) => t === 'ANSWER UP-transient', 60_000);
     expect(upstream.calls.get('UP-transient')).toBe(3);
     await expectExactly('local:flaky', ['ANSWER UP-transient']);
-  });
+  }, 180_000);
 
   it('500 the SDK may not retry: one plain notice, the host retries, one answer', async () => {
     upstream.serverError = 'persistent';
@@ -111,7 +111,7 @@ describe('model upstream failures (docker)', () => {
       /^The model service isn’t answering properly right now/,
       'ANSWER UP-persistent',
     ]);
-  });
+  }, 180_000);
 
   it('an upstream that never answers: the proxy times out, one plain notice, then one answer', async () => {
     const started = Date.now();
@@ -126,5 +126,5 @@ describe('model upstream failures (docker)', () => {
       'ANSWER UP-hang',
     ]);
     await expectExactly('local:bystander', ['ANSWER UP-bystander']);
-  });
+  }, 180_000);
 });

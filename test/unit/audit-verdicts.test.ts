@@ -3,10 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { plantPlan } from '../../src/audit/fixtures.js';
 import { runHostActions } from '../../src/audit/host-actions.js';
 import {
-  findFingerprints,
+  hasSecret,
   fingerprint,
   probeReportSchema,
   probeSource,
@@ -14,6 +13,7 @@ import {
   sha256Hex,
   type ProbeReport,
 } from '../../src/audit/probe.js';
+import { plantPlan } from '../../src/audit/run-audit.js';
 import { anyFailed, judge, renderTable, THREATS, type AuditEvidence } from '../../src/audit/verdicts.js';
 import { runAuditCommand } from '../../src/cli/audit.js';
 import { PROJECT_ROOT } from '../../src/config.js';
@@ -23,22 +23,27 @@ import { prepareGroupDirs } from '../../src/sandbox/mount-plan.js';
 import { tempHome } from '../helpers/temp-home.js';
 
 const KEY = 'sk-ant-canary-unit-0123456789abcdef';
-const PLANTS = plantPlan({
-  nonce: 'n0nce',
-  decoyDir: '/host/data/audit-n0nce/decoy',
-  skills: ['browser'],
-  isMain: true,
-});
+const PLANTS = plantPlan('n0nce', '/host/data/audit-n0nce/decoy', ['browser'], true);
+const ok = (out: string) => ({ code: 0, out });
 
 /** What a sandbox that holds everywhere reports. */
 function cleanReport(): ProbeReport {
   return {
-    uid: 61000,
-    status: { capEff: '0000000000000000', capPrm: '0000000000000000', noNewPrivs: '1', seccomp: '2' },
-    userns: { result: 'refused', detail: 'unshare: Operation not permitted' },
-    rootMount: 'ro,relatime',
-    cgroup: { pids: '512', memory: '2147483648' },
-    runtimeSockets: [],
+    shell: {
+      'no-project': ok(''),
+      'env-masked': { code: 1, out: '' },
+      'store-masked': ok(''),
+      'data-masked': ok(''),
+      uid: ok('61000'),
+      capabilities: ok('CapPrm:\t0000000000000000\nCapEff:\t0000000000000000'),
+      'no-new-privs': ok('NoNewPrivs:\t1'),
+      seccomp: ok('Seccomp:\t2'),
+      userns: { code: 1, out: 'unshare: unshare failed: Operation not permitted' },
+      'root-readonly': ok('ro,relatime'),
+      'pids-limit': ok('512'),
+      'memory-limit': ok('2147483648'),
+      'runtime-socket': { code: 2, out: '' },
+    },
     interfaces: ['lo'],
     direct: [
       { id: 'canary', outcome: 'refused', detail: 'ECONNREFUSED' },
@@ -46,9 +51,7 @@ function cleanReport(): ProbeReport {
     ],
     egress: [{ id: 'metadata', status: 403, detail: 'HTTP/1.1 403 Forbidden' }],
     scan: { files: 100, truncated: false },
-    secretHits: [],
-    sentinelHits: [],
-    project: { visible: true, env: 'empty', store: [], data: [] },
+    hits: {},
     plants: PLANTS.map((p) => ({
       id: p.id,
       ok: p.expect === 'ok',
@@ -61,10 +64,8 @@ function evidence(overrides: Partial<AuditEvidence> = {}, report: Partial<ProbeR
   return {
     isMain: true,
     expectedUid: 61000,
-    projectPath: '/workspace/project',
     report: { ...cleanReport(), ...report },
-    secretValues: [KEY],
-    plants: PLANTS,
+    secrets: 1,
     hostActions: {
       results: [
         { action: 'ipcScan', outcome: 'done', detail: 'planted entries refused' },
@@ -73,16 +74,17 @@ function evidence(overrides: Partial<AuditEvidence> = {}, report: Partial<ProbeR
       payloads: [],
     },
     decoyChanges: [],
-    decoyMarker: 'decoy-marker',
+    decoyRead: false,
     canaryConnections: 0,
     proxyDials: [],
-    hostLimits: null,
     ...overrides,
   };
 }
 
 const verdictOf = (e: AuditEvidence, row: keyof typeof THREATS) =>
   judge(e).find((r) => r.id === row)?.verdict;
+const withShell = (shell: ProbeReport['shell']) =>
+  evidence({}, { shell: { ...cleanReport().shell, ...shell } });
 
 describe('audit verdicts', () => {
   it('a sandbox that holds everywhere fails no row', () => {
@@ -102,7 +104,7 @@ describe('audit verdicts', () => {
   });
 
   it('fails when the key is seen by its fingerprint, and never prints it', () => {
-    const seen = evidence({}, { secretHits: [{ index: 0, where: ['/workspace/group/leak.txt'] }] });
+    const seen = evidence({}, { hits: { apiKey: ['/workspace/group/leak.txt'] } });
     expect(verdictOf(seen, 'apiKey')).toBe('failed');
     expect(anyFailed(judge(seen))).toBe(true);
     expect(renderTable(judge(seen))).toContain('key found in /workspace/group/leak.txt');
@@ -128,52 +130,43 @@ describe('audit verdicts', () => {
     expect(verdictOf(blocked, 'links')).toBe('failed');
     expect(verdictOf(blocked, 'malformed')).toBe('failed');
     expect(verdictOf(evidence({ decoyChanges: ['created-memory.md was created'] }), 'links')).toBe('failed');
-    const read = evidence({ hostActions: { results: [], payloads: ['{"text":"decoy-marker"}'] } });
+    const read = evidence({ decoyRead: true });
     expect(verdictOf(read, 'links')).toBe('failed');
     const inboxWritable = cleanReport().plants.map((p) => (p.id === 'inbox-write' ? { ...p, ok: true } : p));
     expect(verdictOf(evidence({}, { plants: inboxWritable }), 'links')).toBe('failed');
   });
 
   it('judges escalation from the kernel status, and limits seen from either side', () => {
-    expect(verdictOf(evidence({}, { uid: 0 }), 'escalate')).toBe('failed');
-    const caps = { ...cleanReport().status, capEff: '00000000a80425fb' };
-    expect(verdictOf(evidence({}, { status: caps }), 'escalate')).toBe('failed');
-    expect(verdictOf(evidence({}, { userns: { result: 'allowed', detail: '' } }), 'escalate')).toBe('failed');
-    expect(verdictOf(evidence({}, { rootMount: 'rw,relatime' }), 'escalate')).toBe('failed');
-    expect(verdictOf(evidence({}, { cgroup: { pids: 'max', memory: '2147483648' } }), 'escalate')).toBe(
+    expect(verdictOf(withShell({ uid: ok('0') }), 'escalate')).toBe('failed');
+    expect(verdictOf(withShell({ capabilities: ok('CapEff:\t00000000a80425fb') }), 'escalate')).toBe(
       'failed',
     );
-    const hidden = evidence(
-      { hostLimits: { pids: '512', memory: '2147483648' } },
-      { cgroup: { pids: null, memory: null } },
-    );
-    expect(verdictOf(hidden, 'escalate')).toBe('held');
-    const invisible = judge(evidence({}, { cgroup: { pids: null, memory: null } }));
+    expect(verdictOf(withShell({ userns: ok('') }), 'escalate')).toBe('failed');
+    expect(verdictOf(withShell({ 'no-new-privs': ok('NoNewPrivs:\t0') }), 'escalate')).toBe('failed');
+    expect(verdictOf(withShell({ seccomp: ok('Seccomp:\t0') }), 'escalate')).toBe('failed');
+    expect(verdictOf(withShell({ 'root-readonly': ok('rw,relatime') }), 'escalate')).toBe('failed');
+    expect(verdictOf(withShell({ 'runtime-socket': ok('/run/docker.sock') }), 'escalate')).toBe('failed');
+    expect(verdictOf(withShell({ 'pids-limit': ok('max') }), 'escalate')).toBe('failed');
+    // bwrap: /sys is hidden, and a limit seen from the host is patched in by the audit.
+    const invisible = judge(withShell({ 'pids-limit': { code: 1, out: '' } }));
     expect(
       invisible.find((r) => r.id === 'escalate')?.checks.find((c) => c.id === 'pids-limit')?.status,
     ).toBe('n/a');
   });
 
   it("lets main read other groups' folders through the project, nothing else", () => {
-    const viaProject = { id: 'otherGroup', where: ['/workspace/project/groups/audit-x/audit.txt'] };
-    expect(verdictOf(evidence({}, { sentinelHits: [viaProject] }), 'otherGroup')).toBe('held');
-    expect(verdictOf(evidence({ isMain: false }, { sentinelHits: [viaProject] }), 'otherGroup')).toBe(
+    const viaProject = { otherGroup: ['/workspace/project/groups/audit-x/audit.txt'] };
+    expect(verdictOf(evidence({}, { hits: viaProject }), 'otherGroup')).toBe('held');
+    expect(verdictOf(evidence({ isMain: false }, { hits: viaProject }), 'otherGroup')).toBe('failed');
+    expect(verdictOf(evidence({}, { hits: { otherIpc: ['/workspace/ipc/audit.txt'] } }), 'otherGroup')).toBe(
       'failed',
     );
-    const ipc = { id: 'otherIpc', where: ['/workspace/ipc/audit.txt'] };
-    expect(verdictOf(evidence({}, { sentinelHits: [ipc] }), 'otherGroup')).toBe('failed');
-    expect(
-      verdictOf(
-        evidence({}, { project: { visible: true, env: 'content', store: [], data: [] } }),
-        'mainSecrets',
-      ),
-    ).toBe('failed');
-    expect(
-      verdictOf(
-        evidence({ isMain: false }, { project: { visible: false, env: 'absent', store: null, data: null } }),
-        'mainSecrets',
-      ),
-    ).toBe('n/a');
+    expect(verdictOf(withShell({ 'env-masked': ok('.env has content') }), 'mainSecrets')).toBe('failed');
+    expect(verdictOf(withShell({ 'store-masked': ok('messages.db') }), 'mainSecrets')).toBe('failed');
+    const nonMain = { ...withShell({ 'no-project': { code: 1, out: '' } }), isMain: false };
+    expect(verdictOf(nonMain, 'mainSecrets')).toBe('n/a');
+    expect(verdictOf(nonMain, 'hostFiles')).toBe('held');
+    expect(verdictOf({ ...evidence(), isMain: false }, 'hostFiles')).toBe('failed'); // the project is mounted
   });
 
   it('has a row for every threat of the README, in the same words', () => {
@@ -193,9 +186,10 @@ describe('audit verdicts', () => {
 describe('audit probe', () => {
   it('finds a key by its fingerprint, and nothing that merely resembles it', () => {
     const fp = fingerprint(KEY);
-    expect(findFingerprints(Buffer.from(`x-api-key: ${KEY}\n`), [fp], sha256Hex)).toEqual([0]);
-    expect(findFingerprints(Buffer.from(KEY.slice(0, -1)), [fp], sha256Hex)).toEqual([]);
-    expect(findFingerprints(Buffer.from(`${KEY.slice(0, -1)}X`), [fp], sha256Hex)).toEqual([]);
+    expect(hasSecret(Buffer.from(`x-api-key: ${KEY}\n`), [fp], sha256Hex)).toBe(true);
+    expect(hasSecret(Buffer.from(KEY), [fp], sha256Hex)).toBe(true);
+    expect(hasSecret(Buffer.from(KEY.slice(0, -1)), [fp], sha256Hex)).toBe(false);
+    expect(hasSecret(Buffer.from(`${KEY.slice(0, -1)}X`), [fp], sha256Hex)).toBe(false);
   });
 
   it('as shipped (source on stdin), reports a key and a sentinel it can read, outside any sandbox', () => {
@@ -209,10 +203,10 @@ describe('audit probe', () => {
         sentinels: [{ id: 'data', hostPath: path.join(dir, 'nope'), token: 'sentinel-token-1' }],
         secrets: [fingerprint(KEY)],
         scanRoots: [dir],
-        direct: [], // nothing to dial from a real machine
+        direct: {}, // nothing to dial from a real machine
         egressSocket: path.join(dir, 'no.sock'),
-        egress: [],
-        projectPath: path.join(dir, 'project'),
+        egress: {},
+        shell: { uid: 'id -u', missing: 'no-such-command-here' },
         plants: [{ id: 'fifo', op: 'fifo', path: path.join(dir, 'f.json'), expect: 'ok' }],
       });
       const run = spawnSync(process.execPath, ['--input-type=module', '-'], {
@@ -222,8 +216,14 @@ describe('audit probe', () => {
       expect(run.status, run.stderr).toBe(0);
       const line = run.stdout.split('\n').find((l) => l.startsWith(REPORT_MARKER))!;
       const report = probeReportSchema.parse(JSON.parse(line.slice(REPORT_MARKER.length)));
-      expect(report.secretHits).toEqual([{ index: 0, where: [path.join(dir, 'deep', 'er', 'config.txt')] }]);
-      expect(report.sentinelHits).toEqual([{ id: 'data', where: [path.join(dir, 'note.txt')] }]);
+      expect(report.hits).toEqual({
+        apiKey: [path.join(dir, 'deep', 'er', 'config.txt')],
+        data: [path.join(dir, 'note.txt')],
+      });
+      expect(report.shell).toEqual({
+        uid: { code: 0, out: String(process.getuid!()) },
+        missing: { code: 127, out: '' },
+      });
       expect(report.plants).toEqual([{ id: 'fifo', ok: true, detail: 'done' }]);
       expect(fs.lstatSync(path.join(dir, 'f.json')).isFIFO()).toBe(true);
     } finally {
@@ -253,17 +253,10 @@ describe('audit host actions', () => {
           path.join(t.config.ipcDir, 'work', 'from-agent', 'messages', 'audit-deadbeef.txt'),
           '',
         );
-        const outcome = await runHostActions(
-          {
-            home: t.home,
-            configDir: t.config.configDir,
-            folder: 'work',
-            nonce: 'deadbeef',
-            user: { uid: 61000, gid: 61000 },
-            actions: ['ipcScan', 'writeTaskSnapshot'],
-          },
-          { timeoutMs: 1000 },
-        );
+        const outcome = await runHostActions(t.config, 'work', 'deadbeef', {
+          timeoutMs: 1000,
+          only: ['ipcScan', 'writeTaskSnapshot'],
+        });
         expect(outcome.results.map((r) => [r.action, r.outcome])).toEqual([
           ['ipcScan', 'blocked'],
           ['writeTaskSnapshot', 'done'],

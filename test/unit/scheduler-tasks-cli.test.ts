@@ -63,7 +63,7 @@ function run(args: string[]) {
       store: cliStore,
       out,
       err,
-      config: { timezone: 'Europe/Berlin' },
+      config: { timezone: 'Europe/Berlin', dbPath },
       now: () => NOW,
     });
     return { code, out: out.text(), err: err.text() };
@@ -132,24 +132,36 @@ describe('nanoclaw tasks', () => {
 
   it('names an unknown task id and exits 1', () => {
     for (const sub of ['pause', 'resume', 'cancel']) {
-      expect(run([sub, 'ghost'])).toEqual({ code: 1, out: '', err: "Error: task 'ghost' not found\n" });
+      expect(run([sub, 'ghost'])).toEqual({ code: 1, out: '', err: "error: task 'ghost' not found\n" });
     }
   });
 
   it('refuses to resume a completed task', () => {
     addTask('done', { status: 'completed', nextRun: null });
-    expect(run(['resume', 'done'])).toMatchObject({ code: 1, err: "Error: task 'done' is completed\n" });
+    expect(run(['resume', 'done'])).toMatchObject({ code: 1, err: "error: task 'done' is completed\n" });
   });
 
   it('explains an unknown subcommand or a missing id and exits 2', () => {
     const unknown = run(['frobnicate']);
     expect(unknown.code).toBe(2);
-    expect(unknown.err).toMatch(/^Error: unknown tasks subcommand 'frobnicate'\nUsage: nanoclaw tasks/);
+    expect(unknown.err).toMatch(
+      /^error: unknown tasks command 'frobnicate'\nusage:\n {2}nanoclaw tasks list/,
+    );
     const missing = run(['pause']);
     expect(missing.code).toBe(2);
-    expect(missing.err).toMatch(/^Error: 'tasks pause' needs a task id/);
+    expect(missing.err).toMatch(/^error: 'nanoclaw tasks pause' needs <id>/);
+    expect(run(['list', '--bogus']).err).toMatch(/^error: Unknown option '--bogus'/);
     expect(run(['cancel', 'a', 'b']).code).toBe(2);
     expect(run(['toString']).code).toBe(2);
+  });
+
+  it('lists tasks as JSON with --json', () => {
+    addTask('hourly');
+    const { code, out } = run(['list', '--json']);
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({
+      tasks: [{ id: 'hourly', groupFolder: 'family', status: 'active' }],
+    });
   });
 
   it('prints usage on help', () => {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openStore, type Store } from '../../src/db/store.js';
 import { handleTaskIpc, type IpcResult, type TaskIpcDeps } from '../../src/ipc/task-handler.js';
 import type { RegisteredGroup, ScheduledTask } from '../../src/types.js';
@@ -22,6 +22,7 @@ let changedFolders: string[];
 let refreshes: number;
 
 beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['Date'], now: NOW });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-task-ipc-'));
   store = openStore(path.join(dir, 'messages.db'));
   for (const g of [main, family, work]) store.groups.upsert(g);
@@ -36,11 +37,11 @@ beforeEach(() => {
     onTasksChanged: (folder) => void changedFolders.push(folder),
     registerGroup: (g) => store.groups.upsert(g),
     refreshGroups: async () => void refreshes++,
-    now: () => NOW,
   };
 });
 
 afterEach(() => {
+  vi.useRealTimers();
   store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -43,7 +43,7 @@ describe('nanoclaw whatsapp-auth', () => {
   afterEach(() => fs.rmSync(path.dirname(authDir), { recursive: true, force: true }));
 
   const socketNumber = async (n: number) => {
-    await vi.waitFor(() => expect(fake.sockets.length).toBeGreaterThanOrEqual(n));
+    await vi.waitFor(() => expect(fake.sockets.length).toBeGreaterThanOrEqual(n), { timeout: 3000 });
     return fake.sockets[n - 1] as FakeSocket;
   };
 
@@ -101,6 +101,15 @@ describe('nanoclaw whatsapp-auth', () => {
     first.close(DisconnectReason.timedOut);
     await expect(done).rejects.toThrow('The QR code expired before the link was made');
     expect(isWhatsAppLinked(authDir)).toBe(false);
+  });
+
+  it('tells an unreachable WhatsApp (no QR code ever shown) from an expired QR code', async () => {
+    const done = runWhatsAppAuth({ authDir, output: out, makeSocket: fake.makeSocket });
+    (await socketNumber(1)).close(DisconnectReason.timedOut); // no code yet: retried, not "expired"
+    (await socketNumber(2)).close(DisconnectReason.forbidden);
+    await expect(done).rejects.toThrow(/^Cannot reach WhatsApp; check the internet connection/);
+    expect(out.text).toContain('retrying');
+    expect(out.text).not.toContain('QR');
   });
 
   it('reports an existing link without showing a code', async () => {

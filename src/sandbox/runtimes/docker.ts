@@ -39,16 +39,24 @@ function mountArgs({ hostPath, containerPath: to, readonly, mask }: MountSpec): 
 }
 
 /** The agent plus a browser fit in 2g and 512 processes; a fork bomb does not. */
-export function dockerRunArgs(spec: SandboxSpec, extraRunArgs: string[] = []): string[] {
+export function dockerRunArgs(spec: SandboxSpec, extraRunArgs: string[] = [], kind = 'docker'): string[] {
   const { user } = spec;
   const args = ['run', '-i', '--rm', '--pull', 'never', '--network', 'none', '--name', spec.name];
   for (const [key, value] of Object.entries(spec.labels)) args.push('--label', `${key}=${value}`);
   if (user) args.push('--user', `${user.uid}:${user.gid}`);
-  const owner = user ? `,uid=${user.uid},gid=${user.gid}` : '';
   args.push('--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only');
   // Agents build and run code in /tmp; HOME must be writable for the SDK's ~/.claude.json.
   args.push('--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777');
-  args.push('--tmpfs', `${SANDBOX_HOME}:rw,exec,nosuid,nodev,mode=0755${owner}`);
+  // Podman refuses uid= on --tmpfs; its --mount chowns the tmpfs to the --user instead.
+  if (kind === 'podman')
+    args.push(
+      '--mount',
+      `type=tmpfs,destination=${SANDBOX_HOME},tmpfs-mode=0755,chown=true,exec,nosuid,nodev`,
+    );
+  else {
+    const owner = user ? `,uid=${user.uid},gid=${user.gid}` : '';
+    args.push('--tmpfs', `${SANDBOX_HOME}:rw,exec,nosuid,nodev,mode=0755${owner}`);
+  }
   args.push('--pids-limit', '512', '--memory', '2g', '--init', ...extraRunArgs, '-w', spec.workdir);
   for (const [key, value] of Object.entries(spec.env)) args.push('-e', `${key}=${value}`);
   for (const mount of sortMountsForApply(spec.mounts)) args.push(...mountArgs(mount));
@@ -81,7 +89,7 @@ export class DockerRuntime implements SandboxRuntime {
     // runs as the host user inside (not root), so it owns what it writes.
     const podman = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'];
     if (!hostIsRoot()) podman.push('--userns', 'keep-id');
-    const args = dockerRunArgs({ ...spec, mounts }, this.kind === 'podman' ? podman : []);
+    const args = dockerRunArgs({ ...spec, mounts }, this.kind === 'podman' ? podman : [], this.kind);
     return spawn(this.kind, args, { stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv() });
   }
 

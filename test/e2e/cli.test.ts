@@ -1,0 +1,245 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PROJECT_ROOT } from '../../src/config.js';
+
+// The real `nanoclaw` from source, run in an empty temp dir that is its cwd, HOME and NANOCLAW_HOME.
+const MAIN = path.join(PROJECT_ROOT, 'src/cli/main.ts');
+const TSX = pathToFileURL(path.join(PROJECT_ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+const VERSION = (
+  JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
+
+const temps: string[] = [];
+afterEach(() => {
+  for (const dir of temps.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function tempHome(): string {
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-cli-')));
+  temps.push(dir);
+  return dir;
+}
+
+function envFor(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    NANOCLAW_HOME: home,
+    NANOCLAW_CONFIG_DIR: path.join(home, 'config'),
+    LOCAL_CHANNEL_PORT: '0',
+    CONTAINER_RUNTIME: 'docker',
+    ...extra,
+  };
+}
+
+const command = (args: string[]) => [process.execPath, '--import', TSX, MAIN, ...args];
+const shellQuote = (args: string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+
+/** One run; `tty`: inside `script`, so stdout and stderr are a terminal (and arrive together on stdout). */
+async function cli(
+  args: string[],
+  opts: { home?: string; env?: Record<string, string>; tty?: boolean } = {},
+) {
+  const home = opts.home ?? tempHome();
+  const [cmd, ...rest] = opts.tty
+    ? ['script', '-qec', shellQuote(command(args)), '/dev/null']
+    : command(args);
+  const child = spawn(cmd!, rest, {
+    cwd: home,
+    env: envFor(home, opts.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, out, err, home };
+}
+
+const HELP_CASES = [
+  ['start'],
+  ['doctor'],
+  ['build'],
+  ['whatsapp-auth'],
+  ['groups'],
+  ['groups', 'register'],
+  ['tasks', 'pause'],
+  ['chat'],
+  ['open'],
+  ['service', 'install'],
+];
+
+describe('nanoclaw help, version and usage errors', () => {
+  it('prints the help with the exit codes on --help, -h and help; without a command it is a usage error', async () => {
+    const flags = ['--help', '-h', 'help'];
+    for (const [i, r] of (await Promise.all(flags.map((flag) => cli([flag])))).entries()) {
+      expect(r.code, flags[i]).toBe(0);
+      expect(r.out).toContain('nanoclaw groups list [--json]');
+      expect(r.out).toContain('exit codes: 0 ok, 1 failed, 2 usage error');
+      expect(r.err).toBe('');
+    }
+    const none = await cli([]);
+    expect(none).toMatchObject({ code: 2, out: '' });
+    expect(none.err).toContain('usage:');
+  }, 60_000);
+
+  it('prints the package version', async () => {
+    expect(await cli(['--version'])).toMatchObject({ code: 0, out: `${VERSION}\n`, err: '' });
+  });
+
+  it('--help on every command and subcommand prints its help and does nothing else', async () => {
+    const runs = await Promise.all(HELP_CASES.map((args) => cli([...args, '--help'])));
+    runs.forEach((r, i) => {
+      const args = HELP_CASES[i]!;
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.out).toContain(`nanoclaw ${args[0]}`);
+      expect(r.err).toBe('');
+      expect(fs.readdirSync(r.home), `${args.join(' ')} --help made state`).toEqual([]);
+    });
+  }, 180_000);
+
+  it('rejects unknown commands, subcommands, flags and arguments with exit 2 on stderr', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['frobnicate'], /^error: unknown command 'frobnicate'/],
+      [['service', 'restart'], /^error: unknown service command 'restart'/],
+      [['service'], /^error: 'nanoclaw service' needs one of: install, uninstall, status/],
+      [['groups', 'list', '--bogus'], /^error: Unknown option '--bogus'/],
+      [['start', '--bogus'], /^error: Unknown option '--bogus'/],
+      [['doctor', 'extra'], /^error: unexpected argument 'extra'/],
+      [['tasks', 'pause'], /^error: 'nanoclaw tasks pause' needs <id>/],
+      [['whatsapp-auth', '--pairing-code'], /^error: Option '--pairing-code <value>' argument missing/],
+      [['groups', 'register', '--jid', 'x@g.us'], /^error: missing --name, --folder/],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => cli(args)));
+    runs.forEach((r, i) => {
+      const [args, message] = cases[i]!;
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.out, args.join(' ')).toBe('');
+      expect(r.err, args.join(' ')).toMatch(message);
+      expect(fs.readdirSync(r.home)).toEqual([]);
+    });
+  }, 180_000);
+
+  it('sends failures to stderr with exit 1', async () => {
+    const r = await cli(['open']);
+    expect(r).toMatchObject({ code: 1, out: '' });
+    expect(r.err).toContain('No local chat token yet');
+  });
+});
+
+describe('read-only commands', () => {
+  it('create no state, and --json gives JSON', async () => {
+    const home = tempHome();
+    const [groups, tasks, groupsJson, tasksJson, status, doctor, open] = await Promise.all(
+      [
+        ['groups', 'list'],
+        ['tasks', 'list'],
+        ['groups', 'list', '--json'],
+        ['tasks', 'list', '--json'],
+        ['service', 'status', '--json'],
+        ['doctor', '--json'],
+        ['open'],
+      ].map((args) => cli(args, { home })),
+    );
+    expect(groups).toMatchObject({ code: 0, out: 'No registered groups.\n', err: '' });
+    expect(tasks).toMatchObject({ code: 0, out: 'No scheduled tasks.\n', err: '' });
+    expect(JSON.parse(groupsJson!.out)).toEqual({ groups: [], chats: [] });
+    expect(JSON.parse(tasksJson!.out)).toEqual({ tasks: [] });
+    expect(status!.code).toBe(1);
+    expect(JSON.parse(status!.out)).toMatchObject({ installed: false });
+    const report = JSON.parse(doctor!.out) as { ok: boolean; checks: Array<{ name: string; ok: boolean }> };
+    expect(doctor!.code).toBe(report.ok ? 0 : 1);
+    expect(report.checks.find((c) => c.name === 'credentials')?.ok).toBe(false);
+    expect(doctor!.err).toBe(''); // no log lines without --verbose
+    expect(open!.code).toBe(1);
+    expect(fs.readdirSync(home)).toEqual([]);
+  }, 180_000);
+
+  it('read an existing store without changing it', async () => {
+    const home = tempHome();
+    const reg = await cli(
+      ['groups', 'register', '--jid', 'local:fam', '--name', 'Family', '--folder', 'fam'],
+      { home },
+    );
+    expect(reg).toMatchObject({ code: 0, out: "Registered local:fam as 'fam'.\n" });
+    const db = path.join(home, 'store', 'messages.db');
+    const before = fs.readFileSync(db);
+    const [list, tasks] = await Promise.all([
+      cli(['groups', 'list', '--json'], { home }),
+      cli(['tasks', 'list'], { home }),
+    ]);
+    expect((JSON.parse(list.out) as { groups: Array<{ jid: string }> }).groups.map((g) => g.jid)).toEqual([
+      'local:fam',
+    ]);
+    expect(tasks.out).toBe('No scheduled tasks.\n');
+    expect(fs.readFileSync(db).equals(before)).toBe(true);
+  }, 120_000);
+});
+
+describe('colours and log lines', () => {
+  it('colours doctor marks on a terminal only, and never with NO_COLOR', async () => {
+    const [tty, noColor, piped] = await Promise.all([
+      cli(['doctor'], { tty: true }),
+      cli(['doctor'], { tty: true, env: { NO_COLOR: '1' } }),
+      cli(['doctor']),
+    ]);
+    expect(tty.out).toContain('[\x1b[31mFAIL\x1b[0m] credentials: ');
+    expect(tty.out).not.toContain('{"level"');
+    expect(noColor.out).toMatch(/^\[FAIL\] credentials: /m);
+    expect(noColor.out).not.toContain('\x1b[');
+    expect(piped.out).toMatch(/^\[FAIL\] credentials: /m);
+    expect(piped.out).not.toContain('\x1b[');
+  }, 120_000);
+
+  /** `start` until its first log line, then stopped; the missing image makes it warn at once. */
+  async function startLogs(opts: { tty: boolean; env?: Record<string, string> }): Promise<string> {
+    const home = tempHome();
+    const env = envFor(home, { CONTAINER_IMAGE: 'nanoclaw-cli-absent:none', LOG_LEVEL: 'info', ...opts.env });
+    const args = command(['start']);
+    const child = opts.tty
+      ? spawn('script', ['-qec', shellQuote(args), '/dev/null'], { cwd: home, env, detached: true })
+      : spawn(args[0]!, args.slice(1), { cwd: home, env, detached: true });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    try {
+      await vi.waitFor(() => expect(text).toContain('agent image missing'), {
+        timeout: 30_000,
+        interval: 100,
+      });
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
+    }
+    return text;
+  }
+
+  it('start logs pretty lines on a terminal and JSON lines elsewhere', async () => {
+    const plain = await startLogs({ tty: true, env: { NO_COLOR: '1' } });
+    expect(plain).toMatch(
+      /^\d\d:\d\d:\d\d WARN {2}agent image missing: run `nanoclaw build` image=nanoclaw-cli-absent:none\r?$/m,
+    );
+    expect(await startLogs({ tty: true })).toContain('\x1b[33mWARN \x1b[39m agent image missing');
+    const json = (await startLogs({ tty: false })).split('\n').find((l) => l.includes('agent image missing'));
+    expect(JSON.parse(json!)).toMatchObject({ level: 40, image: 'nanoclaw-cli-absent:none' });
+  }, 120_000);
+
+  it('refuses an invalid LOG_LEVEL, from the environment or from .env, in one line', async () => {
+    const home = tempHome();
+    fs.writeFileSync(path.join(home, '.env'), 'LOG_LEVEL=loud\n');
+    const [fromEnv, fromFile] = await Promise.all([
+      cli(['groups', 'list'], { env: { LOG_LEVEL: 'verbose' } }),
+      cli(['tasks', 'list'], { home }),
+    ]);
+    expect(fromEnv.code).toBe(1);
+    expect(fromEnv.err).toBe(
+      'LOG_LEVEL=verbose is not a log level; use one of: trace, debug, info, warn, error, fatal, silent\n',
+    );
+    expect(fromFile.code).toBe(1);
+    expect(fromFile.err).toMatch(/^LOG_LEVEL=loud is not a log level; use one of: trace, .*\n$/);
+  }, 60_000);
+});
