@@ -35,6 +35,8 @@ export class FakeSocket implements WASocketLike {
   readonly sent: Array<{ jid: string; text: string }> = [];
   readonly presence: Array<{ type: WAPresence; jid: string | undefined }> = [];
   readonly pairingRequests: string[] = [];
+  readonly presenceSubscriptions: string[] = [];
+  loggedOut = false;
   /** Outcomes of the next sends, one per entry: an error fails that send, null lets it through. */
   readonly sendFailures: Array<Error | null> = [];
   groups: Record<string, GroupMetadata> = {};
@@ -77,6 +79,24 @@ export class FakeSocket implements WASocketLike {
 
   async sendPresenceUpdate(type: WAPresence, jid?: string): Promise<void> {
     this.presence.push({ type, jid });
+  }
+
+  async presenceSubscribe(jid: string): Promise<void> {
+    this.presenceSubscriptions.push(jid);
+  }
+
+  /** As Baileys: tells the server, then ends the connection as logged out. */
+  async logout(): Promise<void> {
+    this.loggedOut = true;
+    this.close(401);
+  }
+
+  /** A presence.update as Baileys emits it: the chat, and who in it is typing or paused. */
+  presenceUpdate(chatJid: string, participant: string, presence: WAPresence) {
+    this.emit('presence.update', {
+      id: chatJid,
+      presences: { [participant]: { lastKnownPresence: presence } },
+    });
   }
 
   async groupFetchAllParticipating(): Promise<Record<string, GroupMetadata>> {

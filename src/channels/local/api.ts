@@ -52,7 +52,7 @@ const querySchema = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, root: string): T {
+export function parse<T>(schema: z.ZodType<T>, value: unknown, root: string): T {
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw new HttpError(400, zodProblems(parsed.error).replaceAll('(root)', root));
   return parsed.data;
@@ -60,20 +60,24 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, root: string): T {
 
 const quote = (value: string) => JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
 
-export function parseChat(raw: string): string {
+/** A path segment checked against `schema`, its problems named after `what`. */
+export function parseSegment(
+  raw: string,
+  what: string,
+  schema: z.ZodType<string> = localChatIdSchema,
+): string {
   let decoded: string;
   try {
     decoded = decodeURIComponent(raw);
   } catch {
-    throw new HttpError(400, `chat id is not valid percent-encoding: ${quote(raw)}`);
+    throw new HttpError(400, `${what} is not valid percent-encoding: ${quote(raw)}`);
   }
-  const parsed = localChatIdSchema.safeParse(decoded);
+  const parsed = schema.safeParse(decoded);
   if (parsed.success) return parsed.data;
-  throw new HttpError(
-    400,
-    `${zodProblems(parsed.error).replace('(root)', 'chat id')} (got ${quote(decoded)})`,
-  );
+  throw new HttpError(400, `${zodProblems(parsed.error).replace('(root)', what)} (got ${quote(decoded)})`);
 }
+
+export const parseChat = (raw: string) => parseSegment(raw, 'chat id');
 
 export async function postMessage(
   callbacks: ChannelCallbacks,

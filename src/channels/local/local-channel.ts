@@ -6,7 +6,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { logger } from '../../logger.js';
 import type { Channel, ChannelCallbacks } from '../../types.js';
+import type { HostControl } from '../control.js';
 import { type ChatSummary, type History, getMessages, parseChat, postMessage } from './api.js';
+import { CONTROL_ROUTES, whatsappView } from './control-api.js';
 import { HttpError, sendJson } from './http-io.js';
 import { loadOrCreateToken, tokensMatch } from './token.js';
 
@@ -17,6 +19,8 @@ export interface LocalChannelDeps {
   chats(): ChatSummary[];
   isRegistered(jid: string): boolean;
   status?(): unknown;
+  /** Stop, tasks, typing and WhatsApp linking; without it those endpoints answer 503. */
+  control?: HostControl;
   /** 0 picks a free port (tests). */
   port: number;
   tokenFile: string;
@@ -35,6 +39,9 @@ const FILES = new Map<string, [string, string]>([
   ['/', ['page.html', 'text/html']],
   ['/page.js', ['page.js', 'text/javascript']],
   ['/page.css', ['page.css', 'text/css']],
+  ['/dom.js', ['dom.js', 'text/javascript']],
+  ['/panels.js', ['panels.js', 'text/javascript']],
+  ['/panels.css', ['panels.css', 'text/css']],
   ['/vendor/marked.js', [resolve('marked'), 'text/javascript']],
   ['/vendor/purify.js', [path.join(path.dirname(resolve('dompurify')), 'purify.es.mjs'), 'text/javascript']],
 ]);
@@ -53,6 +60,7 @@ export class LocalChannel implements Channel {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Chats where the assistant is working, replayed to streams that connect mid-run. */
   private readonly typing = new Map<string, string>();
+  private unwatch: (() => void) | undefined;
 
   constructor(private readonly deps: LocalChannelDeps) {}
 
@@ -77,6 +85,8 @@ export class LocalChannel implements Channel {
     this.boundPort = (server.address() as AddressInfo).port;
     this.heartbeat = setInterval(() => this.broadcast(': heartbeat\n\n'), this.deps.heartbeatMs ?? 15_000);
     this.heartbeat.unref();
+    const control = this.deps.control;
+    this.unwatch = control?.whatsapp.onChange(() => this.broadcast(frame('whatsapp', whatsappView(control))));
     logger.info({ port: this.boundPort }, 'local channel listening');
   }
 
@@ -85,6 +95,8 @@ export class LocalChannel implements Channel {
     if (!server) return;
     this.server = undefined;
     clearInterval(this.heartbeat);
+    this.unwatch?.();
+    this.unwatch = undefined;
     for (const res of this.clients) res.end();
     this.clients.clear();
     const closed = new Promise((resolve) => server.close(resolve));
@@ -178,12 +190,20 @@ export class LocalChannel implements Channel {
 
     const chatPath = /^\/api\/chats\/([^/]+)(\/messages)?\/?$/.exec(pathname);
     const file = FILES.get(pathname);
-    if (!file && !chatPath && !API.includes(pathname))
+    const route = CONTROL_ROUTES.map(([re, handlers]) => [re.exec(pathname), handlers] as const).find(
+      ([match]) => match,
+    );
+    if (!file && !chatPath && !API.includes(pathname) && !route)
       throw new HttpError(404, `no such endpoint: ${method} ${pathname}`);
-    const allowed = chatPath?.[2] ? ['GET', 'POST'] : ['GET'];
+    const allowed = route ? Object.keys(route[1]) : chatPath?.[2] ? ['GET', 'POST'] : ['GET'];
     if (!allowed.includes(method)) {
       res.setHeader('Allow', allowed.join(', '));
       throw new HttpError(405, `method ${method} not allowed on ${pathname}`);
+    }
+    if (route) {
+      if (!this.deps.control)
+        throw new HttpError(503, 'this host offers no controls (stop, tasks, WhatsApp)');
+      return route[1][method]!(req, res, this.deps.control, route[0]!.slice(1));
     }
     if (file) return this.serveFile(res, ...file);
     if (pathname === '/api/events') return this.subscribe(res);
@@ -191,7 +211,11 @@ export class LocalChannel implements Channel {
     if (pathname === '/api/chats') {
       // Never other channels' conversations.
       const chats = this.deps.chats().filter((c) => this.ownsJid(c.jid));
-      return sendJson(res, 200, { assistantName: this.deps.assistantName, chats });
+      return sendJson(res, 200, {
+        assistantName: this.deps.assistantName,
+        chats,
+        control: !!this.deps.control,
+      });
     }
     const jid = parseChat(chatPath![1]!);
     if (!chatPath![2]) return sendJson(res, 200, { jid, registered: this.deps.isRegistered(jid) });
@@ -221,7 +245,9 @@ export class LocalChannel implements Channel {
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
-    res.write(`retry: 2000\n: connected\n\n${[...this.typing.values()].join('')}`);
+    const control = this.deps.control;
+    const whatsapp = control ? frame('whatsapp', whatsappView(control)) : '';
+    res.write(`retry: 2000\n: connected\n\n${[...this.typing.values()].join('')}${whatsapp}`);
     this.clients.add(res);
     res.on('close', () => this.clients.delete(res));
   }

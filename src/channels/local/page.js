@@ -1,22 +1,18 @@
 import { marked } from '/vendor/marked.js';
 import DOMPurify from '/vendor/purify.js';
+import { $, api, chatPath, el, formatTime, post } from '/dom.js';
+import { loadTasks, loadWhatsApp, renderWhatsApp } from '/panels.js';
 
 const CHAT_ID = /^local:[A-Za-z0-9_-]{1,64}$/;
 const PAGE = 100;
-const $ = (id) => document.getElementById(id);
 const list = $('messages');
 const input = $('text');
 const state = { assistant: 'Assistant', chats: [], current: null, registered: null, typing: new Set() };
 const unread = new Set();
 let shown = new Map(); // id -> <li>, for the current chat
 let newest, oldest; // the server's timestamps, for paging
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text; // never innerHTML: messages are untrusted
-  return node;
-}
+let view = 'chat';
+const typingSent = new Map(); // chat -> when the last typing signal went out
 
 // Raw HTML in a reply is shown as text; WhatsApp's *bold* wins over Markdown's *italic*.
 const escape = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -48,15 +44,6 @@ function markdown(text) {
   return html;
 }
 
-async function api(path, init) {
-  const res = await fetch(path, init);
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(body.error || `HTTP ${res.status}`), { status: res.status });
-  return body;
-}
-
-const chatPath = (jid) => '/api/chats/' + encodeURIComponent(jid);
-
 function showError(text) {
   $('error').textContent = text;
   $('error').hidden = !text;
@@ -68,12 +55,6 @@ function reportFailure(what, err) {
       ? 'Not signed in: reopen the link that `nanoclaw open` prints.'
       : `${what}: ${err.message}`,
   );
-}
-
-function formatTime(iso) {
-  const d = new Date(iso);
-  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
 }
 
 function renderChatList() {
@@ -145,15 +126,35 @@ async function loadChats() {
   const body = await api('/api/chats');
   state.assistant = body.assistantName || state.assistant;
   state.chats = body.chats;
+  state.control = body.control;
+  $('tasks-tab').hidden = $('wa-open').hidden = !body.control;
   input.placeholder = `Message ${state.assistant}`;
   list.dataset.empty = `No messages yet. Say hello to ${state.assistant}.`;
   renderChatList();
 }
 
-function statusList(value) {
+const num = (n) => Number(n).toLocaleString('en');
+const STATUS_LINES = {
+  usageToday: (rows) =>
+    rows.length
+      ? rows.map(
+          (u) =>
+            `${u.groupFolder}: ${num(u.inputTokens)} tokens in, ${num(u.outputTokens)} out, ${u.requests} requests today`,
+        )
+      : ['No model use today'],
+  runtime: (v) => [`Sandbox: ${v}`],
+  running: (v) => [`Working now: ${v.length ? v.join(', ') : 'none'}`],
+  startedAt: (v) => [`Up since ${formatTime(v)}`],
+};
+
+function statusList(value, top) {
   const ul = el('ul');
   const label = (k) => k.replace(/[A-Z]/g, (c) => ' ' + c.toLowerCase());
   for (const [k, v] of Object.entries(value)) {
+    if (top && STATUS_LINES[k] && v) {
+      ul.append(...STATUS_LINES[k](v).map((line) => el('li', '', line)));
+      continue;
+    }
     const li = ul.appendChild(el('li', '', Array.isArray(value) ? '' : label(k) + ': '));
     if (Array.isArray(value) && v && typeof v === 'object')
       li.append(
@@ -169,12 +170,46 @@ function statusList(value) {
 async function loadStatus() {
   const status = await api('/api/status').catch(() => ({}));
   $('status-box').hidden = !Object.keys(status).length;
-  $('status').replaceChildren(statusList(status));
+  $('status').replaceChildren(statusList(status, true));
 }
 
 function renderTyping() {
   const on = state.typing.has(state.current);
   $('typing').replaceChildren(...(on ? [el('span', 'spinner'), `${state.assistant} is working…`] : []));
+  $('stop').hidden = !on || !state.control;
+  $('stop').disabled = false;
+}
+
+function setView(next) {
+  view = next;
+  for (const v of ['chat', 'tasks', 'wa']) $(`${v}-view`).hidden = v !== next;
+  $('tasks-tab').setAttribute('aria-pressed', String(next === 'tasks'));
+  if (next === 'tasks') void loadTasks(state.current);
+  if (next === 'wa') {
+    toggleDrawer(false);
+    void loadWhatsApp();
+  }
+}
+
+async function stop() {
+  $('stop').disabled = true;
+  try {
+    const { stopped } = await post(chatPath(state.current) + '/stop');
+    if (stopped) return; // the button goes when the typing signal does
+    showError(`Nothing to stop: ${state.assistant} is not running in this chat.`);
+  } catch (err) {
+    reportFailure('Could not stop', err);
+  }
+  $('stop').disabled = false;
+}
+
+function signalTyping() {
+  const chat = state.current;
+  const now = Date.now();
+  // At most one signal per 3 s per chat.
+  if (!state.control || !input.value.trim() || now - (typingSent.get(chat) ?? -Infinity) < 3000) return;
+  typingSent.set(chat, now);
+  post(chatPath(chat) + '/typing').catch(() => undefined);
 }
 
 function renderNotice() {
@@ -203,6 +238,7 @@ async function openChat(jid) {
   $('earlier').hidden = true;
   toggleDrawer(false);
   showError('');
+  if (view !== 'chat') setView(view === 'tasks' ? 'tasks' : 'chat');
   renderChatList();
   renderTyping();
   renderNotice();
@@ -225,11 +261,7 @@ async function send() {
   if (!text.trim() || $('send').disabled) return;
   $('send').disabled = true;
   try {
-    const { id } = await api(chatPath(chat) + '/messages', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ text }),
-    });
+    const { id } = await post(chatPath(chat) + '/messages', { text });
     showError('');
     input.value = '';
     autoGrow();
@@ -263,6 +295,7 @@ async function onReply(event) {
     else loadChats().catch(() => undefined);
     return;
   }
+  if (view === 'tasks') void loadTasks(state.current);
   // History unavailable: still show the text we were pushed.
   await refresh().catch(() =>
     put({ ...reply, id: `pushed-${reply.timestamp}`, senderName: reply.sender, fromAssistant: true }),
@@ -289,6 +322,7 @@ function connectEvents() {
     renderTyping();
     renderChatList();
   });
+  source.addEventListener('whatsapp', (event) => renderWhatsApp(JSON.parse(event.data)));
 }
 
 function autoGrow() {
@@ -306,7 +340,14 @@ input.onkeydown = (e) => {
     void send();
   }
 };
-input.oninput = autoGrow;
+input.oninput = () => {
+  autoGrow();
+  signalTyping();
+};
+$('stop').onclick = () => void stop();
+$('tasks-tab').onclick = () => setView(view === 'tasks' ? 'chat' : 'tasks');
+$('wa-open').onclick = () => setView('wa');
+$('wa-close').onclick = () => setView('chat');
 $('earlier').onclick = () =>
   load(`&before=${around(oldest, 1)}`, true).catch((err) => reportFailure('Could not load', err));
 $('menu').onclick = () => toggleDrawer(!$('drawer').classList.contains('open'));

@@ -1,4 +1,5 @@
 import { logger } from '../../logger.js';
+import { ChannelSendError } from '../send-error.js';
 
 /** A message that fails this often is dropped, so one bad message cannot block all later ones. */
 const MAX_FAILURES = 5;
@@ -45,16 +46,18 @@ export class Outbox {
       try {
         await this.send(next.jid, next.text);
       } catch (err) {
-        if (++next.failures < MAX_FAILURES)
+        const permanent = err instanceof ChannelSendError && err.kind === 'permanent';
+        if (++next.failures < MAX_FAILURES && !permanent)
           logger.warn({ err, jid: next.jid }, 'whatsapp send failed; kept queued');
         else {
           this.queue.shift();
           logger.error(
             { err, jid: next.jid, failures: next.failures },
-            'whatsapp send kept failing; dropped',
+            'whatsapp send failed for good; dropped',
           );
         }
-        return false;
+        if (!permanent) return false;
+        continue;
       }
       this.queue.shift();
     }

@@ -10,6 +10,7 @@ import {
   type WAPresence,
 } from '@whiskeysockets/baileys';
 import { logger } from '../../logger.js';
+import { ChannelSendError } from '../send-error.js';
 
 /** What the channel and `nanoclaw whatsapp-auth` use of Baileys' socket; tests hand in a fake. */
 export interface WASocketLike {
@@ -19,6 +20,8 @@ export interface WASocketLike {
   user?: { id: string; lid?: string; name?: string };
   sendMessage(jid: string, content: { text: string }): Promise<unknown>;
   sendPresenceUpdate(type: WAPresence, toJid?: string): Promise<void>;
+  presenceSubscribe(toJid: string): Promise<void>;
+  logout(msg?: string): Promise<void>;
   groupFetchAllParticipating(): Promise<Record<string, Pick<GroupMetadata, 'id' | 'subject' | 'creation'>>>;
   requestPairingCode(phoneNumber: string): Promise<string>;
   end(error: Error | undefined): unknown;
@@ -50,4 +53,12 @@ export async function loadAuthState(authDir: string, log: BaileysLogger) {
 export function disconnectStatusCode(error: unknown): number | undefined {
   const code = (error as { output?: { statusCode?: unknown } } | null | undefined)?.output?.statusCode;
   return typeof code === 'number' ? code : undefined;
+}
+
+/** A refusal (4xx) will not change on a retry; a timeout, a closed connection or a 5xx may. */
+export function toSendError(err: unknown): ChannelSendError {
+  const status = disconnectStatusCode(err);
+  const refused = status !== undefined && status >= 400 && status < 500 && ![408, 428, 429].includes(status);
+  const message = `whatsapp send failed: ${err instanceof Error ? err.message : String(err)}`;
+  return new ChannelSendError(message, refused ? 'permanent' : 'transient', { cause: err });
 }

@@ -10,6 +10,7 @@ import {
   type WAMessage,
 } from '@whiskeysockets/baileys';
 import { logger } from '../../logger.js';
+import { ChannelSendError } from '../send-error.js';
 import type { Channel, ChannelCallbacks, RegisteredGroup } from '../../types.js';
 import { extractText, findMedia } from './inbound.js';
 import { JidTranslator } from './jids.js';
@@ -22,6 +23,7 @@ import {
   defaultMakeSocket,
   disconnectStatusCode,
   loadAuthState,
+  toSendError,
   type MakeSocket,
   type WASocketLike,
 } from './socket.js';
@@ -30,6 +32,9 @@ const SHUTDOWN_WAIT_MS = 5000;
 const SYNC_INTERVAL_MS = 24 * 60 * 60 * 1000;
 const SYNC_KEY = 'whatsapp_last_group_sync';
 const HOW_TO_LINK = 'run `nanoclaw whatsapp-auth` to link it';
+const VALID_JID = /^(\d{5,20}@s\.whatsapp\.net|\d+(-\d+)?@g\.us|\d+@lid)$/;
+
+export type WhatsAppHealth = 'up' | 'down' | 'logged-out';
 
 export interface WhatsAppDeps {
   authDir: string;
@@ -49,6 +54,10 @@ export interface WhatsAppDeps {
   mediaTimeoutMs?: number;
   backoff?: BackoffOptions;
   now?: () => number;
+  /** On changes only. 'logged-out': the link is dead and the channel has stopped for good. */
+  onHealth?(state: WhatsAppHealth): void;
+  /** Someone other than us is typing in a registered chat. */
+  onTyping?(chatJid: string): void;
 }
 
 export class WhatsAppChannel implements Channel {
@@ -57,6 +66,9 @@ export class WhatsAppChannel implements Channel {
   /** Set from connect() until disconnect() or a close that stops for good. */
   private auth: Awaited<ReturnType<typeof loadAuthState>> | undefined;
   private connected = false;
+  private health: WhatsAppHealth | undefined;
+  /** Chats whose presence the current socket is subscribed to. */
+  private subscribed = new Set<string>();
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -65,8 +77,10 @@ export class WhatsAppChannel implements Channel {
   private readonly log = baileysLogger();
   private readonly jids = new JidTranslator(() => this.sock);
   private readonly outbox = new Outbox(async (jid, text) => {
-    if (!this.sock) throw new Error('not connected');
-    await this.sock.sendMessage(jid, { text });
+    if (!this.sock) throw new ChannelSendError('whatsapp is not connected', 'transient');
+    await this.sock.sendMessage(jid, { text }).catch((err: unknown) => {
+      throw toSendError(err);
+    });
   });
 
   constructor(private readonly deps: WhatsAppDeps) {}
@@ -112,6 +126,7 @@ export class WhatsAppChannel implements Channel {
   }
 
   async sendMessage(jid: string, text: string): Promise<void> {
+    if (!VALID_JID.test(jid)) throw new ChannelSendError(`not a WhatsApp chat: ${jid}`, 'permanent');
     // On a shared number the prefix tells the assistant apart (also when it echoes back to us).
     this.outbox.enqueue(jid, this.deps.assistantHasOwnNumber ? text : `${this.deps.assistantName}: ${text}`);
     if (this.connected) await this.outbox.flush(() => this.connected);
@@ -150,6 +165,31 @@ export class WhatsAppChannel implements Channel {
     return (this.deps.now ?? Date.now)();
   }
 
+  private setHealth(state: WhatsAppHealth): void {
+    if (state === this.health) return;
+    this.health = state;
+    this.deps.onHealth?.(state);
+  }
+
+  private subscribe(sock: WASocketLike, jid: string): void {
+    if (sock !== this.sock || this.subscribed.has(jid) || !this.ownsJid(jid)) return;
+    this.subscribed.add(jid);
+    sock.presenceSubscribe(jid).catch((err: unknown) => {
+      this.subscribed.delete(jid);
+      logger.debug({ err, jid }, 'whatsapp presence subscription failed');
+    });
+  }
+
+  private async onPresence(sock: WASocketLike, update: BaileysEventMap['presence.update']): Promise<void> {
+    const own = [sock.user?.id, sock.user?.lid].map((jid) => jid && jidNormalizedUser(jid));
+    const typing = Object.entries(update.presences).some(
+      ([who, p]) => p.lastKnownPresence === 'composing' && !own.includes(jidNormalizedUser(who)),
+    );
+    if (!typing) return;
+    const chatJid = await this.jids.toPhoneJid(update.id);
+    if (this.deps.registeredGroups().has(chatJid)) this.deps.onTyping?.(chatJid);
+  }
+
   private openSocket(): void {
     const auth = this.auth;
     if (!auth) return;
@@ -158,9 +198,11 @@ export class WhatsAppChannel implements Channel {
       sock = (this.deps.makeSocket ?? defaultMakeSocket)({ auth: auth.state, logger: this.log });
     } catch (err) {
       logger.error({ err }, 'whatsapp socket could not be created');
+      this.setHealth('down');
       return this.reconnect(backoffDelay(this.attempt++, this.deps.backoff));
     }
     this.sock = sock;
+    this.subscribed = new Set();
     sock.ev.on('creds.update', () => {
       auth.saveCreds().catch((err: unknown) => logger.error({ err }, 'whatsapp credentials not saved'));
     });
@@ -169,6 +211,12 @@ export class WhatsAppChannel implements Channel {
       if (type === 'notify' || type === 'append') this.receive(sock, messages);
     });
     sock.ev.on('lid-mapping.update', ({ lid, pn }) => this.jids.remember(lid, pn));
+    sock.ev.on('presence.update', (update) => {
+      if (sock !== this.sock) return;
+      this.onPresence(sock, update).catch((err: unknown) =>
+        logger.debug({ err }, 'whatsapp presence update not handled'),
+      );
+    });
   }
 
   private onConnectionUpdate(sock: WASocketLike, update: BaileysEventMap['connection.update']): void {
@@ -177,6 +225,7 @@ export class WhatsAppChannel implements Channel {
       // Offered only when the stored link is no longer valid; the host cannot show it.
       logger.error(`WhatsApp needs to be linked again; ${HOW_TO_LINK}`);
       this.halt();
+      this.setHealth('logged-out');
     } else if (update.connection === 'open') this.onOpen(sock);
     else if (update.connection === 'close') this.onClose(disconnectStatusCode(update.lastDisconnect?.error));
   }
@@ -186,6 +235,8 @@ export class WhatsAppChannel implements Channel {
     this.attempt = 0;
     this.jids.remember(sock.user?.lid, sock.user?.id); // the self-chat arrives under our own LID
     logger.info({ jid: this.ownJid(), queued: this.outbox.size }, 'whatsapp connected');
+    this.setHealth('up');
+    for (const jid of this.deps.registeredGroups().keys()) this.subscribe(sock, jid);
     void this.outbox.flush(() => this.connected && this.sock === sock);
     const sync = () => {
       this.syncGroups(false).catch((err: unknown) => logger.error({ err }, 'whatsapp group sync failed'));
@@ -199,8 +250,11 @@ export class WhatsAppChannel implements Channel {
     const stop = stopReason(statusCode);
     if (stop) {
       logger.error({ statusCode }, stop);
-      return this.halt();
+      this.halt();
+      // Replaced by another client: the link itself still works.
+      return this.setHealth(statusCode === DisconnectReason.connectionReplaced ? 'down' : 'logged-out');
     }
+    this.setHealth('down');
     // Normal right after linking: the server asks for a fresh connection at once.
     const immediate = statusCode === DisconnectReason.restartRequired;
     const delayMs = immediate ? 0 : backoffDelay(this.attempt++, this.deps.backoff);
@@ -254,6 +308,7 @@ export class WhatsAppChannel implements Channel {
     const group = this.deps.registeredGroups().get(chatJid);
     const text = extractText(content);
     const media = findMedia(content);
+    if (group) this.subscribe(sock, chatJid);
     if (!group || (!text && !media)) return;
     const fromMe = key.fromMe === true;
     const sender =

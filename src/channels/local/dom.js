@@ -1,0 +1,41 @@
+export const $ = (id) => document.getElementById(id);
+
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text; // never innerHTML: messages are untrusted
+  return node;
+}
+
+export function button(text, onclick, className) {
+  const b = el('button', className, text);
+  b.type = 'button';
+  b.onclick = onclick;
+  return b;
+}
+
+export async function api(path, init) {
+  const res = await fetch(path, init);
+  const body = res.status === 204 ? {} : await res.json().catch(() => ({}));
+  if (!res.ok) throw Object.assign(new Error(body.error || `HTTP ${res.status}`), { status: res.status });
+  return body;
+}
+
+export const post = (path, body) =>
+  api(path, {
+    method: 'POST',
+    ...(body && { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+
+export const chatPath = (jid) => '/api/chats/' + encodeURIComponent(jid);
+
+export function formatTime(iso) {
+  const d = new Date(iso);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
+}
+
+export function showIn(node, text) {
+  node.textContent = text;
+  node.hidden = !text;
+}
