@@ -72,3 +72,17 @@ export function ensureRunnerBuild() {
 export function ensureImage() {
   run(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'build', '--if-missing']);
 }
+
+/**
+ * Podman keeps its own image store: the test suite copies the docker-built agent image into it
+ * (same image id), rather than building it twice.
+ */
+export function ensurePodmanImage(image = 'nanoclaw-agent:latest') {
+  const id = (cmd) =>
+    spawnSync(cmd, ['image', 'inspect', '--format', '{{.Id}}', image], { encoding: 'utf8' })
+      .stdout?.trim()
+      .replace(/^sha256:/, '');
+  const dockerId = id('docker');
+  if (!dockerId || id('podman') === dockerId) return;
+  run('bash', ['-c', `docker save ${image} | podman load -q`]);
+}

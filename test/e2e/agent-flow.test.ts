@@ -12,7 +12,7 @@ import { scenarioScript } from '../helpers/scenario-script.js';
  * The core path for real: a message posted to the local channel → the host → a real sandbox →
  * the real Claude Agent SDK (talking to a scripted mock model through the model proxy) → a reply.
  */
-describe.each(['docker', 'bwrap'] as const)('message → sandbox → SDK → reply (%s)', (runtime) => {
+describe.each(['docker', 'bwrap', 'podman'] as const)('message → sandbox → SDK → reply (%s)', (runtime) => {
   let host: E2eHost;
 
   beforeAll(async () => {

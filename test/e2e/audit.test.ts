@@ -52,7 +52,7 @@ function auditLeftovers(dir: string): string[] {
 
 beforeAll(() => ensureHostBuild());
 
-describe.each(['docker', 'bwrap'] as const)('nanoclaw audit (%s)', (runtime) => {
+describe.each(['docker', 'bwrap', 'podman'] as const)('nanoclaw audit (%s)', (runtime) => {
   let t: ReturnType<typeof tempHome>;
   let env: Record<string, string>;
   const work = () => path.join(t.home, 'groups', 'work');

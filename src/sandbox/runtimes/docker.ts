@@ -17,6 +17,7 @@ import {
   type SandboxUser,
 } from '../runtime.js';
 import { cliEnv, runCommand } from './cli.js';
+import { ociSeccompProfile } from './seccomp.js';
 
 const HINTS = {
   docker: [
@@ -30,11 +31,13 @@ const HINTS = {
 } as const;
 
 /** ':' separates the parts of -v, so a path with one cannot be expressed safely. */
-function mountArgs({ hostPath, containerPath: to, readonly, mask }: MountSpec): string[] {
+function mountArgs({ hostPath, containerPath: to, readonly, mask }: MountSpec, kind: string): string[] {
   for (const p of mask ? [to] : [hostPath, to])
     if (/[:,\n]/.test(p)) throw new Error(`mount path contains ':', ',' or a newline: ${JSON.stringify(p)}`);
-  // `ro`, not `readonly`: podman accepts only the short form.
-  if (mask === 'dir') return ['--mount', `type=tmpfs,destination=${to},ro`];
+  // `ro`, not `readonly`: podman accepts only the short form. Podman copies what the tmpfs covers
+  // into it unless told not to, which would defeat the mask.
+  if (mask === 'dir')
+    return ['--mount', `type=tmpfs,destination=${to},ro${kind === 'podman' ? ',notmpcopyup' : ''}`];
   return ['-v', `${mask ? '/dev/null' : hostPath}:${to}${mask || readonly ? ':ro' : ''}`];
 }
 
@@ -59,7 +62,7 @@ export function dockerRunArgs(spec: SandboxSpec, extraRunArgs: string[] = [], ki
   }
   args.push('--pids-limit', '512', '--memory', '2g', '--init', ...extraRunArgs, '-w', spec.workdir);
   for (const [key, value] of Object.entries(spec.env)) args.push('-e', `${key}=${value}`);
-  for (const mount of sortMountsForApply(spec.mounts)) args.push(...mountArgs(mount));
+  for (const mount of sortMountsForApply(spec.mounts)) args.push(...mountArgs(mount, kind));
   // A command replaces the image's entrypoint, not only its arguments.
   const [entrypoint, ...rest] = spec.command ?? [];
   return [...args, ...(entrypoint ? ['--entrypoint', entrypoint, spec.image, ...rest] : [spec.image])];
@@ -88,6 +91,7 @@ export class DockerRuntime implements SandboxRuntime {
     // Podman passes on the host's nofile limit, too low for the SDK on some hosts. Rootless, keep-id
     // runs as the host user inside (not root), so it owns what it writes.
     const podman = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'];
+    podman.push('--security-opt', `seccomp=${this.seccompProfile()}`);
     if (!hostIsRoot()) podman.push('--userns', 'keep-id');
     const args = dockerRunArgs({ ...spec, mounts }, this.kind === 'podman' ? podman : [], this.kind);
     return spawn(this.kind, args, { stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv() });
@@ -95,8 +99,7 @@ export class DockerRuntime implements SandboxRuntime {
 
   /** The image knows uid 1000 only; without an account os.userInfo(), shells and git break. */
   private accountMounts(user: SandboxUser): MountSpec[] {
-    const dir = this.options.accountsDir ?? path.join(os.homedir(), '.cache', 'nanoclaw', 'sandbox-accounts');
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const dir = this.accountsDir();
     const files = sandboxAccountFiles(user);
     return (['passwd', 'group'] as const).map((name) => {
       const hostPath = path.join(dir, `${name}-${user.uid}-${user.gid}`);
@@ -106,6 +109,19 @@ export class DockerRuntime implements SandboxRuntime {
       }
       return { hostPath, containerPath: `/etc/${name}`, readonly: true };
     });
+  }
+
+  private seccompProfile(): string {
+    const file = path.join(this.accountsDir(), 'podman-seccomp.json');
+    const profile = JSON.stringify(ociSeccompProfile());
+    if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== profile) writeFileAtomic(file, profile);
+    return file;
+  }
+
+  private accountsDir(): string {
+    const dir = this.options.accountsDir ?? path.join(os.homedir(), '.cache', 'nanoclaw', 'sandbox-accounts');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
   }
 
   async stop(name: string): Promise<void> {

@@ -122,3 +122,32 @@ export function compileSeccompFilter(): Buffer {
   });
   return buf;
 }
+
+/**
+ * The same refusals as an OCI seccomp profile, for podman: its own default lets a sandbox create
+ * user namespaces. Only the native architecture is listed, so x32 and 32-bit calls are killed.
+ */
+export function ociSeccompProfile(arch: SeccompArch = process.arch === 'arm64' ? 'aarch64' : 'x86_64') {
+  const flagRules = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000].map(
+    (flag) => ({ names: ['clone'], action: 'SCMP_ACT_ERRNO', errnoRet: EPERM, args: [masked(flag)] }),
+  );
+  // READ_IMPLIES_EXEC and ADDR_NO_RANDOMIZE weaken exploit mitigations; Docker allows neither.
+  const personality = [0x0400000, 0x0040000].map((flag) => ({
+    names: ['personality'],
+    action: 'SCMP_ACT_ERRNO',
+    errnoRet: EPERM,
+    args: [masked(flag)],
+  }));
+  return {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    architectures: [arch === 'x86_64' ? 'SCMP_ARCH_X86_64' : 'SCMP_ARCH_AARCH64'],
+    syscalls: [
+      { names: DENIED_SYSCALLS, action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
+      { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
+      ...flagRules,
+      ...personality,
+    ],
+  };
+}
+
+const masked = (flag: number) => ({ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' });
