@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { loadConfig, type Config, type RuntimeKind } from '../src/config.js';
 import { createRuntime } from '../src/sandbox/detect.js';
 import type { SandboxRuntime, SandboxSpec } from '../src/sandbox/runtime.js';
 import type { ChannelCallbacks } from '../src/types.js';
+import type { WarmAheadOptions } from '../src/warm-ahead.js';
 import { FakeRuntime, type Behaviour } from '../test/helpers/fake-runtime.js';
 import {
   isAgentTurn,
@@ -69,6 +71,8 @@ export interface BenchHostOptions {
   behaviour?: Behaviour;
   /** Settings as in the environment (IDLE_TIMEOUT, ...). */
   env?: Record<string, string>;
+  /** Off unless given, as in the App. */
+  warmAhead?: WarmAheadOptions;
 }
 
 export interface BenchHost {
@@ -148,7 +152,9 @@ async function buildBenchHost(
     await runtime.ensureRunning();
     if (options.wrapRuntime) runtime = options.wrapRuntime(runtime);
   }
-  const app = new App(config, runtime ?? new FakeRuntime(options.behaviour));
+  const app = new App(config, runtime ?? new FakeRuntime(options.behaviour), {
+    ...(options.warmAhead && { warmAhead: options.warmAhead }),
+  });
   cleanups.push(() => app.stop());
   const local = app.channels[0] as LocalChannel;
   // "Accepted": the moment the channel hands the message to the host. "Delivered": the moment the
@@ -194,15 +200,20 @@ async function buildBenchHost(
   };
 }
 
-/** The runtime as is, with `onSpawn` told whenever a sandbox is started. */
-export function observeSpawns(runtime: SandboxRuntime, onSpawn: (spec: SandboxSpec) => void): SandboxRuntime {
+/** The runtime as is, with `onSpawn` told whenever a sandbox is started (and when, in Date.now()). */
+export function observeSpawns(
+  runtime: SandboxRuntime,
+  onSpawn: (spec: SandboxSpec, child: ChildProcess, spawnedAt: number) => void,
+): SandboxRuntime {
   return {
     kind: runtime.kind,
     ensureRunning: () => runtime.ensureRunning(),
     imageExists: (image) => runtime.imageExists(image),
     spawn: (spec) => {
-      onSpawn(spec);
-      return runtime.spawn(spec);
+      const spawnedAt = Date.now();
+      const child = runtime.spawn(spec);
+      onSpawn(spec, child, spawnedAt);
+      return child;
     },
     stop: (name) => runtime.stop(name),
     cleanupOrphans: (instanceId) => runtime.cleanupOrphans(instanceId),

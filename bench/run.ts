@@ -2,7 +2,7 @@
 // offline, against the scripted mock model. Prints one table; writes bench/results.json.
 //
 //   npm run bench                          everything (docker and bwrap), a few minutes
-//   npm run bench -- --only 5,6            some measures (ids as in the table: 0-6, or "2 bwrap")
+//   npm run bench -- --only 5,6            some measures (ids as in the table: 0-9, or "2 bwrap")
 //   npm run bench -- --runtimes bwrap      sandbox measures on some runtimes only
 //   npm run bench -- --runs 3              at most 3 runs per measure (a quick look, not a result)
 //   npm run bench -- --no-build            measure what is built, stale or not
@@ -48,7 +48,7 @@ async function main(): Promise<number> {
   }
   const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
-  const sandboxed = only.size === 0 || [...only].some((id) => /^[01234]/.test(id));
+  const sandboxed = only.size === 0 || [...only].some((id) => /^[0-47-9]/.test(id));
   if (!process.argv.includes('--no-build')) {
     progress('building what is stale (host, agent-runner, agent image)');
     prepareBuilds(sandboxed ? runtimes : []);

@@ -68,7 +68,7 @@ export async function measureLatenessWhileIdle(kind: RuntimeKind, runs: number):
   const spawns: number[] = [];
   const host = await startBenchHost({
     runtime: kind,
-    wrapRuntime: (runtime) => observeSpawns(runtime, () => spawns.push(Date.now())),
+    wrapRuntime: (runtime) => observeSpawns(runtime, (_spec, _child, at) => spawns.push(at)),
   });
   const { app, checkpoints } = host;
   const chat = 'local:main';

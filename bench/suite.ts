@@ -5,9 +5,20 @@ import { measureIngest } from './ingest.js';
 import { measureLatency, type LatencySamples } from './latency.js';
 import type { Measure } from './report.js';
 import { measureLatenessWhileIdle, measureSchedulerLateness } from './scheduler-lateness.js';
+import { measureWarmAhead, type WarmSamples } from './warm-ahead.js';
 
 /** Runs per measure: at least 20 everywhere, as medians and p95s need; `--runs N` caps them for a quick look. */
-const RUNS = { floor: 20, cold: 20, warm: 30, tasks: 40, idleTasks: 20, rss: 20, ingest: 20 };
+const RUNS = {
+  floor: 20,
+  cold: 20,
+  warm: 30,
+  tasks: 40,
+  idleTasks: 20,
+  rss: 20,
+  ingest: 20,
+  typing: 20,
+  warmTasks: 20,
+};
 type Runs = typeof RUNS;
 const RSS_GROUPS = 100;
 const INGEST_MESSAGES = 5000;
@@ -63,6 +74,50 @@ async function latencyMeasures(kind: RuntimeKind, runs: Runs, progress: Progress
       what: 'accepted → reply delivered, warm sandbox, instant model',
       target: { stat: 'p50', op: '<=', value: 300 },
       samples: samples.reply,
+    },
+  ];
+}
+
+async function warmMeasures(kind: RuntimeKind, runs: Runs, progress: Progress): Promise<Measure[]> {
+  let samples: WarmSamples = { typing: [], task: [], rss: [] };
+  let error: string | undefined;
+  try {
+    samples = await measureWarmAhead(kind, { typing: runs.typing, tasks: runs.warmTasks }, progress);
+  } catch (err) {
+    error = errorText(err);
+  }
+  const base = error ? { error } : {};
+  return [
+    {
+      ...base,
+      id: `7 ${kind}`,
+      what: 'warm-ahead: typing, message 2 s later: accepted → first model request',
+      unit: 'ms',
+      target: { stat: 'p50', op: '<=', value: 150 },
+      samples: samples.typing,
+    },
+    {
+      ...base,
+      id: `8 ${kind}`,
+      what: 'warm-ahead: once task, due time → first model request (never before due)',
+      unit: 'ms',
+      target: { stat: 'p50', op: '<=', value: 150 },
+      samples: samples.task,
+    },
+    {
+      ...base,
+      id: `8 ${kind} max`,
+      what: 'warm-ahead: once task, the same, worst run',
+      unit: 'ms',
+      target: { stat: 'max', op: '<=', value: 400 },
+      samples: samples.task,
+    },
+    {
+      ...base,
+      id: `9 ${kind}`,
+      what: 'RSS of one warm sandbox waiting for its message, all its processes',
+      unit: 'MB',
+      samples: samples.rss,
     },
   ];
 }
@@ -139,6 +194,10 @@ export async function runSuite(
       },
       () => measureLatenessWhileIdle(kind, runs.idleTasks),
     );
+    if (['7', '8', '9'].some((n) => wanted(`${n} ${kind}`)))
+      measures.push(
+        ...(await warmMeasures(kind, runs, progress)).filter((m) => wanted(m.id.split(' max')[0]!)),
+      );
   }
   // By measure number; runtimes stay in the order asked for (the sort is stable).
   measures.sort((a, b) => a.id.charCodeAt(0) - b.id.charCodeAt(0));

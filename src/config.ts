@@ -47,6 +47,16 @@ const settingsSchema = z.object({
   LOCAL_CHANNEL_PORT: intFromString('LOCAL_CHANNEL_PORT', 0).default(7823),
   TZ: z.string().optional(),
   NANOCLAW_MIN_TASK_INTERVAL_MS: intFromString('NANOCLAW_MIN_TASK_INTERVAL_MS', 1000).default(60_000),
+  MAX_MESSAGES_PER_RUN: intFromString('MAX_MESSAGES_PER_RUN', 1).default(100),
+  ANSWER_MAX_WAIT_MS: intFromString('ANSWER_MAX_WAIT_MS', 0).default(30_000),
+  WARM_AHEAD: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  WARM_AHEAD_MAX: intFromString('WARM_AHEAD_MAX', 0).default(2),
+  WARM_IDLE_MS: intFromString('WARM_IDLE_MS', 1000).default(60_000),
+  WARM_TASK_LEAD_MS: intFromString('WARM_TASK_LEAD_MS', 0).default(5_000),
+  WARM_RECENT_DAYS: intFromString('WARM_RECENT_DAYS', 0).default(7),
   SANDBOX_UID: intFromString('SANDBOX_UID', 1)
     .refine((n) => n <= MAX_SANDBOX_UID, `SANDBOX_UID must be at most ${MAX_SANDBOX_UID}`)
     .default(DEFAULT_SANDBOX_UID),
@@ -134,6 +144,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     // Shortest `interval` task: cron's finest step for users; tests lower it.
     minTaskIntervalMs: s.NANOCLAW_MIN_TASK_INTERVAL_MS,
     sandboxUid: s.SANDBOX_UID,
+    maxMessagesPerRun: s.MAX_MESSAGES_PER_RUN,
+    answerMaxWaitMs: s.ANSWER_MAX_WAIT_MS,
+    warmAhead: {
+      enabled: s.WARM_AHEAD,
+      max: s.WARM_AHEAD_MAX,
+      idleMs: s.WARM_IDLE_MS,
+      taskLeadMs: s.WARM_TASK_LEAD_MS,
+      recentDays: s.WARM_RECENT_DAYS,
+    },
   };
 }
 

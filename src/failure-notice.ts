@@ -1,98 +1,181 @@
-/**
- * Told once per failure streak: `permanent` and `upstream` (the SDK has already retried) causes
- * at the first failure, `other` only when the queue gives up retrying.
- */
-type FailureKind = 'permanent' | 'upstream' | 'other';
+import { logger } from './logger.js';
 
-const BUDGET_SPENT =
-  'This chat’s daily model budget is spent, so I can’t answer until it resets (midnight UTC).';
-const RETRYING =
-  'I’ll keep trying for a few minutes; if I still can’t, please send your message again later.';
-const NEXT_MESSAGE = 'I’ll try again when you send another message.';
-
-/** First match wins, on the lower-cased error. */
-const RULES: [FailureKind, (text: string) => boolean, string][] = [
-  [
-    'permanent',
-    (t) => /no model credentials|authentication_error|invalid x-api-key/.test(t),
-    'I can’t reach the model: no valid credentials are configured. Add ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) to the .env file and run `nanoclaw doctor`.',
-  ],
-  ['permanent', (t) => t.includes('budget'), BUDGET_SPENT],
-  [
-    'permanent',
-    (t) =>
-      /cannot connect to the docker daemon|is the docker daemon running|cannot connect to podman/.test(t) ||
-      (t.includes('runtime') && /not running|unavailable|install/.test(t)),
-    'I can’t start my sandbox: the container runtime is not available. I’ll keep trying for a few minutes; run `nanoclaw doctor` to see what to fix.',
-  ],
-  [
-    'permanent',
-    (t) => t.includes('image') && /not found|no such image|missing/.test(t),
-    'I can’t start my sandbox: the agent image is missing. Run `nanoclaw build`.',
-  ],
-  [
-    'upstream',
-    (t) => /overloaded|\b529\b/.test(t),
-    `The model service is overloaded right now, so I couldn’t answer yet. ${RETRYING}`,
-  ],
-  [
-    'upstream',
-    (t) =>
-      /api error: (5\d\d|429)\b|rate_limit_error|did not answer in time|could not reach the model api/.test(
-        t,
-      ),
-    `The model service isn’t answering properly right now, so I couldn’t answer yet. ${RETRYING}`,
-  ],
-  [
-    'other',
-    (t) => /^sandbox exited with (code|signal)\b/.test(t),
-    `Sorry, I couldn’t answer: my sandbox stopped unexpectedly, several times. ${NEXT_MESSAGE}`,
-  ],
-];
-
-export function explainFailure(error: string): { kind: FailureKind; message: string } {
-  const text = error.toLowerCase();
-  const rule = RULES.find(([, matches]) => matches(text));
-  if (rule) return { kind: rule[0], message: rule[2] };
-  let line = error.split('\n').find((l) => l.trim()) ?? 'unknown error';
-  if (line.length > 160) line = `${line.slice(0, 157)}...`;
-  return { kind: 'other', message: `Sorry, I couldn’t answer (${line}). ${NEXT_MESSAGE}` };
+/** Whoever knows the cause sets it: the sandbox runner, the model proxy. */
+export const PERMANENT_CAUSES = [
+  'no-credentials',
+  'invalid-credentials',
+  'budget-spent',
+  'image-missing',
+  'runtime-missing',
+  'invalid-request',
+] as const;
+export type PermanentCause = (typeof PERMANENT_CAUSES)[number];
+export type TransientCause = 'upstream' | 'timeout' | 'sandbox-crash' | 'runtime-restarting' | 'unknown';
+export type FailureCause = PermanentCause | TransientCause;
+export interface Failure {
+  kind: 'permanent' | 'transient';
+  cause: FailureCause;
 }
 
+export const failure = (cause: FailureCause): Failure => ({
+  kind: (PERMANENT_CAUSES as readonly string[]).includes(cause) ? 'permanent' : 'transient',
+  cause,
+});
+
+const WILL_ANSWER = 'I’ll answer your messages as soon as that is fixed.';
+const PERMANENT_TEXT: Record<PermanentCause, string> = {
+  'no-credentials': `I can’t reach the model: no credentials are set. Add ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) to the .env file; ${WILL_ANSWER}`,
+  'invalid-credentials': `I can’t reach the model: it refused the credentials in the .env file. Put a valid ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) there; ${WILL_ANSWER}`,
+  'budget-spent':
+    'This chat’s daily model budget is spent, so I can’t answer until it resets (midnight UTC); I’ll answer then.',
+  'image-missing': `I can’t start my sandbox: the agent image is missing. Run \`nanoclaw build\`; ${WILL_ANSWER}`,
+  'runtime-missing': `I can’t start my sandbox: the container runtime is not available. Start it (\`nanoclaw doctor\` shows how); ${WILL_ANSWER}`,
+  'invalid-request':
+    'Sorry, the model refused my request as invalid. Send another message to try again; if this keeps happening, run `nanoclaw doctor`.',
+};
+const TRANSIENT_TEXT: Record<TransientCause, string> = {
+  upstream: 'the model service isn’t answering properly',
+  timeout: 'the model service did not answer in time',
+  'sandbox-crash': 'my sandbox stopped unexpectedly',
+  'runtime-restarting': 'the container runtime is restarting',
+  unknown: 'something went wrong',
+};
+
+export function noticeText(f: Failure, stage: 'retrying' | 'gave-up' = 'retrying'): string {
+  if (f.kind === 'permanent') return PERMANENT_TEXT[f.cause as PermanentCause];
+  const what = TRANSIENT_TEXT[f.cause as TransientCause];
+  return stage === 'retrying'
+    ? `I couldn’t answer yet: ${what}. I’m retrying and will answer when it works.`
+    : `Sorry, I still couldn’t answer: ${what}. I’ll try again when you send another message.`;
+}
+
+export interface FailureNoticesDeps {
+  send(jid: string, text: string): Promise<unknown>;
+  /**
+   * Checked before every run for these causes: does it hold now? true/false, or undefined when it
+   * cannot be told without a run (then the run goes ahead).
+   */
+  holds?(cause: PermanentCause, folder: string): Promise<boolean | undefined>;
+  /** Causes checked before every run, known without a sandbox (credentials, budget). */
+  precheck?: readonly PermanentCause[];
+  /** The cause is gone: the chat's waiting messages can run. */
+  resume?(jid: string): void;
+  recheckMs?: number;
+}
+
+const SHARED_NOTICE_MS = 60_000;
+
+interface Blocked {
+  failure: Failure;
+  folder: string;
+}
+
+/**
+ * Permanent causes block the chat until they are gone (checked cheaply, on each message and
+ * every few seconds), each message meanwhile told, one notice per minute. Transient ones are told
+ * after the second failure of a streak and when the queue gives up.
+ */
 export class FailureNotices {
-  private readonly notified = new Set<string>();
-  private readonly lastError = new Map<string, string>();
+  private readonly blocked = new Map<string, Blocked>();
+  private readonly streak = new Map<string, { count: number; last: Failure }>();
+  private readonly lastNotice = new Map<string, { at: number; cause: FailureCause; seq: number }>();
+  private timer: NodeJS.Timeout | undefined;
   private muted = false;
 
-  constructor(private readonly send: (jid: string, text: string) => Promise<unknown>) {}
+  constructor(private readonly deps: FailureNoticesDeps) {}
 
-  async onRunFailed(jid: string, error: string): Promise<void> {
-    this.lastError.set(jid, error);
-    const { kind, message } = explainFailure(error);
-    if (kind !== 'other') await this.notifyOnce(jid, message);
+  /** Before a run: true when a permanent cause still holds (the person has been told). */
+  async gate(jid: string, folder: string, newestSeq: number): Promise<boolean> {
+    let found: Failure | undefined;
+    for (const cause of this.deps.precheck ?? [])
+      if (!found && (await this.check(cause, folder))) found = failure(cause);
+    const known = this.blocked.get(jid)?.failure;
+    if (!found && known && (await this.check(known.cause as PermanentCause, folder))) found = known;
+    if (!found) {
+      this.blocked.delete(jid);
+      return false;
+    }
+    this.block(jid, folder, found);
+    await this.notice(jid, found, newestSeq);
+    return true;
+  }
+
+  /** A permanent cause was last seen for the chat (a warm start would be wasted). */
+  isBlocked(jid: string): boolean {
+    return this.blocked.has(jid);
+  }
+
+  async onRunFailed(jid: string, folder: string, f: Failure, newestSeq: number): Promise<void> {
+    if (f.kind === 'permanent') {
+      this.streak.delete(jid);
+      this.block(jid, folder, f);
+      return this.notice(jid, f, newestSeq);
+    }
+    const count = (this.streak.get(jid)?.count ?? 0) + 1;
+    this.streak.set(jid, { count, last: f });
+    if (count === 2) await this.say(jid, noticeText(f));
   }
 
   async onGaveUp(jid: string): Promise<void> {
-    await this.notifyOnce(jid, explainFailure(this.lastError.get(jid) ?? 'unknown error').message);
-  }
-
-  onBudgetSpent(jid: string | undefined): void {
-    if (jid) void this.notifyOnce(jid, BUDGET_SPENT);
+    const last = this.streak.get(jid)?.last;
+    this.streak.delete(jid);
+    if (last) await this.say(jid, noticeText(last, 'gave-up'));
   }
 
   onRunSucceeded(jid: string): void {
-    this.notified.delete(jid);
-    this.lastError.delete(jid);
+    this.streak.delete(jid);
+    this.blocked.delete(jid);
+    this.lastNotice.delete(jid);
   }
 
   /** Runs stopped on shutdown are no failure; the next start picks their messages up. */
   mute(): void {
     this.muted = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
-  private async notifyOnce(jid: string, message: string): Promise<void> {
-    if (this.muted || this.notified.has(jid)) return;
-    this.notified.add(jid);
-    await this.send(jid, message);
+  private async check(cause: PermanentCause, folder: string): Promise<boolean | undefined> {
+    try {
+      return await this.deps.holds?.(cause, folder);
+    } catch (err) {
+      logger.warn({ cause, folder, err: String(err) }, 'cannot check a failure cause');
+      return undefined;
+    }
+  }
+
+  private block(jid: string, folder: string, f: Failure): void {
+    this.blocked.set(jid, { failure: f, folder });
+    if (this.timer || this.muted || !this.deps.holds) return;
+    this.timer = setInterval(() => void this.recheck(), this.deps.recheckMs ?? 5_000);
+    this.timer.unref();
+  }
+
+  /** A cause that cannot be checked stays until the next message tries a run. */
+  private async recheck(): Promise<void> {
+    for (const [jid, { failure: f, folder }] of [...this.blocked]) {
+      const holds = await this.check(f.cause as PermanentCause, folder);
+      if (holds !== false || this.blocked.get(jid)?.failure !== f) continue;
+      logger.info({ jid, cause: f.cause }, 'failure cause gone; running waiting messages');
+      this.blocked.delete(jid);
+      this.deps.resume?.(jid);
+    }
+    if (this.blocked.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** One notice per new message, shared by the messages of a minute with the same cause. */
+  private async notice(jid: string, f: Failure, seq: number): Promise<void> {
+    const last = this.lastNotice.get(jid);
+    const now = Date.now();
+    if (last && (seq <= last.seq || (last.cause === f.cause && now - last.at < SHARED_NOTICE_MS))) return;
+    this.lastNotice.set(jid, { at: now, cause: f.cause, seq });
+    await this.say(jid, noticeText(f));
+  }
+
+  private async say(jid: string, text: string): Promise<void> {
+    if (!this.muted) await this.deps.send(jid, text);
   }
 }

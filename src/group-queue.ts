@@ -4,6 +4,8 @@ export interface GroupQueueDeps {
   maxConcurrent: number;
   retryBaseMs: number;
   maxRetries: number;
+  /** Retries come up to this share earlier, so groups failing together do not retry in step. */
+  jitterRatio?: number;
   /** false or a throw: retry later. */
   processMessages(jid: string): Promise<boolean>;
   writeInput(jid: string, text: string): void;
@@ -24,6 +26,10 @@ class GroupState {
   pendingTasks: PendingTask[] = [];
   retryCount = 0;
   retryTimer: NodeJS.Timeout | undefined;
+  /** A warm sandbox still waiting for its first input; `taskId` when started for a due task. */
+  warm: { taskId?: string; timer: NodeJS.Timeout } | undefined;
+  /** Asked to close: nothing more is piped in. */
+  closing = false;
 }
 
 /**
@@ -62,24 +68,72 @@ export class GroupQueue {
     const s = this.state(jid);
     if (!this.busy(s)) return this.startMessages(jid);
     s.pendingMessages = true;
+    if (s.warm) this.closeWarm(jid);
     if (!s.active) this.wait(jid);
+  }
+
+  /**
+   * A sandbox started before its input is known: only into a free slot no real run waits for,
+   * closed after `idleMs` without input, and first to close when real work needs the slot.
+   */
+  startWarm(
+    jid: string,
+    opts: { idleMs: number; max: number; taskId?: string },
+    run: () => Promise<boolean>,
+  ): boolean {
+    const s = this.state(jid);
+    const warm = [...this.groups.values()].filter((g) => g.warm).length;
+    if (this.shuttingDown || s.active || s.pendingMessages || s.pendingTasks.length > 0) return false;
+    if (this.waiting.length > 0 || this.activeCount >= this.deps.maxConcurrent || warm >= opts.max)
+      return false;
+    s.warm = {
+      ...(opts.taskId && { taskId: opts.taskId }),
+      timer: setTimeout(() => this.closeWarm(jid), opts.idleMs),
+    };
+    this.startMessages(jid, run);
+    return true;
+  }
+
+  isWarm(jid: string): boolean {
+    return this.groups.get(jid)?.warm !== undefined;
+  }
+
+  private closeWarm(jid: string): void {
+    const s = this.state(jid);
+    clearTimeout(s.warm?.timer);
+    if (s.closing || !s.active) return;
+    s.closing = true;
+    this.close(jid);
   }
 
   enqueueTask(jid: string, taskId: string, run: () => Promise<void>): void {
     if (this.shuttingDown) return;
     const s = this.state(jid);
     if (s.runningTaskId === taskId || s.pendingTasks.some((t) => t.id === taskId)) return;
+    if (s.warm?.taskId === taskId && !s.closing) return this.adoptWarm(jid, s, taskId, run);
     if (!this.busy(s)) return this.startTask(jid, { id: taskId, run });
     s.pendingTasks.push({ id: taskId, run });
     // A due task never waits out an idle sandbox's timeout.
-    if (s.active && s.idleWaiting) this.close(jid);
+    if (s.warm) this.closeWarm(jid);
+    else if (s.active && s.idleWaiting) this.close(jid);
     if (!s.active) this.wait(jid);
+  }
+
+  /** The task's warm sandbox takes its run (its slot is already counted); closed if the run never uses it. */
+  private adoptWarm(jid: string, s: GroupState, taskId: string, run: () => Promise<void>): void {
+    clearTimeout(s.warm?.timer);
+    s.warm = undefined;
+    s.runningTaskId = taskId;
+    void run()
+      .catch((err) => logger.error({ jid, taskId, err }, 'task run failed'))
+      .finally(() => s.runningTaskId === taskId && this.close(jid));
   }
 
   /** Pipes follow-ups into the group's running message sandbox; false when there is none. */
   sendMessage(jid: string, text: string): boolean {
     const s = this.groups.get(jid);
-    if (!s?.active || s.runningTaskId !== null || this.shuttingDown) return false;
+    if (!s?.active || s.runningTaskId !== null || s.warm?.taskId || s.closing || this.shuttingDown)
+      return false;
     try {
       this.deps.writeInput(jid, text);
     } catch (err) {
@@ -88,6 +142,8 @@ export class GroupQueue {
       return false;
     }
     s.idleWaiting = false;
+    clearTimeout(s.warm?.timer);
+    s.warm = undefined;
     return true;
   }
 
@@ -111,7 +167,11 @@ export class GroupQueue {
   }
 
   private wait(jid: string): void {
-    if (!this.waiting.includes(jid)) this.waiting.push(jid);
+    if (this.waiting.includes(jid)) return;
+    this.waiting.push(jid);
+    // Real work never waits behind a warm sandbox.
+    const warm = [...this.groups].find(([, g]) => g.warm && !g.closing);
+    if (warm) this.closeWarm(warm[0]);
   }
 
   private begin(jid: string, work: () => Promise<void>): void {
@@ -123,19 +183,22 @@ export class GroupQueue {
       s.active = false;
       s.idleWaiting = false;
       s.runningTaskId = null;
+      clearTimeout(s.warm?.timer);
+      s.warm = undefined;
+      s.closing = false;
       this.activeCount--;
       this.drain(jid);
       if (this.activeCount === 0) for (const listener of this.idleListeners) listener();
     });
   }
 
-  private startMessages(jid: string): void {
+  private startMessages(jid: string, work = this.deps.processMessages): void {
     const s = this.state(jid);
     s.pendingMessages = false;
     this.begin(jid, async () => {
       let ok = false;
       try {
-        ok = await this.deps.processMessages(jid);
+        ok = await work(jid);
       } catch (err) {
         logger.error({ jid, err }, 'message run failed');
       }
@@ -163,7 +226,8 @@ export class GroupQueue {
       this.deps.onGaveUp?.(jid);
       return;
     }
-    const delay = this.deps.retryBaseMs * 2 ** (s.retryCount - 1);
+    const jitter = 1 - (this.deps.jitterRatio ?? 0) * Math.random();
+    const delay = Math.round(this.deps.retryBaseMs * 2 ** (s.retryCount - 1) * jitter);
     logger.warn({ jid, attempt: s.retryCount, delayMs: delay }, 'run failed, retrying');
     clearTimeout(s.retryTimer);
     s.retryTimer = setTimeout(() => this.enqueueMessageCheck(jid), delay);

@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import { isValidFolder } from './contract/ipc.js';
 import type { StoredMessage } from './db/message-repo.js';
 import type { Store } from './db/store.js';
-import type { FailureNotices } from './failure-notice.js';
+import { failure, type FailureNotices } from './failure-notice.js';
 import { GroupQueue } from './group-queue.js';
 import { writeClose, writeInput } from './ipc/to-agent.js';
 import { logger } from './logger.js';
@@ -17,7 +17,9 @@ export interface MessageLoopDeps {
   send(jid: string, text: string): Promise<unknown>;
   setTyping(jid: string, isTyping: boolean): Promise<void>;
   mayTrigger?(group: RegisteredGroup, message: StoredMessage): boolean;
-  failures?: Pick<FailureNotices, 'onRunFailed' | 'onRunSucceeded' | 'onGaveUp'>;
+  /** New messages in a group that did not trigger a run (warm-ahead may start its sandbox). */
+  onUntriggered?(jid: string): void;
+  failures?: Pick<FailureNotices, 'gate' | 'onRunFailed' | 'onRunSucceeded' | 'onGaveUp'>;
 }
 
 const SEEN_KEY = 'last_seen_seq';
@@ -47,6 +49,7 @@ export class MessageLoop {
       maxConcurrent: config.maxConcurrentContainers,
       retryBaseMs: config.retryBaseMs,
       maxRetries: config.maxRetries,
+      jitterRatio: 0.2,
       processMessages: (jid) => this.processGroupMessages(jid),
       writeInput: (jid, text) => withFolder(jid, (folder) => writeInput(config, folder, text)),
       writeClose: (jid) => withFolder(jid, (folder) => writeClose(config, folder)),
@@ -132,7 +135,10 @@ export class MessageLoop {
 
     for (const jid of new Set(fresh.map((m) => m.chatJid))) {
       const messages = this.real(fresh.filter((m) => m.chatJid === jid));
-      if (!this.isTriggered(groups.get(jid)!, messages)) continue;
+      if (!this.isTriggered(groups.get(jid)!, messages)) {
+        if (messages.length > 0) this.deps.onUntriggered?.(jid);
+        continue;
+      }
       // A sandbox already running for this group takes the messages as a follow-up.
       const pending = this.pendingInput(jid);
       if (pending.messages.length > 0 && this.queue.sendMessage(jid, formatMessages(pending.messages))) {
@@ -161,24 +167,32 @@ export class MessageLoop {
     }
   }
 
+  /** A warm run: the sandbox starts with no prompt and its first message arrives as a follow-up. */
+  runWarm(jid: string): Promise<boolean> {
+    return this.processGroupMessages(jid, true);
+  }
+
   /**
    * The queue's worker for one group. The cursor is advanced before the run and rolled back if it
    * fails, but only to the last message that got an answer: a partial answer beats a duplicate.
    */
-  private async processGroupMessages(jid: string): Promise<boolean> {
+  private async processGroupMessages(jid: string, warm = false): Promise<boolean> {
     const { store, runner, config, failures } = this.deps;
     const group = store.groups.byJid(jid);
     if (!group) return true;
     const previousCursor = this.agentCursor(jid);
     const pending = this.pendingInput(jid);
-    if (pending.messages.length === 0 || !this.isTriggered(group, pending.messages)) return true;
+    if (!warm && (pending.messages.length === 0 || !this.isTriggered(group, pending.messages))) return true;
+    // A permanent cause that still holds: the person is told, no sandbox starts, nothing retries.
+    let newest = pending.messages.at(-1)?.seq ?? 0;
+    if (!warm && (await failures?.gate(jid, group.folder, newest))) return true;
 
     this.write(runKey(jid), previousCursor);
-    this.write(agentKey(jid), pending.lastSeq);
+    if (!warm) this.write(agentKey(jid), pending.lastSeq);
     const typing = (on: boolean) => this.deps.setTyping(jid, on).catch(() => undefined);
-    await typing(true);
+    if (!warm) await typing(true);
     const dispatch = { store, runner, assistantName: config.assistantName };
-    const output = await runAgentForGroup(dispatch, group, formatMessages(pending.messages), {
+    const output = await runAgentForGroup(dispatch, group, warm ? '' : formatMessages(pending.messages), {
       chatJid: jid,
       useGroupSession: true,
       onResult: async (result) => {
@@ -192,7 +206,10 @@ export class MessageLoop {
         }
       },
     });
-    await typing(false);
+    // The person never sees a warm start that got no message.
+    const given = this.agentCursor(jid) > previousCursor;
+    if (given) await typing(false);
+    if (warm) newest = this.agentCursor(jid);
 
     const rollbackTo = this.rollbackPoint(jid) ?? previousCursor;
     this.write(runKey(jid), undefined);
@@ -204,17 +221,22 @@ export class MessageLoop {
         return true;
       }
       this.write(agentKey(jid), rollbackTo);
-      logger.warn(log, 'run failed; messages will be retried');
-      void failures?.onRunFailed(jid, output.error ?? 'unknown error');
-      return false;
+      const why = output.failure ?? failure('unknown');
+      // Permanent: no retry; the gate runs the messages once the cause is gone.
+      logger.warn(
+        { ...log, cause: why.cause },
+        `run failed; messages ${why.kind === 'permanent' ? 'wait' : 'will be retried'}`,
+      );
+      void failures?.onRunFailed(jid, group.folder, why, newest);
+      return why.kind === 'permanent';
     }
-    if (unanswered && rollbackTo > previousCursor) {
+    if (unanswered && (rollbackTo > previousCursor || warm)) {
       // Follow-ups piped in while the sandbox was closing were never read: run them again.
       logger.info(log, 'follow-ups left unread; running them');
       this.write(agentKey(jid), rollbackTo);
       this.queue.enqueueMessageCheck(jid);
     }
-    failures?.onRunSucceeded(jid);
+    if (given) failures?.onRunSucceeded(jid);
     return true;
   }
 }

@@ -1,3 +1,4 @@
+import type { Failure } from './failure-notice.js';
 import type { ScheduleType } from './contract/ipc.js';
 
 /** Timestamps are ISO-8601 UTC strings. */
@@ -81,6 +82,8 @@ export interface AgentOutput {
   result: string | null;
   newSessionId?: string;
   error?: string;
+  /** Set by whoever knows why a run failed (the model proxy, the sandbox runner). */
+  failure?: Failure;
 }
 
 export interface AgentRunHooks {

@@ -5,15 +5,69 @@ import { localChatIdSchema } from '../channels/local/api.js';
 import { SseParser } from '../channels/local/sse-parser.js';
 import { readToken } from '../channels/local/token.js';
 
-/** A problem the person can fix; the message says how. */
-export class ChatError extends Error {}
+/** A problem the person can fix; the message says how. `notRunning`: no assistant answers for this home. */
+export class ChatError extends Error {
+  constructor(
+    message: string,
+    readonly notRunning = false,
+  ) {
+    super(message);
+  }
+}
 
-const notStarted = (why: string) =>
-  new ChatError(`${why}. Start the assistant with \`nanoclaw start\`, then run \`nanoclaw chat\` again.`);
+const notStarted = (why: string, hint: string, notRunning = true) =>
+  new ChatError(`${why}. ${hint}`, notRunning);
+/** The hint after a failure to reach the assistant. */
+export const startThen = (command: string) =>
+  `Start the assistant with \`nanoclaw start\`, then run \`nanoclaw ${command}\` again.`;
 
 async function errorText(res: Response): Promise<string> {
   const body = (await res.json().catch(() => ({}))) as { error?: unknown };
   return typeof body.error === 'string' ? body.error : `HTTP ${res.status}`;
+}
+
+type Host = { home: string; port: number };
+
+/** The running assistant's local API: a fetch with its token; ChatError when it is not there. */
+function hostApi({ home, port }: Host, hint: string) {
+  const tokenFile = path.join(home, 'data', 'local-channel.token');
+  const token = readToken(tokenFile);
+  if (!token) throw notStarted(`No local channel token at ${tokenFile}`, hint);
+  const base = `http://127.0.0.1:${port}`;
+  const headers = { Authorization: `Bearer ${token}` };
+  const request = async (apiPath: string, init: RequestInit = {}) => {
+    const res = await fetch(`${base}${apiPath}`, { ...init, headers }).catch(
+      (err: Error & { cause?: { code?: string } }) => {
+        throw notStarted(`The assistant is not running at ${base} (${err.cause?.code ?? err.message})`, hint);
+      },
+    );
+    if (res.status === 401)
+      throw new ChatError(
+        `The assistant at ${base} did not accept the token in ${tokenFile}; it may belong to another NANOCLAW_HOME.`,
+      );
+    return res;
+  };
+  return { base, headers, request };
+}
+
+/** One call to the running assistant; its JSON answer, or ChatError with its reason. */
+export async function askHost<T>(host: Host, hint: string, apiPath: string, method = 'GET'): Promise<T> {
+  const res = await hostApi(host, hint).request(apiPath, { method });
+  if (!res.ok) throw new ChatError(`The assistant refused: ${await errorText(res)}`);
+  return (await res.json()) as T;
+}
+
+/** `nanoclaw stop <chat>`: a bare name means local:<name>. */
+export async function runStop(host: Host, chat: string, out: Writable): Promise<void> {
+  const jid = /[:@]/.test(chat) ? chat : `local:${chat}`;
+  const url = `/api/chats/${encodeURIComponent(jid)}/stop`;
+  const { stopped } = await askHost<{ stopped: boolean }>(
+    host,
+    'So no agent is running either.',
+    url,
+    'POST',
+  );
+  out.write(stopped ? `Stopped the agent in ${jid}.\n` : `Nothing was running in ${jid}.\n`);
 }
 
 type Event = { chat?: string; text?: string; sender?: string; isTyping?: boolean } | null;
@@ -32,25 +86,17 @@ export async function runChat(opts: {
     throw new ChatError(
       `--chat must be local:<name> with a name of 1-64 letters, digits, _ or - (got "${opts.chat}")`,
     );
-  const tokenFile = path.join(opts.home, 'data', 'local-channel.token');
-  const token = readToken(tokenFile);
-  if (!token) throw notStarted(`No local channel token at ${tokenFile}`);
-  const base = `http://127.0.0.1:${opts.port}`;
+  const { base, headers, request } = hostApi(opts, startThen('chat'));
   const chatUrl = `${base}/api/chats/${encodeURIComponent(chatJid)}`;
-  const headers = { Authorization: `Bearer ${token}` };
 
   const stopEvents = new AbortController();
-  const events = await fetch(`${base}/api/events`, { headers, signal: stopEvents.signal }).catch(
-    (err: Error & { cause?: { code?: string } }) => {
-      throw notStarted(`The assistant is not running at ${base} (${err.cause?.code ?? err.message})`);
-    },
-  );
-  if (events.status === 401)
-    throw notStarted(
-      `The assistant at ${base} did not accept the token in ${tokenFile}; it may belong to another NANOCLAW_HOME`,
-    );
+  const events = await request('/api/events', { signal: stopEvents.signal });
   if (!events.ok || !events.body)
-    throw notStarted(`The local channel at ${base} answered ${await errorText(events)}`);
+    throw notStarted(
+      `The local channel at ${base} answered ${await errorText(events)}`,
+      startThen('chat'),
+      false,
+    );
 
   const interactive = Boolean((input as NodeJS.ReadStream).isTTY && (output as NodeJS.WriteStream).isTTY);
   const rl = readline.createInterface({
@@ -101,9 +147,12 @@ export async function runChat(opts: {
           else if (event.event === 'typing' && data.isTyping) print(`… ${assistant} is working`);
         }
       }
-      lost = notStarted('The assistant closed the connection');
+      lost = notStarted('The assistant closed the connection', startThen('chat'));
     } catch (err) {
-      lost = notStarted(`Lost the connection to the assistant (${(err as Error).message})`);
+      lost = notStarted(
+        `Lost the connection to the assistant (${(err as Error).message})`,
+        startThen('chat'),
+      );
     }
     if (stopEvents.signal.aborted) lost = undefined;
     else rl.close();

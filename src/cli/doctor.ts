@@ -2,7 +2,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { HEALTH_KEY_PREFIX, type ChannelHealthRecord } from '../channel-health.js';
 import { isWhatsAppLinked } from '../channels/whatsapp/link-state.js';
+import type { Store } from '../db/store.js';
 import { DEFAULT_SANDBOX_UID, type Config } from '../config.js';
 import { readSecrets } from '../env-file.js';
 import { createGroupPolicy, groupPolicyPath } from '../policy/group-policy.js';
@@ -50,15 +52,20 @@ export async function collectChecks(
     isRoot?: boolean;
     cgroups?: () => CgroupSupport;
     accounts?: AccountLookup;
+    nodeVersion?: string;
   } = {},
 ): Promise<Check[]> {
   const { platform = process.platform, isRoot = process.getuid?.() === 0 } = options;
   const linux = platform === 'linux';
   const { kind, results: runtime } = await runtimeChecks(config, platform);
   const linked = isWhatsAppLinked(config.authDir);
-  const node = process.versions.node;
+  const node = options.nodeVersion ?? process.versions.node;
   const results: Results = {
-    node: result(parseInt(node) >= 20, `Node ${node}`, 'install Node.js 20 or newer (https://nodejs.org)'),
+    node: result(
+      parseInt(node) >= 22,
+      `Node ${node}`,
+      'install Node.js 22 or 24 (https://nodejs.org, or `nvm install 24`); Node 20 is past its end of life',
+    ),
     ...runtime,
     'sandbox user': linux && sandboxUidCheck(config, isRoot, options.accounts),
     // bwrap sandboxes of a root host run as the sandbox uid and resolve their mounts with it.
@@ -246,8 +253,37 @@ function storeChecks(config: Config): Results {
     return {
       groups: result(true, `${folders.length} registered (${folders.join(', ')})`),
       'usage today': result(true, usage.join('; ') || 'none'),
+      'whatsapp connection': channelCheck(store.state.get(`${HEALTH_KEY_PREFIX}whatsapp`)),
+      outbox: outboxCheck(store),
     };
   });
+}
+
+/** The last state the host recorded; doctor cannot see the live connection. */
+function channelCheck(raw: string | undefined): Result | undefined {
+  if (!raw) return undefined;
+  const { state, since } = JSON.parse(raw) as ChannelHealthRecord;
+  const fix = 'run `nanoclaw whatsapp-auth` (or link it from the local chat page), then restart the host';
+  return result(
+    state === 'up',
+    `${state} since ${since}`,
+    state === 'logged-out' ? fix : 'check the network',
+    true,
+  );
+}
+
+function outboxCheck(store: Store): Result | undefined {
+  let failed: ReturnType<Store['outbox']['failed']>;
+  try {
+    failed = store.outbox.failed(3);
+  } catch {
+    return undefined; // a database the host has not migrated yet
+  }
+  const newest = failed.newest.map((f) => `${f.chatJid}: ${f.error}`).join('; ');
+  const detail = failed.count
+    ? `${failed.count} message(s) failed for good (newest: ${newest})`
+    : 'no failed messages';
+  return result(failed.count === 0, detail, 'see the reasons; these messages were not delivered', true);
 }
 
 /** The name of the passwd or group entry with this id, or null. */

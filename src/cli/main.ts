@@ -45,10 +45,14 @@ async function main(argv: string[]): Promise<number> {
       return (err.write('No local chat token yet: start the assistant once (npm start).\n'), 1);
     }
   }
+  const host = { home: config.home, port: config.localChannelPort };
+  const { ChatError, runChat, runStop } = await import('./chat.js');
   try {
-    if (family === 'chat') {
-      const { runChat } = await import('./chat.js');
-      await runChat({ home: config.home, port: config.localChannelPort, chat: v.chat as string });
+    if (family === 'chat') await runChat({ ...host, chat: v.chat as string });
+    else if (family === 'stop') await runStop(host, p.positionals[0]!, out);
+    else if (family === 'whatsapp-unlink') {
+      const { runWhatsAppUnlink } = await import('./whatsapp-auth.js');
+      await runWhatsAppUnlink({ ...host, authDir: config.authDir, output: out });
     } else {
       const { runWhatsAppAuth } = await import('./whatsapp-auth.js');
       const pairingPhone = v['pairing-code'] as string | undefined;
@@ -59,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (family === 'chat' && !(e instanceof (await import('./chat.js')).ChatError)) throw e;
+    if (family !== 'whatsapp-auth' && !(e instanceof ChatError)) throw e;
     return (err.write(`${(e as Error).message}\n`), 1);
   }
 }

@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { Store } from '../db/store.js';
 import { formatLocal } from '../contract/schedule.js';
 import { cancelTask, pauseTask, resumeTask } from '../scheduler/task-actions.js';
-import type { ScheduledTask } from '../types.js';
+import type { ScheduledTask, TaskRunLog } from '../types.js';
 import { parseCommand, withStore } from './args.js';
 
 const VERBS = { pause: 'Paused', resume: 'Resumed', cancel: 'Cancelled' };
@@ -25,8 +25,9 @@ export function runTasksCommand(
   const { out, err = deps.out, config } = deps;
   const p = parseCommand(['tasks', ...args], out, err);
   if (typeof p === 'number') return p;
-  const sub = p.command.slice(6) as keyof typeof VERBS | 'list';
-  return withStore(deps, sub !== 'list', (store) => {
+  const sub = p.command.slice(6) as keyof typeof VERBS | 'list' | 'runs';
+  const id = p.positionals[0]!;
+  return withStore(deps, sub !== 'list' && sub !== 'runs', (store) => {
     if (sub === 'list') {
       const tasks = store?.tasks.all() ?? [];
       out.write(
@@ -34,7 +35,17 @@ export function runTasksCommand(
       );
       return 0;
     }
-    const id = p.positionals[0]!;
+    if (sub === 'runs') {
+      const task = store?.tasks.byId(id);
+      if (!task) return (err.write(`error: task '${id}' not found\n`), 1);
+      const runs = store!.tasks.runLogs(id);
+      out.write(
+        p.values.json
+          ? `${JSON.stringify({ task, runs }, null, 2)}\n`
+          : renderRuns(task, runs, config.timezone),
+      );
+      return 0;
+    }
     const now = new Date(deps.now?.() ?? Date.now());
     const result =
       sub === 'pause'
@@ -49,24 +60,50 @@ export function runTasksCommand(
   });
 }
 
+const oneLine = (text: string | null, max: number) => {
+  const line = (text ?? '-').replace(/\s+/g, ' ').trim() || '-';
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+};
+const scheduleOf = (task: ScheduledTask) =>
+  `${task.scheduleType} ${task.scheduleType === 'interval' ? every(Number(task.scheduleValue)) : task.scheduleValue}`;
+const timeIn = (timezone: string) => (iso: string | null) =>
+  iso ? formatLocal(new Date(iso), timezone) : '-';
+
 function renderTaskTable(tasks: ScheduledTask[], timezone: string): string {
   if (tasks.length === 0) return 'No scheduled tasks.\n';
-  const time = (iso: string | null) => (iso ? formatLocal(new Date(iso), timezone) : '-');
-  const rows = tasks.map((task) => {
-    const result = (task.lastResult ?? '-').replace(/\s+/g, ' ').trim();
-    const schedule =
-      task.scheduleType === 'interval' ? every(Number(task.scheduleValue)) : task.scheduleValue;
-    return [
-      task.id,
-      task.groupFolder,
-      task.status,
-      `${task.scheduleType} ${schedule}`,
-      task.status === 'active' ? time(task.nextRun) : '-',
-      time(task.lastRun),
-      result.length > 40 ? `${result.slice(0, 39)}…` : result,
-    ];
-  });
+  const time = timeIn(timezone);
+  const rows = tasks.map((task) => [
+    task.id,
+    task.groupFolder,
+    task.status,
+    scheduleOf(task),
+    task.status === 'active' ? time(task.nextRun) : '-',
+    time(task.lastRun),
+    oneLine(task.lastResult, 40),
+  ]);
   rows.unshift(['ID', 'GROUP', 'STATUS', 'SCHEDULE', `NEXT RUN (${timezone})`, 'LAST RUN', 'LAST RESULT']);
+  return table(rows);
+}
+
+/** The task on top, then its runs, newest first. */
+function renderRuns(task: ScheduledTask, runs: TaskRunLog[], timezone: string): string {
+  const time = timeIn(timezone);
+  const head =
+    `Task ${task.id} (${task.groupFolder}), ${task.status}, ${scheduleOf(task)}\n` +
+    `Next run:    ${task.status === 'active' ? time(task.nextRun) : '-'} (${timezone})\n` +
+    `Last result: ${oneLine(task.lastResult, 200)}\n\n`;
+  if (runs.length === 0) return `${head}No runs yet.\n`;
+  const rows = runs.map((r) => [
+    time(r.runAt),
+    duration(r.durationMs),
+    r.status,
+    oneLine(r.status === 'error' ? (r.error ?? r.result) : r.result, 80),
+  ]);
+  rows.unshift([`TIME (${timezone})`, 'DURATION', 'STATUS', 'RESULT / ERROR']);
+  return head + table(rows);
+}
+
+function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows
     .map(
@@ -77,6 +114,12 @@ function renderTaskTable(tasks: ScheduledTask[], timezone: string): string {
           .trimEnd()}\n`,
     )
     .join('');
+}
+
+function duration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  return `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}s`;
 }
 
 function every(ms: number): string {

@@ -4,6 +4,9 @@ import type { Writable } from 'node:stream';
 import { DisconnectReason, jidNormalizedUser } from '@whiskeysockets/baileys';
 import qrcode from 'qrcode-terminal';
 import { logger } from '../logger.js';
+import type { WhatsAppState } from '../channels/control.js';
+import { linkedAccountJid } from '../channels/whatsapp/link-state.js';
+import { WhatsAppLink } from '../channels/whatsapp/linker.js';
 import { backoffDelay } from '../channels/whatsapp/reconnect-policy.js';
 import {
   baileysLogger,
@@ -13,6 +16,7 @@ import {
   type MakeSocket,
   type WASocketLike,
 } from '../channels/whatsapp/socket.js';
+import { askHost, ChatError, startThen } from './chat.js';
 
 /** Connection drops while linking (not the end of the QR codes) are retried this often. */
 const MAX_RETRIES = 5;
@@ -152,4 +156,61 @@ export async function runWhatsAppAuth(opts: {
 
     start();
   });
+}
+
+/**
+ * `nanoclaw whatsapp-unlink`: through the running assistant (a second connection on the same link would
+ * fight its own), else here, with one short connection to log out; the credentials go either way.
+ */
+export async function runWhatsAppUnlink(opts: {
+  home: string;
+  port: number;
+  authDir: string;
+  output: Writable;
+  makeSocket?: MakeSocket;
+}): Promise<void> {
+  const { authDir, output: out } = opts;
+  try {
+    const before = await askHost<WhatsAppState>(opts, startThen('whatsapp-unlink'), '/api/whatsapp');
+    await askHost(opts, startThen('whatsapp-unlink'), '/api/whatsapp/unlink', 'POST');
+    return void out.write(
+      before.status === 'linked'
+        ? `The running assistant logged out of WhatsApp (${before.selfJid}) and deleted the credentials.\n`
+        : 'WhatsApp was not linked; the running assistant stopped any linking in progress.\n',
+    );
+  } catch (err) {
+    if (!(err instanceof ChatError && err.notRunning)) throw err;
+  }
+  const jid = linkedAccountJid(authDir);
+  const files = fs.existsSync(authDir) && fs.readdirSync(authDir).length > 0;
+  if (!files) return void out.write('WhatsApp is not linked; nothing to unlink.\n');
+  out.write('The assistant is not running, so nanoclaw unlinks WhatsApp itself.\n');
+  let loggedOut = false;
+  const make = opts.makeSocket ?? defaultMakeSocket;
+  const makeSocket: MakeSocket = (o) => {
+    if (logger.level === 'silent') o.logger.level = 'silent';
+    const sock = make(o);
+    const logout = sock.logout.bind(sock);
+    sock.logout = (msg) => logout(msg).then(() => void (loggedOut = true));
+    return sock;
+  };
+  const none = async () => {};
+  await new WhatsAppLink({
+    authDir,
+    makeSocket,
+    onLinked: none,
+    onUnlinked: none,
+    knownGroups: () => [],
+    isRegistered: () => false,
+    folderTaken: () => false,
+    registerGroup: async () => ({ ok: false, error: 'not while unlinking' }),
+  }).unlink();
+  out.write(
+    !jid
+      ? `Deleted the unfinished WhatsApp link in ${authDir}.\n`
+      : loggedOut
+        ? `Logged out of WhatsApp (${jid}) and deleted the credentials in ${authDir}.\n`
+        : `Deleted the credentials in ${authDir}, but WhatsApp could not be reached to log out ${jid}: ` +
+          'remove this device on your phone (WhatsApp > Settings > Linked devices).\n',
+  );
 }

@@ -19,6 +19,8 @@ export const OUTPUT_END = '---NANOCLAW_OUTPUT_END---';
 export const CLOSE_SENTINEL = '_close';
 export const TASKS_SNAPSHOT = 'current_tasks.json';
 export const GROUPS_SNAPSHOT = 'available_groups.json';
+/** to-agent/responses/<requestId>.json: the host's answer to one request file. */
+export const RESPONSES_DIR = 'responses';
 
 export const scheduleTypeSchema = z.enum(['cron', 'interval', 'once']);
 export type ScheduleType = z.infer<typeof scheduleTypeSchema>;
@@ -33,6 +35,21 @@ export const ipcMessageSchema = z.object({
   text,
   sender: text.max(64).optional(),
 });
+
+/** Agent to host (messages/): a file in the group folder, `path` relative to it. */
+export const MAX_FILE_BYTES = 20 * 1024 * 1024;
+export const ipcFileSchema = z.object({
+  type: z.literal('file'),
+  chatJid: text,
+  path: text.max(1024),
+  caption: z.string().max(4000).optional(),
+});
+/** Up to 100 of [A-Za-z0-9._-], no leading dot: safe as a file name and inside `[...]` markers. */
+export const safeFileName = (name: string, fallback = 'file') =>
+  name
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(-100)
+    .replace(/^[.]+/, '') || fallback;
 
 const schedule = {
   prompt: text,
@@ -62,6 +79,14 @@ export const ipcTaskSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('refresh_groups') }),
 ]);
 export type IpcTask = z.infer<typeof ipcTaskSchema>;
+
+/** A file name (`<requestId>.json`), so only a safe one is answered. */
+export const requestIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/);
+export const ipcResponseSchema = z.union([
+  z.object({ ok: z.literal(true), result: z.string().optional() }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
+export type IpcResponse = z.infer<typeof ipcResponseSchema>;
 
 /** Host to agent: input/*.json and the task snapshot. */
 export const inputFileSchema = z.object({ type: z.literal('message'), text: z.string() });

@@ -29,15 +29,13 @@ export class GroupRepo {
     return this.where('WHERE folder = ?', folder)[0];
   }
 
+  /** The first main chat (local:main on a fresh home); the owner may have several, e.g. WhatsApp's self-chat. */
   main(): RegisteredGroup | undefined {
-    return this.where('WHERE is_main = 1 LIMIT 1')[0];
+    return this.where('WHERE is_main = 1 ORDER BY added_at LIMIT 1')[0];
   }
 
-  /** Making a group main demotes any other main. */
   upsert(group: RegisteredGroup): void {
     this.db.transaction(() => {
-      if (group.isMain)
-        this.db.prepare('UPDATE registered_groups SET is_main = 0 WHERE jid != ?').run(group.jid);
       this.db
         .prepare(
           `INSERT INTO registered_groups (jid, name, folder, trigger_word, requires_trigger, is_main, added_at, container_config)

@@ -64,9 +64,11 @@ export class MessageRepo {
   }
 
   /** For people (the local page): both directions, oldest first. */
-  history(chatJid: string, afterTimestamp: string | undefined, limit = 200): StoredMessage[] {
+  /** The newest `limit` messages in the window, oldest first ("before" pages back). */
+  history(chatJid: string, afterTimestamp?: string, limit = 200, beforeTimestamp?: string): StoredMessage[] {
     const sql = `SELECT * FROM (SELECT ${COLUMNS} FROM messages WHERE chat_jid = ? AND timestamp > ?
-      ORDER BY seq DESC LIMIT ?) ORDER BY seq`;
-    return (this.db.prepare(sql).all(chatJid, afterTimestamp ?? '', limit) as Row[]).map(toMessage);
+      AND timestamp < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`;
+    const rows = this.db.prepare(sql).all(chatJid, afterTimestamp ?? '', beforeTimestamp ?? '\uffff', limit);
+    return (rows as Row[]).map(toMessage);
   }
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { GroupRepo } from './group-repo.js';
 import { MessageRepo } from './message-repo.js';
+import { OutboxRepo } from './outbox-repo.js';
 import { StateRepo } from './state-repo.js';
 import { TaskRepo } from './task-repo.js';
 import { UsageRepo } from './usage-repo.js';
@@ -35,6 +36,13 @@ const MIGRATIONS = [
    CREATE INDEX task_run_logs_task ON task_run_logs (task_id, run_at);
    CREATE TABLE usage_daily (group_folder TEXT NOT NULL, day TEXT NOT NULL, input_tokens INTEGER NOT NULL DEFAULT 0,
      output_tokens INTEGER NOT NULL DEFAULT 0, requests INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (group_folder, day));`,
+  `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, chat_jid TEXT NOT NULL, text TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('answer', 'agent', 'notice')), source_folder TEXT, sender TEXT,
+     part INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
+     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+     attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL DEFAULT 0, error TEXT);
+   CREATE INDEX outbox_pending ON outbox (state, chat_jid, id);
+   CREATE INDEX outbox_source ON outbox (source_folder, kind, id);`,
 ];
 
 /** A row's snake_case columns as the camelCase fields they are named for. */
@@ -52,6 +60,7 @@ export class Store {
   readonly tasks: TaskRepo;
   readonly state: StateRepo;
   readonly usage: UsageRepo;
+  readonly outbox: OutboxRepo;
 
   constructor(readonly db: Db) {
     this.messages = new MessageRepo(db);
@@ -59,6 +68,7 @@ export class Store {
     this.tasks = new TaskRepo(db);
     this.state = new StateRepo(db);
     this.usage = new UsageRepo(db);
+    this.outbox = new OutboxRepo(db);
   }
 
   close(): void {

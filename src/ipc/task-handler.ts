@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { Config } from '../config.js';
-import { folderProblem, ipcTaskSchema, type IpcTask } from '../contract/ipc.js';
+import { folderProblem, ipcTaskSchema, type IpcResponse, type IpcTask } from '../contract/ipc.js';
 import { validateSchedule } from '../contract/schedule.js';
 import type { Store } from '../db/store.js';
 import { folderTaken } from '../groups.js';
@@ -9,7 +9,7 @@ import { cancelTask, pauseTask, resumeTask, type TaskActionResult } from '../sch
 import type { RegisteredGroup, ScheduledTask } from '../types.js';
 import { zodProblems } from '../util/zod-problems.js';
 
-export type IpcResult = { ok: true } | { ok: false; error: string };
+export type IpcResult = IpcResponse;
 
 export interface TaskIpcDeps {
   store: Store;
@@ -22,8 +22,10 @@ export interface TaskIpcDeps {
 }
 
 type TaskOf<T extends IpcTask['type']> = Extract<IpcTask, { type: T }>;
-/** Why a request is refused; undefined when it was carried out. */
+/** Why a request is refused, or what was done. */
 type Refusal = string | undefined;
+type Outcome = Refusal | { done: string };
+const done = (text: string) => ({ done: text });
 
 /**
  * One tasks/*.json; `source` is the group whose folder it was found in. Non-main groups may
@@ -39,34 +41,36 @@ export async function handleTaskIpc(
   if (!parsed.success) return { ok: false, error: `invalid task file: ${zodProblems(parsed.error)}` };
   const { type } = parsed.data;
   try {
-    const refusal = await handle(parsed.data, source, deps);
-    return refusal === undefined
-      ? { ok: true }
-      : { ok: false, error: `group '${source.folder}': ${refusal}` };
+    const outcome = await handle(parsed.data, source, deps);
+    if (typeof outcome === 'string') return { ok: false, error: `group '${source.folder}': ${outcome}` };
+    return outcome ? { ok: true, result: outcome.done } : { ok: true };
   } catch (err) {
     logger.error({ err, type, group: source.folder }, 'task IPC handler failed');
     return { ok: false, error: `${type} failed: ${err instanceof Error ? err.message : String(err)}` };
   }
 }
 
-async function handle(request: IpcTask, source: RegisteredGroup, deps: TaskIpcDeps): Promise<Refusal> {
+async function handle(request: IpcTask, source: RegisteredGroup, deps: TaskIpcDeps): Promise<Outcome> {
   const { store } = deps;
   switch (request.type) {
     case 'schedule_task':
       return scheduleTask(request, source, deps);
     case 'pause_task':
-      return manageTask(request.taskId, source, deps, () => pauseTask(store, request.taskId));
+      return manageTask(request.taskId, source, deps, 'paused', () => pauseTask(store, request.taskId));
     case 'resume_task':
-      return manageTask(request.taskId, source, deps, () => resumeWithinLimit(request.taskId, deps));
+      return manageTask(request.taskId, source, deps, 'resumed', () =>
+        resumeWithinLimit(request.taskId, deps),
+      );
     case 'cancel_task':
-      return manageTask(request.taskId, source, deps, () => cancelTask(store, request.taskId));
+      return manageTask(request.taskId, source, deps, 'cancelled', () => cancelTask(store, request.taskId));
     case 'update_task':
-      return manageTask(request.taskId, source, deps, () => updateTask(request, deps));
+      return manageTask(request.taskId, source, deps, 'updated', () => updateTask(request, deps));
     case 'register_group':
       return registerGroup(request, source, deps);
     case 'refresh_groups':
       if (!source.isMain) return 'only the main group may refresh the group list';
       await deps.refreshGroups();
+      return done('available_groups.json refreshed');
   }
 }
 
@@ -81,7 +85,7 @@ function overLimit(folder: string, { store, maxActiveTasksPerGroup: max }: TaskI
   if (active >= max) return `group '${folder}' already has ${active} active tasks (limit ${max})`;
 }
 
-function scheduleTask(request: TaskOf<'schedule_task'>, source: RegisteredGroup, deps: TaskIpcDeps): Refusal {
+function scheduleTask(request: TaskOf<'schedule_task'>, source: RegisteredGroup, deps: TaskIpcDeps): Outcome {
   const targetJid = request.target_group_jid ?? source.jid;
   if (!source.isMain && targetJid !== source.jid)
     return `may schedule tasks only for its own chat, not for '${targetJid}'`;
@@ -111,14 +115,18 @@ function scheduleTask(request: TaskOf<'schedule_task'>, source: RegisteredGroup,
   logger.info({ taskId: id, group: target.folder, by: source.folder }, 'task scheduled');
   deps.scheduler.reschedule();
   deps.onTasksChanged(target.folder);
+  return done(
+    `scheduled task ${id}${target === source ? '' : ` for ${target.folder}`}, next run ${schedule.nextRun} (UTC)`,
+  );
 }
 
 function manageTask(
   taskId: string,
   source: RegisteredGroup,
   deps: TaskIpcDeps,
+  verb: string,
   action: () => TaskActionResult,
-): Refusal {
+): Outcome {
   const task = deps.store.tasks.byId(taskId);
   if (!task) return `task '${taskId}' not found`;
   if (!source.isMain && task.groupFolder !== source.folder)
@@ -128,6 +136,9 @@ function manageTask(
   logger.info({ taskId, group: task.groupFolder, by: source.folder }, 'task changed');
   deps.scheduler.reschedule();
   deps.onTasksChanged(task.groupFolder);
+  const { status, nextRun } = result.task;
+  const next = verb !== 'cancelled' && status === 'active' && nextRun ? `, next run ${nextRun} (UTC)` : '';
+  return done(`task ${taskId} ${verb}${next}`);
 }
 
 /** Resuming counts against the active-task limit like scheduling does. */
@@ -161,7 +172,7 @@ function registerGroup(
   { jid, folder, name, trigger, requires_trigger }: TaskOf<'register_group'>,
   source: RegisteredGroup,
   deps: TaskIpcDeps,
-): Refusal {
+): Outcome {
   if (!source.isMain) return 'only the main group may register groups';
   const existing = deps.store.groups.byJid(jid);
   const refusal =
@@ -183,4 +194,5 @@ function registerGroup(
   });
   if (result && !result.ok) return result.error;
   logger.info({ jid, folder, by: source.folder }, 'group registered over IPC');
+  return done(`registered ${name} (${jid}) in folder ${folder}`);
 }

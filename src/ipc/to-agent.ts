@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { CLOSE_SENTINEL } from '../contract/ipc.js';
+import { CLOSE_SENTINEL, RESPONSES_DIR, type IpcResponse } from '../contract/ipc.js';
 import { SafeDir, withSafeDir } from '../safe-fs.js';
 
 /** data/ipc/<folder>/to-agent/: host-owned, mounted read-only at /workspace/inbox. */
@@ -33,6 +33,18 @@ export function writeClose(config: Ipc, folder: string): void {
 export function clearInput(config: Ipc, folder: string): void {
   inToAgent(config, folder, [INPUT_DIR], (dir) => {
     for (const name of dir.list()) dir.remove(name);
+  });
+}
+
+/** Answers live long enough for the runner's wait (seconds); older ones are pruned at each write. */
+const RESPONSE_TTL_MS = 5 * 60_000;
+
+/** Created here on first use: the runner polls the folder, so it may appear mid-run. */
+export function writeResponse(config: Ipc, folder: string, requestId: string, response: IpcResponse): void {
+  inToAgent(config, folder, [RESPONSES_DIR], (dir) => {
+    const old = Date.now() - RESPONSE_TTL_MS;
+    for (const name of dir.list()) if ((dir.lstat(name)?.mtimeMs ?? Infinity) < old) dir.remove(name);
+    dir.writeAtomic(`${requestId}.json`, JSON.stringify(response));
   });
 }
 

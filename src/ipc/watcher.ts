@@ -1,12 +1,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { isValidFolder, MAX_IPC_FILE_BYTES } from '../contract/ipc.js';
+import { isValidFolder, MAX_IPC_FILE_BYTES, requestIdSchema } from '../contract/ipc.js';
 import { logger } from '../logger.js';
 import { SafeDir, UnsafeEntryError, withSafeDir } from '../safe-fs.js';
 import type { RegisteredGroup } from '../types.js';
 import type { IpcResult } from './task-handler.js';
-import { FROM_AGENT } from './to-agent.js';
+import { FROM_AGENT, writeResponse } from './to-agent.js';
 
 const KINDS = ['messages', 'tasks'] as const;
 export type IpcKind = (typeof KINDS)[number];
@@ -26,6 +26,7 @@ export interface IpcWatcherDeps {
 /**
  * Reads data/ipc/<folder>/from-agent/{messages,tasks}/ (fs.watch plus a poll) through safe-fs,
  * oldest first, one at a time per folder; refused files go to data/ipc/errors/ with the reason.
+ * A file with a `requestId` is answered in to-agent/responses/, refused or not.
  */
 export class IpcWatcher {
   private readonly watchers = new Map<string, fs.FSWatcher>();
@@ -125,8 +126,10 @@ export class IpcWatcher {
     }
     try {
       for (const [i, name] of names.sort().entries()) {
-        if (this.stopped) return;
-        await this.processFile(dir, name, group, kind);
+        // The group as it is now: one demoted (or removed) since its watcher started has lost its rights.
+        const current = this.deps.groups().find((g) => g.folder === group.folder);
+        if (this.stopped || !current) return;
+        await this.processFile(dir, name, current, kind);
         if ((i + 1) % FILES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
@@ -155,11 +158,22 @@ export class IpcWatcher {
     const result = await this.deps
       .handle(kind, payload, group)
       .catch((err: Error): IpcResult => ({ ok: false, error: `handler failed: ${err.message}` }));
+    this.respond(group, payload, result);
     if (!result.ok) return this.quarantine(dir, name, group, kind, result.error, bytes);
     try {
       dir.remove(name);
     } catch (err) {
       logger.warn({ group: group.folder, name, err: String(err) }, 'cannot remove handled ipc file');
+    }
+  }
+
+  private respond(group: RegisteredGroup, payload: unknown, result: IpcResult): void {
+    const id = requestIdSchema.safeParse((payload as { requestId?: unknown } | null)?.requestId);
+    if (!id.success) return;
+    try {
+      writeResponse(this.deps, group.folder, id.data, result);
+    } catch (err) {
+      logger.warn({ group: group.folder, requestId: id.data, err: String(err) }, 'cannot answer ipc request');
     }
   }
 

@@ -1,6 +1,8 @@
+import crypto from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Secrets } from '../env-file.js';
+import { failure, type Failure, type FailureCause } from '../failure-notice.js';
 import { logger } from '../logger.js';
 import { forwardableHeaders, guardServer, relay, sendBody } from './http-util.js';
 import { createNetworkPolicyReader, networkPolicyPath, policyForGroup } from './network-policy.js';
@@ -12,7 +14,9 @@ export interface ModelProxyDeps {
   recordUsage(groupFolder: string, inputTokens: number, outputTokens: number): void;
   tokensUsedToday(groupFolder: string): number;
   dailyTokenBudget(groupFolder: string): number | undefined;
-  onBudgetExceeded(groupFolder: string): void;
+  onBudgetExceeded?(groupFolder: string): void;
+  /** What the group's last model call came to: a failure's cause, or null once one worked. */
+  onOutcome?(groupFolder: string, outcome: Failure | null, credentials: string): void;
   configDir: string;
   envFile?: string;
   upstreamIdleTimeoutMs?: number;
@@ -34,6 +38,22 @@ const ERROR_TYPES: Record<number, string> = {
   413: 'request_too_large',
   429: 'rate_limit_error',
 };
+
+/** The upstream's answer as a failure cause; null: none. */
+export function upstreamCause(status: number): FailureCause | null {
+  if (status < 400) return null;
+  if (status === 401 || status === 403) return 'invalid-credentials';
+  if (status < 500 && ![408, 409, 429].includes(status)) return 'invalid-request';
+  return 'upstream';
+}
+
+/** Which credentials are in use, as a hash: a refused set stays refused until .env changes. */
+export function credentialsId(secrets: Secrets): string {
+  const { ANTHROPIC_API_KEY: key, CLAUDE_CODE_OAUTH_TOKEN: oauth, ANTHROPIC_AUTH_TOKEN: token } = secrets;
+  if (!key && !oauth && !token) return '';
+  const all = [key, oauth, token, secrets.ANTHROPIC_BASE_URL].join('\n');
+  return crypto.createHash('sha256').update(all).digest('hex');
+}
 
 /** Anthropic's error shape, so the SDK shows the message. */
 function apiError(res: http.ServerResponse, status: number, message: string, headers = {}): void {
@@ -82,6 +102,8 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
       const incomplete = !res.writableFinished || undefined;
       logger.info({ ...entry, ms: Date.now() - started, incomplete }, 'model proxy request');
     });
+    let creds = '';
+    const report = (cause: FailureCause | null) => deps.onOutcome?.(folder, cause && failure(cause), creds);
     const refuse = (status: number, message: string, headers: object = NO_RETRY) => {
       outcome.note = `refused: ${message}`;
       apiError(res, status, message, headers);
@@ -91,17 +113,23 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
       return refuse(404, 'The model proxy only forwards the Messages API (/v1/messages).');
     const budget = deps.dailyTokenBudget(folder);
     if (budget !== undefined && deps.tokensUsedToday(folder) >= budget) {
-      deps.onBudgetExceeded(folder);
+      deps.onBudgetExceeded?.(folder);
+      report('budget-spent');
       const message = `Daily token budget of ${budget} tokens for this group is spent; it resets at midnight UTC.`;
       const untilMidnight = Math.ceil((DAY_MS - (Date.now() % DAY_MS)) / 1000);
       return refuse(429, message, { ...NO_RETRY, 'retry-after': String(untilMidnight) });
     }
-    const { ANTHROPIC_API_KEY: key, CLAUDE_CODE_OAUTH_TOKEN: oauth, ...secrets } = deps.readSecrets();
+    const all = deps.readSecrets();
+    creds = credentialsId(all);
+    const { ANTHROPIC_API_KEY: key, CLAUDE_CODE_OAUTH_TOKEN: oauth, ...secrets } = all;
     const token = oauth || secrets.ANTHROPIC_AUTH_TOKEN;
     const auth = key ? { 'x-api-key': key } : token && { authorization: `Bearer ${token}` };
     const envFile = deps.envFile ?? '$NANOCLAW_HOME/.env';
     const noCredentials = `No model credentials configured: add ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN to ${envFile}`;
-    if (!auth) return refuse(401, noCredentials);
+    if (!auth) {
+      report('no-credentials');
+      return refuse(401, noCredentials);
+    }
     const baseUrl = secrets.ANTHROPIC_BASE_URL || 'https://api.anthropic.com';
     const base = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
     if (!base || !/^https?:$/.test(base.protocol))
@@ -148,7 +176,14 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
       timedOut = true;
       upstream.destroy(new Error('upstream idle timeout'));
     });
+    // Registered before relay's own listener, which writes these headers on.
+    upstream.once('response', (upstreamRes) => {
+      // The SDK retries a refused key for minutes; it won't heal before .env changes.
+      if (upstreamCause(upstreamRes.statusCode ?? 0) === 'invalid-credentials')
+        Object.assign(upstreamRes.headers, NO_RETRY);
+    });
     relay(upstream, res, (upstreamRes) => {
+      if (req.method === 'POST') report(upstreamCause(upstreamRes.statusCode ?? 502));
       const usage = tapUsage(upstreamRes);
       upstreamRes.on('close', () => {
         const used = (outcome.usage = usage());
@@ -162,6 +197,7 @@ export function createModelProxyServer(folder: string, deps: ModelProxyDeps): ht
     });
     upstream.on('error', (err) => {
       outcome.note ??= `upstream error: ${err.message}`;
+      report(timedOut ? 'timeout' : 'upstream');
       // Retrying a whole timeout ten times would keep the person waiting for hours.
       if (timedOut) refuse(504, 'The model API did not answer in time (model proxy timeout).');
       else apiError(res, 502, `The model proxy could not reach the model API (${base.host}): ${err.message}`);

@@ -3,9 +3,10 @@ import fs from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { isValidFolder } from '../contract/ipc.js';
+import type { Failure, PermanentCause } from '../failure-notice.js';
 import { logger } from '../logger.js';
 import { createEgressProxyServer, type EgressProxyDeps } from './egress-proxy.js';
-import { createModelProxyServer, type ModelProxyDeps } from './model-proxy.js';
+import { createModelProxyServer, credentialsId, type ModelProxyDeps } from './model-proxy.js';
 
 export type ProxyDeps = ModelProxyDeps & EgressProxyDeps & { proxyDir: string; sandboxUid?: number };
 
@@ -14,9 +15,39 @@ type Close = () => Promise<void>;
 /** Per group, api.sock and egress.sock in <proxyDir>/<folder>/, mounted in that sandbox alone: the socket names the group. */
 export class ProxyManager {
   private readonly groups = new Map<string, Promise<Close[]>>();
+  private readonly failures = new Map<string, { failure: Failure; at: number }>();
+  /** The credentials the model refused (401/403), as their hash. */
+  private refused: string | undefined;
 
   constructor(private readonly deps: ProxyDeps) {
-    this.deps = { ...deps, envFile: deps.envFile ?? path.join(deps.proxyDir, '..', '..', '.env') };
+    this.deps = {
+      ...deps,
+      envFile: deps.envFile ?? path.join(deps.proxyDir, '..', '..', '.env'),
+      onOutcome: (folder, outcome, credentials) => {
+        deps.onOutcome?.(folder, outcome, credentials);
+        if (outcome?.cause === 'invalid-credentials') this.refused = credentials;
+        else if (outcome === null && credentials === this.refused) this.refused = undefined;
+        if (outcome) this.failures.set(folder, { failure: outcome, at: Date.now() });
+        else this.failures.delete(folder);
+      },
+    };
+  }
+
+  /** The group's last model call failed at or after `since`: why. */
+  lastFailure(groupFolder: string, since = 0): Failure | undefined {
+    const last = this.failures.get(groupFolder);
+    return last && last.at >= since ? last.failure : undefined;
+  }
+
+  /** Whether a cause the proxy knows of holds now, told without a model call; undefined: not its cause. */
+  holds(cause: PermanentCause, groupFolder: string): boolean | undefined {
+    const { deps } = this;
+    if (cause === 'no-credentials') return credentialsId(deps.readSecrets()) === '';
+    if (cause === 'invalid-credentials')
+      return this.refused !== undefined && credentialsId(deps.readSecrets()) === this.refused;
+    if (cause !== 'budget-spent') return undefined;
+    const budget = deps.dailyTokenBudget(groupFolder);
+    return budget !== undefined && deps.tokensUsedToday(groupFolder) >= budget;
   }
 
   socketDir(groupFolder: string): string {

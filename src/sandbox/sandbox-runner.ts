@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Config } from '../config.js';
 import { isValidFolder } from '../contract/ipc.js';
+import { failure, type Failure, type PermanentCause } from '../failure-notice.js';
 import { clearInput, writeClose } from '../ipc/to-agent.js';
 import { logger } from '../logger.js';
 import type { AgentInput, AgentOutput, AgentRunHooks, AgentRunner, RegisteredGroup } from '../types.js';
@@ -26,6 +27,8 @@ export interface SandboxRunnerDeps {
   prepare?(group: RegisteredGroup, user: SandboxUser): Promise<void>;
   /** The hard timeout is at least IDLE_TIMEOUT plus this (30 s): `_close` comes first. */
   closeGraceMs?: number;
+  /** What the model proxy saw go wrong for the group since a time. */
+  modelFailure?(folder: string, since: number): Failure | undefined;
 }
 
 export interface SandboxRunOutcome {
@@ -66,6 +69,8 @@ function finalOutput(outcome: SandboxRunOutcome, hardTimeoutMs: number): AgentOu
 
 export class SandboxRunner implements AgentRunner {
   private readonly running = new Set<string>();
+  /** Stopped by the person: the run ends as done, not as a crash to retry. */
+  private readonly stopped = new Set<string>();
 
   constructor(private readonly deps: SandboxRunnerDeps) {}
 
@@ -126,12 +131,16 @@ export class SandboxRunner implements AgentRunner {
       proc.stdin?.end(`${JSON.stringify(input)}\n`);
       const closeAfterFirstMs = input.isScheduledTask ? config.taskCloseDelayMs : null;
       outcome = await this.supervise(proc, name, folder, hooks, hardTimeoutMs, closeAfterFirstMs);
-      result = finalOutput(outcome, hardTimeoutMs);
+      result = this.stopped.delete(name)
+        ? { status: 'success', result: null }
+        : finalOutput(outcome, hardTimeoutMs);
     } catch (err) {
       result = fail(`Could not start the sandbox: ${String(err)}`);
     } finally {
       this.running.delete(name);
     }
+    if (result.status === 'error' && !result.failure)
+      result = { ...result, failure: await this.classify(folder, startedAt, outcome) };
     const durationMs = Date.now() - startedAt;
     writeRunLog({
       groupsDir: config.groupsDir,
@@ -147,9 +156,33 @@ export class SandboxRunner implements AgentRunner {
       result,
     });
     const log = { group: folder, name, durationMs, status: result.status };
-    if (result.status === 'error') logger.warn({ ...log, error: result.error }, 'sandbox run failed');
+    if (result.status === 'error')
+      logger.warn({ ...log, error: result.error, cause: result.failure?.cause }, 'sandbox run failed');
     else logger.info(log, 'sandbox run finished');
     return result;
+  }
+
+  /** Why a run failed, from what knows: the model proxy, then the runtime itself. */
+  private async classify(folder: string, since: number, outcome: SandboxRunOutcome | null): Promise<Failure> {
+    const fromModel = this.deps.modelFailure?.(folder, since);
+    if (fromModel) return fromModel;
+    if (outcome?.timedOut) return failure('timeout');
+    if (await this.holds('runtime-missing'))
+      return failure(outcome?.stdoutTail ? 'runtime-restarting' : 'runtime-missing');
+    if (await this.holds('image-missing')) return failure('image-missing');
+    return failure(outcome && !outcome.spawnError ? 'sandbox-crash' : 'unknown');
+  }
+
+  /** Whether a runtime cause holds now; undefined: not the runtime's cause. */
+  async holds(cause: PermanentCause): Promise<boolean | undefined> {
+    const { runtime, config } = this.deps;
+    if (cause === 'image-missing')
+      return !(await runtime.imageExists(config.containerImage).catch(() => true));
+    if (cause !== 'runtime-missing') return undefined;
+    return runtime.ensureRunning().then(
+      () => false,
+      () => true,
+    );
   }
 
   /** Asks the sandbox to close when idle; stops it at the hard timeout or the output cap. */
@@ -240,6 +273,17 @@ export class SandboxRunner implements AgentRunner {
       proc.on('close', finish);
       armTimers();
     });
+  }
+
+  /** Stops the group's running sandbox (the Stop button); false when none runs. */
+  async stopGroup(folder: string): Promise<boolean> {
+    const prefix = `nanoclaw-${folder}-`;
+    const names = [...this.running].filter(
+      (n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)),
+    );
+    for (const name of names) this.stopped.add(name);
+    await Promise.all(names.map((name) => this.deps.runtime.stop(name)));
+    return names.length > 0;
   }
 
   async stopAll(): Promise<void> {

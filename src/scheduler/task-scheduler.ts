@@ -14,6 +14,12 @@ export interface SchedulerDeps {
   onTasksChanged?(groupFolder: string): void;
   /** Full re-check, a net for clock jumps and sleep; default one minute. */
   safetyCheckMs?: number;
+  /** Warm-ahead: told `taskLeadMs` before a task is due; runs it in that sandbox when it has one. */
+  warm?: {
+    taskLeadMs: number;
+    soonDue(task: ScheduledTask): void;
+    runTask(task: ScheduledTask): Promise<TaskRunOutcome> | undefined;
+  };
 }
 
 /** setTimeout's largest delay; longer waits are re-armed when it fires. */
@@ -35,6 +41,8 @@ export class TaskScheduler {
   private dataVersion = 0;
   /** Queued or running: never enqueued twice. */
   private readonly inFlight = new Set<string>();
+  /** `<id> <nextRun>` of tasks already announced to warm-ahead. */
+  private readonly warmed = new Set<string>();
 
   constructor(private readonly deps: SchedulerDeps) {}
 
@@ -76,11 +84,27 @@ export class TaskScheduler {
     if (!this.running) return;
     // On a failed read the safety check re-arms later. Due by 9999: every active task.
     guard('scheduler failed to read next due task', () => {
-      const next = this.deps.store.tasks.due('9999').find((task) => !this.inFlight.has(task.id));
-      if (!next?.nextRun) return;
-      const delay = Math.min(Math.max(Date.parse(next.nextRun) - Date.now(), 0), MAX_TIMER_MS);
+      const upcoming = this.deps.store.tasks.due('9999').filter((task) => !this.inFlight.has(task.id));
+      if (!upcoming[0]?.nextRun) return;
+      const at = Math.min(Date.parse(upcoming[0].nextRun), this.warmSoonDue(upcoming));
+      const delay = Math.min(Math.max(at - Date.now(), 0), MAX_TIMER_MS);
       this.timer = setTimeout(() => this.fire(), delay);
     });
+  }
+
+  /** Announces tasks due within the lead (not yet due); returns when the next one enters it. */
+  private warmSoonDue(upcoming: ScheduledTask[]): number {
+    const { warm } = this.deps;
+    const now = Date.now();
+    for (const task of warm?.taskLeadMs ? upcoming : []) {
+      const due = Date.parse(task.nextRun!);
+      if (due - warm!.taskLeadMs > now) return due - warm!.taskLeadMs;
+      const key = `${task.id} ${task.nextRun}`;
+      if (due <= now || this.warmed.has(key)) continue;
+      this.warmed.add(key);
+      guard('warm-ahead failed', () => warm!.soonDue(task));
+    }
+    return Infinity;
   }
 
   private claimDueTasks(): void {
@@ -99,6 +123,7 @@ export class TaskScheduler {
       } else {
         // Persisted before the run, so a crash mid-run doesn't run an interval task twice.
         store.tasks.update(task.id, { nextRun });
+        this.warmed.delete(`${task.id} ${task.nextRun}`);
         this.inFlight.add(task.id);
         logger.info({ taskId: task.id, group: task.groupFolder, nextRun }, 'task due');
         queue.enqueueTask(task.chatJid, task.id, () => this.execute(task));
@@ -118,7 +143,7 @@ export class TaskScheduler {
       const started = Date.now();
       let outcome: TaskRunOutcome;
       try {
-        outcome = await this.deps.runTask(task);
+        outcome = await (this.deps.warm?.runTask(task) ?? this.deps.runTask(task));
       } catch (err) {
         outcome = { status: 'error', result: null, error: err instanceof Error ? err.message : String(err) };
       }

@@ -2,13 +2,17 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { HostControl, WhatsAppState } from '../../src/channels/control.js';
 import { PROJECT_ROOT } from '../../src/config.js';
+import { openStore } from '../../src/db/store.js';
+import { ensureHostBuild } from '../helpers/host-process.js';
+import { startHarness } from '../helpers/local-harness.js';
+import { OWN_PN, writeLinkedCreds } from '../unit/whatsapp-fake-socket.js';
 
-// The real `nanoclaw` from source, run in an empty temp dir that is its cwd, HOME and NANOCLAW_HOME.
-const MAIN = path.join(PROJECT_ROOT, 'src/cli/main.ts');
-const TSX = pathToFileURL(path.join(PROJECT_ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+// The built `nanoclaw` (dist/), run in an empty temp dir that is its cwd, HOME and NANOCLAW_HOME.
+const MAIN = path.join(PROJECT_ROOT, 'dist/cli/main.js');
+beforeAll(() => ensureHostBuild());
 const VERSION = (
   JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
 ).version;
@@ -36,7 +40,7 @@ function envFor(home: string, extra: Record<string, string> = {}): Record<string
   };
 }
 
-const command = (args: string[]) => [process.execPath, '--import', TSX, MAIN, ...args];
+const command = (args: string[]) => [process.execPath, MAIN, ...args];
 const shellQuote = (args: string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 
 /** One run; `tty`: inside `script`, so stdout and stderr are a terminal (and arrive together on stdout). */
@@ -69,7 +73,10 @@ const HELP_CASES = [
   ['groups'],
   ['groups', 'register'],
   ['tasks', 'pause'],
+  ['tasks', 'runs'],
   ['chat'],
+  ['stop'],
+  ['whatsapp-unlink'],
   ['open'],
   ['service', 'install'],
 ];
@@ -80,6 +87,13 @@ describe('nanoclaw help, version and usage errors', () => {
     for (const [i, r] of (await Promise.all(flags.map((flag) => cli([flag])))).entries()) {
       expect(r.code, flags[i]).toBe(0);
       expect(r.out).toContain('nanoclaw groups list [--json]');
+      for (const line of [
+        'nanoclaw stop <chat>',
+        'nanoclaw tasks runs <id> [--json]',
+        'nanoclaw whatsapp-unlink\n',
+        'nanoclaw groups register (--name <whatsapp group> | --jid <id> --name <name> --folder <folder>)',
+      ])
+        expect(r.out).toContain(line);
       expect(r.out).toContain('exit codes: 0 ok, 1 failed, 2 usage error');
       expect(r.err).toBe('');
     }
@@ -114,6 +128,14 @@ describe('nanoclaw help, version and usage errors', () => {
       [['tasks', 'pause'], /^error: 'nanoclaw tasks pause' needs <id>/],
       [['whatsapp-auth', '--pairing-code'], /^error: Option '--pairing-code <value>' argument missing/],
       [['groups', 'register', '--jid', 'x@g.us'], /^error: missing --name, --folder/],
+      [
+        ['groups', 'register'],
+        /^error: missing --name \(a known WhatsApp group\), or --jid, --name and --folder/,
+      ],
+      [['stop'], /^error: 'nanoclaw stop' needs <chat>/],
+      [['stop', 'a', 'b'], /^error: unexpected argument 'b'/],
+      [['tasks', 'runs'], /^error: 'nanoclaw tasks runs' needs <id>/],
+      [['whatsapp-unlink', '--bogus'], /^error: Unknown option '--bogus'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     runs.forEach((r, i) => {
@@ -135,17 +157,28 @@ describe('nanoclaw help, version and usage errors', () => {
 describe('read-only commands', () => {
   it('create no state, and --json gives JSON', async () => {
     const home = tempHome();
-    const [groups, tasks, groupsJson, tasksJson, status, doctor, open] = await Promise.all(
-      [
-        ['groups', 'list'],
-        ['tasks', 'list'],
-        ['groups', 'list', '--json'],
-        ['tasks', 'list', '--json'],
-        ['service', 'status', '--json'],
-        ['doctor', '--json'],
-        ['open'],
-      ].map((args) => cli(args, { home })),
-    );
+    const [groups, tasks, groupsJson, tasksJson, status, doctor, open, runs, stop, unlink, byName] =
+      await Promise.all(
+        [
+          ['groups', 'list'],
+          ['tasks', 'list'],
+          ['groups', 'list', '--json'],
+          ['tasks', 'list', '--json'],
+          ['service', 'status', '--json'],
+          ['doctor', '--json'],
+          ['open'],
+          ['tasks', 'runs', 'nope'],
+          ['stop', 'local:main'],
+          ['whatsapp-unlink'],
+          ['groups', 'register', '--name', 'Family'],
+        ].map((args) => cli(args, { home })),
+      );
+    expect(runs).toMatchObject({ code: 1, out: '', err: "error: task 'nope' not found\n" });
+    expect(stop).toMatchObject({ code: 1, out: '' });
+    expect(stop!.err).toMatch(/^No local channel token at .*\. So no agent is running either\.\n$/);
+    expect(unlink).toMatchObject({ code: 0, out: 'WhatsApp is not linked; nothing to unlink.\n', err: '' });
+    expect(byName).toMatchObject({ code: 1, out: '' });
+    expect(byName!.err).toMatch(/^error: no known WhatsApp group is named 'Family'/);
     expect(groups).toMatchObject({ code: 0, out: 'No registered groups.\n', err: '' });
     expect(tasks).toMatchObject({ code: 0, out: 'No scheduled tasks.\n', err: '' });
     expect(JSON.parse(groupsJson!.out)).toEqual({ groups: [], chats: [] });
@@ -178,6 +211,178 @@ describe('read-only commands', () => {
     ]);
     expect(tasks.out).toBe('No scheduled tasks.\n');
     expect(fs.readFileSync(db).equals(before)).toBe(true);
+  }, 120_000);
+});
+
+/** A host that answers the local channel's controls and records what it was asked. */
+function fakeControl(running: Set<string>) {
+  const calls = { stopped: [] as string[], unlinks: 0 };
+  let state: WhatsAppState = { status: 'linked', selfJid: OWN_PN };
+  const control: HostControl = {
+    stopChat: async (jid) => (calls.stopped.push(jid), running.delete(jid)),
+    tasks: () => [],
+    taskAction: () => ({ ok: true }),
+    typing: () => undefined,
+    whatsapp: {
+      state: () => state,
+      link: async () => undefined,
+      unlink: async () => {
+        calls.unlinks++;
+        state = { status: 'unlinked' };
+      },
+      groups: () => [],
+      register: async () => ({ ok: false, error: 'unused' }),
+      onChange: () => () => undefined,
+    },
+  };
+  return { control, calls };
+}
+
+describe('commands through the running assistant', () => {
+  it("stop ends the chat's running agent once, then says nothing was running", async () => {
+    const { control, calls } = fakeControl(new Set(['local:main']));
+    const h = await startHarness({ control });
+    const env = { LOCAL_CHANNEL_PORT: String(h.channel.port) };
+    const first = await cli(['stop', 'main'], { home: h.home, env });
+    expect(first).toMatchObject({ code: 0, out: 'Stopped the agent in local:main.\n', err: '' });
+    const again = await cli(['stop', 'local:main'], { home: h.home, env });
+    expect(again).toMatchObject({ code: 0, out: 'Nothing was running in local:main.\n', err: '' });
+    expect(calls.stopped).toEqual(['local:main', 'local:main']);
+  }, 60_000);
+
+  it('stop exits 1 when no assistant answers, or when it refuses the token', async () => {
+    const h = await startHarness({ control: fakeControl(new Set()).control });
+    const port = h.channel.port;
+    await h.channel.disconnect();
+    const down = await cli(['stop', 'local:main'], {
+      home: h.home,
+      env: { LOCAL_CHANNEL_PORT: String(port) },
+    });
+    expect(down).toMatchObject({ code: 1, out: '' });
+    expect(down.err).toMatch(
+      /^The assistant is not running at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)\. So no agent/,
+    );
+    const other = await startHarness({ control: fakeControl(new Set()).control });
+    const wrong = await cli(['stop', 'local:main'], {
+      home: h.home,
+      env: { LOCAL_CHANNEL_PORT: String(other.channel.port) },
+    });
+    expect(wrong).toMatchObject({ code: 1, out: '' });
+    expect(wrong.err).toContain('did not accept the token');
+  }, 60_000);
+
+  it('whatsapp-unlink leaves the session to the running assistant', async () => {
+    const { control, calls } = fakeControl(new Set());
+    const h = await startHarness({ control });
+    const authDir = path.join(h.home, 'store', 'auth');
+    writeLinkedCreds(authDir);
+    const r = await cli(['whatsapp-unlink'], {
+      home: h.home,
+      env: { LOCAL_CHANNEL_PORT: String(h.channel.port) },
+    });
+    expect(r).toMatchObject({
+      code: 0,
+      out: `The running assistant logged out of WhatsApp (${OWN_PN}) and deleted the credentials.\n`,
+      err: '',
+    });
+    expect(calls.unlinks).toBe(1);
+    // The CLI itself neither connected nor touched the credentials: that was the host's job.
+    expect(fs.readdirSync(authDir)).toEqual(['creds.json']);
+  }, 60_000);
+});
+
+describe('tasks runs and groups by name, from the store', () => {
+  it('tasks runs shows the task and its history, as text or JSON, without changing the store', async () => {
+    const home = tempHome();
+    const db = path.join(home, 'store', 'messages.db');
+    const store = openStore(db);
+    store.tasks.create({
+      id: 't1',
+      groupFolder: 'main',
+      chatJid: 'local:main',
+      prompt: 'p',
+      scheduleType: 'cron',
+      scheduleValue: '0 9 * * *',
+      contextMode: 'group',
+      nextRun: '2030-01-01T09:00:00.000Z',
+      lastRun: null,
+      lastResult: null,
+      status: 'active',
+      createdAt: '2029-12-01T00:00:00.000Z',
+    });
+    store.tasks.recordRun(
+      {
+        taskId: 't1',
+        runAt: '2029-12-31T09:00:00.000Z',
+        durationMs: 4200,
+        status: 'success',
+        result: 'Done',
+        error: null,
+      },
+      '2030-01-01T09:00:00.000Z',
+      'Done',
+    );
+    store.close();
+    const before = fs.readFileSync(db);
+    const env = { TZ: 'UTC' };
+    const [text, json] = await Promise.all([
+      cli(['tasks', 'runs', 't1'], { home, env }),
+      cli(['tasks', 'runs', 't1', '--json'], { home, env }),
+    ]);
+    expect(text.code).toBe(0);
+    expect(text.out).toContain(
+      'Task t1 (main), active, cron 0 9 * * *\nNext run:    2030-01-01 09:00:00 (UTC)\nLast result: Done\n',
+    );
+    expect(text.out).toMatch(/^2029-12-31 09:00:00\s+4\.2s\s+success\s+Done$/m);
+    expect(JSON.parse(json.out)).toMatchObject({
+      task: { id: 't1' },
+      runs: [{ durationMs: 4200, result: 'Done' }],
+    });
+    expect(fs.readFileSync(db).equals(before)).toBe(true);
+  }, 60_000);
+
+  it('groups list shows WhatsApp groups by name; register --name finds one and picks a free folder', async () => {
+    const home = tempHome();
+    const store = openStore(path.join(home, 'store', 'messages.db'));
+    const chat = (jid: string, name: string, isGroup = true, channel = 'whatsapp') =>
+      store.messages.upsertChat({ jid, name, timestamp: '2030-01-01T00:00:00.000Z', channel, isGroup });
+    chat('111@g.us', 'Family & Friends!');
+    chat('222@g.us', 'Work');
+    chat('333@g.us', 'work');
+    chat('4915@s.whatsapp.net', 'Bob', false);
+    chat('local:side', 'side', false, 'local');
+    store.close();
+    fs.mkdirSync(path.join(home, 'groups', 'family-friends'), { recursive: true });
+
+    const list = await cli(['groups', 'list'], { home });
+    expect(list.code).toBe(0);
+    const [groupsPart, othersPart] = list.out.split('Other known chats not registered:');
+    expect(groupsPart).toContain('WhatsApp groups not registered (nanoclaw groups register --name <name>):');
+    expect(groupsPart).toMatch(/^ {2}Family & Friends!\s+111@g\.us \[whatsapp\]$/m);
+    expect(othersPart).toMatch(/^ {2}Bob\s+4915@s\.whatsapp\.net \[whatsapp\]$/m);
+    expect(othersPart).not.toContain('@g.us');
+
+    const reg = await cli(['groups', 'register', '--name', 'family & friends!'], { home });
+    expect(reg).toMatchObject({ code: 0, out: "Registered 111@g.us as 'family-friends-2'.\n", err: '' });
+    const [ambiguous, unknown, notAGroup] = await Promise.all(
+      [['Work'], ['Nope'], ['Bob']].map(([name]) => cli(['groups', 'register', '--name', name!], { home })),
+    );
+    expect(ambiguous).toMatchObject({ code: 1, out: '' });
+    expect(ambiguous!.err).toBe(
+      "error: 2 WhatsApp groups are named 'Work'; pick one with --jid <id> --name <name> --folder <folder>:\n" +
+        '  Work  222@g.us\n  work  333@g.us\n',
+    );
+    expect(unknown!.err).toMatch(/^error: no known WhatsApp group is named 'Nope'; known groups:\n/);
+    expect(unknown!.err).toContain('  Family & Friends!  111@g.us\n');
+    expect(notAGroup).toMatchObject({ code: 1 });
+
+    const after = JSON.parse((await cli(['groups', 'list', '--json'], { home })).out) as {
+      groups: Array<{ jid: string; folder: string; name: string }>;
+    };
+    expect(after.groups).toEqual([
+      expect.objectContaining({ jid: '111@g.us', folder: 'family-friends-2', name: 'Family & Friends!' }),
+    ]);
+    expect(fs.existsSync(path.join(home, 'groups', 'family-friends-2', 'CLAUDE.md'))).toBe(true);
   }, 120_000);
 });
 

@@ -104,6 +104,71 @@ describe('path-traversal and other bad folder names', () => {
     expect(tree(env.home)).toEqual(['store']);
   });
 
+  it('never come from a WhatsApp group name: `groups register --name` derives a safe, unused folder', () => {
+    env = tempHome();
+    const store = openStore(env.config.dbPath);
+    const names = [
+      '../x',
+      '/abs',
+      '..',
+      'global',
+      'GLOBAL!',
+      'errors',
+      'grüppe',
+      'ｍａｉｎ',
+      'a\nb',
+      '-x',
+      '💥',
+      'x'.repeat(90),
+    ];
+    let folders: string[] = [];
+    try {
+      names.forEach((name, i) =>
+        store.messages.upsertChat({
+          jid: `${i + 1}@g.us`,
+          name,
+          timestamp: '2030-01-01T00:00:00.000Z',
+          channel: 'whatsapp',
+          isGroup: true,
+        }),
+      );
+      store.groups.upsert({
+        jid: 'local:main',
+        name: 'Main',
+        folder: 'main',
+        trigger: '@Andy',
+        requiresTrigger: false,
+        isMain: true,
+        addedAt: '2030-01-01T00:00:00.000Z',
+      });
+      folders = names.map((name) => {
+        let said = '';
+        const out = new Writable({ write: (chunk, _enc, done) => ((said += String(chunk)), done()) });
+        const code = runGroupsCommand(['register', `--name=${name}`], { store, config: env!.config, out });
+        expect(code, `${name}: ${said}`).toBe(0);
+        return /as '([^']+)'/.exec(said)![1]!;
+      });
+      expect(folders).toEqual([
+        'x',
+        'abs',
+        'wa-group',
+        'global-2',
+        'global-3',
+        'errors-2',
+        'gruppe',
+        'main-2',
+        'a-b',
+        'x-2',
+        'wa-group-2',
+        'x'.repeat(40),
+      ]);
+    } finally {
+      store.close();
+    }
+    expect(fs.readdirSync(env.home).sort()).toEqual(['groups', 'store']);
+    expect(fs.readdirSync(env.config.groupsDir).sort()).toEqual(['global', ...folders].sort());
+  });
+
   describe('through the real CLI', () => {
     beforeAll(() => ensureHostBuild());
     it('exits 1 with a message naming the rule', () => {
@@ -132,7 +197,7 @@ describe('path-traversal and other bad folder names', () => {
           },
         );
         expect(run.status, run.stdout + run.stderr).toBe(1);
-        expect(run.stdout).toContain(`invalid folder '${folder}'`);
+        expect(run.stderr).toContain(`invalid folder '${folder}'`);
       }
       expect(fs.existsSync(path.join(env.home, 'x'))).toBe(false);
       expect(fs.existsSync('/abs')).toBe(false);

@@ -50,12 +50,13 @@ describe('sandbox crash mid-run (docker)', () => {
     expect(cursor).toBe(rows('local:once').find((m) => !m.isBotMessage)!.seq);
   });
 
-  it('gives up after the retries and tells the person once; the message stays unprocessed', async () => {
+  it('tells the person after the second crash and once more when it gives up; the message stays unprocessed', async () => {
     await host.post('local:always', 'RUN: kill -9 -1');
     await host.waitFor('local:always', (t) => t.startsWith('Sorry'), 90_000);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     expect(host.assistantTexts('local:always')).toEqual([
-      'Sorry, I couldn’t answer: my sandbox stopped unexpectedly, several times. I’ll try again when you send another message.',
+      'I couldn’t answer yet: my sandbox stopped unexpectedly. I’m retrying and will answer when it works.',
+      'Sorry, I still couldn’t answer: my sandbox stopped unexpectedly. I’ll try again when you send another message.',
     ]);
     expect(host.app.queue.isActive('local:always')).toBe(false);
     expect(exitCodes('always')).toEqual(['137', '137', '137']);

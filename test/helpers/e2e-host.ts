@@ -54,7 +54,14 @@ export interface E2eHost {
 export async function startE2eHost(opts: E2eHostOptions): Promise<E2eHost> {
   const mock = await startMockAnthropic(opts.script ? { script: opts.script } : {});
   const kind = typeof opts.runtime === 'string' ? opts.runtime : opts.runtime.kind;
-  const env = { CONTAINER_RUNTIME: kind, LOCAL_CHANNEL_PORT: '0', IDLE_TIMEOUT: '4000', ...opts.env };
+  // Warm-ahead is off unless a test turns it on: spawn counts elsewhere assume no sandbox starts ahead.
+  const env = {
+    CONTAINER_RUNTIME: kind,
+    LOCAL_CHANNEL_PORT: '0',
+    IDLE_TIMEOUT: '4000',
+    WARM_AHEAD: 'false',
+    ...opts.env,
+  };
   const t = opts.home ? undefined : tempHome(env);
   const home = opts.home ?? t!.home;
   // The sandbox user must be able to reach the group folders under the temp home.

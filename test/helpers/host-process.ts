@@ -60,6 +60,8 @@ function hostEnv(home: string, extra: Record<string, string>): Record<string, st
     LOCAL_CHANNEL_PORT: '0',
     LOG_LEVEL: 'info',
     TZ: 'UTC',
+    // Spawn counts and timings here assume no sandbox starts ahead; warm-ahead has its own tests.
+    WARM_AHEAD: 'false',
     ...extra,
   };
 }

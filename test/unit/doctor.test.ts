@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collectChecks, unreachableDirs, type Check } from '../../src/cli/doctor.js';
 import { DEFAULT_SANDBOX_UID, loadConfig, PROJECT_ROOT } from '../../src/config.js';
+import { openStore } from '../../src/db/store.js';
 
 const temps: string[] = [];
 afterEach(() => {
@@ -101,6 +102,14 @@ describe('nanoclaw doctor on a clean machine without Docker', () => {
 });
 
 describe('nanoclaw doctor with a working runtime', () => {
+  it('fails on a Node older than 22 and says how to get a current one', async () => {
+    const { config } = home({ CONTAINER_RUNTIME: 'docker' });
+    const old = byName(await collectChecks(config, { nodeVersion: '20.19.0' }), 'node');
+    expect(old).toMatchObject({ ok: false, detail: 'Node 20.19.0' });
+    expect(old.fix).toMatch(/Node\.js 22 or 24.*nvm install 24/);
+    expect(byName(await collectChecks(config, { nodeVersion: '24.1.0' }), 'node').ok).toBe(true);
+  });
+
   it('finds docker, the agent image and the credentials', async () => {
     const { dir, config } = home({ CONTAINER_RUNTIME: 'docker' });
     fs.writeFileSync(path.join(dir, '.env'), 'ANTHROPIC_API_KEY=sk-ant-doctor-test\n', { mode: 0o600 });
@@ -217,5 +226,45 @@ describe('permissions for bwrap', () => {
       expect(runtime.fix).toContain(`reachable by uid ${DEFAULT_SANDBOX_UID}`);
     }
     expectEveryFailureHasAFix(checks);
+  });
+});
+
+describe('nanoclaw doctor: channels and the outbox', () => {
+  it('shows the last WhatsApp state and the failed outbox messages with the newest reasons', async () => {
+    const { config } = home();
+    const store = openStore(config.dbPath);
+    store.state.set(
+      'channel_health:whatsapp',
+      JSON.stringify({ state: 'logged-out', since: '2026-01-02T03:04:05.000Z', told: true }),
+    );
+    const row = { chatJid: 'local:main', kind: 'agent' as const, sourceFolder: null, sender: null };
+    for (const [i, error] of ['recipient refused', 'no channel owns this chat'].entries()) {
+      const id = store.outbox.insert([{ ...row, text: `m${i}` }], Date.now());
+      store.outbox.markFailed(id, error);
+    }
+    store.outbox.insert([{ ...row, text: 'sent' }], Date.now());
+    store.close();
+
+    const checks = await collectChecks(config);
+    expect(byName(checks, 'whatsapp connection')).toMatchObject({
+      ok: false,
+      warnOnly: true,
+      detail: 'logged-out since 2026-01-02T03:04:05.000Z',
+      fix: expect.stringContaining('nanoclaw whatsapp-auth'),
+    });
+    expect(byName(checks, 'outbox')).toMatchObject({
+      ok: false,
+      warnOnly: true,
+      detail:
+        '2 message(s) failed for good (newest: local:main: no channel owns this chat; local:main: recipient refused)',
+    });
+  });
+
+  it('says nothing about channels before the host recorded one, and reports an empty outbox', async () => {
+    const { config } = home();
+    openStore(config.dbPath).close();
+    const checks = await collectChecks(config);
+    expect(checks.find((c) => c.name === 'whatsapp connection')).toBeUndefined();
+    expect(byName(checks, 'outbox')).toMatchObject({ ok: true, detail: 'no failed messages' });
   });
 });

@@ -1,113 +1,110 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { openStore, type Store } from '../../src/db/store.js';
-import { explainFailure, FailureNotices } from '../../src/failure-notice.js';
-import { logger } from '../../src/logger.js';
-import { Outbound } from '../../src/outbound.js';
-import type { Channel } from '../../src/types.js';
-import { tempHome } from '../helpers/temp-home.js';
+import { failure, FailureNotices, noticeText } from '../../src/failure-notice.js';
 
 describe('failure notices', () => {
+  afterEach(() => void vi.useRealTimers());
+
   it.each([
-    ['No model credentials configured: add ANTHROPIC_API_KEY', 'permanent', /no valid credentials/],
-    [
-      'API Error: 429 Daily token budget of 1000 tokens for this group is spent',
-      'permanent',
-      /budget is spent/,
-    ],
-    [
-      'Sandbox exited with code 125: docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?',
-      'permanent',
-      /container runtime is not available/,
-    ],
-    [
-      'Could not start the sandbox: Error: No such image: nanoclaw-agent:latest',
-      'permanent',
-      /agent image is missing/,
-    ],
-    ['API Error: Repeated 529 Overloaded errors. The API is at capacity', 'upstream', /overloaded right now/],
-    [
-      'API Error: 500 Internal server error. This is a server-side issue',
-      'upstream',
-      /isn’t answering properly/,
-    ],
-    [
-      'API Error: 504 The model API did not answer in time (model proxy timeout).',
-      'upstream',
-      /isn’t answering properly/,
-    ],
-    ['Sandbox exited with code 137: [agent-runner] started', 'other', /my sandbox stopped unexpectedly/],
-    ['something odd', 'other', /^Sorry, I couldn’t answer \(something odd\)/],
-  ])('%s → %s', (error, kind, message) => {
-    const explained = explainFailure(error);
-    expect(explained.kind).toBe(kind);
-    expect(explained.message).toMatch(message);
-    // Plain words: no socket paths, stack traces or raw JSON reach the chat for known causes.
-    if (kind !== 'other') expect(explained.message).not.toMatch(/unix:|\{|at .*\.js/);
+    ['no-credentials', 'permanent', /no credentials are set\. Add ANTHROPIC_API_KEY/],
+    ['invalid-credentials', 'permanent', /refused the credentials/],
+    ['budget-spent', 'permanent', /daily model budget is spent/],
+    ['image-missing', 'permanent', /agent image is missing\. Run `nanoclaw build`/],
+    ['runtime-missing', 'permanent', /container runtime is not available/],
+    ['invalid-request', 'permanent', /refused my request as invalid/],
+    ['upstream', 'transient', /isn’t answering properly\. I’m retrying/],
+    ['timeout', 'transient', /did not answer in time\. I’m retrying/],
+    ['sandbox-crash', 'transient', /sandbox stopped unexpectedly\. I’m retrying/],
+    ['runtime-restarting', 'transient', /runtime is restarting\. I’m retrying/],
+    ['unknown', 'transient', /something went wrong\. I’m retrying/],
+  ] as const)('%s is %s', (cause, kind, text) => {
+    const f = failure(cause);
+    expect(f).toEqual({ kind, cause });
+    expect(noticeText(f)).toMatch(text);
+    if (kind === 'transient')
+      expect(noticeText(f, 'gave-up')).toMatch(/I’ll try again when you send another/);
   });
 
-  it('tells permanent and upstream causes at the first failure, others when the queue gives up; once per streak', async () => {
+  function notices(holds: Map<string, boolean | undefined>) {
     const sent: string[] = [];
-    const notices = new FailureNotices(async (_jid, text) => sent.push(text));
-    await notices.onRunFailed('a', 'API Error: 529 Overloaded');
-    await notices.onRunFailed('a', 'API Error: 529 Overloaded');
-    await notices.onGaveUp('a');
-    expect(sent).toHaveLength(1);
-    await notices.onRunFailed('b', 'Sandbox exited with code 137');
-    expect(sent).toHaveLength(1);
-    await notices.onGaveUp('b');
-    expect(sent).toHaveLength(2);
-    notices.onRunSucceeded('a');
-    await notices.onRunFailed('a', 'API Error: 500 boom');
-    expect(sent).toHaveLength(3);
-    notices.mute();
-    await notices.onRunFailed('c', 'API Error: 529 Overloaded');
-    await notices.onGaveUp('c');
-    expect(sent).toHaveLength(3);
-  });
-});
-
-describe('outbound rate limit', () => {
-  let env: ReturnType<typeof tempHome>;
-  let store: Store;
-  afterEach(() => {
-    store.close();
-    env.cleanup();
-  });
-
-  it('drops what is over the limit, stores none of it, and logs a flood in a few lines', async () => {
-    env = tempHome();
-    store = openStore(env.config.dbPath);
-    const delivered: string[] = [];
-    const channel = {
-      name: 'local',
-      ownsJid: () => true,
-      sendMessage: async (_jid: string, text: string) => void delivered.push(text),
-    } as unknown as Channel;
-    let allowed = 3;
-    const outbound = new Outbound({
-      store,
-      channels: () => [channel],
-      assistantName: 'Andy',
-      allowSend: () => allowed-- > 0,
+    const resumed: string[] = [];
+    const n = new FailureNotices({
+      send: async (_jid, text) => sent.push(text),
+      precheck: ['no-credentials'],
+      holds: async (cause) => holds.get(cause) ?? false,
+      resume: (jid) => resumed.push(jid),
+      recheckMs: 1_000,
     });
-    const warn = vi.spyOn(logger, 'warn');
-    for (let i = 0; i < 253; i++) await outbound.send('local:main', `m${i}`);
-    expect(delivered).toEqual(['m0', 'm1', 'm2']);
-    expect(store.messages.history('local:main', undefined, 1000).map((m) => m.content)).toEqual([
-      'm0',
-      'm1',
-      'm2',
-    ]);
-    const drops = warn.mock.calls.filter((c) => c[1] === 'outbound message dropped by rate limit');
-    expect(drops.map((c) => (c[0] as { dropped: number }).dropped)).toEqual([1, 100, 200]);
-    // Failure notices are never rate limited.
-    expect(await outbound.send('local:main', 'notice', undefined, { unlimited: true })).toBe(true);
-    allowed = 1;
-    await outbound.send('local:main', 'later');
-    expect(warn).toHaveBeenCalledWith(
-      { jid: 'local:main', dropped: 250 },
-      'rate limit lifted; messages were dropped meanwhile',
-    );
-    warn.mockRestore();
+    return { n, sent, resumed };
+  }
+
+  it('a permanent cause: each message is told, those of the same minute share one notice, no run starts', async () => {
+    vi.useFakeTimers();
+    const holds = new Map([['no-credentials', true as boolean | undefined]]);
+    const { n, sent } = notices(holds);
+    expect(await n.gate('a', 'fa', 1)).toBe(true);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(await n.gate('a', 'fa', 2)).toBe(true); // same minute: shares the first notice
+    expect(await n.gate('a', 'fa', 2)).toBe(true); // no new message: no notice
+    await vi.advanceTimersByTimeAsync(40_000);
+    expect(await n.gate('a', 'fa', 2)).toBe(true); // the minute is over, but no new message
+    expect(await n.gate('a', 'fa', 3)).toBe(true);
+    await vi.advanceTimersByTimeAsync(70_000);
+    expect(await n.gate('a', 'fa', 4)).toBe(true);
+    expect(sent).toHaveLength(3);
+    expect(new Set(sent).size).toBe(1);
+    expect(sent[0]).toMatch(/no credentials are set/);
+    // Another chat is told on its own.
+    expect(await n.gate('b', 'fb', 1)).toBe(true);
+    expect(sent).toHaveLength(4);
+    holds.set('no-credentials', false);
+    expect(await n.gate('a', 'fa', 5)).toBe(false);
+    n.mute();
+  });
+
+  it('a permanent failure of a run blocks the chat until its cause is gone, then resumes it', async () => {
+    vi.useFakeTimers();
+    const holds = new Map<string, boolean | undefined>([['image-missing', true]]);
+    const { n, sent, resumed } = notices(holds);
+    await n.onRunFailed('a', 'fa', failure('image-missing'), 1);
+    expect(sent).toEqual([noticeText(failure('image-missing'))]);
+    expect(await n.gate('a', 'fa', 1)).toBe(true);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(resumed).toEqual([]);
+    holds.set('image-missing', false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(resumed).toEqual(['a']);
+    expect(await n.gate('a', 'fa', 2)).toBe(false);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(resumed).toEqual(['a']);
+    expect(sent).toHaveLength(1);
+  });
+
+  it('a cause that cannot be checked cheaply lets the next message try a run', async () => {
+    const holds = new Map<string, boolean | undefined>([['invalid-request', undefined]]);
+    const { n, sent } = notices(holds);
+    await n.onRunFailed('a', 'fa', failure('invalid-request'), 1);
+    expect(await n.gate('a', 'fa', 2)).toBe(false);
+    expect(sent).toHaveLength(1);
+    n.mute();
+  });
+
+  it('transient: told after the second failure of a streak and when the queue gives up; a success ends the streak', async () => {
+    const { n, sent } = notices(new Map());
+    await n.onRunFailed('a', 'fa', failure('upstream'), 1);
+    expect(sent).toEqual([]);
+    await n.onRunFailed('a', 'fa', failure('upstream'), 1);
+    await n.onRunFailed('a', 'fa', failure('upstream'), 1);
+    expect(sent).toEqual([noticeText(failure('upstream'))]);
+    await n.onGaveUp('a');
+    expect(sent).toEqual([noticeText(failure('upstream')), noticeText(failure('upstream'), 'gave-up')]);
+    await n.onRunFailed('b', 'fb', failure('sandbox-crash'), 1);
+    n.onRunSucceeded('b');
+    await n.onRunFailed('b', 'fb', failure('sandbox-crash'), 2);
+    expect(sent).toHaveLength(2);
+    n.mute();
+    await n.onRunFailed('c', 'fc', failure('timeout'), 1);
+    await n.onRunFailed('c', 'fc', failure('timeout'), 1);
+    await n.onGaveUp('c');
+    expect(sent).toHaveLength(2);
   });
 });

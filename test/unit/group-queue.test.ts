@@ -139,3 +139,107 @@ describe('GroupQueue', () => {
     await expect(done).resolves.toBe(false);
   });
 });
+
+describe('GroupQueue warm starts', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+  const WARM = { idleMs: 60_000, max: 2 };
+
+  function warmRun() {
+    const d = deferred();
+    return { done: d.resolve, run: () => d.promise };
+  }
+
+  it('counts a warm sandbox, closes it after the warm idle and frees its slot', async () => {
+    const { queue, calls } = makeQueue();
+    const w = warmRun();
+    expect(queue.startWarm('a', WARM, w.run)).toBe(true);
+    expect(queue.isWarm('a') && queue.isActive('a')).toBe(true);
+    expect(queue.runningCount).toBe(1);
+    expect(queue.startWarm('a', WARM, w.run)).toBe(false);
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(calls).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual(['close:a']);
+    // Closing: a message now waits for the next run instead of being piped into it.
+    expect(queue.sendMessage('a', 'late')).toBe(false);
+    w.done(true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(queue.runningCount).toBe(0);
+    expect(queue.isWarm('a')).toBe(false);
+  });
+
+  it('turns into a real run when a message is piped in: no warm idle close then', async () => {
+    const { queue, calls } = makeQueue();
+    queue.startWarm('a', WARM, warmRun().run);
+    expect(queue.sendMessage('a', 'hello')).toBe(true);
+    expect(queue.isWarm('a')).toBe(false);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(calls).toEqual(['input:a:hello']);
+  });
+
+  it('starts only into a free slot nobody waits for, at most `max` at once', async () => {
+    const { queue, finish } = makeQueue({ maxConcurrent: 3 });
+    expect(queue.startWarm('a', { ...WARM, max: 1 }, warmRun().run)).toBe(true);
+    expect(queue.startWarm('b', { ...WARM, max: 1 }, warmRun().run)).toBe(false);
+    queue.enqueueMessageCheck('c');
+    queue.enqueueMessageCheck('d');
+    // Full: c and d run, a warm one holds the third slot; e must wait and closes the warm one.
+    queue.enqueueMessageCheck('e');
+    expect(queue.startWarm('f', WARM, warmRun().run)).toBe(false);
+    await finish('c');
+    expect(queue.isActive('e')).toBe(true);
+    expect(queue.startWarm('f', WARM, warmRun().run)).toBe(false);
+    await finish('d');
+    expect(queue.startWarm('f', WARM, warmRun().run)).toBe(true);
+  });
+
+  it('closes a warm sandbox as soon as a real run waits for a slot', async () => {
+    const { queue, calls } = makeQueue({ maxConcurrent: 1 });
+    const w = warmRun();
+    queue.startWarm('a', WARM, w.run);
+    queue.enqueueMessageCheck('b');
+    expect(calls).toEqual(['close:a']);
+    w.done(true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toEqual(['close:a', 'start:b']);
+  });
+
+  it('gives a task its own warm sandbox at its due time and keeps messages out of it', async () => {
+    const { queue, calls } = makeQueue();
+    const w = warmRun();
+    queue.startWarm('a', { ...WARM, taskId: 't1' }, w.run);
+    expect(queue.sendMessage('a', 'hi')).toBe(false);
+    let ran = 0;
+    queue.enqueueTask('a', 't1', async () => {
+      ran++;
+    });
+    expect(ran).toBe(1);
+    expect(queue.runningCount).toBe(1);
+    expect(queue.isWarm('a')).toBe(false);
+    // The task's run ended while its sandbox still runs: it is asked to close.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toEqual(['close:a']);
+    w.done(true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(queue.runningCount).toBe(0);
+  });
+
+  it('closes a warm sandbox for another task or a message, which then run after it', async () => {
+    const { queue, calls, finish } = makeQueue();
+    const w = warmRun();
+    queue.startWarm('a', { ...WARM, taskId: 't1' }, w.run);
+    let ran = 0;
+    queue.enqueueTask('a', 't2', async () => {
+      ran++;
+    });
+    queue.enqueueMessageCheck('a');
+    expect(calls).toEqual(['close:a']);
+    w.done(true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(ran).toBe(1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toEqual(['close:a', 'start:a']);
+    await finish('a');
+  });
+});

@@ -16,8 +16,11 @@ describe('IPC message handling', () => {
   const sent: Array<{ jid: string; text: string; sender?: string }> = [];
   const deps = {
     groupByJid: (jid: string) => GROUPS.find((g) => g.jid === jid),
-    send: async (jid: string, text: string, sender?: string) => {
+    send: (jid: string, text: string, sender?: string) => {
+      if (text === 'over the cap')
+        return { ok: false as const, reason: 'per-run cap of 100 messages reached' };
       sent.push({ jid, text, ...(sender ? { sender } : {}) });
+      return { ok: true as const };
     },
   };
   beforeEach(() => (sent.length = 0));
@@ -56,6 +59,16 @@ describe('IPC message handling', () => {
     expect(result.ok).toBe(false);
   });
 
+  it('refuses a message the outbound side refuses, naming why', async () => {
+    const result = await handleMessageIpc(
+      { type: 'message', chatJid: WORK.jid, text: 'over the cap' },
+      WORK,
+      deps,
+    );
+    expect(result).toEqual({ ok: false, error: 'message not sent: per-run cap of 100 messages reached' });
+    expect(sent).toEqual([]);
+  });
+
   it('names the problem in a malformed file', async () => {
     const result = await handleMessageIpc({ type: 'message', chatJid: WORK.jid }, WORK, deps);
     expect(result).toEqual({ ok: false, error: expect.stringContaining('text') });
@@ -76,8 +89,9 @@ describe('IpcWatcher', () => {
       groups: () => [WORK],
       handle: async (kind, payload, source) => {
         handled.push({ kind, payload, folder: source.folder });
-        const p = payload as { refuse?: boolean };
-        return p.refuse ? { ok: false, error: 'refused for the test' } : { ok: true };
+        const p = payload as { refuse?: boolean; result?: string };
+        if (p.refuse) return { ok: false, error: 'refused for the test' };
+        return p.result ? { ok: true, result: p.result } : { ok: true };
       },
     });
     watcher.start();
@@ -127,5 +141,80 @@ describe('IpcWatcher', () => {
     watcher.start();
     await vi.waitFor(() => expect(handled).toHaveLength(3));
     expect(handled.map((h) => (h.payload as { n: number }).n)).toEqual([1, 2, 3]);
+  });
+
+  it('judges each file by the group as it is now, not as it was when its folder was first watched', async () => {
+    watcher.stop();
+    let groups = [{ ...WORK, isMain: true }];
+    const seen: boolean[] = [];
+    watcher = new IpcWatcher({
+      ipcDir: env.config.ipcDir,
+      pollMs: 60_000,
+      groups: () => groups,
+      handle: async (_kind, _payload, source) => (seen.push(source.isMain), { ok: true }),
+    });
+    watcher.start();
+    groups = [WORK];
+    fs.writeFileSync(path.join(dir('tasks'), '1.json'), '{}');
+    await vi.waitFor(() => expect(seen).toEqual([false]), { timeout: 2000 });
+    groups = [];
+    fs.writeFileSync(path.join(dir('tasks'), '2.json'), '{}');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen).toEqual([false]);
+  });
+
+  describe('answers in to-agent/responses/', () => {
+    const responsesDir = () => path.join(env.config.ipcDir, 'work', 'to-agent', 'responses');
+    const answer = (id: string) =>
+      JSON.parse(fs.readFileSync(path.join(responsesDir(), `${id}.json`), 'utf8'));
+
+    it('answers each request with an id, done or refused (and still quarantines the refused)', async () => {
+      fs.writeFileSync(
+        path.join(dir('tasks'), '1-a.json'),
+        JSON.stringify({ requestId: 'req-ok', result: 'done it' }),
+      );
+      fs.writeFileSync(
+        path.join(dir('tasks'), '2-b.json'),
+        JSON.stringify({ requestId: 'req-no', refuse: true }),
+      );
+      fs.writeFileSync(path.join(dir('messages'), '3-c.json'), JSON.stringify({ requestId: 'req-plain' }));
+      await vi.waitFor(() => expect(fs.readdirSync(responsesDir()).sort()).toHaveLength(3), {
+        timeout: 3000,
+      });
+      expect(answer('req-ok')).toEqual({ ok: true, result: 'done it' });
+      expect(answer('req-no')).toEqual({ ok: false, error: 'refused for the test' });
+      expect(answer('req-plain')).toEqual({ ok: true });
+      await vi.waitFor(() => expect(errors()).toHaveLength(1));
+      // Answers are whole files, world-readable for the sandbox user, in a host-owned folder.
+      const stat = fs.statSync(path.join(responsesDir(), 'req-ok.json'));
+      expect(stat.mode & 0o777).toBe(0o644);
+    });
+
+    it('never answers under an unsafe id, and never through a link planted in the inbox', async () => {
+      const outside = path.join(env.home, 'outside');
+      fs.mkdirSync(outside);
+      fs.mkdirSync(path.join(env.config.ipcDir, 'work', 'to-agent'), { recursive: true });
+      fs.symlinkSync(outside, responsesDir());
+      for (const [n, requestId] of ['../evil', '.hidden', 'a/b', 'x'.repeat(65), 42, 'good'].entries())
+        fs.writeFileSync(path.join(dir('tasks'), `${n}-r.json`), JSON.stringify({ requestId }));
+      await vi.waitFor(() => expect(handled).toHaveLength(6), { timeout: 3000 });
+      await vi.waitFor(() => expect(fs.lstatSync(responsesDir()).isDirectory()).toBe(true));
+      expect(fs.readdirSync(responsesDir())).toEqual(['good.json']);
+      expect(fs.readdirSync(outside)).toEqual([]);
+      expect(fs.existsSync(path.join(env.config.ipcDir, 'work', 'evil.json'))).toBe(false);
+    });
+
+    it('prunes answers older than a few minutes when it writes a new one', async () => {
+      fs.mkdirSync(responsesDir(), { recursive: true });
+      const old = path.join(responsesDir(), 'old.json');
+      fs.writeFileSync(old, '{"ok":true}');
+      const past = new Date(Date.now() - 10 * 60_000);
+      fs.utimesSync(old, past, past);
+      fs.writeFileSync(path.join(responsesDir(), 'recent.json'), '{"ok":true}');
+      fs.writeFileSync(path.join(dir('tasks'), '1-n.json'), JSON.stringify({ requestId: 'new' }));
+      await vi.waitFor(() =>
+        expect(fs.readdirSync(responsesDir()).sort()).toEqual(['new.json', 'recent.json']),
+      );
+    });
   });
 });

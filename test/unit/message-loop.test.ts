@@ -254,3 +254,108 @@ describe('MessageLoop', () => {
     expect(store.state.get('last_seen_seq')).toBe(String(store.messages.latestSeq()));
   });
 });
+
+describe('MessageLoop warm runs', () => {
+  let store: Store;
+  beforeEach(() => {
+    env = tempHome();
+    store = openStore(env.config.dbPath);
+    store.groups.upsert(FAMILY);
+  });
+  afterEach(() => {
+    store.close();
+    env.cleanup();
+  });
+
+  /** A sandbox that waits for its inbox: answers each follow-up, ends at `_close`. */
+  function inboxRunner(config: typeof env.config) {
+    return new FakeRunner(async (input, hooks, group) => {
+      const dir = path.join(config.ipcDir, group.folder, 'to-agent', 'input');
+      const seen = new Set<string>();
+      for (;;) {
+        const names = fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
+        for (const name of names.filter((n) => n.endsWith('.json') && !seen.has(n))) {
+          seen.add(name);
+          const { text } = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { text: string };
+          await reply(hooks, `answer to ${/>([^<]*)<\/message>\n<\/messages>$/.exec(text)?.[1]}`);
+        }
+        if (names.includes('_close')) return { status: 'success', result: null };
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    });
+  }
+
+  function warmSetup() {
+    const runner = inboxRunner(env.config);
+    const typing: string[] = [];
+    const sent: string[] = [];
+    const untriggered: string[] = [];
+    const loop = new MessageLoop({
+      store,
+      config: { ...env.config, safetyPollMs: 60_000 },
+      runner,
+      send: async (jid, text) => {
+        sent.push(text);
+        store.messages.store(msg(jid, text, { isBotMessage: true, isFromMe: true }));
+      },
+      setTyping: async (jid, on) => void typing.push(`${jid}:${on}`),
+      onUntriggered: (jid) => untriggered.push(jid),
+    });
+    const ingest = (m: NewMessage) => {
+      store.messages.store(m);
+      loop.notify();
+    };
+    const warm = () =>
+      loop.queue.startWarm(FAMILY.jid, { idleMs: 200, max: 2 }, () => loop.runWarm(FAMILY.jid));
+    return { loop, runner, typing, sent, untriggered, ingest, warm };
+  }
+
+  it('starts with no prompt, shows nothing and closes unseen when no message comes', async () => {
+    const { loop, runner, typing, sent, warm } = warmSetup();
+    loop.start();
+    expect(warm()).toBe(true);
+    await vi.waitFor(() => expect(loop.queue.isActive(FAMILY.jid)).toBe(false), { timeout: 2000 });
+    expect(runner.inputs.map((i) => i.prompt)).toEqual(['']);
+    expect(typing).toEqual([]);
+    expect(sent).toEqual([]);
+    expect(store.state.get(`agent_run:${FAMILY.jid}`)).toBe('');
+    loop.stop();
+  });
+
+  it('answers the message that arrives as its first follow-up, with typing then', async () => {
+    const { loop, runner, typing, sent, untriggered, ingest, warm } = warmSetup();
+    loop.start();
+    ingest(msg(FAMILY.jid, 'we land at 6'));
+    await settle();
+    expect(untriggered).toEqual([FAMILY.jid]);
+    expect(warm()).toBe(true);
+    ingest(msg(FAMILY.jid, '@Andy when do we land?'));
+    await vi.waitFor(() => expect(sent).toEqual(['answer to @Andy when do we land?']), { timeout: 2000 });
+    expect(runner.inputs).toHaveLength(1);
+    expect(typing[0]).toBe(`${FAMILY.jid}:true`);
+    loop.queue.closeStdin(FAMILY.jid);
+    await vi.waitFor(() => expect(loop.queue.isActive(FAMILY.jid)).toBe(false), { timeout: 2000 });
+    // Nothing left behind the cursor: a later trigger does not see the answered message again.
+    expect(runner.inputs).toHaveLength(1);
+    loop.stop();
+  });
+
+  it('runs a message piped in as the warm sandbox closed in a fresh run', async () => {
+    const { loop, runner, sent, warm } = warmSetup();
+    loop.start();
+    warm();
+    // The message is written just as the sandbox reads `_close`: it is never read there.
+    store.messages.store(msg(FAMILY.jid, '@Andy late'));
+    loop.checkNewMessages();
+    const inbox = path.join(env.config.ipcDir, 'family', 'to-agent', 'input');
+    fs.rmSync(inbox, { recursive: true });
+    fs.mkdirSync(inbox);
+    fs.writeFileSync(path.join(inbox, '_close'), '');
+    await vi.waitFor(() => expect(runner.inputs.length).toBe(2), { timeout: 2000 });
+    expect(runner.inputs[1]!.prompt).toContain('@Andy late');
+    loop.queue.closeStdin(FAMILY.jid);
+    await vi.waitFor(() => expect(loop.queue.isActive(FAMILY.jid)).toBe(false), { timeout: 2000 });
+    expect(sent).toEqual([]);
+    loop.stop();
+  });
+});

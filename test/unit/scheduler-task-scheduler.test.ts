@@ -395,3 +395,64 @@ describe('TaskScheduler', () => {
     expect(runs).toEqual([]);
   });
 });
+
+describe('TaskScheduler warm-ahead', () => {
+  function warm(leadMs = 5000) {
+    const told: Array<{ id: string; at: string }> = [];
+    const handed: string[] = [];
+    const hook = {
+      taskLeadMs: leadMs,
+      soonDue: (task: ScheduledTask) => told.push({ id: task.id, at: new Date().toISOString() }),
+      runTask: (task: ScheduledTask): Promise<TaskRunOutcome> | undefined => {
+        if (task.id !== 'warmed') return undefined;
+        handed.push(task.id);
+        return Promise.resolve({ status: 'success', result: 'from the warm sandbox' });
+      },
+    };
+    return { told, handed, hook };
+  }
+
+  it('tells warm-ahead the lead before each due time, once, and never claims early', async () => {
+    addTask({ id: 'a', nextRun: iso(MIN) });
+    addTask({ id: 'b', nextRun: iso(2 * MIN) });
+    const w = warm();
+    const { runs } = startScheduler({ warm: w.hook });
+    await vi.advanceTimersByTimeAsync(MIN - 5001);
+    expect(w.told).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(w.told).toEqual([{ id: 'a', at: iso(MIN - 5000) }]);
+    expect(runs).toEqual([]);
+    scheduler!.reschedule();
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(w.told).toHaveLength(1);
+    expect(runs).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(runs).toEqual([{ id: 'a', at: iso(MIN) }]);
+    await vi.advanceTimersByTimeAsync(MIN);
+    expect(w.told.map((t) => t.at)).toEqual([iso(MIN - 5000), iso(2 * MIN - 5000)]);
+    expect(runs.map((r) => r.id)).toEqual(['a', 'b']);
+  });
+
+  it('does not warm a task already due at start; an interval task is warmed before each run', async () => {
+    addTask({ id: 'overdue', nextRun: iso(-MIN) });
+    addTask({ id: 'every', scheduleType: 'interval', scheduleValue: String(10 * MIN), nextRun: iso(MIN) });
+    const w = warm();
+    startScheduler({ warm: w.hook });
+    await vi.advanceTimersByTimeAsync(11 * MIN);
+    expect(w.told.map((t) => `${t.id}@${t.at}`)).toEqual([
+      `every@${iso(MIN - 5000)}`,
+      `every@${iso(11 * MIN - 5000)}`,
+    ]);
+  });
+
+  it('runs a task in its warm sandbox when warm-ahead has one, else as usual', async () => {
+    addTask({ id: 'warmed', nextRun: iso(MIN) });
+    addTask({ id: 'cold', nextRun: iso(MIN) });
+    const w = warm();
+    const { runs } = startScheduler({ warm: w.hook });
+    await vi.advanceTimersByTimeAsync(MIN);
+    expect(w.handed).toEqual(['warmed']);
+    expect(runs.map((r) => r.id)).toEqual(['cold']);
+    expect(store.tasks.byId('warmed')?.lastResult).toBe('from the warm sandbox');
+  });
+});

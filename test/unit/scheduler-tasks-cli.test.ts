@@ -164,6 +164,54 @@ describe('nanoclaw tasks', () => {
     });
   });
 
+  it("shows a task's next run, last result and its runs, newest first, read-only", () => {
+    addTask('hourly');
+    expect(run(['runs', 'hourly']).out).toBe(
+      'Task hourly (family), active, interval every 1h\n' +
+        'Next run:    2026-11-23 14:00:00 (Europe/Berlin)\nLast result: -\n\nNo runs yet.\n',
+    );
+    const log = { taskId: 'hourly', status: 'success' as const, error: null };
+    store.tasks.recordRun(
+      { ...log, runAt: '2026-11-23T10:00:00.000Z', durationMs: 850, result: 'Sent the\nsummary' },
+      '2026-11-23T11:00:00.000Z',
+      'Sent the summary',
+    );
+    store.tasks.recordRun(
+      {
+        ...log,
+        runAt: '2026-11-23T11:00:00.000Z',
+        durationMs: 125_000,
+        status: 'error',
+        result: null,
+        error: 'sandbox timed out',
+      },
+      '2026-11-23T12:00:00.000Z',
+      'Error: sandbox timed out',
+    );
+    const before = fs.readFileSync(dbPath);
+    const { code, out } = run(['runs', 'hourly']);
+    expect(code).toBe(0);
+    const lines = out.trimEnd().split('\n');
+    expect(lines.slice(0, 4)).toEqual([
+      'Task hourly (family), active, interval every 1h',
+      'Next run:    2026-11-23 13:00:00 (Europe/Berlin)',
+      'Last result: Error: sandbox timed out',
+      '',
+    ]);
+    expect(lines[4]).toMatch(/^TIME \(Europe\/Berlin\)\s+DURATION\s+STATUS\s+RESULT \/ ERROR$/);
+    expect(lines[5]).toMatch(/^2026-11-23 12:00:00\s+2m05s\s+error\s+sandbox timed out$/);
+    expect(lines[6]).toMatch(/^2026-11-23 11:00:00\s+850ms\s+success\s+Sent the summary$/);
+    const json = JSON.parse(run(['runs', 'hourly', '--json']).out) as {
+      task: { id: string };
+      runs: Array<{ durationMs: number }>;
+    };
+    expect(json.task.id).toBe('hourly');
+    expect(json.runs.map((r) => r.durationMs)).toEqual([125_000, 850]);
+    expect(fs.readFileSync(dbPath).equals(before)).toBe(true);
+    expect(run(['runs', 'ghost'])).toEqual({ code: 1, out: '', err: "error: task 'ghost' not found\n" });
+    expect(run(['runs']).err).toMatch(/^error: 'nanoclaw tasks runs' needs <id>/);
+  });
+
   it('prints usage on help', () => {
     const help = run(['--help']);
     expect(help.code).toBe(0);

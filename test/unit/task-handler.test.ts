@@ -79,12 +79,14 @@ function expectRefused(result: IpcResult, pattern: RegExp | string): void {
 
 describe('schedule_task', () => {
   it('lets a group schedule for its own chat, with or without naming it', async () => {
-    expect(await handleTaskIpc(schedule({ taskId: 'a' }), family, deps)).toEqual({ ok: true });
+    // The answer the agent gets back names the task and its next run.
+    expect(await handleTaskIpc(schedule({ taskId: 'a' }), family, deps)).toEqual({
+      ok: true,
+      result: 'scheduled task a, next run 2026-11-30T08:00:00.000Z (UTC)',
+    });
     expect(
       await handleTaskIpc(schedule({ taskId: 'b', target_group_jid: family.jid }), family, deps),
-    ).toEqual({
-      ok: true,
-    });
+    ).toMatchObject({ ok: true });
     expect(store.tasks.byId('a')).toMatchObject({
       groupFolder: 'family',
       chatJid: 'family@g.us',
@@ -114,7 +116,7 @@ describe('schedule_task', () => {
       main,
       deps,
     );
-    expect(result).toEqual({ ok: true });
+    expect(result).toMatchObject({ ok: true });
     expect(store.tasks.byId('for-work')).toMatchObject({
       groupFolder: 'work',
       chatJid: 'work@g.us',
@@ -165,13 +167,13 @@ describe('schedule_task', () => {
       'interval must be at least 2000 ms (2 seconds), got 1999',
     );
     const fast = schedule({ taskId: 'fast', schedule_type: 'interval', schedule_value: '2000' });
-    expect(await handleTaskIpc(fast, family, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc(fast, family, deps)).toMatchObject({ ok: true });
     expect(store.tasks.byId('fast')!.nextRun).toBe(new Date(NOW + 2000).toISOString());
   });
 
   it('stores a once task at its local time', async () => {
     const payload = schedule({ taskId: 'o', schedule_type: 'once', schedule_value: '2026-11-23T18:00' });
-    expect(await handleTaskIpc(payload, family, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc(payload, family, deps)).toMatchObject({ ok: true });
     expect(store.tasks.byId('o')!.nextRun).toBe('2026-11-23T17:00:00.000Z');
   });
 
@@ -180,7 +182,7 @@ describe('schedule_task', () => {
     addTask('t2', family);
     addTask('t3', family, { status: 'paused' });
     addTask('w1', work);
-    expect(await handleTaskIpc(schedule({ taskId: 't4' }), family, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc(schedule({ taskId: 't4' }), family, deps)).toMatchObject({ ok: true });
     expectRefused(
       await handleTaskIpc(schedule({ taskId: 't5' }), family, deps),
       "group 'family' already has 3 active tasks (limit 3)",
@@ -191,7 +193,7 @@ describe('schedule_task', () => {
     );
     // Resuming counts too.
     expectRefused(await handleTaskIpc({ type: 'resume_task', taskId: 't3' }, family, deps), /3 active tasks/);
-    expect(await handleTaskIpc(schedule({ taskId: 'w2' }), work, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc(schedule({ taskId: 'w2' }), work, deps)).toMatchObject({ ok: true });
   });
 });
 
@@ -216,10 +218,16 @@ describe('pause, resume, cancel and update', () => {
   );
 
   it('lets a group pause, resume, update and cancel its own task', async () => {
-    expect(await handleTaskIpc({ type: 'pause_task', taskId: 'fam' }, family, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc({ type: 'pause_task', taskId: 'fam' }, family, deps)).toEqual({
+      ok: true,
+      result: 'task fam paused',
+    });
     expect(store.tasks.byId('fam')!.status).toBe('paused');
 
-    expect(await handleTaskIpc({ type: 'resume_task', taskId: 'fam' }, family, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc({ type: 'resume_task', taskId: 'fam' }, family, deps)).toEqual({
+      ok: true,
+      result: 'task fam resumed, next run 2026-11-23T13:00:00.000Z (UTC)',
+    });
     // Interval counted afresh from now.
     expect(store.tasks.byId('fam')).toMatchObject({ status: 'active', nextRun: '2026-11-23T13:00:00.000Z' });
 
@@ -230,7 +238,7 @@ describe('pause, resume, cancel and update', () => {
       schedule_type: 'cron',
       schedule_value: '0 8 * * *',
     };
-    expect(await handleTaskIpc(update, family, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc(update, family, deps)).toMatchObject({ ok: true });
     expect(store.tasks.byId('fam')).toMatchObject({
       prompt: 'new words',
       scheduleType: 'cron',
@@ -238,17 +246,24 @@ describe('pause, resume, cancel and update', () => {
       nextRun: '2026-11-24T07:00:00.000Z',
     });
 
-    expect(await handleTaskIpc({ type: 'cancel_task', taskId: 'fam' }, family, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc({ type: 'cancel_task', taskId: 'fam' }, family, deps)).toEqual({
+      ok: true,
+      result: 'task fam cancelled',
+    });
     expect(store.tasks.byId('fam')).toBeUndefined();
     expect(reschedules).toBe(4);
     expect(changedFolders).toEqual(['family', 'family', 'family', 'family']);
   });
 
   it('lets main manage any group’s task', async () => {
-    expect(await handleTaskIpc({ type: 'pause_task', taskId: 'wrk' }, main, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc({ type: 'pause_task', taskId: 'wrk' }, main, deps)).toMatchObject({
+      ok: true,
+    });
     expect(store.tasks.byId('wrk')!.status).toBe('paused');
     expect(changedFolders).toEqual(['work']);
-    expect(await handleTaskIpc({ type: 'cancel_task', taskId: 'fam' }, main, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc({ type: 'cancel_task', taskId: 'fam' }, main, deps)).toMatchObject({
+      ok: true,
+    });
     expect(store.tasks.byId('fam')).toBeUndefined();
   });
 
@@ -294,7 +309,10 @@ describe('register_group and refresh_groups', () => {
   });
 
   it('lets main register a group', async () => {
-    expect(await handleTaskIpc(register({ requires_trigger: false }), main, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc(register({ requires_trigger: false }), main, deps)).toEqual({
+      ok: true,
+      result: 'registered Book club (club@g.us) in folder book-club',
+    });
     expect(store.groups.byJid('club@g.us')).toMatchObject({
       folder: 'book-club',
       name: 'Book club',
@@ -318,7 +336,7 @@ describe('register_group and refresh_groups', () => {
   });
 
   it('lets main refresh the group list', async () => {
-    expect(await handleTaskIpc({ type: 'refresh_groups' }, main, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc({ type: 'refresh_groups' }, main, deps)).toMatchObject({ ok: true });
     expect(refreshes).toBe(1);
   });
 
@@ -365,7 +383,7 @@ describe('register_group and refresh_groups', () => {
 
   it('re-registering keeps main status and the original date', async () => {
     const again = register({ jid: main.jid, folder: 'main', name: 'Me', trigger: '@Bob' });
-    expect(await handleTaskIpc(again, main, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc(again, main, deps)).toMatchObject({ ok: true });
     expect(store.groups.byJid(main.jid)).toMatchObject({
       name: 'Me',
       trigger: '@Bob',
@@ -398,7 +416,7 @@ describe('malformed files', () => {
 
   it('ignores extra fields, including a claimed source group', async () => {
     const payload = schedule({ taskId: 'x', groupFolder: 'main', isMain: true, chatJid: main.jid });
-    expect(await handleTaskIpc(payload, family, deps)).toEqual({ ok: true });
+    expect(await handleTaskIpc(payload, family, deps)).toMatchObject({ ok: true });
     expect(store.tasks.byId('x')!.groupFolder).toBe('family');
   });
 

@@ -6,7 +6,7 @@ import { DisconnectReason } from '@whiskeysockets/baileys';
 import qrcode from 'qrcode-terminal';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isWhatsAppLinked } from '../../src/channels/whatsapp/link-state.js';
-import { runWhatsAppAuth } from '../../src/cli/whatsapp-auth.js';
+import { runWhatsAppAuth, runWhatsAppUnlink } from '../../src/cli/whatsapp-auth.js';
 import { fakeSocketFactory, OWN_PN, writeLinkedCreds, type FakeSocket } from './whatsapp-fake-socket.js';
 
 class Capture extends Writable {
@@ -135,5 +135,55 @@ describe('nanoclaw whatsapp-auth', () => {
     acceptLink(second);
     (await socketNumber(3)).open({ id: '15550001111:9@s.whatsapp.net' });
     await expect(done).resolves.toEqual({ jid: OWN_PN });
+  });
+});
+
+describe('nanoclaw whatsapp-unlink with the assistant not running', () => {
+  let home: string;
+  let authDir: string;
+  let out: Capture;
+  let fake: ReturnType<typeof fakeSocketFactory>;
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-wa-unlink-'));
+    authDir = path.join(home, 'store', 'auth');
+    out = new Capture();
+    fake = fakeSocketFactory();
+  });
+  afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
+  // No token under home: no assistant answers, so the CLI unlinks by itself.
+  const unlink = () =>
+    runWhatsAppUnlink({ home, port: 1, authDir, output: out, makeSocket: fake.makeSocket });
+
+  it('logs out with the stored link, then deletes the credentials', async () => {
+    writeLinkedCreds(authDir);
+    const done = unlink();
+    await vi.waitFor(() => expect(fake.sockets).toHaveLength(1));
+    fake.sockets[0]!.open();
+    await done;
+    expect(fake.sockets[0]!.loggedOut).toBe(true);
+    expect(fs.readdirSync(authDir)).toEqual([]);
+    expect(out.text).toBe(
+      'The assistant is not running, so nanoclaw unlinks WhatsApp itself.\n' +
+        `Logged out of WhatsApp (${OWN_PN}) and deleted the credentials in ${authDir}.\n`,
+    );
+  });
+
+  it('deletes the credentials even when WhatsApp cannot be reached, and says to remove the device', async () => {
+    writeLinkedCreds(authDir);
+    const done = unlink();
+    await vi.waitFor(() => expect(fake.sockets).toHaveLength(1));
+    fake.sockets[0]!.close(DisconnectReason.connectionClosed);
+    await done;
+    expect(fake.sockets[0]!.loggedOut).toBe(false);
+    expect(isWhatsAppLinked(authDir)).toBe(false);
+    expect(fs.readdirSync(authDir)).toEqual([]);
+    expect(out.text).toContain(`could not be reached to log out ${OWN_PN}: remove this device on your phone`);
+  });
+
+  it('says so when nothing is linked, without connecting or creating anything', async () => {
+    await unlink();
+    expect(out.text).toBe('WhatsApp is not linked; nothing to unlink.\n');
+    expect(fake.sockets).toEqual([]);
+    expect(fs.readdirSync(home)).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import Long from 'long';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ChannelSendError } from '../../src/channels/send-error.js';
 import { WhatsAppChannel } from '../../src/channels/whatsapp/whatsapp-channel.js';
 import { channelHarness, FAMILY, OWN_LID, OWN_PN, waMessage, type Harness } from './whatsapp-fake-socket.js';
 
@@ -226,35 +227,36 @@ describe('WhatsApp channel: outbound messages', () => {
     expect(h.sock().sent).toEqual([{ jid: FAMILY, text: 'Hello there' }]);
   });
 
-  it('queues while disconnected and flushes in order on connect', async () => {
+  it('refuses as transient while disconnected, so the outbox keeps the message', async () => {
     h = channelHarness();
     await h.channel.connect();
+    const err = await h.channel.sendMessage(FAMILY, 'one').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChannelSendError);
+    expect(err).toMatchObject({ kind: 'transient', message: 'whatsapp is not connected' });
+    h.sock().open();
     await h.channel.sendMessage(FAMILY, 'one');
     await h.channel.sendMessage(OWN_PN, 'two');
-    await h.channel.sendMessage(FAMILY, 'three');
-    expect(h.sock().sent).toEqual([]);
-    h.sock().open();
-    await h.channel.sendMessage(FAMILY, 'four');
-    expect(h.sock().sent.map((s) => s.text)).toEqual(['Andy: one', 'Andy: two', 'Andy: three', 'Andy: four']);
+    expect(h.sock().sent.map((s) => s.text)).toEqual(['Andy: one', 'Andy: two']);
   });
 
-  it('keeps the rest queued when a send fails mid-flush and sends it after the next reconnect', async () => {
+  it('throws a failed send as transient and sends on the new socket after a reconnect', async () => {
     h = channelHarness({ backoff: { initialMs: 1, maxMs: 1 } });
     await h.channel.connect();
-    for (const text of ['a', 'b', 'c']) await h.channel.sendMessage(FAMILY, text);
     const first = h.sock();
-    first.sendFailures.push(null, new Error('Connection Closed')); // 'a' goes through, 'b' fails
+    first.sendFailures.push(new Error('Connection Closed'));
     first.open();
-    await h.channel.sendMessage(FAMILY, 'd'); // waits behind the queue; 'b' fails and stops the flush
-    expect(first.sent.map((s) => s.text)).toEqual(['Andy: a']);
+    const err = await h.channel.sendMessage(FAMILY, 'a').catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'transient' });
+    expect(first.sent).toEqual([]);
 
     first.close(428);
+    await expect(h.channel.sendMessage(FAMILY, 'a')).rejects.toMatchObject({ kind: 'transient' });
     await new Promise((r) => setTimeout(r, 20));
     const second = h.sock();
     expect(second).not.toBe(first);
     second.open();
-    await h.channel.sendMessage(FAMILY, 'e');
-    expect(second.sent.map((s) => s.text)).toEqual(['Andy: b', 'Andy: c', 'Andy: d', 'Andy: e']);
+    await h.channel.sendMessage(FAMILY, 'a');
+    expect(second.sent.map((s) => s.text)).toEqual(['Andy: a']);
   });
 
   it('sets typing presence only while connected', async () => {

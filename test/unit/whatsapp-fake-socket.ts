@@ -11,6 +11,7 @@ import {
   type WAMessage,
   type WAPresence,
 } from '@whiskeysockets/baileys';
+import type { OutgoingContent } from '../../src/channels/whatsapp/media.js';
 import type { MakeSocketOptions, WASocketLike } from '../../src/channels/whatsapp/socket.js';
 import { WhatsAppChannel, type WhatsAppDeps } from '../../src/channels/whatsapp/whatsapp-channel.js';
 import type { StoredMessage } from '../../src/db/message-repo.js';
@@ -32,7 +33,8 @@ export class FakeSocket implements WASocketLike {
     },
   };
   user: { id: string; lid?: string; name?: string } | undefined;
-  readonly sent: Array<{ jid: string; text: string }> = [];
+  /** Text messages by their text; media by their caption, with the whole content beside. */
+  readonly sent: Array<{ jid: string; text: string; content: { text: string } | OutgoingContent }> = [];
   readonly presence: Array<{ type: WAPresence; jid: string | undefined }> = [];
   readonly pairingRequests: string[] = [];
   readonly presenceSubscriptions: string[] = [];
@@ -70,10 +72,10 @@ export class FakeSocket implements WASocketLike {
     this.emit('messages.upsert', { messages, type });
   }
 
-  async sendMessage(jid: string, content: { text: string }): Promise<undefined> {
+  async sendMessage(jid: string, content: { text: string } | OutgoingContent): Promise<undefined> {
     const failure = this.sendFailures.shift();
     if (failure) throw failure;
-    this.sent.push({ jid, text: content.text });
+    this.sent.push({ jid, text: 'text' in content ? content.text : (content.caption ?? ''), content });
     return undefined;
   }
 

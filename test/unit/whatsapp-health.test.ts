@@ -135,19 +135,18 @@ describe('WhatsApp channel: typed send errors on a channel', () => {
     expect((err as ChannelSendError).kind).toBe('permanent');
   });
 
-  it('drops a refused message at once and keeps a timed-out one queued', async () => {
+  it('says whether a failed send is permanent (refused) or transient (timed out, not connected)', async () => {
     h = channelHarness();
     await h.channel.connect();
     const sock = h.sock();
     sock.open();
     sock.sendFailures.push(new Boom('not-acceptable', { statusCode: 406 }));
-    await h.channel.sendMessage(FAMILY, 'refused');
+    await expect(h.channel.sendMessage(FAMILY, 'refused')).rejects.toMatchObject({ kind: 'permanent' });
+    sock.sendFailures.push(new Boom('Timed Out', { statusCode: 408 }));
+    await expect(h.channel.sendMessage(FAMILY, 'timed out')).rejects.toMatchObject({ kind: 'transient' });
     await h.channel.sendMessage(FAMILY, 'sent');
     expect(sock.sent.map((s) => s.text)).toEqual(['Andy: sent']);
-    sock.sendFailures.push(new Boom('Timed Out', { statusCode: 408 }));
-    await h.channel.sendMessage(FAMILY, 'retried');
-    expect(sock.sent.map((s) => s.text)).toEqual(['Andy: sent']);
-    await h.channel.sendMessage(FAMILY, 'after');
-    expect(sock.sent.map((s) => s.text)).toEqual(['Andy: sent', 'Andy: retried', 'Andy: after']);
+    sock.close(DisconnectReason.connectionClosed);
+    await expect(h.channel.sendMessage(FAMILY, 'offline')).rejects.toMatchObject({ kind: 'transient' });
   });
 });

@@ -31,7 +31,10 @@ describe('WhatsApp channel: linking state', () => {
       expect(h.sockets).toEqual([]);
       expect(h.channel.isConnected()).toBe(false);
       expect(lines).toEqual(['warn: WhatsApp is not linked; run `nanoclaw whatsapp-auth` to link it']);
-      await h.channel.sendMessage('120363000000000001@g.us', 'queued, not lost');
+      // Not connected: the outbox keeps the message and retries.
+      await expect(h.channel.sendMessage('120363000000000001@g.us', 'kept')).rejects.toMatchObject({
+        kind: 'transient',
+      });
       await h.channel.disconnect();
     } finally {
       h.cleanup();

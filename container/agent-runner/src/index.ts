@@ -11,7 +11,8 @@ import { preCompactArchiver } from './transcript-archive.js';
 
 /** The host's one JSON object on stdin; never secrets. */
 const inputSchema = z.object({
-  prompt: z.string().min(1),
+  /** Empty: a warm start, Claude Code ready and the prompt still to come through the inbox. */
+  prompt: z.string(),
   sessionId: z.string().min(1).optional(),
   groupFolder: z.string().min(1),
   chatJid: z.string().min(1),
@@ -124,16 +125,18 @@ async function main(): Promise<number> {
     processMs,
   });
 
-  let prompt = input.isScheduledTask
-    ? `[SCHEDULED TASK - This is an automatic scheduled task, not a message from the user. Use the send_message tool if the user should hear about the outcome.]\n\n${input.prompt}`
-    : input.prompt;
+  let prompt = input.prompt;
+  let firstPrefix = input.isScheduledTask
+    ? '[SCHEDULED TASK - This is an automatic scheduled task, not a message from the user. Use the send_message tool if the user should hear about the outcome.]\n\n'
+    : '';
   let sessionId = input.sessionId;
   let resumeAt: string | undefined;
   let exitCode = 0;
   try {
     for (;;) {
       const options = agentOptions(input, sdk.env, sessionId, resumeAt);
-      const outcome = await runQuery(prompt, options, { query, watcher, writeOutput });
+      const outcome = await runQuery(prompt, options, { query, watcher, writeOutput, firstPrefix });
+      if (outcome.inputs.length > 0) firstPrefix = '';
       if (outcome.resumeFailed) {
         // Replace a session that cannot be resumed, so the message still gets an answer.
         log('starting a fresh session', { oldSessionId: sessionId });

@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   folderProblem,
+  ipcResponseSchema,
+  MAX_FILE_BYTES,
+  RESPONSES_DIR,
   taskSnapshotSchema,
   TASKS_SNAPSHOT,
   type IpcTask,
@@ -10,13 +13,15 @@ import {
 } from './contract/ipc.js';
 import { validateSchedule } from './contract/schedule.js';
 
-// Each tool checks, then writes one IPC file. The host checks again, but only its log hears its refusal.
+// Each tool checks, writes one IPC file with a requestId, and waits for the host's answer in the inbox.
 export interface ToolContext {
   chatJid: string;
   groupFolder: string;
   isMain: boolean;
   ipcDir: string;
   inboxDir: string;
+  /** Else NANOCLAW_GROUP_DIR, else /workspace/group. */
+  groupDir?: string;
   tz?: string;
   minIntervalMs?: number;
 }
@@ -32,13 +37,38 @@ const ok = (text: string): ToolResult => ({ text });
 const fail = (text: string): ToolResult => ({ text, isError: true });
 const random = (bytes: number) => crypto.randomBytes(bytes).toString('hex');
 
-/** Renamed into place: the host reads only `*.json`. */
-function writeIpc(ctx: ToolContext, kind: 'messages' | 'tasks', data: object): void {
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The inbox is read-only: an answer is read once, never deleted; its id is never asked again. */
+async function awaitResponse(ctx: ToolContext, requestId: string) {
+  const file = path.join(ctx.inboxDir, RESPONSES_DIR, `${requestId}.json`);
+  const deadline = Date.now() + (Number(process.env.NANOCLAW_RESPONSE_WAIT_MS) || 5000);
+  do {
+    try {
+      return ipcResponseSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    } catch {
+      await sleep(50);
+    }
+  } while (Date.now() < deadline);
+}
+
+/** Renamed into place (the host reads only `*.json`); `done` is the text when the host adds none. */
+async function submit(
+  ctx: ToolContext,
+  kind: 'messages' | 'tasks',
+  data: { type: string; taskId?: string },
+  done: string,
+): Promise<ToolResult> {
   const dir = path.join(ctx.ipcDir, kind);
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${Date.now()}-${random(4)}.json`);
-  fs.writeFileSync(`${file}.tmp`, JSON.stringify(data));
+  const requestId = random(8);
+  const file = path.join(dir, `${Date.now()}-${requestId}.json`);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify({ ...data, requestId }));
   fs.renameSync(`${file}.tmp`, file);
+  const response = await awaitResponse(ctx, requestId);
+  const what = [data.type, data.taskId].filter(Boolean).join(' ');
+  if (!response) return ok(`Submitted (${what}), but the host has not confirmed it yet.`);
+  return response.ok ? ok(response.result ?? done) : fail(`The host refused: ${response.error}`);
 }
 
 function checkSchedule(ctx: ToolContext, type: ScheduleType, value: string): ToolResult | undefined {
@@ -59,15 +89,28 @@ function readTasks(ctx: ToolContext) {
   }
 }
 
-export function sendMessage(ctx: ToolContext, args: { text: string; sender?: string }): ToolResult {
-  writeIpc(ctx, 'messages', { type: 'message', chatJid: ctx.chatJid, text: args.text, sender: args.sender });
-  return ok('Message sent.');
+export function sendMessage(ctx: ToolContext, args: { text: string; sender?: string }) {
+  const message = { type: 'message', chatJid: ctx.chatJid, text: args.text, sender: args.sender };
+  return submit(ctx, 'messages', message, 'Message sent.');
+}
+
+export function sendFile(ctx: ToolContext, args: { path: string; caption?: string }) {
+  const groupDir = ctx.groupDir ?? process.env.NANOCLAW_GROUP_DIR ?? '/workspace/group';
+  const relative = path.relative(groupDir, path.resolve(groupDir, args.path));
+  if (!relative || relative.startsWith('..') || path.isAbsolute(relative))
+    return fail(`Only files inside ${groupDir} can be sent; copy it there first.`);
+  const stat = fs.lstatSync(path.join(groupDir, relative), { throwIfNoEntry: false });
+  if (!stat) return fail(`No such file: ${args.path}`);
+  if (!stat.isFile()) return fail(`${args.path} is not a regular file (links are not followed).`);
+  if (stat.size > MAX_FILE_BYTES) return fail(`${args.path} is over the ${MAX_FILE_BYTES >> 20} MiB limit.`);
+  const request = { type: 'file', chatJid: ctx.chatJid, path: relative, caption: args.caption };
+  return submit(ctx, 'messages', request, 'File sent.');
 }
 
 /** Ids scheduled through this context, which the host's list may not show yet. */
 const scheduledHere = new WeakMap<ToolContext, Set<string>>();
 
-export function scheduleTask(ctx: ToolContext, args: Args<'schedule_task'>): ToolResult {
+export async function scheduleTask(ctx: ToolContext, args: Args<'schedule_task'>): Promise<ToolResult> {
   if (!ctx.isMain && args.target_group_jid && args.target_group_jid !== ctx.chatJid)
     return fail('Only the main group can schedule tasks for another chat; leave target_group_jid empty.');
   const refused = checkSchedule(ctx, args.schedule_type, args.schedule_value);
@@ -76,9 +119,9 @@ export function scheduleTask(ctx: ToolContext, args: Args<'schedule_task'>): Too
   const schedule_value = args.schedule_value.trim();
   // Explicit: a file without a mode means `isolated`.
   const context_mode = args.context_mode ?? 'group';
-  writeIpc(ctx, 'tasks', { ...args, type: 'schedule_task', taskId, schedule_value, context_mode });
   scheduledHere.set(ctx, (scheduledHere.get(ctx) ?? new Set()).add(taskId));
-  return ok(`Task ${taskId} scheduled (${args.schedule_type}: ${schedule_value}, context ${context_mode}).`);
+  const request = { ...args, type: 'schedule_task', taskId, schedule_value, context_mode };
+  return submit(ctx, 'tasks', request, `Task ${taskId} scheduled.`);
 }
 
 export function listTasks(ctx: ToolContext): ToolResult {
@@ -109,21 +152,25 @@ function checkTask(ctx: ToolContext, taskId: string, action: string): ToolResult
     return fail(`Task ${taskId} is a once task that already ran; schedule a new task instead.`);
 }
 
-export function taskAction(
+export async function taskAction(
   ctx: ToolContext,
   action: 'pause_task' | 'resume_task' | 'cancel_task',
   taskId: string,
-) {
+): Promise<ToolResult> {
   const refused = checkTask(ctx, taskId, action);
   if (refused) return refused;
-  writeIpc(ctx, 'tasks', { type: action, taskId });
-  return ok(`Requested: ${action.replace('_task', '')} task ${taskId}.`);
+  return submit(
+    ctx,
+    'tasks',
+    { type: action, taskId },
+    `Done: ${action.replace('_task', '')} task ${taskId}.`,
+  );
 }
 
-export function updateTask(
+export async function updateTask(
   ctx: ToolContext,
   { task_id: taskId, ...changes }: Args<'update_task'> & { task_id: string },
-) {
+): Promise<ToolResult> {
   const refused = checkTask(ctx, taskId, 'update_task');
   if (refused) return refused;
   if (Object.values(changes).every((v) => v === undefined))
@@ -136,20 +183,18 @@ export function updateTask(
     const bad = type && checkSchedule(ctx, type, changes.schedule_value);
     if (bad) return bad;
   }
-  writeIpc(ctx, 'tasks', { type: 'update_task', taskId, ...changes });
-  return ok(`Requested: update task ${taskId}.`);
+  return submit(ctx, 'tasks', { type: 'update_task', taskId, ...changes }, `Task ${taskId} updated.`);
 }
 
-export function registerGroup(ctx: ToolContext, args: Args<'register_group'>): ToolResult {
+export async function registerGroup(ctx: ToolContext, args: Args<'register_group'>): Promise<ToolResult> {
   if (!ctx.isMain) return fail('Only the main group can register groups.');
   const bad = folderProblem(args.folder);
   if (bad) return fail(bad);
-  writeIpc(ctx, 'tasks', { type: 'register_group', ...args });
-  return ok(`Requested: register ${args.name} (${args.jid}) in folder ${args.folder}.`);
+  const request = { type: 'register_group', ...args };
+  return submit(ctx, 'tasks', request, `Registered ${args.name} (${args.jid}) in folder ${args.folder}.`);
 }
 
-export function refreshGroups(ctx: ToolContext): ToolResult {
+export async function refreshGroups(ctx: ToolContext): Promise<ToolResult> {
   if (!ctx.isMain) return fail('Only the main group can refresh the group list.');
-  writeIpc(ctx, 'tasks', { type: 'refresh_groups' });
-  return ok('Requested a refresh of available_groups.json; read it again in a few seconds.');
+  return submit(ctx, 'tasks', { type: 'refresh_groups' }, 'available_groups.json refreshed.');
 }

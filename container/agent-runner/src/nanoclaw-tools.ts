@@ -6,10 +6,10 @@ import type { ToolContext, ToolResult } from './mcp-tools.js';
 type Tools = typeof import('./mcp-tools.js');
 
 /** Loaded at the first call: cron-parser stays off the cold start. */
-async function reply(run: (tools: Tools) => ToolResult) {
+async function reply(run: (tools: Tools) => ToolResult | Promise<ToolResult>) {
   let result: ToolResult;
   try {
-    result = run(await import('./mcp-tools.js'));
+    result = await run(await import('./mcp-tools.js'));
   } catch (err) {
     result = { text: `Failed: ${(err as Error).message}`, isError: true };
   }
@@ -35,6 +35,15 @@ export function nanoclawSdkServer(ctx: ToolContext) {
         sender: ipcMessageSchema.shape.sender.describe('Name to speak under, for a member of an agent team'),
       },
       (args) => reply((t) => t.sendMessage(ctx, args)),
+    ),
+    tool(
+      'send_file',
+      'Send a file from your workspace to this chat: images show inline, other files as downloads (20 MiB at most).',
+      {
+        path: text.describe('The file, inside /workspace/group (absolute, or relative to it)'),
+        caption: z.string().max(4000).optional().describe('Text to send with it'),
+      },
+      (args) => reply((t) => t.sendFile(ctx, args)),
     ),
     tool(
       'schedule_task',

@@ -6,6 +6,8 @@ export interface QueryDeps {
   query: (params: { prompt: AsyncIterable<SDKUserMessage>; options: Options }) => Query;
   watcher: Pick<InputWatcher, 'onEvents' | 'take'>;
   writeOutput(output: RunnerOutput): void;
+  /** Before the first input, whether the prompt or (warm start) the first follow-up. */
+  firstPrefix?: string;
 }
 
 export interface QueryOutcome {
@@ -29,7 +31,10 @@ export async function runQuery(prompt: string, options: Options, deps: QueryDeps
   const queue: SDKUserMessage[] = [];
   let ended = false;
   let wake = () => {};
-  const push = (text: string) => {
+  let prefix = deps.firstPrefix ?? '';
+  const push = (raw: string) => {
+    const text = prefix + raw;
+    prefix = '';
     outcome.inputs.push(text);
     queue.push({ type: 'user', message: { role: 'user', content: text }, parent_tool_use_id: null });
     wake();
@@ -46,7 +51,8 @@ export async function runQuery(prompt: string, options: Options, deps: QueryDeps
       else await new Promise<void>((resolve) => (wake = resolve));
     }
   }
-  push(prompt);
+  // An empty prompt (warm start): Claude Code starts and waits, nothing reaches the model yet.
+  if (prompt) push(prompt);
   // What arrives after the stream ended stays queued.
   const takeInput = () => {
     for (let event = ended ? undefined : deps.watcher.take(); event; event = deps.watcher.take()) {
@@ -72,7 +78,13 @@ export async function runQuery(prompt: string, options: Options, deps: QueryDeps
     }
   };
   try {
-    for await (const message of deps.query({ prompt: stream(), options })) {
+    const q = deps.query({ prompt: stream(), options });
+    // Warm start: the MCP handshake and skill listing happen now, not on the first message.
+    if (!prompt) {
+      q.mcpServerStatus?.().catch(() => undefined);
+      q.supportedCommands?.().catch(() => undefined);
+    }
+    for await (const message of q) {
       if (message.type === 'system' && message.subtype === 'init') outcome.sessionId = message.session_id;
       else if (message.type === 'assistant') {
         loaded = true;

@@ -86,6 +86,17 @@ export async function postMessage(
   jid: string,
 ): Promise<void> {
   const { text, sender, senderName } = parse(postSchema, await readJsonBody(req), 'body');
+  sendJson(res, 202, { id: ingest(callbacks, jid, text, sender, senderName) });
+}
+
+/** Returns the message id. */
+export function ingest(
+  callbacks: ChannelCallbacks,
+  jid: string,
+  text: string,
+  sender?: string,
+  senderName?: string,
+): string {
   const id = crypto.randomUUID();
   const timestamp = new Date().toISOString();
   // Metadata first: the chat is listed even when it is not registered and the text is dropped.
@@ -102,7 +113,7 @@ export async function postMessage(
     isBotMessage: false,
   });
   logger.debug({ chatJid: jid, id }, 'local message received');
-  sendJson(res, 202, { id });
+  return id;
 }
 
 /** Oldest first, whatever order the host returns. */

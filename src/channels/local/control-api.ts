@@ -35,6 +35,14 @@ const linkSchema = z.object(
 );
 const taskId = z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 const groupJid = z.string().regex(/^[\w-]{1,100}@g\.us$/, 'must be a WhatsApp group id, <digits>@g.us');
+// Stop and tasks reach any registered chat (the CLI stops WhatsApp chats through here too).
+const anyChat = z
+  .string()
+  .regex(
+    /^local:[\w-]{1,64}$|^[\w.:-]{1,100}@(g\.us|s\.whatsapp\.net|lid)$/,
+    'must be local:<name> or a WhatsApp chat id',
+  );
+const chatOf = (raw: string) => parseSegment(raw, 'chat id', anyChat);
 
 export const whatsappView = (c: HostControl) => ({ ...c.whatsapp.state(), groups: c.whatsapp.groups() });
 
@@ -47,7 +55,7 @@ export const CONTROL_ROUTES: Array<[RegExp, Record<string, Handler>]> = [
   [
     /^\/api\/chats\/([^/]+)\/stop\/?$/,
     {
-      POST: async (_, res, c, [chat]) => sendJson(res, 200, { stopped: await c.stopChat(parseChat(chat!)) }),
+      POST: async (_, res, c, [chat]) => sendJson(res, 200, { stopped: await c.stopChat(chatOf(chat!)) }),
     },
   ],
   [
@@ -61,13 +69,13 @@ export const CONTROL_ROUTES: Array<[RegExp, Record<string, Handler>]> = [
   ],
   [
     /^\/api\/chats\/([^/]+)\/tasks\/?$/,
-    { GET: (_, res, c, [chat]) => sendJson(res, 200, { tasks: c.tasks(parseChat(chat!)) }) },
+    { GET: (_, res, c, [chat]) => sendJson(res, 200, { tasks: c.tasks(chatOf(chat!)) }) },
   ],
   [
     /^\/api\/chats\/([^/]+)\/tasks\/([^/]+)\/?$/,
     {
       POST: async (req, res, c, [chat, task]) => {
-        const jid = parseChat(chat!);
+        const jid = chatOf(chat!);
         const id = parseSegment(task!, 'task id', taskId);
         const { action } = parse(actionSchema, await readJsonBody(req), 'body');
         outcome(res, c.taskAction(jid, id, action));

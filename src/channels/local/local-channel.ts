@@ -5,10 +5,12 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { logger } from '../../logger.js';
+import { ChannelSendError } from '../send-error.js';
 import type { Channel, ChannelCallbacks } from '../../types.js';
 import type { HostControl } from '../control.js';
 import { type ChatSummary, type History, getMessages, parseChat, postMessage } from './api.js';
 import { CONTROL_ROUTES, whatsappView } from './control-api.js';
+import { getFile, type LocalFilesDeps, postFile } from './files.js';
 import { HttpError, sendJson } from './http-io.js';
 import { loadOrCreateToken, tokensMatch } from './token.js';
 
@@ -21,6 +23,8 @@ export interface LocalChannelDeps {
   status?(): unknown;
   /** Stop, tasks, typing and WhatsApp linking; without it those endpoints answer 503. */
   control?: HostControl;
+  /** Attachments both ways; without it those endpoints answer 503. */
+  files?: LocalFilesDeps;
   /** 0 picks a free port (tests). */
   port: number;
   tokenFile: string;
@@ -42,6 +46,7 @@ const FILES = new Map<string, [string, string]>([
   ['/dom.js', ['dom.js', 'text/javascript']],
   ['/panels.js', ['panels.js', 'text/javascript']],
   ['/panels.css', ['panels.css', 'text/css']],
+  ['/attach.js', ['attach.js', 'text/javascript']],
   ['/vendor/marked.js', [resolve('marked'), 'text/javascript']],
   ['/vendor/purify.js', [path.join(path.dirname(resolve('dompurify')), 'purify.es.mjs'), 'text/javascript']],
 ]);
@@ -115,6 +120,7 @@ export class LocalChannel implements Channel {
   }
 
   async sendMessage(chat: string, text: string): Promise<void> {
+    if (!this.server) throw new ChannelSendError('local chat is not running', 'transient');
     const timestamp = new Date().toISOString();
     this.broadcast(frame('message', { chat, text, timestamp, sender: this.deps.assistantName }));
   }
@@ -188,14 +194,22 @@ export class LocalChannel implements Channel {
           : `wrong token: ${RELINK}`,
       );
 
-    const chatPath = /^\/api\/chats\/([^/]+)(\/messages)?\/?$/.exec(pathname);
+    const chatPath = /^\/api\/chats\/([^/]+)(\/messages|\/files)?\/?$/.exec(pathname);
+    const filePath = /^\/api\/(files|media)\/([^/]+)\/([^/]+)$/.exec(pathname);
     const file = FILES.get(pathname);
     const route = CONTROL_ROUTES.map(([re, handlers]) => [re.exec(pathname), handlers] as const).find(
       ([match]) => match,
     );
-    if (!file && !chatPath && !API.includes(pathname) && !route)
+    if (!file && !chatPath && !filePath && !API.includes(pathname) && !route)
       throw new HttpError(404, `no such endpoint: ${method} ${pathname}`);
-    const allowed = route ? Object.keys(route[1]) : chatPath?.[2] ? ['GET', 'POST'] : ['GET'];
+    const sub = chatPath?.[2];
+    const allowed = route
+      ? Object.keys(route[1])
+      : sub
+        ? sub === '/files'
+          ? ['POST']
+          : ['GET', 'POST']
+        : ['GET'];
     if (!allowed.includes(method)) {
       res.setHeader('Allow', allowed.join(', '));
       throw new HttpError(405, `method ${method} not allowed on ${pathname}`);
@@ -206,6 +220,9 @@ export class LocalChannel implements Channel {
       return route[1][method]!(req, res, this.deps.control, route[0]!.slice(1));
     }
     if (file) return this.serveFile(res, ...file);
+    const files = this.deps.files;
+    if ((filePath || sub === '/files') && !files) throw new HttpError(503, 'this host offers no attachments');
+    if (filePath) return getFile(files!, res, filePath[1]!, filePath[2]!, filePath[3]!);
     if (pathname === '/api/events') return this.subscribe(res);
     if (pathname === '/api/status') return sendJson(res, 200, this.deps.status?.() ?? {});
     if (pathname === '/api/chats') {
@@ -219,6 +236,7 @@ export class LocalChannel implements Channel {
     }
     const jid = parseChat(chatPath![1]!);
     if (!chatPath![2]) return sendJson(res, 200, { jid, registered: this.deps.isRegistered(jid) });
+    if (sub === '/files') return postFile(files!, this.deps.callbacks, req, res, jid);
     if (method === 'POST') return postMessage(this.deps.callbacks, req, res, jid);
     getMessages(this.deps.history, res, jid, searchParams);
   }
@@ -229,7 +247,7 @@ export class LocalChannel implements Channel {
       'Content-Type': `${type}; charset=utf-8`,
       // No inline script or style: the page's own files and the vendored libraries only.
       'Content-Security-Policy':
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data: 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
       'X-Content-Type-Options': 'nosniff',
       'X-Frame-Options': 'DENY',
       'Referrer-Policy': 'no-referrer',

@@ -1,6 +1,7 @@
 import { marked } from '/vendor/marked.js';
 import DOMPurify from '/vendor/purify.js';
 import { $, api, chatPath, el, formatTime, post } from '/dom.js';
+import { attachments, setupAttach } from '/attach.js';
 import { loadTasks, loadWhatsApp, renderWhatsApp } from '/panels.js';
 
 const CHAT_ID = /^local:[A-Za-z0-9_-]{1,64}$/;
@@ -84,8 +85,10 @@ function put(m) {
     const mine = !m.fromAssistant && m.sender === 'local-user';
     li = el('li', m.fromAssistant ? 'assistant' : mine ? 'me' : 'other');
     const who = m.fromAssistant ? m.senderName || state.assistant : m.senderName;
-    const body = el('div', 'body', m.fromAssistant ? undefined : m.text);
-    if (m.fromAssistant) body.append(markdown(m.text));
+    const { rest, nodes } = attachments(m.text, state.current);
+    const body = el('div', 'body', m.fromAssistant ? undefined : rest);
+    if (m.fromAssistant) body.append(markdown(rest));
+    body.append(...nodes);
     li.append(el('span', 'meta', `${who} · ${formatTime(m.timestamp)}`), body);
     li.dataset.ts = m.timestamp;
     shown.set(m.id, li);
@@ -262,29 +265,33 @@ async function send() {
   $('send').disabled = true;
   try {
     const { id } = await post(chatPath(chat) + '/messages', { text });
-    showError('');
-    input.value = '';
-    autoGrow();
-    if (chat === state.current) {
-      // Shown at once; the stored copy (same id) replaces it on the next refresh.
-      put({
-        id,
-        sender: 'local-user',
-        senderName: 'You',
-        text,
-        timestamp: new Date().toISOString(),
-        pending: true,
-      });
-      list.scrollTop = list.scrollHeight;
-    }
-    refresh().catch(() => undefined);
-    if (!state.chats.some((c) => c.jid === chat)) loadChats().catch(() => undefined);
+    sent(chat, id, text);
   } catch (err) {
     reportFailure('Message not sent', err);
   } finally {
     $('send').disabled = false;
     input.focus();
   }
+}
+
+function sent(chat, id, text) {
+  showError('');
+  input.value = '';
+  autoGrow();
+  if (chat === state.current) {
+    // Shown at once; the stored copy (same id) replaces it on the next refresh.
+    put({
+      id,
+      sender: 'local-user',
+      senderName: 'You',
+      text,
+      timestamp: new Date().toISOString(),
+      pending: true,
+    });
+    list.scrollTop = list.scrollHeight;
+  }
+  refresh().catch(() => undefined);
+  if (!state.chats.some((c) => c.jid === chat)) loadChats().catch(() => undefined);
 }
 
 async function onReply(event) {
@@ -345,6 +352,12 @@ input.oninput = () => {
   signalTyping();
 };
 $('stop').onclick = () => void stop();
+setupAttach({
+  chat: () => state.current,
+  caption: () => input.value,
+  sent: (id, text) => sent(state.current, id, text),
+  failed: reportFailure,
+});
 $('tasks-tab').onclick = () => setView(view === 'tasks' ? 'chat' : 'tasks');
 $('wa-open').onclick = () => setView('wa');
 $('wa-close').onclick = () => setView('chat');

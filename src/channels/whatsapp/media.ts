@@ -2,10 +2,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { downloadMediaMessage, type WAMessage } from '@whiskeysockets/baileys';
-import { isValidFolder } from '../../contract/ipc.js';
+import { isValidFolder, MAX_FILE_BYTES } from '../../contract/ipc.js';
+import { FILE_MARKER } from '../../ipc/message-handler.js';
 import { inToAgent, MEDIA_DIR, publishMedia } from '../../ipc/to-agent.js';
 import { logger } from '../../logger.js';
+import { withSafeDir } from '../../safe-fs.js';
 import { CONTAINER_PATHS } from '../../sandbox/mount-plan.js';
+import { ChannelSendError } from '../send-error.js';
 import type { MediaInfo } from './inbound.js';
 import { baileysLogger, type WASocketLike } from './socket.js';
 
@@ -164,4 +167,23 @@ export function describeMedia(media: MediaInfo, result: SaveMediaResult, caption
     ? `[${media.kind}: ${result.containerPath}${original ? ` (${original})` : ''}]`
     : `[${media.kind}: the attachment could not be saved (${result.reason})]`;
   return caption ? `${caption}\n${reference}` : reference;
+}
+
+export type OutgoingContent =
+  | { text: string }
+  | { image: Buffer; mimetype: string; caption: string }
+  | { document: Buffer; mimetype: string; fileName: string; caption: string };
+
+/** An outbox text carrying a `[file: ...]` marker goes as an image or a document with the rest as caption. */
+export function outgoingContent(filesDir: string | undefined, text: string, prefix = ''): OutgoingContent {
+  const marker = FILE_MARKER.exec(text);
+  if (!marker || !filesDir) return { text: `${prefix}${text}` };
+  const [line, folder, name] = marker as unknown as [string, string, string];
+  const data = withSafeDir(filesDir, [folder], {}, (dir) => dir.readFile(name, MAX_FILE_BYTES));
+  if (!data) throw new ChannelSendError(`sent file ${name} is gone`, 'permanent');
+  const caption = `${prefix}${text.replace(line, '').trim()}`.trim();
+  const ext = path.extname(name).slice(1).toLowerCase();
+  const mimetype = [...EXTENSIONS].find(([, e]) => e === ext)?.[0] ?? 'application/octet-stream';
+  if (/^image\/(png|jpeg|webp|gif)$/.test(mimetype)) return { image: data, mimetype, caption };
+  return { document: data, mimetype, fileName: name.replace(/^\d+-[0-9a-f]{8}-/, ''), caption };
 }

@@ -11,6 +11,7 @@ import {
 } from '@whiskeysockets/baileys';
 import { logger } from '../../logger.js';
 import { ChannelSendError } from '../send-error.js';
+import type { OutgoingContent } from './media.js';
 
 /** What the channel and `nanoclaw whatsapp-auth` use of Baileys' socket; tests hand in a fake. */
 export interface WASocketLike {
@@ -18,7 +19,7 @@ export interface WASocketLike {
     on<K extends keyof BaileysEventMap>(event: K, listener: (arg: BaileysEventMap[K]) => void): void;
   };
   user?: { id: string; lid?: string; name?: string };
-  sendMessage(jid: string, content: { text: string }): Promise<unknown>;
+  sendMessage(jid: string, content: { text: string } | OutgoingContent): Promise<unknown>;
   sendPresenceUpdate(type: WAPresence, toJid?: string): Promise<void>;
   presenceSubscribe(toJid: string): Promise<void>;
   logout(msg?: string): Promise<void>;

@@ -15,8 +15,7 @@ import type { Channel, ChannelCallbacks, RegisteredGroup } from '../../types.js'
 import { extractText, findMedia } from './inbound.js';
 import { JidTranslator } from './jids.js';
 import { isWhatsAppLinked } from './link-state.js';
-import { describeMedia, saveMedia, type MediaDownloader } from './media.js';
-import { Outbox } from './outbox.js';
+import { describeMedia, outgoingContent, saveMedia, type MediaDownloader } from './media.js';
 import { backoffDelay, stopReason, type BackoffOptions } from './reconnect-policy.js';
 import {
   baileysLogger,
@@ -41,6 +40,8 @@ export interface WhatsAppDeps {
   ipcDir: string;
   /** Host-private, for downloads in progress. */
   mediaTmpDir: string;
+  /** data/files/: what agents send with send_file (the outbox text carries a marker). */
+  filesDir?: string;
   assistantName: string;
   assistantHasOwnNumber: boolean;
   callbacks: ChannelCallbacks;
@@ -62,6 +63,7 @@ export interface WhatsAppDeps {
 
 export class WhatsAppChannel implements Channel {
   readonly name = 'whatsapp';
+  readonly maxTextLength = 4096;
   private sock: WASocketLike | undefined;
   /** Set from connect() until disconnect() or a close that stops for good. */
   private auth: Awaited<ReturnType<typeof loadAuthState>> | undefined;
@@ -76,12 +78,6 @@ export class WhatsAppChannel implements Channel {
   private inbound = Promise.resolve();
   private readonly log = baileysLogger();
   private readonly jids = new JidTranslator(() => this.sock);
-  private readonly outbox = new Outbox(async (jid, text) => {
-    if (!this.sock) throw new ChannelSendError('whatsapp is not connected', 'transient');
-    await this.sock.sendMessage(jid, { text }).catch((err: unknown) => {
-      throw toSendError(err);
-    });
-  });
 
   constructor(private readonly deps: WhatsAppDeps) {}
 
@@ -104,8 +100,6 @@ export class WhatsAppChannel implements Channel {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.inbound, new Promise((done) => (timer = setTimeout(done, SHUTDOWN_WAIT_MS)))]);
     clearTimeout(timer);
-    const queued = this.outbox.size;
-    if (queued > 0) logger.warn({ queued }, 'whatsapp disconnected with unsent messages');
   }
 
   isConnected(): boolean {
@@ -127,10 +121,15 @@ export class WhatsAppChannel implements Channel {
 
   async sendMessage(jid: string, text: string): Promise<void> {
     if (!VALID_JID.test(jid)) throw new ChannelSendError(`not a WhatsApp chat: ${jid}`, 'permanent');
+    const sock = this.sock;
+    if (!sock || !this.connected) throw new ChannelSendError('whatsapp is not connected', 'transient');
     // On a shared number the prefix tells the assistant apart (also when it echoes back to us).
-    this.outbox.enqueue(jid, this.deps.assistantHasOwnNumber ? text : `${this.deps.assistantName}: ${text}`);
-    if (this.connected) await this.outbox.flush(() => this.connected);
-    else logger.info({ jid, queued: this.outbox.size }, 'whatsapp not connected; message queued');
+    const prefix = this.deps.assistantHasOwnNumber ? '' : `${this.deps.assistantName}: `;
+    // The socket type names text only; Baileys takes image and document content too.
+    const content = outgoingContent(this.deps.filesDir, text, prefix);
+    await sock.sendMessage(jid, content).catch((err: unknown) => {
+      throw toSendError(err);
+    });
   }
 
   async setTyping(jid: string, isTyping: boolean): Promise<void> {
@@ -234,10 +233,9 @@ export class WhatsAppChannel implements Channel {
     this.connected = true;
     this.attempt = 0;
     this.jids.remember(sock.user?.lid, sock.user?.id); // the self-chat arrives under our own LID
-    logger.info({ jid: this.ownJid(), queued: this.outbox.size }, 'whatsapp connected');
+    logger.info({ jid: this.ownJid() }, 'whatsapp connected');
     this.setHealth('up');
     for (const jid of this.deps.registeredGroups().keys()) this.subscribe(sock, jid);
-    void this.outbox.flush(() => this.connected && this.sock === sock);
     const sync = () => {
       this.syncGroups(false).catch((err: unknown) => logger.error({ err }, 'whatsapp group sync failed'));
     };
