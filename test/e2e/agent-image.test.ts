@@ -277,8 +277,22 @@ describe('agent image (docker, no network)', () => {
       expect.arrayContaining(['Bash', 'mcp__nanoclaw__send_message']),
     );
 
+    // Play the host's part of IPC: answer each request in the read-only inbox's responses/.
+    const answerRequests = setInterval(() => {
+      for (const file of fs
+        .readdirSync(path.join(sb.ipcDir, 'messages'))
+        .filter((f) => f.endsWith('.json'))) {
+        const { requestId } = JSON.parse(fs.readFileSync(path.join(sb.ipcDir, 'messages', file), 'utf8')) as {
+          requestId?: string;
+        };
+        const answer = path.join(sb.inboxDir, 'responses', `${requestId}.json`);
+        if (!requestId || fs.existsSync(answer)) continue;
+        fs.mkdirSync(path.dirname(answer), { recursive: true });
+        fs.writeFileSync(answer, JSON.stringify({ ok: true, result: 'Message sent' }));
+      }
+    }, 50);
     writeInput(sb, 'now tell me by message');
-    const outputs = await run.waitForOutputs(2);
+    const outputs = await run.waitForOutputs(2).finally(() => clearInterval(answerRequests));
     expect(outputs[1]).toMatchObject({
       status: 'success',
       result: 'sent it',
@@ -293,7 +307,11 @@ describe('agent image (docker, no network)', () => {
     const message = ipcMessageSchema.parse(
       JSON.parse(fs.readFileSync(path.join(sb.ipcDir, 'messages', sent[0]!), 'utf8')),
     );
-    expect(message).toEqual({ type: 'message', chatJid: 'local:family', text: 'hello from the sandbox' });
+    expect(message).toMatchObject({
+      type: 'message',
+      chatJid: 'local:family',
+      text: 'hello from the sandbox',
+    });
 
     closeRun(sb);
     expect(await run.exitCode).toBe(0);

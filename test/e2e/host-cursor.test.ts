@@ -42,6 +42,7 @@ describe('cursor rule and crash safety', () => {
     store.state.set('agent_seq:local:main', String(seq));
     store.state.set('agent_run:local:main', '0');
     store.close();
+    fs.writeFileSync(path.join(env.home, '.env'), 'ANTHROPIC_API_KEY=sk-ant-test\n'); // keyed, as it was
 
     const runner = new FakeRuntime(async (input, hooks) =>
       reply(hooks, `answered: ${input.prompt.length > 0}`),

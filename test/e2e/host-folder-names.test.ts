@@ -273,6 +273,8 @@ describe('path-traversal and other bad folder names', () => {
       addedAt: new Date().toISOString(),
     });
     store.close();
+    // A key, so the run gets as far as the folder check (no key blocks every run before that).
+    fs.writeFileSync(path.join(env.home, '.env'), 'ANTHROPIC_API_KEY=sk-ant-test\n');
     const error = vi.spyOn(logger, 'error');
     const runtime = spyRuntime();
     host = await startE2eHost({ home: env.home, runtime, tune: { retryBaseMs: 50, maxRetries: 1 } });
@@ -285,10 +287,9 @@ describe('path-traversal and other bad folder names', () => {
       'group has an invalid folder; its IPC is ignored',
     );
     await host.postRaw('local:escape', JSON.stringify({ text: 'let me out' }));
-    await host.waitFor('local:escape', (t) => t.startsWith('Sorry'), 10_000);
-    expect(host.assistantTexts('local:escape')).toEqual([
-      'Sorry, I couldn’t answer (Invalid group folder: ../escape). I’ll try again when you send another message.',
-    ]);
+    // Refused before any sandbox: retried once (tune), then the person hears it gave up.
+    await host.waitFor('local:escape', (t) => t.startsWith('Sorry, I still couldn’t answer'), 10_000);
+    expect(host.assistantTexts('local:escape')).toHaveLength(2);
     expect(runtime.spawned).toEqual([]);
     expect(fs.existsSync(path.join(env.home, 'escape'))).toBe(false);
     expect(fs.existsSync(path.join(env.home, 'data', 'escape'))).toBe(false);

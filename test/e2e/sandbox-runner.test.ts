@@ -227,12 +227,14 @@ echo "debug noise"; emit one; echo "warn: stderr noise" >&2; emit two; emit thre
 printf '%s\\n%s\\n%s\\n' '---NANOCLAW_OUTPUT_START---' '{"status":"error","result":null,"error":"API Error: 429 Daily token budget spent"}' '---NANOCLAW_OUTPUT_END---'
 echo "[agent-runner] finished" >&2; exit 1`,
     );
-    expect(run.result).toEqual({
+    expect(run.result).toMatchObject({
       status: 'error',
       result: null,
       error: 'API Error: 429 Daily token budget spent',
       newSessionId: 'sess-first',
     });
+    // Typed by what knows the cause (here the runtime's own checks), never read from the error text.
+    expect(run.result.failure).toMatchObject({ kind: expect.stringMatching(/^(permanent|transient)$/) });
     const logsDir = path.join(h.config.groupsDir, 'team', 'logs');
     const log = fs.readFileSync(path.join(logsDir, fs.readdirSync(logsDir)[0]!), 'utf8');
     expect(log).toContain('Status: error — API Error: 429 Daily token budget spent');

@@ -33,8 +33,9 @@ export class FakeSocket implements WASocketLike {
     },
   };
   user: { id: string; lid?: string; name?: string } | undefined;
-  /** Text messages by their text; media by their caption, with the whole content beside. */
-  readonly sent: Array<{ jid: string; text: string; content: { text: string } | OutgoingContent }> = [];
+  /** Text messages by their text, media by their caption; `contents` has what was sent in full. */
+  readonly sent: Array<{ jid: string; text: string }> = [];
+  readonly contents: Array<{ text: string } | OutgoingContent> = [];
   readonly presence: Array<{ type: WAPresence; jid: string | undefined }> = [];
   readonly pairingRequests: string[] = [];
   readonly presenceSubscriptions: string[] = [];
@@ -75,7 +76,8 @@ export class FakeSocket implements WASocketLike {
   async sendMessage(jid: string, content: { text: string } | OutgoingContent): Promise<undefined> {
     const failure = this.sendFailures.shift();
     if (failure) throw failure;
-    this.sent.push({ jid, text: 'text' in content ? content.text : (content.caption ?? ''), content });
+    this.sent.push({ jid, text: 'text' in content ? content.text : (content.caption ?? '') });
+    this.contents.push(content);
     return undefined;
   }
 
