@@ -12,7 +12,7 @@ import { LocalChannel } from './channels/local/local-channel.js';
 import { isWhatsAppLinked } from './channels/whatsapp/link-state.js';
 import { WhatsAppLink } from './channels/whatsapp/linker.js';
 import type { MakeSocket } from './channels/whatsapp/socket.js';
-import { hostControl } from './host-control.js';
+import { hostControl, localChats } from './host-control.js';
 import { handleMessageIpc } from './ipc/message-handler.js';
 import { handleTaskIpc } from './ipc/task-handler.js';
 import { IpcWatcher, type IpcKind } from './ipc/watcher.js';
@@ -396,16 +396,4 @@ export class App {
     await this.proxies.stop();
     this.store.close();
   }
-}
-
-/** The local page's chat list: registered local chats, then the others seen. */
-function localChats(store: Store) {
-  const rows = store.groups
-    .all()
-    .filter((g) => g.jid.startsWith('local:'))
-    .map(({ jid, name, isMain }) => ({ jid, name, registered: true, isMain, lastMessageTime: '' }));
-  for (const { jid, name, channel, lastMessageTime } of store.messages.listChats())
-    if (channel === 'local' && !rows.some((r) => r.jid === jid))
-      rows.push({ jid, name: name || jid, registered: false, isMain: false, lastMessageTime });
-  return rows;
 }

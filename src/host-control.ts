@@ -54,3 +54,15 @@ export function hostControl(deps: HostControlDeps): HostControl {
     whatsapp: deps.whatsapp,
   };
 }
+
+/** The local page's chat list: registered local chats, then the others seen. */
+export function localChats(store: Store) {
+  const rows = store.groups
+    .all()
+    .filter((g) => g.jid.startsWith('local:'))
+    .map(({ jid, name, isMain }) => ({ jid, name, registered: true, isMain, lastMessageTime: '' }));
+  for (const { jid, name, channel, lastMessageTime } of store.messages.listChats())
+    if (channel === 'local' && !rows.some((r) => r.jid === jid))
+      rows.push({ jid, name: name || jid, registered: false, isMain: false, lastMessageTime });
+  return rows;
+}

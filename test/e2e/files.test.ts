@@ -35,14 +35,20 @@ describe('files between the page and the agent (bwrap)', () => {
     host = await startE2eHost({ runtime: 'bwrap', script, groups: ['pics'], env: { IDLE_TIMEOUT: '60000' } });
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = await browser.newPage();
     page.on('pageerror', (err) => console.error('page error', err));
     await page.goto(host.local.url());
-    await page.goto(`http://127.0.0.1:${host.local.port}/#${chat}`);
-    // Only the hash changed: reload so the page opens that chat.
-    await page.reload();
+    // The page opens main first; then the person picks the chat from the list.
+    await page.locator('#chat-title', { hasText: 'local:main' }).waitFor();
+    await page.locator(`#chat-list button[data-jid="${chat}"]`).click();
     await page.locator('#chat-title', { hasText: chat }).waitFor();
   }, 60_000);
   afterAll(async () => {
