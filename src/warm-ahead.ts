@@ -77,11 +77,12 @@ export class WarmAhead {
     const { store } = this.deps;
     const group = store.groups.byJid(jid);
     if (!this.options.enabled || !group || this.deps.queue.isActive(jid)) return;
-    const since = new Date(Date.now() - this.options.recentDays * DAY_MS).toISOString();
-    const recent = store.messages.history(jid, since, 1000);
-    const [before, latest] = recent.slice(-2);
+    // The last two messages first: the larger look back runs only after a lull, not per message.
+    const [before, latest] = store.messages.history(jid, undefined, 2);
     if (!latest || !before) return;
     if (Date.parse(latest.timestamp) - Date.parse(before.timestamp) < this.options.idleMs) return;
+    const since = new Date(Date.now() - this.options.recentDays * DAY_MS).toISOString();
+    const recent = store.messages.history(jid, since, 1000);
     if (recent.some((m) => !m.isBotMessage && hasTrigger(m.content, group.trigger))) this.warm(jid, 'lull');
   }
 

@@ -66,9 +66,14 @@ export class MessageRepo {
   /** For people (the local page): both directions, oldest first. */
   /** The newest `limit` messages in the window, oldest first ("before" pages back). */
   history(chatJid: string, afterTimestamp?: string, limit = 200, beforeTimestamp?: string): StoredMessage[] {
-    const sql = `SELECT * FROM (SELECT ${COLUMNS} FROM messages WHERE chat_jid = ? AND timestamp > ?
-      AND timestamp < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`;
-    const rows = this.db.prepare(sql).all(chatJid, afterTimestamp ?? '', beforeTimestamp ?? '\uffff', limit);
+    // Only the bounds given: with none, the (chat_jid, seq) index answers without a sort.
+    const bounds = [
+      ...(afterTimestamp ? [['timestamp > ?', afterTimestamp]] : []),
+      ...(beforeTimestamp ? [['timestamp < ?', beforeTimestamp]] : []),
+    ];
+    const where = ['chat_jid = ?', ...bounds.map(([sql]) => sql)].join(' AND ');
+    const sql = `SELECT * FROM (SELECT ${COLUMNS} FROM messages WHERE ${where} ORDER BY seq DESC LIMIT ?) ORDER BY seq`;
+    const rows = this.db.prepare(sql).all(chatJid, ...bounds.map(([, value]) => value), limit);
     return (rows as Row[]).map(toMessage);
   }
 }
