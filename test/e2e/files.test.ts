@@ -1,6 +1,7 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasToolResult, isAgentTurn, lastUserText, type MockScript } from '../fixtures/mock-anthropic.js';
+import { launchChromium } from '../helpers/chat-page-harness.js';
 import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 import { scenarioScript } from '../helpers/scenario-script.js';
 
@@ -33,16 +34,7 @@ describe('files between the page and the agent (bwrap)', () => {
 
   beforeAll(async () => {
     host = await startE2eHost({ runtime: 'bwrap', script, groups: ['pics'], env: { IDLE_TIMEOUT: '60000' } });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     page.on('pageerror', (err) => console.error('page error', err));
     await page.goto(host.local.url());

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DisconnectReason } from '@whiskeysockets/baileys';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isWhatsAppLinked } from '../../src/channels/whatsapp/link-state.js';
+import { launchChromium } from '../helpers/chat-page-harness.js';
 import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
 import { fakeSocketFactory, OWN_PN } from '../unit/whatsapp-fake-socket.js';
@@ -29,16 +30,7 @@ describe('linking WhatsApp from the chat page while the host runs', () => {
     const { app } = host;
     expect(app.channels.map((c) => c.name)).toEqual(['local']);
 
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(host.local.url());
     await page.locator('#wa-open', { hasText: 'not linked' }).click();

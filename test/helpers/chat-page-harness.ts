@@ -163,22 +163,26 @@ export let context: BrowserContext;
 export let page: Page;
 export let pageProblems: string[];
 
+/** Debian's Chromium, headless, quiet on a machine with no network but loopback. */
+export const launchChromium = () =>
+  chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+
 /** Registers the suite's hooks: one Chromium per file, a fresh page and host per test. */
 export function useChatPage(): void {
   beforeAll(async () => {
     fs.mkdirSync(screenshots, { recursive: true });
     // No skip when Chromium is missing: launching fails and so does the suite.
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
