@@ -19,33 +19,28 @@ interface DispatchOptions {
   onResult(output: AgentOutput): Promise<void>;
 }
 
-/** Runs an agent for a group: the one place that resumes and records the group's session. */
+/** The one place that resumes and records the group's session. */
 export async function runAgentForGroup(
   { store, runner, assistantName }: DispatchDeps,
   group: RegisteredGroup,
   prompt: string,
   { chatJid, isScheduledTask, useGroupSession, onResult }: DispatchOptions,
 ): Promise<AgentOutput> {
-  const sessionId = useGroupSession ? store.state.getSession(group.folder) : undefined;
-  const remember = (output: AgentOutput) => {
-    if (useGroupSession && output.newSessionId) store.state.setSession(group.folder, output.newSessionId);
-  };
+  const { folder: groupFolder, isMain } = group;
+  const sessionId = useGroupSession ? store.state.getSession(groupFolder) : undefined;
+  const remember = ({ newSessionId }: AgentOutput) =>
+    useGroupSession && newSessionId && store.state.setSession(groupFolder, newSessionId);
   try {
-    const input = { prompt, ...(sessionId && { sessionId }), groupFolder: group.folder, chatJid };
+    const input = { prompt, groupFolder, chatJid, isMain, assistantName, ...(sessionId && { sessionId }) };
     const output = await runner.run(
       group,
-      { ...input, isMain: group.isMain, ...(isScheduledTask && { isScheduledTask }), assistantName },
-      {
-        onOutput: async (output) => {
-          remember(output);
-          await onResult(output);
-        },
-      },
+      { ...input, ...(isScheduledTask && { isScheduledTask }) },
+      { onOutput: async (output) => (remember(output), onResult(output)) },
     );
     remember(output);
     return output;
   } catch (err) {
-    logger.error({ group: group.folder, err }, 'agent run threw');
+    logger.error({ group: groupFolder, err }, 'agent run threw');
     return { status: 'error', result: null, error: err instanceof Error ? err.message : String(err) };
   }
 }
@@ -56,20 +51,16 @@ export async function runTaskInSandbox(
 ): Promise<TaskRunOutcome> {
   const group = deps.store.groups.byFolder(task.groupFolder);
   if (!group) return { status: 'error', result: null, error: `group ${task.groupFolder} is not registered` };
-  let firstResult: string | null = null;
-  const output = await runAgentForGroup(deps, group, formatTaskPrompt(task), {
+  let first: string | null = null;
+  const { status, result, error } = await runAgentForGroup(deps, group, formatTaskPrompt(task), {
     chatJid: task.chatJid,
     isScheduledTask: true,
     useGroupSession: task.contextMode === 'group',
-    onResult: async (result) => {
-      const text = formatOutbound(result.result);
+    onResult: async ({ result }) => {
+      const text = formatOutbound(result);
       if (text) await deps.send(task.chatJid, text);
-      firstResult ??= result.result;
+      first ??= result;
     },
   });
-  return {
-    status: output.status,
-    result: firstResult ?? output.result,
-    ...(output.error && { error: output.error }),
-  };
+  return { status, result: first ?? result, ...(error && { error }) };
 }

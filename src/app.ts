@@ -1,17 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { runTaskInSandbox } from './agent-dispatch.js';
-import type { Config } from './config.js';
-import { isValidFolder } from './contract/ipc.js';
-import { openStore, type Store } from './db/store.js';
-import { readSecrets } from './env-file.js';
-import { FailureNotices } from './failure-notice.js';
-import { ensureGroupFolder, ensureMainGroup, registerGroup } from './groups.js';
+import { ChannelHealth } from './channel-health.js';
 import type { HostControl } from './channels/control.js';
 import { LocalChannel } from './channels/local/local-channel.js';
 import { isWhatsAppLinked } from './channels/whatsapp/link-state.js';
 import { WhatsAppLink } from './channels/whatsapp/linker.js';
 import type { MakeSocket } from './channels/whatsapp/socket.js';
+import type { Config } from './config.js';
+import { isValidFolder } from './contract/ipc.js';
+import { openStore, type Store } from './db/store.js';
+import { readSecrets } from './env-file.js';
+import { FailureNotices } from './failure-notice.js';
+import { ensureGroupFolder, ensureMainGroup, registerGroup, type GroupRegistration } from './groups.js';
 import { hostControl, localChats } from './host-control.js';
 import { handleMessageIpc } from './ipc/message-handler.js';
 import { handleTaskIpc } from './ipc/task-handler.js';
@@ -19,7 +20,6 @@ import { IpcWatcher, type IpcKind } from './ipc/watcher.js';
 import { logger } from './logger.js';
 import { MessageLoop } from './message-loop.js';
 import { Outbound } from './outbound.js';
-import { ChannelHealth } from './channel-health.js';
 import { createGroupPolicy, senderAllowed, type ResolvedLimits } from './policy/group-policy.js';
 import { ProxyManager } from './proxy/proxy-manager.js';
 import { formatOutbound } from './router.js';
@@ -34,11 +34,11 @@ import { todayUtc } from './util/today.js';
 import { WarmAhead, type WarmAheadOptions } from './warm-ahead.js';
 
 type WhatsAppModule = typeof import('./channels/whatsapp/whatsapp-channel.js');
+const loadWhatsApp = () => import('./channels/whatsapp/whatsapp-channel.js');
 
 export interface AppOptions {
   modelUpstreamTimeoutMs?: number;
   whatsapp?: WhatsAppModule;
-  /** Off unless given. */
   warmAhead?: WarmAheadOptions;
   /** Tests: a fake Baileys socket for linking and for the channel. */
   makeWhatsAppSocket?: MakeSocket;
@@ -48,35 +48,35 @@ export interface AppOptions {
 export class App {
   readonly store: Store;
   readonly limits: (folder: string) => ResolvedLimits;
+  readonly snapshots: Snapshots;
   readonly proxies: ProxyManager;
   readonly runner: SandboxRunner;
-  readonly channels: Channel[];
-  readonly outbound: Outbound;
-  readonly health: ChannelHealth;
-  readonly failures: FailureNotices;
-  readonly loop: MessageLoop;
-  readonly scheduler: TaskScheduler;
-  readonly warm: WarmAhead;
-  readonly snapshots: Snapshots;
-  readonly ipc: IpcWatcher;
   readonly whatsappLink: WhatsAppLink;
   readonly control: HostControl;
-  private readonly runtimeKind: string;
-  private readonly makeWhatsAppSocket: MakeSocket | undefined;
+  readonly channels: Channel[];
+  readonly health: ChannelHealth;
+  readonly outbound: Outbound;
+  readonly failures: FailureNotices;
+  readonly loop: MessageLoop;
+  readonly warm: WarmAhead;
+  readonly scheduler: TaskScheduler;
+  readonly ipc: IpcWatcher;
+  private readonly callbacks: ChannelCallbacks = {
+    onChatMetadata: (chat) => this.store.messages.upsertChat(chat),
+    onMessage: (message) => this.ingest(message),
+  };
   private stopping = false;
 
-  /** Loads the (large) WhatsApp library only when an account is linked. */
   static async create(config: Config, runtime: SandboxRuntime, options: AppOptions = {}): Promise<App> {
     const linked = isWhatsAppLinked(config.authDir);
     if (!linked) logger.info('WhatsApp is not linked; run `nanoclaw whatsapp-auth` to link it');
-    const whatsapp = linked ? await import('./channels/whatsapp/whatsapp-channel.js') : undefined;
-    return new App(config, runtime, { ...options, ...(whatsapp && { whatsapp }) });
+    return new App(config, runtime, { ...options, ...(linked && { whatsapp: await loadWhatsApp() }) });
   }
 
   constructor(
     readonly config: Config,
     runtime: SandboxRuntime,
-    options: AppOptions = {},
+    private readonly options: AppOptions = {},
   ) {
     for (const dir of [config.storeDir, config.groupsDir, config.ipcDir, config.sessionsDir, config.proxyDir])
       fs.mkdirSync(dir, { recursive: true });
@@ -86,36 +86,8 @@ export class App {
     for (const group of store.groups.all())
       if (isValidFolder(group.folder)) ensureGroupFolder(config, group);
       else logger.error({ jid: group.jid, folder: group.folder }, 'registered group has an invalid folder');
-    this.limits = createGroupPolicy(config.configDir);
+    const limits = (this.limits = createGroupPolicy(config.configDir));
     this.snapshots = new Snapshots(config, store);
-
-    this.runtimeKind = runtime.kind;
-    this.makeWhatsAppSocket = options.makeWhatsAppSocket;
-    this.whatsappLink = this.buildWhatsAppLink();
-    this.health = new ChannelHealth({
-      state: store.state,
-      notify: (text) => void this.outbound.enqueue('local:main', text, { kind: 'notice' }),
-    });
-    this.channels = this.buildChannels(options.whatsapp);
-    this.outbound = new Outbound({
-      store,
-      channels: () => this.channels,
-      assistantName: config.assistantName,
-      pacing: (jid) => {
-        const folder = store.groups.byJid(jid)?.folder;
-        if (!folder) return undefined;
-        const { outboundPerMinute: perMinute, outboundBurst: burst } = this.limits(folder);
-        return { key: folder, perMinute, burst };
-      },
-      maxMessagesPerRun: config.maxMessagesPerRun,
-      answerMaxWaitMs: config.answerMaxWaitMs,
-    });
-    this.failures = new FailureNotices({
-      send: (jid, text) => this.outbound.send(jid, text, undefined, { unlimited: true }),
-      precheck: ['no-credentials', 'invalid-credentials', 'budget-spent'],
-      holds: async (cause, folder) => this.proxies.holds(cause, folder) ?? this.runner.holds(cause),
-      resume: (jid) => this.queue.enqueueMessageCheck(jid),
-    });
 
     this.proxies = new ProxyManager({
       proxyDir: config.proxyDir,
@@ -123,7 +95,7 @@ export class App {
       readSecrets: () => readSecrets(config.envFile),
       recordUsage: (folder, input, output) => store.usage.add(folder, todayUtc(), input, output),
       tokensUsedToday: (folder) => store.usage.tokensFor(folder, todayUtc()),
-      dailyTokenBudget: (folder) => this.limits(folder).dailyTokenBudget,
+      dailyTokenBudget: (folder) => limits(folder).dailyTokenBudget,
       ...(hostIsRoot() && { sandboxUid: config.sandboxUid }),
       ...(options.modelUpstreamTimeoutMs && { upstreamIdleTimeoutMs: options.modelUpstreamTimeoutMs }),
     });
@@ -139,39 +111,77 @@ export class App {
       },
     });
 
+    const notice = (jid: string, text: string) => void this.outbound.enqueue(jid, text, { kind: 'notice' });
+    const setTyping = (jid: string, on: boolean) => this.outbound.setTyping(jid, on);
+    const onTasksChanged = (folder: string) => this.snapshots.tasks(folder);
+    this.whatsappLink = this.buildWhatsAppLink();
+    this.control = hostControl({
+      config,
+      store,
+      runner: this.runner,
+      whatsapp: this.whatsappLink,
+      notice,
+      setTyping,
+      onTasksChanged,
+      onTyping: (jid) => this.warm.onTyping(jid),
+    });
+    this.channels = [this.localChannel(runtime.kind)];
+    if (options.whatsapp) this.channels.push(this.whatsAppChannel(options.whatsapp));
+    this.health = new ChannelHealth({ state: store.state, notify: (text) => notice('local:main', text) });
+    this.outbound = new Outbound({
+      store,
+      channels: () => this.channels,
+      assistantName: config.assistantName,
+      pacing: (jid) => {
+        const folder = store.groups.byJid(jid)?.folder;
+        if (!folder) return undefined;
+        const { outboundPerMinute, outboundBurst } = limits(folder);
+        return { key: folder, perMinute: outboundPerMinute, burst: outboundBurst };
+      },
+      maxMessagesPerRun: config.maxMessagesPerRun,
+      answerMaxWaitMs: config.answerMaxWaitMs,
+    });
+    this.failures = new FailureNotices({
+      send: async (jid, text) => notice(jid, text),
+      precheck: ['no-credentials', 'invalid-credentials', 'budget-spent'],
+      holds: async (cause, folder) => this.proxies.holds(cause, folder) ?? this.runner.holds(cause),
+      resume: (jid) => this.queue.enqueueMessageCheck(jid),
+    });
+
     // A run's result is its answer: paced behind the agent's own messages, never refused.
     const send = async (jid: string, text: string) =>
       this.outbound.enqueue(jid, text, { kind: 'answer', sourceFolder: store.groups.byJid(jid)?.folder }).ok;
+    const runner = this.runner;
     this.loop = new MessageLoop({
       store,
       config,
-      runner: this.runner,
+      runner,
       send,
-      setTyping: (jid, on) => this.outbound.setTyping(jid, on),
-      mayTrigger: (group, message) =>
-        senderAllowed(this.limits(group.folder), message.sender, message.isFromMe),
+      setTyping,
+      mayTrigger: (group, m) => senderAllowed(limits(group.folder), m.sender, m.isFromMe),
       failures: this.failures,
       onUntriggered: (jid) => this.warm.onUntriggered(jid),
     });
+    const { queue } = this.loop;
     this.warm = new WarmAhead(
       {
         store,
         config,
-        runner: this.runner,
-        queue: this.loop.queue,
+        runner,
+        queue,
         runWarm: (jid) => this.loop.runWarm(jid),
         blocked: (jid) => this.failures.isBlocked(jid),
         send,
       },
       options.warmAhead ?? config.warmAhead,
     );
+    const { assistantName } = config;
     this.scheduler = new TaskScheduler({
       store,
       config,
-      queue: this.loop.queue,
-      runTask: (task) =>
-        runTaskInSandbox({ store, runner: this.runner, assistantName: config.assistantName, send }, task),
-      onTasksChanged: (folder) => this.snapshots.tasks(folder),
+      queue,
+      runTask: (task) => runTaskInSandbox({ store, runner, assistantName, send }, task),
+      onTasksChanged,
       warm: this.warm,
     });
     this.ipc = new IpcWatcher({
@@ -179,16 +189,6 @@ export class App {
       pollMs: config.ipcPollMs,
       groups: () => store.groups.all(),
       handle: (kind, payload, source) => this.handleIpc(kind, payload, source),
-    });
-    this.control = hostControl({
-      config,
-      store,
-      runner: this.runner,
-      whatsapp: this.whatsappLink,
-      notice: (jid, text) => void this.outbound.send(jid, text, undefined, { unlimited: true }),
-      setTyping: (jid, on) => this.outbound.setTyping(jid, on),
-      onTasksChanged: (folder) => this.snapshots.tasks(folder),
-      onTyping: (jid) => this.warm.onTyping(jid),
     });
   }
 
@@ -201,62 +201,52 @@ export class App {
     const group = this.store.groups.byJid(message.chatJid);
     if (!group) return;
     const limits = this.limits(group.folder);
-    if (limits.senderAllowlist?.mode === 'drop' && !senderAllowed(limits, message.sender, message.isFromMe)) {
-      const log = { group: group.folder, sender: message.sender };
-      return logger.info(log, 'message from a sender not on the allowlist dropped');
-    }
+    if (limits.senderAllowlist?.mode === 'drop' && !senderAllowed(limits, message.sender, message.isFromMe))
+      return logger.info(
+        { group: group.folder, sender: message.sender },
+        'message from a sender not on the allowlist dropped',
+      );
     if (this.store.messages.store(message) !== null) this.loop.notify();
   }
 
-  private buildChannels(whatsapp: WhatsAppModule | undefined): Channel[] {
+  private localChannel(runtime: string): Channel {
     const { config, store } = this;
-    const callbacks: ChannelCallbacks = {
-      onChatMetadata: (chat) => store.messages.upsertChat(chat),
-      onMessage: (message) => this.ingest(message),
-    };
-    const local = new LocalChannel({
+    return new LocalChannel({
       port: config.localChannelPort,
       tokenFile: path.join(config.dataDir, 'local-channel.token'),
-      callbacks,
+      callbacks: this.callbacks,
       assistantName: config.assistantName,
       history: (jid, after, limit, before) => store.messages.history(jid, after, limit, before),
       isRegistered: (jid) => store.groups.byJid(jid) !== undefined,
       chats: () => localChats(store),
       status: () => ({
-        runtime: this.runtimeKind,
+        runtime,
         running: store.groups
           .all()
           .filter((g) => this.queue.isActive(g.jid))
           .map((g) => g.name),
         usageToday: store.usage.forDay(todayUtc()),
       }),
-      control: {
-        stopChat: (jid) => this.control.stopChat(jid),
-        tasks: (jid) => this.control.tasks(jid),
-        taskAction: (jid, id, action) => this.control.taskAction(jid, id, action),
-        typing: (jid) => this.control.typing(jid),
-        whatsapp: this.whatsappLink,
-      },
+      control: this.control,
       files: {
         ipcDir: config.ipcDir,
-        filesDir: path.join(config.dataDir, 'files'),
-        tmpDir: path.join(config.dataDir, 'tmp'),
+        filesDir: config.filesDir,
+        tmpDir: config.tmpDir,
         folderOf: (jid) => store.groups.byJid(jid)?.folder,
       },
     });
-    return whatsapp ? [local, this.whatsAppChannel(whatsapp, callbacks)] : [local];
   }
 
-  private whatsAppChannel(whatsapp: WhatsAppModule, callbacks: ChannelCallbacks): Channel {
+  private whatsAppChannel(whatsapp: WhatsAppModule): Channel {
     const { config, store } = this;
     return new whatsapp.WhatsAppChannel({
       authDir: config.authDir,
       ipcDir: config.ipcDir,
-      mediaTmpDir: path.join(config.dataDir, 'tmp'),
-      filesDir: path.join(config.dataDir, 'files'),
+      mediaTmpDir: config.tmpDir,
+      filesDir: config.filesDir,
       assistantName: config.assistantName,
       assistantHasOwnNumber: config.assistantHasOwnNumber,
-      callbacks,
+      callbacks: this.callbacks,
       registeredGroups: () => new Map(store.groups.all().map((g) => [g.jid, g])),
       onGroupsSynced: () => this.snapshots.groups(),
       syncState: store.state,
@@ -265,44 +255,40 @@ export class App {
         if (state === 'logged-out') void this.whatsappLink.loggedOut();
       },
       onTyping: (jid) => this.control.typing(jid),
-      ...(this.makeWhatsAppSocket && { makeSocket: this.makeWhatsAppSocket }),
+      ...(this.options.makeWhatsAppSocket && { makeSocket: this.options.makeWhatsAppSocket }),
     });
   }
 
-  /** Linking from the page: the self-chat becomes a main chat and the channel starts at once. */
+  private register(group: GroupRegistration) {
+    const result = registerGroup(this.store, this.config, group);
+    if (result.ok) {
+      this.ipc.syncWatchers();
+      this.snapshots.groups();
+    }
+    return result;
+  }
+
   private buildWhatsAppLink(): WhatsAppLink {
     const { config, store } = this;
-    const register = (group: Parameters<typeof registerGroup>[2]) => {
-      const result = registerGroup(store, config, group);
-      if (result.ok) {
-        this.ipc.syncWatchers();
-        this.snapshots.groups();
-      }
-      return result;
-    };
     const folderTaken = (f: string) =>
       !!store.groups.byFolder(f) || fs.existsSync(path.join(config.groupsDir, f));
     return new WhatsAppLink({
       authDir: config.authDir,
-      ...(this.makeWhatsAppSocket && { makeSocket: this.makeWhatsAppSocket }),
-      onLinked: async (selfJid) => {
+      ...(this.options.makeWhatsAppSocket && { makeSocket: this.options.makeWhatsAppSocket }),
+      onLinked: async (jid) => {
         let folder = 'main-whatsapp';
-        for (let n = 2; folderTaken(folder) && store.groups.byFolder(folder)?.jid !== selfJid; n++)
+        for (let n = 2; folderTaken(folder) && store.groups.byFolder(folder)?.jid !== jid; n++)
           folder = `main-whatsapp-${n}`;
-        const result = register({
-          jid: selfJid,
+        const result = this.register({
+          jid,
           name: 'WhatsApp (you)',
           folder,
           requiresTrigger: false,
           isMain: true,
         });
-        if (!result.ok)
-          logger.error({ selfJid, error: result.error }, 'cannot register the WhatsApp self-chat');
+        if (!result.ok) logger.error({ jid, error: result.error }, 'cannot register the WhatsApp self-chat');
         if (this.channels.some((c) => c.name === 'whatsapp')) return;
-        const channel = this.whatsAppChannel(await import('./channels/whatsapp/whatsapp-channel.js'), {
-          onChatMetadata: (chat) => store.messages.upsertChat(chat),
-          onMessage: (message) => this.ingest(message),
-        });
+        const channel = this.whatsAppChannel(await loadWhatsApp());
         this.channels.push(channel);
         await channel.connect();
       },
@@ -318,50 +304,44 @@ export class App {
       isRegistered: (jid) => store.groups.byJid(jid) !== undefined,
       folderTaken,
       registerGroup: async (jid, name, folder) => {
-        const result = register({ jid, name, folder });
-        return result.ok ? { ok: true, folder: result.group.folder } : { ok: false, error: result.error };
+        const result = this.register({ jid, name, folder });
+        return result.ok ? { ok: true, folder: result.group.folder } : result;
       },
     });
   }
 
   /** The group a file came from is the folder it was found in, never what the file claims. */
   private async handleIpc(kind: IpcKind, payload: unknown, source: RegisteredGroup) {
+    const { store, config } = this;
     if (kind === 'messages')
       return handleMessageIpc(payload, source, {
-        groupByJid: (jid) => this.store.groups.byJid(jid),
-        files: { groupsDir: this.config.groupsDir, filesDir: path.join(this.config.dataDir, 'files') },
-        send: async (jid, text, sender) => {
+        groupByJid: (jid) => store.groups.byJid(jid),
+        files: { groupsDir: config.groupsDir, filesDir: config.filesDir },
+        send: (jid, text, sender) => {
           const outgoing = formatOutbound(text, sender);
           if (!outgoing) return { ok: true };
-          const opts = { kind: 'agent' as const, sourceFolder: source.folder, ...(sender && { sender }) };
-          const sent = this.outbound.enqueue(jid, outgoing, opts);
-          if (!sent.ok) return sent;
+          const sent = this.outbound.enqueue(jid, outgoing, {
+            kind: 'agent',
+            sourceFolder: source.folder,
+            sender,
+          });
           // What the agent said is queued durably: its messages count as answered.
-          this.loop.markAnswered(source.jid);
-          return { ok: true };
+          if (sent.ok) this.loop.markAnswered(source.jid);
+          return sent;
         },
       });
     return handleTaskIpc(payload, source, {
-      store: this.store,
-      config: this.config,
+      store,
+      config,
       scheduler: this.scheduler,
       maxActiveTasksPerGroup: this.limits(source.folder).maxActiveTasks,
       onTasksChanged: (folder) => this.snapshots.tasks(folder),
-      registerGroup: (group) => {
-        const result = registerGroup(this.store, this.config, group);
-        if (result.ok) {
-          this.ipc.syncWatchers();
-          this.snapshots.groups();
-        }
-        return result;
+      registerGroup: (group) => this.register(group),
+      refreshGroups: async () => {
+        for (const channel of this.channels) await channel.syncGroups?.(true).catch(() => undefined);
+        this.snapshots.groups();
       },
-      refreshGroups: () => this.refreshGroups(),
     });
-  }
-
-  async refreshGroups(): Promise<void> {
-    for (const channel of this.channels) await channel.syncGroups?.(true).catch(() => undefined);
-    this.snapshots.groups();
   }
 
   async start(): Promise<void> {
@@ -384,9 +364,10 @@ export class App {
     this.failures.mute();
     this.loop.stop();
     this.scheduler.stop();
-    if (!(await this.queue.shutdown(this.config.shutdownGraceMs))) {
+    const grace = this.config.shutdownGraceMs;
+    if (!(await this.queue.shutdown(grace))) {
       await this.runner.stopAll();
-      if (!(await this.queue.whenIdle(this.config.shutdownGraceMs)))
+      if (!(await this.queue.whenIdle(grace)))
         logger.error('runs still active after their sandboxes were stopped');
     }
     this.ipc.stop();

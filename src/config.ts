@@ -5,72 +5,68 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { readEnvFile, SECRET_KEYS } from './env-file.js';
 import { logger } from './logger.js';
-import { zodProblems } from './util/zod-problems.js';
 
 export const RUNTIME_KINDS = ['docker', 'podman', 'apple', 'bwrap'] as const;
 export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
-
 /** Where package.json lives, from src/ or dist/ alike. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-export type Config = ReturnType<typeof loadConfig>;
-
 /**
  * A root host's sandboxes must not run as anyone's account: 61000 is above useradd's UID_MAX,
  * below systemd's DynamicUser range, nobody and subordinate ranges. `doctor` checks it is free.
  */
 export const DEFAULT_SANDBOX_UID = 61000;
-/** Runtimes and user namespaces parse uids as signed ints. */
-const MAX_SANDBOX_UID = 2 ** 31 - 1;
+export class ConfigError extends Error {}
+export type Config = ReturnType<typeof loadConfig>;
 
-const intFromString = (name: string, min: number) =>
+// At most what timers (and, for uids, runtimes and user namespaces) take: a signed 32-bit int.
+const int = (min: number, def: number, max = 2 ** 31 - 1) =>
   z
     .string()
-    .regex(/^\d+$/, `${name} must be a whole number`)
+    .regex(/^\d+$/, 'must be a whole number')
     .transform(Number)
-    .refine((n) => n >= min, `${name} must be at least ${min}`);
+    .refine((n) => n >= min, `must be at least ${min}`)
+    .refine((n) => n <= max, `must be at most ${max}`)
+    .default(def);
+const bool = (def: 'true' | 'false') =>
+  z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default(def)
+    .transform((v) => v === 'true' || v === '1');
 
 const settingsSchema = z.object({
   ASSISTANT_NAME: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'ASSISTANT_NAME must be one word of letters, digits, _ or -')
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must be one word of letters, digits, _ or -')
     .default('Andy'),
-  ASSISTANT_HAS_OWN_NUMBER: z
-    .enum(['true', 'false', '1', '0'])
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
-  CONTAINER_RUNTIME: z.enum(RUNTIME_KINDS).optional(),
-  CONTAINER_IMAGE: z.string().min(1).default('nanoclaw-agent:latest'),
-  MAX_CONCURRENT_CONTAINERS: intFromString('MAX_CONCURRENT_CONTAINERS', 1).default(5),
-  CONTAINER_TIMEOUT: intFromString('CONTAINER_TIMEOUT', 1000).default(1_800_000),
-  IDLE_TIMEOUT: intFromString('IDLE_TIMEOUT', 1000).default(1_800_000),
-  LOCAL_CHANNEL_PORT: intFromString('LOCAL_CHANNEL_PORT', 0).default(7823),
+  ASSISTANT_HAS_OWN_NUMBER: bool('false'),
+  CONTAINER_RUNTIME: z
+    .enum(RUNTIME_KINDS, { error: `must be one of ${RUNTIME_KINDS.join(', ')}` })
+    .optional(),
+  CONTAINER_IMAGE: z.string().min(1, 'must not be empty').default('nanoclaw-agent:latest'),
+  MAX_CONCURRENT_CONTAINERS: int(1, 5),
+  CONTAINER_TIMEOUT: int(1000, 1_800_000),
+  IDLE_TIMEOUT: int(1000, 1_800_000),
+  LOCAL_CHANNEL_PORT: int(0, 7823, 65535),
   TZ: z.string().optional(),
-  NANOCLAW_MIN_TASK_INTERVAL_MS: intFromString('NANOCLAW_MIN_TASK_INTERVAL_MS', 1000).default(60_000),
-  MAX_MESSAGES_PER_RUN: intFromString('MAX_MESSAGES_PER_RUN', 1).default(100),
-  ANSWER_MAX_WAIT_MS: intFromString('ANSWER_MAX_WAIT_MS', 0).default(30_000),
-  WARM_AHEAD: z
-    .enum(['true', 'false', '1', '0'])
-    .default('true')
-    .transform((v) => v === 'true' || v === '1'),
-  WARM_AHEAD_MAX: intFromString('WARM_AHEAD_MAX', 0).default(2),
-  WARM_IDLE_MS: intFromString('WARM_IDLE_MS', 1000).default(60_000),
-  WARM_TASK_LEAD_MS: intFromString('WARM_TASK_LEAD_MS', 0).default(5_000),
-  WARM_RECENT_DAYS: intFromString('WARM_RECENT_DAYS', 0).default(7),
-  SANDBOX_UID: intFromString('SANDBOX_UID', 1)
-    .refine((n) => n <= MAX_SANDBOX_UID, `SANDBOX_UID must be at most ${MAX_SANDBOX_UID}`)
-    .default(DEFAULT_SANDBOX_UID),
+  NANOCLAW_MIN_TASK_INTERVAL_MS: int(1000, 60_000),
+  MAX_MESSAGES_PER_RUN: int(1, 100),
+  ANSWER_MAX_WAIT_MS: int(0, 30_000),
+  WARM_AHEAD: bool('true'),
+  WARM_AHEAD_MAX: int(0, 2),
+  WARM_IDLE_MS: int(1000, 60_000),
+  WARM_TASK_LEAD_MS: int(0, 5_000),
+  WARM_RECENT_DAYS: int(0, 7),
+  SANDBOX_UID: int(1, DEFAULT_SANDBOX_UID),
 });
 
-export class ConfigError extends Error {}
-
-const KNOWN_SETTINGS = [
+const KNOWN = [
   ...Object.keys(settingsSchema.shape),
   ...SECRET_KEYS,
   'NANOCLAW_HOME',
   'NANOCLAW_CONFIG_DIR',
   'LOG_LEVEL',
 ];
+const warned = new Set<string>();
 
 function editDistance(a: string, b: string): number {
   let row = [...Array(b.length + 1).keys()];
@@ -83,44 +79,42 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-const warnedSettings = new Set<string>();
-/** A misspelled key in .env would silently keep the default: say so, once per key. */
-function warnUnknownSettings(keys: string[], envFile: string): void {
-  for (const key of keys.filter((k) => !KNOWN_SETTINGS.includes(k) && !warnedSettings.has(k))) {
-    warnedSettings.add(key);
-    const scored = KNOWN_SETTINGS.map((name) => ({ name, distance: editDistance(key.toUpperCase(), name) }));
-    const best = scored.reduce((a, b) => (b.distance < a.distance ? b : a));
-    const hint = best.distance <= 3 ? `; did you mean ${best.name}?` : '';
-    logger.warn({ file: envFile, setting: key }, `unknown setting ${key} in .env${hint}`);
-  }
-}
-
 /** Settings from the environment, then .env without the secrets (the model proxy's alone). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const home = path.resolve(env.NANOCLAW_HOME || PROJECT_ROOT);
   const envFile = path.join(home, '.env');
   const fromFile = readEnvFile(envFile);
-  warnUnknownSettings(Object.keys(fromFile), envFile);
+  // A misspelled key would silently keep the default: say so, once per key.
+  for (const key of Object.keys(fromFile).filter((k) => !KNOWN.includes(k) && !warned.has(k))) {
+    warned.add(key);
+    const best = KNOWN.map((name) => ({ name, d: editDistance(key.toUpperCase(), name) })).reduce((a, b) =>
+      b.d < a.d ? b : a,
+    );
+    const hint = best.d <= 3 ? `; did you mean ${best.name}?` : '';
+    logger.warn({ file: envFile, setting: key }, `unknown setting ${key} in .env${hint}`);
+  }
   for (const key of SECRET_KEYS) delete fromFile[key];
   const fromEnv = Object.fromEntries(Object.entries(env).filter(([, value]) => value));
   const parsed = settingsSchema.safeParse({ ...fromFile, ...fromEnv });
-  if (!parsed.success) throw new ConfigError(`Invalid settings: ${zodProblems(parsed.error)}`);
+  if (!parsed.success)
+    throw new ConfigError(
+      `Invalid settings: ${parsed.error.issues.map((i) => `${String(i.path[0])} ${i.message}`).join('; ')}`,
+    );
   const s = parsed.data;
-  const configDir = path.resolve(
-    expandHome(env.NANOCLAW_CONFIG_DIR || path.join(os.homedir(), '.config', 'nanoclaw')),
-  );
   const storeDir = path.join(home, 'store');
   const dataDir = path.join(home, 'data');
   return {
     projectRoot: PROJECT_ROOT,
     home,
-    configDir,
+    configDir: path.resolve(expandHome(env.NANOCLAW_CONFIG_DIR || '~/.config/nanoclaw')),
     envFile,
     storeDir,
     dbPath: path.join(storeDir, 'messages.db'),
     authDir: path.join(storeDir, 'auth'),
     groupsDir: path.join(home, 'groups'),
     dataDir,
+    filesDir: path.join(dataDir, 'files'),
+    tmpDir: path.join(dataDir, 'tmp'),
     ipcDir: path.join(dataDir, 'ipc'),
     sessionsDir: path.join(dataDir, 'sessions'),
     proxyDir: path.join(dataDir, 'proxy'),
@@ -141,7 +135,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     maxRetries: 5,
     taskCloseDelayMs: 10_000,
     shutdownGraceMs: 10_000,
-    // Shortest `interval` task: cron's finest step for users; tests lower it.
     minTaskIntervalMs: s.NANOCLAW_MIN_TASK_INTERVAL_MS,
     sandboxUid: s.SANDBOX_UID,
     maxMessagesPerRun: s.MAX_MESSAGES_PER_RUN,
@@ -157,7 +150,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
 }
 
 export function expandHome(p: string): string {
-  if (p === '~') return os.homedir();
-  if (p.startsWith('~/')) return path.join(os.homedir(), p.slice(2));
-  return p;
+  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }

@@ -1,10 +1,7 @@
 import fs from 'node:fs';
 import { parseEnv } from 'node:util';
 
-/**
- * A .env file's settings (missing: empty), parsed by Node's dotenv rules. Never into process.env:
- * every child inherits that, and secrets must not reach a child or a sandbox.
- */
+/** Never into process.env: every child inherits that, and secrets must not reach a child or a sandbox. */
 export function readEnvFile(file: string): Record<string, string> {
   let text: string;
   try {
@@ -31,7 +28,6 @@ export const SECRET_KEYS = [
 
 export type Secrets = Partial<Record<(typeof SECRET_KEYS)[number], string>>;
 
-/** The model credentials and upstream URL, for the model proxy alone. */
 export function readSecrets(envFile: string): Secrets {
   const all = readEnvFile(envFile);
   return Object.fromEntries(SECRET_KEYS.filter((key) => all[key]).map((key) => [key, all[key]]));

@@ -1,29 +1,8 @@
 import { logger } from './logger.js';
 
-/** Whoever knows the cause sets it: the sandbox runner, the model proxy. */
-export const PERMANENT_CAUSES = [
-  'no-credentials',
-  'invalid-credentials',
-  'budget-spent',
-  'image-missing',
-  'runtime-missing',
-  'invalid-request',
-] as const;
-export type PermanentCause = (typeof PERMANENT_CAUSES)[number];
-export type TransientCause = 'upstream' | 'timeout' | 'sandbox-crash' | 'runtime-restarting' | 'unknown';
-export type FailureCause = PermanentCause | TransientCause;
-export interface Failure {
-  kind: 'permanent' | 'transient';
-  cause: FailureCause;
-}
-
-export const failure = (cause: FailureCause): Failure => ({
-  kind: (PERMANENT_CAUSES as readonly string[]).includes(cause) ? 'permanent' : 'transient',
-  cause,
-});
-
 const WILL_ANSWER = 'I’ll answer your messages as soon as that is fixed.';
-const PERMANENT_TEXT: Record<PermanentCause, string> = {
+// Whoever knows the cause sets it: the sandbox runner, the model proxy.
+const PERMANENT = {
   'no-credentials': `I can’t reach the model: no credentials are set. Add ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) to the .env file; ${WILL_ANSWER}`,
   'invalid-credentials': `I can’t reach the model: it refused the credentials in the .env file. Put a valid ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) there; ${WILL_ANSWER}`,
   'budget-spent':
@@ -33,17 +12,28 @@ const PERMANENT_TEXT: Record<PermanentCause, string> = {
   'invalid-request':
     'Sorry, the model refused my request as invalid. Send another message to try again; if this keeps happening, run `nanoclaw doctor`.',
 };
-const TRANSIENT_TEXT: Record<TransientCause, string> = {
+const TRANSIENT = {
   upstream: 'the model service isn’t answering properly',
   timeout: 'the model service did not answer in time',
   'sandbox-crash': 'my sandbox stopped unexpectedly',
   'runtime-restarting': 'the container runtime is restarting',
   unknown: 'something went wrong',
 };
+export type PermanentCause = keyof typeof PERMANENT;
+export type FailureCause = PermanentCause | keyof typeof TRANSIENT;
+export interface Failure {
+  kind: 'permanent' | 'transient';
+  cause: FailureCause;
+}
 
-export function noticeText(f: Failure, stage: 'retrying' | 'gave-up' = 'retrying'): string {
-  if (f.kind === 'permanent') return PERMANENT_TEXT[f.cause as PermanentCause];
-  const what = TRANSIENT_TEXT[f.cause as TransientCause];
+export const failure = (cause: FailureCause): Failure => ({
+  kind: cause in PERMANENT ? 'permanent' : 'transient',
+  cause,
+});
+
+export function noticeText({ cause }: Failure, stage: 'retrying' | 'gave-up' = 'retrying'): string {
+  if (cause in PERMANENT) return PERMANENT[cause as PermanentCause];
+  const what = TRANSIENT[cause as keyof typeof TRANSIENT];
   return stage === 'retrying'
     ? `I couldn’t answer yet: ${what}. I’m retrying and will answer when it works.`
     : `Sorry, I still couldn’t answer: ${what}. I’ll try again when you send another message.`;
@@ -51,23 +41,12 @@ export function noticeText(f: Failure, stage: 'retrying' | 'gave-up' = 'retrying
 
 export interface FailureNoticesDeps {
   send(jid: string, text: string): Promise<unknown>;
-  /**
-   * Checked before every run for these causes: does it hold now? true/false, or undefined when it
-   * cannot be told without a run (then the run goes ahead).
-   */
+  /** undefined: cannot be told without a run (then the run goes ahead). */
   holds?(cause: PermanentCause, folder: string): Promise<boolean | undefined>;
-  /** Causes checked before every run, known without a sandbox (credentials, budget). */
+  /** Checked before every run, known without a sandbox. */
   precheck?: readonly PermanentCause[];
-  /** The cause is gone: the chat's waiting messages can run. */
   resume?(jid: string): void;
   recheckMs?: number;
-}
-
-const SHARED_NOTICE_MS = 60_000;
-
-interface Blocked {
-  failure: Failure;
-  folder: string;
 }
 
 /**
@@ -76,7 +55,7 @@ interface Blocked {
  * after the second failure of a streak and when the queue gives up.
  */
 export class FailureNotices {
-  private readonly blocked = new Map<string, Blocked>();
+  private readonly blocked = new Map<string, { failure: Failure; folder: string }>();
   private readonly streak = new Map<string, { count: number; last: Failure }>();
   private readonly lastNotice = new Map<string, { at: number; cause: FailureCause; seq: number }>();
   private timer: NodeJS.Timeout | undefined;
@@ -86,21 +65,17 @@ export class FailureNotices {
 
   /** Before a run: true when a permanent cause still holds (the person has been told). */
   async gate(jid: string, folder: string, newestSeq: number): Promise<boolean> {
-    let found: Failure | undefined;
-    for (const cause of this.deps.precheck ?? [])
-      if (!found && (await this.check(cause, folder))) found = failure(cause);
     const known = this.blocked.get(jid)?.failure;
-    if (!found && known && (await this.check(known.cause as PermanentCause, folder))) found = known;
-    if (!found) {
-      this.blocked.delete(jid);
-      return false;
-    }
-    this.block(jid, folder, found);
-    await this.notice(jid, found, newestSeq);
-    return true;
+    for (const f of [...(this.deps.precheck ?? []).map(failure), ...(known ? [known] : [])])
+      if (await this.check(f, folder)) {
+        this.block(jid, folder, f);
+        await this.notice(jid, f, newestSeq);
+        return true;
+      }
+    this.blocked.delete(jid);
+    return false;
   }
 
-  /** A permanent cause was last seen for the chat (a warm start would be wasted). */
   isBlocked(jid: string): boolean {
     return this.blocked.has(jid);
   }
@@ -123,39 +98,33 @@ export class FailureNotices {
   }
 
   onRunSucceeded(jid: string): void {
-    this.streak.delete(jid);
-    this.blocked.delete(jid);
-    this.lastNotice.delete(jid);
+    for (const map of [this.streak, this.blocked, this.lastNotice]) map.delete(jid);
   }
 
   /** Runs stopped on shutdown are no failure; the next start picks their messages up. */
   mute(): void {
     this.muted = true;
     clearInterval(this.timer);
-    this.timer = undefined;
   }
 
-  private async check(cause: PermanentCause, folder: string): Promise<boolean | undefined> {
+  private async check({ cause }: Failure, folder: string): Promise<boolean | undefined> {
     try {
-      return await this.deps.holds?.(cause, folder);
+      return await this.deps.holds?.(cause as PermanentCause, folder);
     } catch (err) {
       logger.warn({ cause, folder, err: String(err) }, 'cannot check a failure cause');
-      return undefined;
     }
   }
 
-  private block(jid: string, folder: string, f: Failure): void {
-    this.blocked.set(jid, { failure: f, folder });
+  private block(jid: string, folder: string, failure: Failure): void {
+    this.blocked.set(jid, { failure, folder });
     if (this.timer || this.muted || !this.deps.holds) return;
-    this.timer = setInterval(() => void this.recheck(), this.deps.recheckMs ?? 5_000);
-    this.timer.unref();
+    this.timer = setInterval(() => void this.recheck(), this.deps.recheckMs ?? 5_000).unref();
   }
 
   /** A cause that cannot be checked stays until the next message tries a run. */
   private async recheck(): Promise<void> {
     for (const [jid, { failure: f, folder }] of [...this.blocked]) {
-      const holds = await this.check(f.cause as PermanentCause, folder);
-      if (holds !== false || this.blocked.get(jid)?.failure !== f) continue;
+      if ((await this.check(f, folder)) !== false || this.blocked.get(jid)?.failure !== f) continue;
       logger.info({ jid, cause: f.cause }, 'failure cause gone; running waiting messages');
       this.blocked.delete(jid);
       this.deps.resume?.(jid);
@@ -170,7 +139,7 @@ export class FailureNotices {
   private async notice(jid: string, f: Failure, seq: number): Promise<void> {
     const last = this.lastNotice.get(jid);
     const now = Date.now();
-    if (last && (seq <= last.seq || (last.cause === f.cause && now - last.at < SHARED_NOTICE_MS))) return;
+    if (last && (seq <= last.seq || (last.cause === f.cause && now - last.at < 60_000))) return;
     this.lastNotice.set(jid, { at: now, cause: f.cause, seq });
     await this.say(jid, noticeText(f));
   }

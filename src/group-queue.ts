@@ -13,127 +13,105 @@ export interface GroupQueueDeps {
   onGaveUp?(jid: string): void;
 }
 
-interface PendingTask {
+interface Task {
   id: string;
   run: () => Promise<void>;
 }
 
-class GroupState {
+class Group {
   active = false;
   idleWaiting = false;
-  runningTaskId: string | null = null;
+  taskId: string | null = null;
   pendingMessages = false;
-  pendingTasks: PendingTask[] = [];
-  retryCount = 0;
-  retryTimer: NodeJS.Timeout | undefined;
+  tasks: Task[] = [];
+  retries = 0;
+  retryTimer?: NodeJS.Timeout;
   /** A warm sandbox still waiting for its first input; `taskId` when started for a due task. */
-  warm: { taskId?: string; timer: NodeJS.Timeout } | undefined;
-  /** Asked to close: nothing more is piped in. */
+  warm?: { taskId?: string; timer: NodeJS.Timeout };
   closing = false;
+  constructor(readonly jid: string) {}
 }
 
-/**
- * One sandbox per group, parallel across groups up to a global cap, waiting groups served in
- * order, a group's pending tasks before its pending messages.
- */
+/** One sandbox per group, up to a global cap; waiting groups in order, a group's tasks before its messages. */
 export class GroupQueue {
-  private readonly groups = new Map<string, GroupState>();
-  private readonly waiting: string[] = [];
-  private activeCount = 0;
+  private readonly groups = new Map<string, Group>();
+  private readonly waiting: Group[] = [];
+  private readonly idle: (() => void)[] = [];
   private shuttingDown = false;
-  private readonly idleListeners = new Set<() => void>();
+  runningCount = 0;
 
   constructor(private readonly deps: GroupQueueDeps) {}
 
-  private state(jid: string): GroupState {
-    let s = this.groups.get(jid);
-    if (!s) this.groups.set(jid, (s = new GroupState()));
-    return s;
-  }
-
-  get runningCount(): number {
-    return this.activeCount;
+  private group(jid: string): Group {
+    return this.groups.get(jid) ?? this.groups.set(jid, new Group(jid)).get(jid)!;
   }
 
   isActive(jid: string): boolean {
     return this.groups.get(jid)?.active ?? false;
   }
 
-  private busy(s: GroupState): boolean {
-    return s.active || this.activeCount >= this.deps.maxConcurrent;
-  }
-
-  enqueueMessageCheck(jid: string): void {
-    if (this.shuttingDown) return;
-    const s = this.state(jid);
-    if (!this.busy(s)) return this.startMessages(jid);
-    s.pendingMessages = true;
-    if (s.warm) this.closeWarm(jid);
-    if (!s.active) this.wait(jid);
-  }
-
-  /**
-   * A sandbox started before its input is known: only into a free slot no real run waits for,
-   * closed after `idleMs` without input, and first to close when real work needs the slot.
-   */
-  startWarm(
-    jid: string,
-    opts: { idleMs: number; max: number; taskId?: string },
-    run: () => Promise<boolean>,
-  ): boolean {
-    const s = this.state(jid);
-    const warm = [...this.groups.values()].filter((g) => g.warm).length;
-    if (this.shuttingDown || s.active || s.pendingMessages || s.pendingTasks.length > 0) return false;
-    if (this.waiting.length > 0 || this.activeCount >= this.deps.maxConcurrent || warm >= opts.max)
-      return false;
-    s.warm = {
-      ...(opts.taskId && { taskId: opts.taskId }),
-      timer: setTimeout(() => this.closeWarm(jid), opts.idleMs),
-    };
-    this.startMessages(jid, run);
-    return true;
-  }
-
   isWarm(jid: string): boolean {
     return this.groups.get(jid)?.warm !== undefined;
   }
 
-  private closeWarm(jid: string): void {
-    const s = this.state(jid);
-    clearTimeout(s.warm?.timer);
-    if (s.closing || !s.active) return;
-    s.closing = true;
-    this.close(jid);
+  private full(): boolean {
+    return this.runningCount >= this.deps.maxConcurrent;
   }
 
-  enqueueTask(jid: string, taskId: string, run: () => Promise<void>): void {
+  enqueueMessageCheck(jid: string): void {
     if (this.shuttingDown) return;
-    const s = this.state(jid);
-    if (s.runningTaskId === taskId || s.pendingTasks.some((t) => t.id === taskId)) return;
-    if (s.warm?.taskId === taskId && !s.closing) return this.adoptWarm(jid, s, taskId, run);
-    if (!this.busy(s)) return this.startTask(jid, { id: taskId, run });
-    s.pendingTasks.push({ id: taskId, run });
+    const g = this.group(jid);
+    if (!g.active && !this.full()) return this.startMessages(g);
+    g.pendingMessages = true;
+    if (g.warm) this.closeWarm(g);
+    if (!g.active) this.wait(g);
+  }
+
+  /** Only into a free slot no real run waits for; first to close when real work needs the slot. */
+  startWarm(
+    jid: string,
+    opts: { idleMs: number; max: number; taskId?: string },
+    run: () => Promise<boolean>,
+  ) {
+    const g = this.group(jid);
+    const warm = [...this.groups.values()].filter((w) => w.warm).length;
+    if (this.shuttingDown || g.active || g.pendingMessages || g.tasks.length > 0) return false;
+    if (this.waiting.length > 0 || this.full() || warm >= opts.max) return false;
+    g.warm = { taskId: opts.taskId, timer: setTimeout(() => this.closeWarm(g), opts.idleMs) };
+    this.startMessages(g, run);
+    return true;
+  }
+
+  private closeWarm(g: Group): void {
+    clearTimeout(g.warm?.timer);
+    if (g.closing || !g.active) return;
+    g.closing = true;
+    this.close(g);
+  }
+
+  enqueueTask(jid: string, id: string, run: () => Promise<void>): void {
+    if (this.shuttingDown) return;
+    const g = this.group(jid);
+    if (g.taskId === id || g.tasks.some((t) => t.id === id)) return;
+    if (g.warm?.taskId === id && !g.closing) {
+      // The task's warm sandbox takes its run (its slot is already counted); closed if the run never uses it.
+      clearTimeout(g.warm.timer);
+      g.warm = undefined;
+      g.taskId = id;
+      void this.runTask(g, { id, run }).finally(() => g.taskId === id && this.close(g));
+      return;
+    }
+    if (!g.active && !this.full()) return this.startTask(g, { id, run });
+    g.tasks.push({ id, run });
     // A due task never waits out an idle sandbox's timeout.
-    if (s.warm) this.closeWarm(jid);
-    else if (s.active && s.idleWaiting) this.close(jid);
-    if (!s.active) this.wait(jid);
+    if (g.warm) this.closeWarm(g);
+    else if (g.active && g.idleWaiting) this.close(g);
+    if (!g.active) this.wait(g);
   }
 
-  /** The task's warm sandbox takes its run (its slot is already counted); closed if the run never uses it. */
-  private adoptWarm(jid: string, s: GroupState, taskId: string, run: () => Promise<void>): void {
-    clearTimeout(s.warm?.timer);
-    s.warm = undefined;
-    s.runningTaskId = taskId;
-    void run()
-      .catch((err) => logger.error({ jid, taskId, err }, 'task run failed'))
-      .finally(() => s.runningTaskId === taskId && this.close(jid));
-  }
-
-  /** Pipes follow-ups into the group's running message sandbox; false when there is none. */
   sendMessage(jid: string, text: string): boolean {
-    const s = this.groups.get(jid);
-    if (!s?.active || s.runningTaskId !== null || s.warm?.taskId || s.closing || this.shuttingDown)
-      return false;
+    const g = this.groups.get(jid);
+    if (!g?.active || g.taskId !== null || g.warm?.taskId || g.closing || this.shuttingDown) return false;
     try {
       this.deps.writeInput(jid, text);
     } catch (err) {
@@ -141,24 +119,25 @@ export class GroupQueue {
       logger.error({ jid, err }, 'cannot pipe message into the running sandbox');
       return false;
     }
-    s.idleWaiting = false;
-    clearTimeout(s.warm?.timer);
-    s.warm = undefined;
+    g.idleWaiting = false;
+    clearTimeout(g.warm?.timer);
+    g.warm = undefined;
     return true;
   }
 
   notifyIdle(jid: string): void {
-    const s = this.state(jid);
-    s.idleWaiting = true;
-    if (s.pendingTasks.length > 0) this.close(jid);
+    const g = this.group(jid);
+    g.idleWaiting = true;
+    if (g.tasks.length > 0) this.close(g);
   }
 
   closeStdin(jid: string): void {
-    if (this.groups.get(jid)?.active) this.close(jid);
+    const g = this.groups.get(jid);
+    if (g?.active) this.close(g);
   }
 
   /** If this fails the sandbox still ends at its idle or hard timeout. */
-  private close(jid: string): void {
+  private close({ jid }: Group): void {
     try {
       this.deps.writeClose(jid);
     } catch (err) {
@@ -166,113 +145,97 @@ export class GroupQueue {
     }
   }
 
-  private wait(jid: string): void {
-    if (this.waiting.includes(jid)) return;
-    this.waiting.push(jid);
+  private wait(g: Group): void {
+    if (this.waiting.includes(g)) return;
+    this.waiting.push(g);
     // Real work never waits behind a warm sandbox.
-    const warm = [...this.groups].find(([, g]) => g.warm && !g.closing);
-    if (warm) this.closeWarm(warm[0]);
+    const warm = [...this.groups.values()].find((w) => w.warm && !w.closing);
+    if (warm) this.closeWarm(warm);
   }
 
-  private begin(jid: string, work: () => Promise<void>): void {
-    const s = this.state(jid);
-    s.active = true;
-    s.idleWaiting = false;
-    this.activeCount++;
+  private begin(g: Group, work: () => Promise<void>): void {
+    g.active = true;
+    g.idleWaiting = false;
+    this.runningCount++;
     void work().then(() => {
-      s.active = false;
-      s.idleWaiting = false;
-      s.runningTaskId = null;
-      clearTimeout(s.warm?.timer);
-      s.warm = undefined;
-      s.closing = false;
-      this.activeCount--;
-      this.drain(jid);
-      if (this.activeCount === 0) for (const listener of this.idleListeners) listener();
+      clearTimeout(g.warm?.timer);
+      Object.assign(g, { active: false, idleWaiting: false, taskId: null, warm: undefined, closing: false });
+      this.runningCount--;
+      this.drain(g);
+      if (this.runningCount === 0) for (const done of this.idle.splice(0)) done();
     });
   }
 
-  private startMessages(jid: string, work = this.deps.processMessages): void {
-    const s = this.state(jid);
-    s.pendingMessages = false;
-    this.begin(jid, async () => {
-      let ok = false;
-      try {
-        ok = await work(jid);
-      } catch (err) {
-        logger.error({ jid, err }, 'message run failed');
-      }
-      if (ok) s.retryCount = 0;
-      else this.scheduleRetry(jid, s);
+  private startMessages(g: Group, work = this.deps.processMessages): void {
+    g.pendingMessages = false;
+    this.begin(g, async () => {
+      const ok = await work(g.jid).catch((err: unknown) =>
+        logger.error({ jid: g.jid, err }, 'message run failed'),
+      );
+      if (ok) g.retries = 0;
+      else this.retry(g);
     });
   }
 
-  private startTask(jid: string, task: PendingTask): void {
-    this.state(jid).runningTaskId = task.id;
-    this.begin(jid, async () => {
-      try {
-        await task.run();
-      } catch (err) {
-        logger.error({ jid, taskId: task.id, err }, 'task run failed');
-      }
-    });
+  private runTask({ jid }: Group, task: Task): Promise<void> {
+    return task.run().catch((err: unknown) => logger.error({ jid, taskId: task.id, err }, 'task run failed'));
   }
 
-  private scheduleRetry(jid: string, s: GroupState): void {
+  private startTask(g: Group, task: Task): void {
+    g.taskId = task.id;
+    this.begin(g, () => this.runTask(g, task));
+  }
+
+  private retry(g: Group): void {
     if (this.shuttingDown) return;
-    if (++s.retryCount > this.deps.maxRetries) {
+    const { jid } = g;
+    if (++g.retries > this.deps.maxRetries) {
       logger.error({ jid, retries: this.deps.maxRetries }, 'giving up until the next message');
-      s.retryCount = 0;
-      this.deps.onGaveUp?.(jid);
-      return;
+      g.retries = 0;
+      return this.deps.onGaveUp?.(jid);
     }
     const jitter = 1 - (this.deps.jitterRatio ?? 0) * Math.random();
-    const delay = Math.round(this.deps.retryBaseMs * 2 ** (s.retryCount - 1) * jitter);
-    logger.warn({ jid, attempt: s.retryCount, delayMs: delay }, 'run failed, retrying');
-    clearTimeout(s.retryTimer);
-    s.retryTimer = setTimeout(() => this.enqueueMessageCheck(jid), delay);
+    const delay = Math.round(this.deps.retryBaseMs * 2 ** (g.retries - 1) * jitter);
+    logger.warn({ jid, attempt: g.retries, delayMs: delay }, 'run failed, retrying');
+    clearTimeout(g.retryTimer);
+    g.retryTimer = setTimeout(() => this.enqueueMessageCheck(jid), delay);
   }
 
-  /** A slot is free: the group's own pending work first, then waiting groups. */
-  private drain(jid: string): void {
-    if (this.shuttingDown) return;
-    if (this.startPending(jid)) return;
-    while (this.waiting.length > 0 && this.activeCount < this.deps.maxConcurrent) {
+  private drain(g: Group): void {
+    if (this.shuttingDown || this.startPending(g)) return;
+    while (this.waiting.length > 0 && !this.full()) {
       const next = this.waiting.shift()!;
-      if (!this.state(next).active) this.startPending(next);
+      if (!next.active) this.startPending(next);
     }
   }
 
-  private startPending(jid: string): boolean {
-    const s = this.state(jid);
-    const task = s.pendingTasks.shift();
-    if (task) this.startTask(jid, task);
-    else if (s.pendingMessages) this.startMessages(jid);
+  private startPending(g: Group): boolean {
+    const task = g.tasks.shift();
+    if (task) this.startTask(g, task);
+    else if (g.pendingMessages) this.startMessages(g);
     else return false;
     return true;
   }
 
-  /** Stops taking work, asks running sandboxes to finish; true when all did within graceMs. */
+  /** true when all running sandboxes finished within graceMs. */
   async shutdown(graceMs: number): Promise<boolean> {
     this.shuttingDown = true;
-    for (const s of this.groups.values()) clearTimeout(s.retryTimer);
-    const active = [...this.groups].filter(([, s]) => s.active).map(([jid]) => jid);
-    if (active.length > 0) logger.info({ groups: active, graceMs }, 'asking running sandboxes to finish');
-    for (const jid of active) this.close(jid);
+    for (const g of this.groups.values()) clearTimeout(g.retryTimer);
+    const active = [...this.groups.values()].filter((g) => g.active);
+    if (active.length > 0)
+      logger.info({ groups: active.map((g) => g.jid), graceMs }, 'asking running sandboxes to finish');
+    for (const g of active) this.close(g);
     return this.whenIdle(graceMs);
   }
 
   whenIdle(timeoutMs: number): Promise<boolean> {
-    if (this.activeCount === 0) return Promise.resolve(true);
-    return new Promise<boolean>((resolve) => {
-      const done = (idle: boolean) => {
+    if (this.runningCount === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idle.push(() => {
         clearTimeout(timer);
-        this.idleListeners.delete(onIdle);
-        resolve(idle);
-      };
-      const onIdle = () => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.idleListeners.add(onIdle);
+        resolve(true);
+      });
     });
   }
 }

@@ -19,11 +19,10 @@ export type RegisterResult = { ok: true; group: RegisteredGroup } | { ok: false;
 
 /** A folder belongs to one chat only. */
 export function folderTaken(store: Store, jid: string, folder: string): string | undefined {
-  const owner = store.groups.byFolder(folder);
-  if (owner && owner.jid !== jid) return `folder '${folder}' is already used by chat '${owner.jid}'`;
+  const owner = store.groups.byFolder(folder)?.jid;
+  if (owner && owner !== jid) return `folder '${folder}' is already used by chat '${owner}'`;
 }
 
-/** Validates, records the group, and creates its folder with a memory file. */
 export function registerGroup(store: Store, config: Config, input: GroupRegistration): RegisterResult {
   const error =
     (!input.jid.trim() && 'jid must not be empty') ||
@@ -47,10 +46,7 @@ export function registerGroup(store: Store, config: Config, input: GroupRegistra
   return { ok: true, group };
 }
 
-/**
- * groups/<folder>/ with a CLAUDE.md memory; groups/global/ for shared memory. The group folder is
- * the agent's: a planted link (even a dangling one) at CLAUDE.md is left alone, not written through.
- */
+/** The group folder is the agent's: a planted link (even a dangling one) at CLAUDE.md is left alone. */
 export function ensureGroupFolder(config: Config, group: RegisteredGroup): void {
   withSafeDir(config.groupsDir, [group.folder], { create: true }, (dir) => {
     if (!dir.lstat('CLAUDE.md')) dir.createFile('CLAUDE.md', memoryTemplate(config, group));
@@ -72,7 +68,6 @@ function memoryTemplate(config: Config, group: RegisteredGroup): string {
   return `# ${group.name}\n\nMemory for this chat. ${config.assistantName} reads this file at the start of every run.\n`;
 }
 
-/** On a fresh home the local web chat is the main group, so a new user can talk right away. */
 export function ensureMainGroup(store: Store, config: Config): void {
   if (store.groups.main() || store.groups.byFolder('main')) return;
   registerGroup(store, config, {

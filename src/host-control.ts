@@ -1,4 +1,4 @@
-import type { HostControl, Result, TaskView, WhatsAppControl } from './channels/control.js';
+import type { HostControl, WhatsAppControl } from './channels/control.js';
 import type { Config } from './config.js';
 import type { Store } from './db/store.js';
 import type { SandboxRunner } from './sandbox/sandbox-runner.js';
@@ -18,39 +18,36 @@ export interface HostControlDeps {
 /** The page's controls, each limited to the chat's own group. */
 export function hostControl(deps: HostControlDeps): HostControl {
   const { store } = deps;
-  const groupOf = (jid: string) => store.groups.byJid(jid);
+  const folderOf = (jid: string) => store.groups.byJid(jid)?.folder;
+  const actions = {
+    pause: (id: string) => pauseTask(store, id),
+    resume: (id: string) => resumeTask(store, id, deps.config.timezone, new Date()),
+    cancel: (id: string) => cancelTask(store, id),
+  };
   return {
     async stopChat(jid) {
-      const group = groupOf(jid);
-      if (!group || !(await deps.runner.stopGroup(group.folder))) return false;
+      const folder = folderOf(jid);
+      if (!folder || !(await deps.runner.stopGroup(folder))) return false;
       await deps.setTyping(jid, false);
       deps.notice(jid, 'Stopped.');
       return true;
     },
-    tasks(jid): TaskView[] {
-      const folder = groupOf(jid)?.folder;
+    tasks(jid) {
+      const folder = folderOf(jid);
       return store.tasks
         .all()
         .filter((t) => t.groupFolder === folder)
         .map((t) => ({ ...t, runs: store.tasks.runLogs(t.id, 20) }));
     },
-    taskAction(jid, taskId, action): Result {
-      const task = store.tasks.byId(taskId);
-      if (!task || task.groupFolder !== groupOf(jid)?.folder)
-        return { ok: false, error: `no task ${taskId} in this chat` };
-      const result =
-        action === 'pause'
-          ? pauseTask(store, taskId)
-          : action === 'resume'
-            ? resumeTask(store, taskId, deps.config.timezone, new Date())
-            : cancelTask(store, taskId);
-      if (!result.ok) return { ok: false, error: result.error };
-      deps.onTasksChanged(task.groupFolder);
+    taskAction(jid, id, action) {
+      const folder = store.tasks.byId(id)?.groupFolder;
+      if (!folder || folder !== folderOf(jid)) return { ok: false, error: `no task ${id} in this chat` };
+      const result = actions[action](id);
+      if (!result.ok) return result;
+      deps.onTasksChanged(folder);
       return { ok: true };
     },
-    typing: (jid) => {
-      if (groupOf(jid)) deps.onTyping(jid);
-    },
+    typing: (jid) => folderOf(jid) && deps.onTyping(jid),
     whatsapp: deps.whatsapp,
   };
 }

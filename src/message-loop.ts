@@ -17,31 +17,28 @@ export interface MessageLoopDeps {
   send(jid: string, text: string): Promise<unknown>;
   setTyping(jid: string, isTyping: boolean): Promise<void>;
   mayTrigger?(group: RegisteredGroup, message: StoredMessage): boolean;
-  /** New messages in a group that did not trigger a run (warm-ahead may start its sandbox). */
+  /** Warm-ahead may start the group's sandbox. */
   onUntriggered?(jid: string): void;
   failures?: Pick<FailureNotices, 'gate' | 'onRunFailed' | 'onRunSucceeded' | 'onGaveUp'>;
 }
 
 const SEEN_KEY = 'last_seen_seq';
-const ROUTE_PAGE = 1000;
+const PAGE = 1000;
 const agentKey = (jid: string) => `agent_seq:${jid}`;
 /** During a run, the cursor a failure rolls back to; in SQLite, so it survives a killed host. */
 const runKey = (jid: string) => `agent_run:${jid}`;
 
-/**
- * Stored messages → agent runs. Two cursors: what the loop has seen, and per group what an agent
- * has processed. Non-trigger messages stay behind the agent cursor: context for the next trigger.
- */
+/** Non-trigger messages stay behind the agent cursor: context for the next trigger. */
 export class MessageLoop {
   readonly queue: GroupQueue;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private checkScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
   private running = false;
 
   constructor(private readonly deps: MessageLoopDeps) {
     const { config, store } = deps;
     // Only a plain folder name is ever joined into an IPC path.
-    const withFolder = (jid: string, fn: (folder: string) => void) => {
+    const inFolder = (jid: string, fn: (folder: string) => void) => {
       const folder = store.groups.byJid(jid)?.folder;
       if (folder !== undefined && isValidFolder(folder)) fn(folder);
     };
@@ -50,9 +47,9 @@ export class MessageLoop {
       retryBaseMs: config.retryBaseMs,
       maxRetries: config.maxRetries,
       jitterRatio: 0.2,
-      processMessages: (jid) => this.processGroupMessages(jid),
-      writeInput: (jid, text) => withFolder(jid, (folder) => writeInput(config, folder, text)),
-      writeClose: (jid) => withFolder(jid, (folder) => writeClose(config, folder)),
+      processMessages: (jid) => this.run(jid),
+      writeInput: (jid, text) => inFolder(jid, (folder) => writeInput(config, folder, text)),
+      writeClose: (jid) => inFolder(jid, (folder) => writeClose(config, folder)),
       onGaveUp: (jid) => void deps.failures?.onGaveUp(jid),
     });
   }
@@ -60,25 +57,22 @@ export class MessageLoop {
   start(): void {
     this.running = true;
     this.recoverPending();
-    this.pollTimer = setInterval(() => this.checkNow(), this.deps.config.safetyPollMs).unref();
+    this.timer = setInterval(() => this.checkNow(), this.deps.config.safetyPollMs).unref();
   }
 
   stop(): void {
     this.running = false;
-    clearInterval(this.pollTimer);
+    clearInterval(this.timer);
   }
 
-  /** A message was stored: route it at once (coalesced). */
   notify(): void {
-    if (this.checkScheduled || !this.running) return;
-    this.checkScheduled = true;
-    setImmediate(() => {
-      this.checkScheduled = false;
-      this.checkNow();
-    });
+    if (this.scheduled || !this.running) return;
+    this.scheduled = true;
+    setImmediate(() => this.checkNow());
   }
 
   private checkNow(): void {
+    this.scheduled = false;
     if (!this.running) return;
     try {
       this.checkNewMessages();
@@ -87,60 +81,59 @@ export class MessageLoop {
     }
   }
 
-  private agentCursor(jid: string): number {
-    return Number(this.deps.store.state.get(agentKey(jid)) ?? 0);
-  }
-
-  private rollbackPoint(jid: string): number | undefined {
-    const value = this.deps.store.state.get(runKey(jid));
+  private read(key: string): number | undefined {
+    const value = this.deps.store.state.get(key);
     return value ? Number(value) : undefined;
   }
 
-  private write(key: string, seq: number | undefined): void {
+  private write(key: string, seq?: number): void {
     this.deps.store.state.set(key, seq === undefined ? '' : String(seq));
+  }
+
+  private cursor(jid: string): number {
+    return this.read(agentKey(jid)) ?? 0;
   }
 
   /** Output of the group's message run reached a chat: what it was given is never run again. */
   markAnswered(jid: string): void {
-    if (this.rollbackPoint(jid) !== undefined) this.write(runKey(jid), this.agentCursor(jid));
+    if (this.read(runKey(jid)) !== undefined) this.write(runKey(jid), this.cursor(jid));
   }
 
-  private isTriggered(group: RegisteredGroup, messages: StoredMessage[]): boolean {
+  private triggered(group: RegisteredGroup, messages: StoredMessage[]): boolean {
     const allowed = messages.filter((m) => this.deps.mayTrigger?.(group, m) ?? true);
-    if (group.isMain || !group.requiresTrigger) return allowed.length > 0;
-    return allowed.some((m) => hasTrigger(m.content, group.trigger));
+    return group.isMain || !group.requiresTrigger
+      ? allowed.length > 0
+      : allowed.some((m) => hasTrigger(m.content, group.trigger));
   }
 
   private real(messages: StoredMessage[]): StoredMessage[] {
     return messages.filter((m) => !isAssistantEcho(m, this.deps.config.assistantName));
   }
 
-  private pendingInput(jid: string) {
-    const all = this.deps.store.messages.newSince([jid], this.agentCursor(jid), 500);
-    return { messages: this.real(all), lastSeq: all.at(-1)?.seq ?? this.agentCursor(jid) };
+  private pending(jid: string) {
+    const all = this.deps.store.messages.newSince([jid], this.cursor(jid), 500);
+    return { messages: this.real(all), lastSeq: all.at(-1)?.seq ?? this.cursor(jid) };
   }
 
   checkNewMessages(): void {
     // A backlog bigger than one page is routed now, not a page per poll.
-    while (this.routePage() === ROUTE_PAGE);
+    while (this.routePage() === PAGE);
   }
 
   private routePage(): number {
     const { store } = this.deps;
     const groups = new Map(store.groups.all().map((g) => [g.jid, g]));
-    const seen = Number(store.state.get(SEEN_KEY) ?? 0);
-    const fresh = store.messages.newSince([...groups.keys()], seen, ROUTE_PAGE);
+    const fresh = store.messages.newSince([...groups.keys()], this.read(SEEN_KEY) ?? 0, PAGE);
     if (fresh.length === 0) return 0;
-    store.state.set(SEEN_KEY, String(fresh.at(-1)!.seq));
-
+    this.write(SEEN_KEY, fresh.at(-1)!.seq);
     for (const jid of new Set(fresh.map((m) => m.chatJid))) {
       const messages = this.real(fresh.filter((m) => m.chatJid === jid));
-      if (!this.isTriggered(groups.get(jid)!, messages)) {
+      if (!this.triggered(groups.get(jid)!, messages)) {
         if (messages.length > 0) this.deps.onUntriggered?.(jid);
         continue;
       }
       // A sandbox already running for this group takes the messages as a follow-up.
-      const pending = this.pendingInput(jid);
+      const pending = this.pending(jid);
       if (pending.messages.length > 0 && this.queue.sendMessage(jid, formatMessages(pending.messages))) {
         this.write(agentKey(jid), pending.lastSeq);
         void this.deps.setTyping(jid, true).catch(() => undefined);
@@ -149,71 +142,81 @@ export class MessageLoop {
     return fresh.length;
   }
 
-  /** Start-up: a run the last host was killed in is rolled back, then pending messages get a run. */
   private recoverPending(): void {
     for (const group of this.deps.store.groups.all()) {
-      const to = this.rollbackPoint(group.jid);
-      const from = this.agentCursor(group.jid);
-      if (to !== undefined && from > to) {
-        logger.warn({ group: group.folder, from, to }, 'rolling back a run interrupted by a host stop');
-        this.write(agentKey(group.jid), to);
+      const { jid, folder } = group;
+      const to = this.read(runKey(jid));
+      if (to !== undefined) {
+        if (this.cursor(jid) > to) {
+          logger.warn(
+            { group: folder, from: this.cursor(jid), to },
+            'rolling back a run interrupted by a host stop',
+          );
+          this.write(agentKey(jid), to);
+        }
+        this.write(runKey(jid));
       }
-      if (to !== undefined) this.write(runKey(group.jid), undefined);
-      const { messages } = this.pendingInput(group.jid);
-      if (messages.length > 0 && this.isTriggered(group, messages)) {
-        logger.info({ group: group.folder, count: messages.length }, 'recovering unprocessed messages');
-        this.queue.enqueueMessageCheck(group.jid);
+      const { messages } = this.pending(jid);
+      if (messages.length > 0 && this.triggered(group, messages)) {
+        logger.info({ group: folder, count: messages.length }, 'recovering unprocessed messages');
+        this.queue.enqueueMessageCheck(jid);
       }
     }
   }
 
-  /** A warm run: the sandbox starts with no prompt and its first message arrives as a follow-up. */
   runWarm(jid: string): Promise<boolean> {
-    return this.processGroupMessages(jid, true);
+    return this.run(jid, true);
   }
 
   /**
    * The queue's worker for one group. The cursor is advanced before the run and rolled back if it
    * fails, but only to the last message that got an answer: a partial answer beats a duplicate.
    */
-  private async processGroupMessages(jid: string, warm = false): Promise<boolean> {
+  private async run(jid: string, warm = false): Promise<boolean> {
     const { store, runner, config, failures } = this.deps;
     const group = store.groups.byJid(jid);
     if (!group) return true;
-    const previousCursor = this.agentCursor(jid);
-    const pending = this.pendingInput(jid);
-    if (!warm && (pending.messages.length === 0 || !this.isTriggered(group, pending.messages))) return true;
+    const before = this.cursor(jid);
+    const { messages, lastSeq } = this.pending(jid);
+    if (!warm && (messages.length === 0 || !this.triggered(group, messages))) return true;
     // A permanent cause that still holds: the person is told, no sandbox starts, nothing retries.
-    let newest = pending.messages.at(-1)?.seq ?? 0;
+    let newest = messages.at(-1)?.seq ?? 0;
     if (!warm && (await failures?.gate(jid, group.folder, newest))) return true;
 
-    this.write(runKey(jid), previousCursor);
-    if (!warm) this.write(agentKey(jid), pending.lastSeq);
     const typing = (on: boolean) => this.deps.setTyping(jid, on).catch(() => undefined);
-    if (!warm) await typing(true);
-    const dispatch = { store, runner, assistantName: config.assistantName };
-    const output = await runAgentForGroup(dispatch, group, warm ? '' : formatMessages(pending.messages), {
-      chatJid: jid,
-      useGroupSession: true,
-      onResult: async (result) => {
-        const text = formatOutbound(result.result);
-        // Marked before sending: a host dying in between loses the answer rather than repeats it.
-        if (text || result.status === 'success') this.markAnswered(jid);
-        if (text) await this.deps.send(jid, text);
-        if (result.status === 'success') {
-          await typing(false);
-          this.queue.notifyIdle(jid);
-        }
+    this.write(runKey(jid), before);
+    if (!warm) {
+      this.write(agentKey(jid), lastSeq);
+      await typing(true);
+    }
+    const { assistantName } = config;
+    const output = await runAgentForGroup(
+      { store, runner, assistantName },
+      group,
+      warm ? '' : formatMessages(messages),
+      {
+        chatJid: jid,
+        useGroupSession: true,
+        onResult: async ({ result, status }) => {
+          const text = formatOutbound(result);
+          // Marked before sending: a host dying in between loses the answer rather than repeats it.
+          if (text || status === 'success') this.markAnswered(jid);
+          if (text) await this.deps.send(jid, text);
+          if (status === 'success') {
+            await typing(false);
+            this.queue.notifyIdle(jid);
+          }
+        },
       },
-    });
+    );
     // The person never sees a warm start that got no message.
-    const given = this.agentCursor(jid) > previousCursor;
+    const given = this.cursor(jid) > before;
     if (given) await typing(false);
-    if (warm) newest = this.agentCursor(jid);
+    if (warm) newest = this.cursor(jid);
 
-    const rollbackTo = this.rollbackPoint(jid) ?? previousCursor;
-    this.write(runKey(jid), undefined);
-    const unanswered = this.agentCursor(jid) > rollbackTo;
+    const rollbackTo = this.read(runKey(jid)) ?? before;
+    this.write(runKey(jid));
+    const unanswered = this.cursor(jid) > rollbackTo;
     const log = { group: group.folder, error: output.error, rolledBackTo: rollbackTo };
     if (output.status === 'error') {
       if (!unanswered) {
@@ -222,15 +225,15 @@ export class MessageLoop {
       }
       this.write(agentKey(jid), rollbackTo);
       const why = output.failure ?? failure('unknown');
-      // Permanent: no retry; the gate runs the messages once the cause is gone.
+      const permanent = why.kind === 'permanent';
       logger.warn(
         { ...log, cause: why.cause },
-        `run failed; messages ${why.kind === 'permanent' ? 'wait' : 'will be retried'}`,
+        `run failed; messages ${permanent ? 'wait' : 'will be retried'}`,
       );
       void failures?.onRunFailed(jid, group.folder, why, newest);
-      return why.kind === 'permanent';
+      return permanent;
     }
-    if (unanswered && (rollbackTo > previousCursor || warm)) {
+    if (unanswered && (rollbackTo > before || warm)) {
       // Follow-ups piped in while the sandbox was closing were never read: run them again.
       logger.info(log, 'follow-ups left unread; running them');
       this.write(agentKey(jid), rollbackTo);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ChannelSendError } from './channels/send-error.js';
 import type { OutboxKind, OutboxRow } from './db/outbox-repo.js';
 import type { Store } from './db/store.js';
@@ -13,66 +14,52 @@ export interface OutboundDeps {
   pacing?(jid: string): { key: string; perMinute: number; burst: number } | undefined;
   answerMaxWaitMs?: number;
   maxMessagesPerRun?: number;
-  now?: () => number;
 }
 
-export interface EnqueueOptions {
+interface EnqueueOptions {
   kind: OutboxKind;
-  sourceFolder?: string;
-  sender?: string;
+  sourceFolder?: string | undefined;
+  sender?: string | undefined;
 }
-export type EnqueueResult = { ok: true; id: number } | { ok: false; reason: string };
 
-/** A channel may cap its message length; longer texts go as several messages. */
-type SendingChannel = Channel & { maxTextLength?: number };
-
-const CHANNEL_POLL_MS = 1_000;
-const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
-const KEEP_SENT_MS = 24 * 60 * 60 * 1000;
-const STOP_WAIT_MS = 5_000;
 
 /**
- * The one way assistant text leaves the host. Every text is stored in the outbox first; one sender
- * per chat sends that chat's oldest pending row, paced by the group's bucket, and only once the
- * channel took it is it recorded as the assistant's message, in the same transaction that marks it
- * sent. A host killed in between repeats at most that one message; it never loses one.
+ * Stored first; one sender per chat sends the oldest pending row, and records it as the assistant's
+ * message in the transaction that marks it sent: a killed host repeats at most one, loses none.
  */
 export class Outbound {
-  private readonly limiter: RateLimiter;
+  private readonly limiter = new RateLimiter();
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  /** Chats whose sender runs; true when kicked again meanwhile. */
-  private readonly pumping = new Map<string, boolean>();
-  private readonly inflight = new Set<Promise<void>>();
-  /** Outbox id at the start of a folder's current run: the per-run cap counts from there. */
+  /** Chats whose sender runs; `again` when kicked meanwhile. */
+  private readonly pumping = new Map<string, { again: boolean; run: Promise<void> }>();
+  /** Outbox id when the folder's run started: the per-run cap counts from there. */
   private readonly runStart = new Map<string, number>();
   private running = false;
 
-  constructor(private readonly deps: OutboundDeps) {
-    this.limiter = new RateLimiter(() => this.now());
-  }
+  constructor(private readonly deps: OutboundDeps) {}
 
-  private now(): number {
-    return (this.deps.now ?? Date.now)();
-  }
-
-  private channelFor(jid: string): SendingChannel | undefined {
+  private channelFor(jid: string): Channel | undefined {
     return this.deps.channels().find((c) => c.ownsJid(jid));
   }
 
-  /** Synchronous and durable: once this returns ok, the text will be sent (or fail with a reason). */
-  enqueue(jid: string, text: string, opts: EnqueueOptions): EnqueueResult {
-    const { store } = this.deps;
+  enqueue(
+    jid: string,
+    text: string,
+    opts: EnqueueOptions,
+  ): { ok: true; id: number } | { ok: false; reason: string } {
+    const { store, maxMessagesPerRun: max = 100 } = this.deps;
     const folder = opts.sourceFolder;
     if (opts.kind === 'agent' && folder) {
-      const max = this.deps.maxMessagesPerRun ?? 100;
       const since = store.outbox.sinceAnswer(folder, this.runStart.get(folder) ?? 0);
       if (since.agent >= max) {
         if (since.notices === 0) {
           logger.warn({ folder, max }, 'agent hit the per-run message cap; further messages refused');
           const chat = store.groups.byFolder(folder)?.jid ?? jid;
-          const notice = `I stopped sending after ${max} messages in one run.`;
-          this.insert(chat, notice, { kind: 'notice', sourceFolder: folder });
+          this.insert(chat, `I stopped sending after ${max} messages in one run.`, {
+            kind: 'notice',
+            sourceFolder: folder,
+          });
         }
         return {
           ok: false,
@@ -83,56 +70,38 @@ export class Outbound {
     return { ok: true, id: this.insert(jid, text, opts) };
   }
 
-  /** A thin wrapper for callers that only need to know it was queued. */
-  async send(
-    jid: string,
-    text: string,
-    sender?: string,
-    opts: { unlimited?: boolean } = {},
-  ): Promise<boolean> {
-    return this.enqueue(jid, text, { kind: opts.unlimited ? 'notice' : 'agent', ...(sender && { sender }) })
-      .ok;
-  }
-
-  /** A new run of the folder's agent: its message cap starts again. */
   newRun(folder: string): void {
     this.runStart.set(folder, this.deps.store.outbox.lastId());
   }
 
   async setTyping(jid: string, isTyping: boolean): Promise<void> {
-    try {
-      await this.channelFor(jid)?.setTyping?.(jid, isTyping);
-    } catch (err) {
-      logger.debug({ jid, err }, 'typing update failed');
-    }
+    await this.channelFor(jid)
+      ?.setTyping?.(jid, isTyping)
+      .catch((err: unknown) => logger.debug({ jid, err }, 'typing update failed'));
   }
 
   start(): void {
     this.running = true;
-    this.deps.store.outbox.prune(this.now() - KEEP_SENT_MS);
+    this.deps.store.outbox.prune(Date.now() - 86_400_000);
     for (const jid of this.deps.store.outbox.pendingChats()) this.kick(jid);
   }
 
-  /** Sends in flight finish (and are recorded); pending rows wait for the next start. */
   async stop(): Promise<void> {
     this.running = false;
     for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise((done) => (timer = setTimeout(done, STOP_WAIT_MS)));
-    await Promise.race([Promise.allSettled([...this.inflight]), late]);
-    clearTimeout(timer);
+    const inflight = [...this.pumping.values()].map((p) => p.run);
+    await Promise.race([Promise.allSettled(inflight), sleep(5_000, undefined, { ref: false })]);
   }
 
-  private insert(jid: string, text: string, opts: EnqueueOptions): number {
-    const max = this.channelFor(jid)?.maxTextLength;
+  private insert(chatJid: string, text: string, { kind, sourceFolder, sender }: EnqueueOptions) {
+    const max = this.channelFor(chatJid)?.maxTextLength;
+    const row = { chatJid, kind, sourceFolder: sourceFolder ?? null, sender: sender ?? null };
     const parts = max ? splitText(text, max) : [text];
-    const row = { chatJid: jid, kind: opts.kind, sourceFolder: opts.sourceFolder ?? null };
     const id = this.deps.store.outbox.insert(
-      parts.map((part) => ({ ...row, text: part, sender: opts.sender ?? null })),
-      this.now(),
+      parts.map((part) => ({ ...row, text: part })),
+      Date.now(),
     );
-    this.kick(jid);
+    this.kick(chatJid);
     return id;
   }
 
@@ -140,21 +109,21 @@ export class Outbound {
   private kick(jid: string): void {
     if (!this.running) return;
     clearTimeout(this.timers.get(jid));
-    this.timers.delete(jid);
-    if (this.pumping.has(jid)) return void this.pumping.set(jid, true);
-    this.pumping.set(jid, false);
-    const run: Promise<void> = this.pump(jid)
-      .catch((err: unknown) => {
-        logger.error({ jid, err }, 'outbox sender failed');
-        this.wake(jid, RETRY_MAX_MS);
-      })
-      .finally(() => {
-        this.inflight.delete(run);
-        const again = this.pumping.get(jid);
-        this.pumping.delete(jid);
-        if (again) this.kick(jid);
-      });
-    this.inflight.add(run);
+    const pumping = this.pumping.get(jid);
+    if (pumping) return void (pumping.again = true);
+    const state = {
+      again: false,
+      run: this.pump(jid)
+        .catch((err: unknown) => {
+          logger.error({ jid, err }, 'outbox sender failed');
+          this.wake(jid, RETRY_MAX_MS);
+        })
+        .finally(() => {
+          this.pumping.delete(jid);
+          if (state.again) this.kick(jid);
+        }),
+    };
+    this.pumping.set(jid, state);
   }
 
   private wake(jid: string, ms: number): void {
@@ -162,17 +131,14 @@ export class Outbound {
     clearTimeout(this.timers.get(jid));
     this.timers.set(
       jid,
-      setTimeout(() => {
-        this.timers.delete(jid);
-        this.kick(jid);
-      }, ms),
+      setTimeout(() => this.kick(jid), ms),
     );
   }
 
   private async pump(jid: string): Promise<void> {
     const { store } = this.deps;
     for (let row = store.outbox.head(jid); row && this.running; row = store.outbox.head(jid)) {
-      const now = this.now();
+      const now = Date.now();
       const channel = this.channelFor(jid);
       if (!channel) {
         this.fail(row, 'no channel owns this chat');
@@ -183,7 +149,7 @@ export class Outbound {
           ? row.nextAttemptAt - now
           : channel.isConnected()
             ? this.paceWait(row, now)
-            : CHANNEL_POLL_MS;
+            : 1_000;
       if (wait > 0) return this.wake(jid, wait);
       try {
         await channel.sendMessage(jid, row.text);
@@ -191,43 +157,33 @@ export class Outbound {
         const reason = err instanceof Error ? err.message : String(err);
         if (err instanceof ChannelSendError && err.kind === 'permanent') this.fail(row, reason);
         else {
-          const backoff = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(row.attempts, 16));
+          const backoff = Math.min(RETRY_MAX_MS, 1_000 * 2 ** Math.min(row.attempts, 16));
           const delay = Math.round(backoff * (0.5 + Math.random() / 2));
-          store.outbox.retryAt(row.id, this.now() + delay, reason);
-          logger.warn(
-            { jid, channel: channel.name, attempts: row.attempts + 1, delay, err },
-            'send failed; will retry',
-          );
+          store.outbox.retryAt(row.id, Date.now() + delay, reason);
+          const log = { jid, channel: channel.name, attempts: row.attempts + 1, delay, err };
+          logger.warn(log, 'send failed; will retry');
         }
         continue;
       }
-      this.recordSent(row);
+      store.db.transaction(() => {
+        store.messages.store({
+          id: `out-${row.id}`,
+          chatJid: jid,
+          sender: 'assistant',
+          senderName: row.sender ?? this.deps.assistantName,
+          content: row.text,
+          timestamp: new Date().toISOString(),
+          isFromMe: true,
+          isBotMessage: true,
+        });
+        store.outbox.markSent(row.id);
+      })();
     }
   }
 
-  private recordSent(row: OutboxRow): void {
-    const { store, assistantName } = this.deps;
-    store.db.transaction(() => {
-      store.messages.store({
-        id: `out-${row.id}`,
-        chatJid: row.chatJid,
-        sender: 'assistant',
-        senderName: row.sender ?? assistantName,
-        content: row.text,
-        timestamp: new Date(this.now()).toISOString(),
-        isFromMe: true,
-        isBotMessage: true,
-      });
-      store.outbox.markSent(row.id);
-    })();
-  }
-
-  private fail(row: OutboxRow, reason: string): void {
-    logger.error(
-      { jid: row.chatJid, id: row.id, kind: row.kind, reason },
-      'outbound message failed for good',
-    );
-    this.deps.store.outbox.markFailed(row.id, reason);
+  private fail({ chatJid, id, kind }: OutboxRow, reason: string): void {
+    logger.error({ jid: chatJid, id, kind, reason }, 'outbound message failed for good');
+    this.deps.store.outbox.markFailed(id, reason);
   }
 
   /**
@@ -235,14 +191,12 @@ export class Outbound {
    * answerMaxWaitMs; then it and everything ahead of it go at once.
    */
   private paceWait(row: OutboxRow, now: number): number {
-    if (row.kind === 'notice') return 0;
-    const pace = this.deps.pacing?.(row.chatJid);
+    const pace = row.kind !== 'notice' && this.deps.pacing?.(row.chatJid);
     if (!pace) return 0;
     const answerAt = this.deps.store.outbox.oldestPendingAnswerAt(row.chatJid);
     const release =
       answerAt === undefined ? Infinity : answerAt + (this.deps.answerMaxWaitMs ?? 30_000) - now;
-    const wait = this.limiter.take(pace.key, pace.perMinute, pace.burst, release <= 0);
-    return Math.min(wait, release);
+    return Math.min(this.limiter.take(pace.key, pace.perMinute, pace.burst, release <= 0), release);
   }
 }
 

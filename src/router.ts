@@ -6,8 +6,8 @@ export function hasTrigger(text: string, trigger: string): boolean {
   return new RegExp(`^@${name}\\b`, 'i').test(text.trim());
 }
 
-const escapeXml = (text: string) =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+const escapeXml = (text: string) => text.replace(/[&<>"]/g, (c) => ENTITIES[c]!);
 
 export function formatMessages(messages: Pick<NewMessage, 'senderName' | 'timestamp' | 'content'>[]): string {
   const lines = messages.map(
@@ -23,15 +23,14 @@ export function stripInternal(text: string): string {
 }
 
 export function formatOutbound(text: string | null | undefined, sender?: string): string | null {
-  const clean = text ? stripInternal(text) : '';
-  if (!clean) return null;
-  return sender ? `${sender}: ${clean}` : clean;
+  const clean = stripInternal(text ?? '');
+  return clean ? (sender ? `${sender}: ${clean}` : clean) : null;
 }
 
 /** On a shared WhatsApp number the assistant's replies come back as the user's, "Andy: …". */
 export function isAssistantEcho(
-  message: Pick<NewMessage, 'content' | 'isBotMessage'>,
+  m: Pick<NewMessage, 'content' | 'isBotMessage'>,
   assistantName: string,
 ): boolean {
-  return message.isBotMessage || message.content.startsWith(`${assistantName}:`);
+  return m.isBotMessage || m.content.startsWith(`${assistantName}:`);
 }

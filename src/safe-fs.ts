@@ -2,35 +2,34 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-/**
- * The one way the host touches files in agent-writable folders. A folder is opened once
- * (O_NOFOLLOW) from a host-owned parent; later calls name one entry in it via /proc/self/fd/<fd>/,
- * which stays the opened folder even if its path is swapped (without /proc, e.g. macOS, an lstat
- * check leaves a race). O_NONBLOCK: a FIFO cannot block the host. O_EXCL creates.
- */
+// The one way the host touches agent-writable folders (see ARCHITECTURE.md, "The link-safety rule").
+// Without /proc (macOS) an lstat check of the folder stands in for the fd path, leaving a race.
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 const procFd = fs.existsSync('/proc/self/fd');
 
 export class UnsafeEntryError extends Error {
+  override name = 'UnsafeEntryError';
   constructor(
     readonly entry: string,
     readonly reason: string,
   ) {
     super(`${entry}: ${reason}`);
-    this.name = 'UnsafeEntryError';
   }
 }
 
-const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
+function tolerate(err: unknown, ...codes: string[]): string {
+  const { code } = err as NodeJS.ErrnoException;
+  if (code && codes.includes(code)) return code;
+  throw err;
+}
 
 function openDir(target: string, shown: string): number {
   try {
     return fs.openSync(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   } catch (err) {
-    if (code(err) === 'ELOOP' || code(err) === 'ENOTDIR')
-      throw new UnsafeEntryError(shown, 'not a folder (a link or a file sits there)');
-    throw err;
+    tolerate(err, 'ELOOP', 'ENOTDIR');
+    throw new UnsafeEntryError(shown, 'not a folder (a link or a file sits there)');
   }
 }
 
@@ -41,20 +40,28 @@ export interface SubdirOptions {
   replace?: boolean;
 }
 
+function using<T>(dir: SafeDir, fn: (dir: SafeDir) => T): T {
+  try {
+    return fn(dir);
+  } finally {
+    dir.close();
+  }
+}
+
 export class SafeDir {
   private constructor(
     private readonly fd: number,
     readonly path: string,
   ) {}
 
-  /** A folder whose every parent is host-owned; a link there means tampering. */
-  static open(dir: string, options: SubdirOptions = {}): SafeDir {
-    if (options.create) fs.mkdirSync(dir, { recursive: true, mode: options.mode ?? 0o755 });
+  /** Every parent is host-owned: a link there means tampering. */
+  static open(dir: string, { create, mode = 0o755 }: SubdirOptions = {}): SafeDir {
+    if (create) fs.mkdirSync(dir, { recursive: true, mode });
     return new SafeDir(openDir(dir, dir), dir);
   }
 
   private at(name: string): string {
-    if (!name || name === '.' || name === '..' || name.includes('/') || name.includes('\0'))
+    if (!name || name === '.' || name === '..' || /[/\0]/.test(name))
       throw new UnsafeEntryError(name, 'not a single path segment');
     if (procFd) return `/proc/self/fd/${this.fd}/${name}`;
     if (!fs.lstatSync(this.path, { throwIfNoEntry: false })?.isDirectory())
@@ -66,31 +73,24 @@ export class SafeDir {
     fs.closeSync(this.fd);
   }
 
-  subdir(name: string, options: SubdirOptions = {}): SafeDir {
-    const target = this.at(name);
+  subdir(name: string, { create, replace, mode = 0o755 }: SubdirOptions = {}): SafeDir {
     const shown = path.join(this.path, name);
     const isDir = this.lstat(name)?.isDirectory();
     if (isDir === false) {
-      if (!options.replace) throw new UnsafeEntryError(shown, 'not a folder');
+      if (!replace) throw new UnsafeEntryError(shown, 'not a folder');
       this.remove(name);
     }
-    if (!isDir && (options.create || options.replace)) {
+    if (!isDir && (create || replace))
       try {
-        fs.mkdirSync(target, { mode: options.mode ?? 0o755 });
+        fs.mkdirSync(this.at(name), { mode });
       } catch (err) {
-        if (code(err) !== 'EEXIST') throw err;
+        tolerate(err, 'EEXIST');
       }
-    }
-    return new SafeDir(openDir(target, shown), shown);
+    return new SafeDir(openDir(this.at(name), shown), shown);
   }
 
   withSubdir<T>(name: string, options: SubdirOptions, fn: (dir: SafeDir) => T): T {
-    const dir = this.subdir(name, options);
-    try {
-      return fn(dir);
-    } finally {
-      dir.close();
-    }
+    return using(this.subdir(name, options), fn);
   }
 
   list(): string[] {
@@ -101,16 +101,14 @@ export class SafeDir {
     return fs.lstatSync(this.at(name), { throwIfNoEntry: false });
   }
 
-  /** A regular file of at most `maxBytes`, else UnsafeEntryError; missing: undefined. */
   readFile(name: string, maxBytes: number): Buffer | undefined {
     let fd: number;
     try {
       fd = fs.openSync(this.at(name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     } catch (err) {
-      if (code(err) === 'ENOENT') return undefined;
-      if (code(err) === 'ELOOP') throw new UnsafeEntryError(name, 'a symbolic link');
-      if (code(err) === 'ENXIO') throw new UnsafeEntryError(name, 'a socket');
-      throw err;
+      const code = tolerate(err, 'ENOENT', 'ELOOP', 'ENXIO');
+      if (code === 'ENOENT') return undefined;
+      throw new UnsafeEntryError(name, code === 'ELOOP' ? 'a symbolic link' : 'a socket');
     }
     try {
       const stat = fs.fstatSync(fd);
@@ -120,8 +118,8 @@ export class SafeDir {
       // At most the size fstat saw: a growing file cannot pass the cap.
       const buffer = Buffer.alloc(stat.size);
       let offset = 0;
-      for (let n = 1; n > 0 && offset < buffer.length; offset += n)
-        n = fs.readSync(fd, buffer, offset, buffer.length - offset, offset);
+      for (let n = 1; n > 0 && offset < stat.size; offset += n)
+        n = fs.readSync(fd, buffer, offset, stat.size - offset, offset);
       return buffer.subarray(0, offset);
     } finally {
       fs.closeSync(fd);
@@ -134,23 +132,22 @@ export class SafeDir {
     try {
       fd = fs.openSync(this.at(name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
     } catch (err) {
-      if (code(err) === 'EEXIST') return false;
-      throw err;
+      tolerate(err, 'EEXIST');
+      return false;
     }
     try {
-      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fs.writeFileSync(fd, data);
     } finally {
       fs.closeSync(fd);
     }
     return true;
   }
 
-  /** Replaces `name` whole (a link there is replaced, not followed). */
   writeAtomic(name: string, data: string | Buffer, mode = 0o644): void {
     const tmp = `.${name}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     if (!this.createFile(tmp, data, mode)) throw new UnsafeEntryError(tmp, 'temp name taken');
     try {
-      fs.renameSync(this.at(tmp), this.at(name));
+      this.moveTo(tmp, this, name);
     } catch (err) {
       this.remove(tmp);
       throw err;
@@ -161,24 +158,19 @@ export class SafeDir {
     fs.renameSync(this.at(name), to.at(toName));
   }
 
-  /** A folder with its content; links are removed, not followed. */
   remove(name: string): void {
-    const stat = this.lstat(name);
-    if (!stat) return;
-    if (stat.isDirectory()) {
-      // Swapped between the lstat and the open: unlink whatever is there now.
-      this.inSwappable(name, (dir) => dir.list().forEach((entry) => dir.remove(entry)));
-      try {
-        return fs.rmdirSync(this.at(name));
-      } catch (err) {
-        if (code(err) === 'ENOENT') return;
-        if (code(err) !== 'ENOTDIR') throw err;
-      }
-    }
     try {
+      if (this.lstat(name)?.isDirectory()) {
+        this.inSwappable(name, (dir) => dir.list().forEach((entry) => dir.remove(entry)));
+        try {
+          return fs.rmdirSync(this.at(name));
+        } catch (err) {
+          tolerate(err, 'ENOTDIR'); // swapped for a file or a link since the lstat: unlinked
+        }
+      }
       fs.unlinkSync(this.at(name));
     } catch (err) {
-      if (code(err) !== 'ENOENT') throw err;
+      tolerate(err, 'ENOENT');
     }
   }
 
@@ -189,9 +181,8 @@ export class SafeDir {
   chownTree(uid: number, gid: number): void {
     for (const entry of this.list()) {
       const stat = this.lstat(entry);
-      if (!stat) continue;
-      if (stat.uid !== uid || stat.gid !== gid) this.chown(entry, uid, gid);
-      if (stat.isDirectory()) this.inSwappable(entry, (dir) => dir.chownTree(uid, gid));
+      if (stat && (stat.uid !== uid || stat.gid !== gid)) this.chown(entry, uid, gid);
+      if (stat?.isDirectory()) this.inSwappable(entry, (dir) => dir.chownTree(uid, gid));
     }
   }
 
@@ -216,18 +207,14 @@ export class SafeDir {
   }
 }
 
-/** Opens host-owned `root`, then each segment below it. */
+/** `root` is host-owned. */
 export function withSafeDir<T>(
   root: string,
   segments: string[],
   options: SubdirOptions,
   fn: (dir: SafeDir) => T,
 ): T {
-  const opened = [SafeDir.open(root, { create: options.create ?? false })];
-  try {
-    for (const segment of segments) opened.push(opened.at(-1)!.subdir(segment, options));
-    return fn(opened.at(-1)!);
-  } finally {
-    for (const dir of opened.reverse()) dir.close();
-  }
+  const walk = (dir: SafeDir, [next, ...rest]: string[]): T =>
+    next === undefined ? fn(dir) : dir.withSubdir(next, options, (sub) => walk(sub, rest));
+  return using(SafeDir.open(root, { create: options.create }), (dir) => walk(dir, segments));
 }

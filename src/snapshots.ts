@@ -15,14 +15,13 @@ export class Snapshots {
   /** For the changed group and main; for all when no folder is given. */
   tasks(folder?: string): void {
     const tasks = this.store.tasks.all();
-    for (const group of this.store.groups.all()) {
-      if ((folder && group.folder !== folder && !group.isMain) || !isValidFolder(group.folder)) continue;
+    for (const group of this.store.groups.all())
       try {
-        writeTaskSnapshot(this.config, group, tasks);
+        if ((!folder || group.folder === folder || group.isMain) && isValidFolder(group.folder))
+          writeTaskSnapshot(this.config, group, tasks);
       } catch (err) {
         logger.warn({ group: group.folder, err }, 'cannot write task snapshot');
       }
-    }
   }
 
   groups(): void {

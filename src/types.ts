@@ -14,15 +14,9 @@ export interface NewMessage {
 }
 
 export interface AdditionalMount {
-  /** `~` is expanded and links resolved before the allowlist check. */
   hostPath: string;
   containerPath?: string;
   readonly?: boolean;
-}
-
-export interface ContainerConfig {
-  additionalMounts?: AdditionalMount[];
-  timeoutMs?: number;
 }
 
 export interface RegisteredGroup {
@@ -33,7 +27,7 @@ export interface RegisteredGroup {
   requiresTrigger: boolean;
   isMain: boolean;
   addedAt: string;
-  containerConfig?: ContainerConfig;
+  containerConfig?: { additionalMounts?: AdditionalMount[]; timeoutMs?: number };
 }
 
 export interface ChatInfo {
@@ -64,6 +58,8 @@ export interface Channel {
   sendMessage(jid: string, text: string): Promise<void>;
   setTyping?(jid: string, isTyping: boolean): Promise<void>;
   syncGroups?(force: boolean): Promise<void>;
+  /** Longer texts are sent as several messages. */
+  maxTextLength?: number;
 }
 
 /** Sent to the sandbox on stdin. Never contains secrets. */
@@ -82,7 +78,6 @@ export interface AgentOutput {
   result: string | null;
   newSessionId?: string;
   error?: string;
-  /** Set by whoever knows why a run failed (the model proxy, the sandbox runner). */
   failure?: Failure;
 }
 

@@ -21,10 +21,7 @@ import { runHostActions } from './host-actions.js';
 import { fingerprint, probeReportSchema, probeSource, REPORT_MARKER, type PlantStep } from './probe.js';
 import { anyFailed, judge, SHELL } from './verdicts.js';
 
-/** A problem with what the person asked for (exit code 2), not with the sandbox. */
-export class AuditUsageError extends Error {}
-
-/** Each plant sits where the host later writes or reads; `!`: must be refused (a read-only place). */
+// Each plant sits where the host later writes or reads; inbox, global, rootfs and project ones are refused.
 export function plantPlan(nonce: string, decoyDir: string, skills: string[], isMain: boolean): PlantStep[] {
   const vars: Record<string, string> = { ...C, D: decoyDir, M: `audit-${nonce}` };
   return `aside-memory rename $group/CLAUDE.md $group/CLAUDE.md.$M
@@ -39,34 +36,27 @@ empty-tasks rmdir $ipc/tasks
 link-tasks symlink $ipc/tasks $D
 ${skills.map((s) => `remove-skill-${s} rmtree $session/skills/${s}\nlink-skill-${s} symlink $session/skills/${s} $D`).join('\n')}
 link-session-entry symlink $session/.$M $D
-!inbox-write write $inbox/$M.txt
-!inbox-link symlink $inbox/$M.json $D
-!inbox-move rename $inbox/input $inbox/input.$M
-!inbox-input-write write $inbox/input/9-$M.json
-!global-write write $global/$M.txt
-!rootfs-usr write /usr/$M.txt
-!rootfs-etc write /etc/$M.txt
-${isMain ? '!project-write write $project/$M.txt' : ''}`
+inbox-write write $inbox/$M.txt
+inbox-link symlink $inbox/$M.json $D
+inbox-move rename $inbox/input $inbox/input.$M
+inbox-input-write write $inbox/input/9-$M.json
+global-write write $global/$M.txt
+rootfs-usr write /usr/$M.txt
+rootfs-etc write /etc/$M.txt
+${isMain ? 'project-write write $project/$M.txt' : ''}`
     .split('\n')
     .filter(Boolean)
     .map((row) => {
       const [id = '', op = '', at = '', to] = row
         .split(' ')
         .map((f) => f.replace(/\$(\w+)/g, (_, v) => vars[v]!));
-      return { id: id.replace('!', ''), op, path: at, to, expect: id.startsWith('!') ? 'fail' : 'ok' };
+      return { id, op, path: at, to };
     });
 }
 
-/**
- * Undoes the plants in reverse, link-safely through their mount: only what the probe made (all if it
- * never reported) and still of its kind (a folder the host put in place of a link is the group's now).
- */
-function removePlants(
-  plants: PlantStep[],
-  planted: Set<string> | null,
-  mounts: rt.MountSpec[],
-  drop: string[],
-) {
+// Undone in reverse, link-safely through their mount: only what the probe made (all if it never
+// reported) and still of its kind (a folder the host put in place of a link is the group's now).
+function removePlants(plants: PlantStep[], planted: Set<string> | null, mounts: rt.MountSpec[]) {
   const problems: string[] = [];
   for (const { id, op, path: at, to = '' } of plants.toReversed()) {
     const mount = mounts
@@ -82,17 +72,11 @@ function removePlants(
     try {
       withSafeDir(path.dirname(mount.hostPath), segments, {}, (dir) => {
         const st = dir.lstat(name);
-        if (op === 'rename') {
-          if (st?.isDirectory())
-            dir.withSubdir(name, {}, (made) => drop.forEach((entry) => made.remove(entry)));
-          if (!dir.lstat(aside)) return;
+        const kind = { symlink: st?.isSymbolicLink(), fifo: st?.isFIFO(), write: st?.isFile() }[op];
+        if (op === 'rename' && dir.lstat(aside)) {
           dir.remove(name);
           dir.moveTo(aside, dir, name);
-        } else if (
-          (!planted || planted.has(id)) &&
-          { symlink: st?.isSymbolicLink(), fifo: st?.isFIFO(), write: st?.isFile() }[op]
-        )
-          dir.remove(name);
+        } else if (kind && (!planted || planted.has(id))) dir.remove(name);
       });
     } catch (err) {
       if (!(err instanceof UnsafeEntryError) && (err as NodeJS.ErrnoException).code !== 'ENOENT')
@@ -102,7 +86,7 @@ function removePlants(
   return problems;
 }
 
-/** The pids and memory limits of a process's cgroup, as the host sees them. */
+// bwrap hides /sys: the pids and memory limits of its cgroup (v2 or v1), as the host sees them.
 function hostLimitsOf(pid: number) {
   const read = (file: string) => {
     try {
@@ -111,44 +95,36 @@ function hostLimitsOf(pid: number) {
       return '';
     }
   };
-  const cg = (...parts: string[]) => read(path.join('/sys/fs/cgroup', ...parts));
-  const limits = { 'pids-limit': '', 'memory-limit': '' };
-  for (const line of read(`/proc/${pid}/cgroup`).split('\n')) {
-    const [, controllers = '', group = ''] = line.split(':');
-    const v1 = controllers.split(',');
-    if (!controllers) {
-      limits['pids-limit'] ||= cg(group, 'pids.max');
-      limits['memory-limit'] ||= cg(group, 'memory.max');
-    }
-    if (v1.includes('pids')) limits['pids-limit'] ||= cg('pids', group, 'pids.max');
-    if (v1.includes('memory')) limits['memory-limit'] ||= cg('memory', group, 'memory.limit_in_bytes');
-  }
-  return limits;
+  const dirs = read(`/proc/${pid}/cgroup`)
+    .split('\n')
+    .flatMap((line) => {
+      const [, controllers = '', group = ''] = line.split(':');
+      return controllers ? controllers.split(',').map((c) => c + group) : [group];
+    });
+  const find = (...files: string[]) =>
+    dirs.flatMap((d) => files.map((f) => read(`/sys/fs/cgroup/${d}/${f}`))).find(Boolean) ?? '';
+  return { 'pids-limit': find('pids.max'), 'memory-limit': find('memory.max', 'memory.limit_in_bytes') };
 }
 
-/**
- * A sandbox for a group, prepared as SandboxRunner prepares one, runs the probe instead of the agent;
- * then the host acts on what the probe planted, and the evidence is judged. Nothing here connects
- * beyond loopback: the audit's egress proxy resolves no names and dials nothing.
- */
-export async function runAudit(options: {
+// A sandbox prepared as SandboxRunner does runs the probe instead of the agent, the host acts on what it
+// planted, and the evidence is judged. The audit's egress proxy resolves no names and dials nothing.
+export async function runAudit({
+  config,
+  runtime,
+  folder: asked,
+  signal,
+}: {
   config: Config;
   runtime: rt.SandboxRuntime;
   folder?: string;
-  verbose?: boolean;
-  /** Stops the sandbox early; cleanup still runs. */
   signal?: AbortSignal;
 }) {
-  const { config, runtime, signal, folder: asked } = options;
-  const started = Date.now();
   const store = openStore(config.dbPath);
   if (asked === undefined) ensureMainGroup(store, config); // as the first start does
   const group = asked === undefined ? store.groups.main() : store.groups.byFolder(asked);
   store.close();
   if (!group || !isValidFolder(group.folder))
-    throw new AuditUsageError(
-      `no registered group has the folder '${asked ?? 'main'}' (see nanoclaw groups list)`,
-    );
+    throw new Error(`no registered group has the folder '${asked ?? 'main'}' (see nanoclaw groups list)`);
   if (!(await runtime.imageExists(config.containerImage)))
     throw new Error(
       `the agent ${runtime.kind === 'bwrap' ? 'runner' : 'image'} is missing: run nanoclaw build`,
@@ -163,7 +139,7 @@ export async function runAudit(options: {
   const token = `nanoclaw-audit-${crypto.randomBytes(8).toString('hex')}`;
   const workDir = path.join(config.dataDir, mark);
   const decoyDir = path.join(workDir, 'decoy');
-  const places = {
+  const sentinels = Object.entries({
     data: `${workDir}.txt`,
     store: path.join(config.storeDir, `${mark}.txt`),
     hostTmp: path.join(os.tmpdir(), `nanoclaw-${mark}.txt`),
@@ -171,14 +147,9 @@ export async function runAudit(options: {
     otherGroup: path.join(config.groupsDir, mark, 'audit.txt'),
     otherIpc: path.join(config.ipcDir, mark, FROM_AGENT, 'messages', 'audit.txt'),
     otherSession: path.join(config.sessionsDir, mark, '.claude', 'audit.txt'),
-  };
-  const sentinels = Object.entries(places).map(([id, hostPath]) => ({
-    id,
-    hostPath,
-    token: `${token}-${id}`,
-  }));
+  }).map(([id, hostPath]) => ({ id, hostPath, token: `${token}-${id}` }));
   const made = [
-    ...Object.values(places),
+    ...sentinels.map((s) => s.hostPath),
     workDir,
     ...[config.groupsDir, config.ipcDir, config.sessionsDir].map((d) => path.join(d, mark)),
   ];
@@ -188,39 +159,34 @@ export async function runAudit(options: {
     () => made.forEach((p) => fs.rmSync(p, { recursive: true, force: true })),
   ];
   try {
-    for (const s of sentinels) {
-      fs.mkdirSync(path.dirname(s.hostPath), { recursive: true });
-      fs.writeFileSync(s.hostPath, `${s.token}\n`, { flag: 'wx' });
+    // The decoys are a valid IPC message, should the host read one through a link.
+    const decoy = JSON.stringify({ type: 'message', chatJid: 'audit@decoy', text: `${token}-decoy` });
+    for (const [file, text] of [
+      ...sentinels.map((s) => [s.hostPath, `${s.token}\n`]),
+      ...['payload.json', '1-decoy.json', 'sub/2-decoy.json'].map((f) => [path.join(decoyDir, f), decoy]),
+    ]) {
+      fs.mkdirSync(path.dirname(file!), { recursive: true });
+      fs.writeFileSync(file!, text!, { flag: 'wx' });
     }
-    // A valid IPC message, should the host ever read one through a link.
-    const payload = JSON.stringify({ type: 'message', chatJid: 'audit@decoy', text: `${token}-decoy` });
-    fs.mkdirSync(path.join(decoyDir, 'sub'), { recursive: true });
-    for (const name of ['payload.json', '1-decoy.json', 'sub/2-decoy.json'])
-      fs.writeFileSync(path.join(decoyDir, name), payload);
+    // ctime moves with any change.
     const snapshot = () =>
-      ['.', ...fs.readdirSync(decoyDir, { recursive: true, encoding: 'utf8' })].map((rel) => {
-        const st = fs.lstatSync(path.join(decoyDir, rel));
-        return `${rel} ${st.ino} ${st.mode} ${st.uid}:${st.gid} ${st.size} ${st.ctimeMs}`; // ctime moves with any change
-      });
+      ['.', ...fs.readdirSync(decoyDir, { recursive: true, encoding: 'utf8' })].map(
+        (rel) => `${rel} ${fs.lstatSync(path.join(decoyDir, rel)).ctimeMs}`,
+      );
     const decoyBefore = snapshot();
 
-    let canaryConnections = 0;
-    const canary = net.createServer((socket) => {
-      canaryConnections++;
-      socket.destroy();
-    });
+    const canary = net.createServer((socket) => socket.destroy());
     await once(canary.listen(0, '127.0.0.1'), 'listening');
     cleanup.push(() => new Promise((resolve) => canary.close(resolve)));
     const canaryPort = (canary.address() as net.AddressInfo).port;
     const proxyDials: string[] = [];
     const proxies = new ProxyManager({
-      proxyDir: workDir, // its own sockets: a running host's stay untouched
+      proxyDir: workDir, // a running host's sockets stay untouched
       configDir: config.configDir,
       readSecrets: () => ({}),
       recordUsage: () => undefined,
       tokensUsedToday: () => 0,
       dailyTokenBudget: () => undefined,
-      onBudgetExceeded: () => undefined,
       lookup: () => Promise.reject(new Error('the audit resolves no names')),
       connectTcp: (target) => {
         proxyDials.push(`${target.host}:${target.port}`);
@@ -236,57 +202,52 @@ export async function runAudit(options: {
     prepareGroupDirs(group, config, user);
     clearInput(config, folder);
     const skills = prepareAgentSkills(config, folder, owner);
-    const extras = validateAdditionalMounts(
+    const { allowed } = validateAdditionalMounts(
       group.containerConfig?.additionalMounts ?? [],
       loadMountAllowlist(config.configDir),
       { isMain, config },
     );
-    const mounts = buildMountPlan(group, config, extras.allowed).map((m) =>
+    const mounts = buildMountPlan(group, config, allowed).map((m) =>
       m.containerPath === C.proxy ? { ...m, hostPath: proxies.socketDir(folder) } : m,
     );
     const plants = plantPlan(nonce, decoyDir, skills, isMain);
     let planted: Set<string> | null = null;
-    const drop: string[] = [];
     cleanup.push(() => {
-      cleanupProblems.push(...removePlants(plants, planted, mounts, drop));
+      cleanupProblems.push(...removePlants(plants, planted, mounts));
       clearInput(config, folder);
       // Entries the IPC watcher refused are kept in data/ipc/errors/.
-      if (fs.existsSync(path.join(config.ipcDir, 'errors')))
-        withSafeDir(config.ipcDir, ['errors'], {}, (errors) => {
-          for (const name of errors.list()) if (name.includes(nonce)) errors.remove(name);
-        });
-      // from-agent/ and the skills as the next run would find them.
+      withSafeDir(config.ipcDir, ['errors'], { create: true }, (errors) => {
+        for (const name of errors.list()) if (name.includes(nonce)) errors.remove(name);
+      });
       prepareGroupDirs(group, config, user);
       prepareAgentSkills(config, folder, owner);
     });
 
     const { ANTHROPIC_BASE_URL: _url, ...secrets } = readSecrets(config.envFile);
-    const keys = new Set(Object.values(secrets) as string[]);
+    const keys = Object.values(secrets) as string[];
     const policy = policyForGroup(loadNetworkPolicy(config.configDir), folder);
     const denied = policy.deny.find((d) => !d.startsWith('*.')) ?? policy.deny[0]?.replace(/^\*\./, 'audit.');
     // A target the group's network policy refuses by name, so it is never resolved.
     const refused = policy.noNetwork ? 'example.com' : (denied ?? (policy.allow && `${mark}.invalid`));
     const source = probeSource({
       sentinels,
-      secrets: [...keys].map(fingerprint),
-      scanRoots: [
-        ...['/run', '/home', '/tmp', '/etc', '/root', C.group, C.ipc, C.inbox, C.global, '/workspace'],
-        ...['/app', '/opt', '/srv', '/mnt', '/media', '/var'],
-      ],
-      direct: {
-        canary: `127.0.0.1:${canaryPort}`,
-        'local-chat': `127.0.0.1:${config.localChannelPort}`,
-        private: '10.0.0.1:80',
-        metadata: '169.254.169.254:80',
+      secrets: keys.map(fingerprint),
+      scanRoots:
+        `/run /home /tmp /etc /root ${C.group} ${C.ipc} ${C.inbox} ${C.global} /workspace /app /opt /srv /mnt /media /var`.split(
+          ' ',
+        ),
+      dials: {
+        'direct-canary': `127.0.0.1:${canaryPort}`,
+        'direct-local-chat': `127.0.0.1:${config.localChannelPort}`,
+        'direct-private': '10.0.0.1:80',
+        'direct-metadata': '169.254.169.254:80',
+        'egress-metadata': 'CONNECT 169.254.169.254:80',
+        'egress-metadata-http': 'GET http://169.254.169.254/latest/meta-data/',
+        'egress-loopback': `CONNECT 127.0.0.1:${canaryPort}`,
+        'egress-private': 'CONNECT 10.0.0.1:80',
+        ...(refused && { 'egress-policy': `CONNECT ${refused}:443` }),
       },
       egressSocket: `${C.proxy}/egress.sock`,
-      egress: {
-        metadata: '169.254.169.254:80',
-        'metadata-http': 'http://169.254.169.254/latest/meta-data/',
-        loopback: `127.0.0.1:${canaryPort}`,
-        private: '10.0.0.1:80',
-        ...(refused && { policy: `${refused}:443` }),
-      },
       shell: Object.fromEntries(Object.entries(SHELL).map(([id, [, cmd]]) => [id, cmd])),
       plants,
     });
@@ -311,13 +272,10 @@ export async function runAudit(options: {
     proc.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
     proc.stdin?.on('error', () => undefined); // a sandbox that died at once: its exit says why
     proc.stdin?.end(source);
-    const stop = () => void runtime.stop(name).catch(() => undefined);
-    const timer = setTimeout(stop, 120_000);
-    signal?.addEventListener('abort', stop);
-    const [code] = await once(proc, 'close').finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', stop);
-    });
+    const halt = AbortSignal.any([AbortSignal.timeout(120_000), ...(signal ? [signal] : [])]);
+    halt.onabort = () => void runtime.stop(name).catch(() => undefined);
+    const [code] = await once(proc, 'close');
+    halt.onabort = null;
     if (signal?.aborted) throw new Error('interrupted; what the audit had made is removed');
 
     const line = stdout.split('\n').find((l) => l.startsWith(REPORT_MARKER)) ?? '';
@@ -328,36 +286,23 @@ export async function runAudit(options: {
       throw new Error(`the probe gave no valid report; sandbox exit code ${code}:\n${stderr.trim()}`);
     }
     planted = new Set(report.plants.filter((p) => p.ok).map((p) => p.id));
-    // bwrap hides /sys: a limit unseen inside is judged as the host sees it.
     for (const [id, out] of Object.entries(hostLimits))
       if (!report.shell[id]?.out) report.shell[id] = { code: 0, out };
 
-    const hostActions = await runHostActions(config, folder, nonce, options);
-    if (hostActions.runLog) drop.push(hostActions.runLog);
+    const hostActions = await runHostActions(config, folder, nonce);
     const decoyAfter = snapshot();
+    const changed = (a: string[], b: string[]) => a.filter((e) => !b.includes(e));
     const rows = judge({
       isMain,
       expectedUid: user.uid,
       report,
-      secrets: keys.size,
+      secrets: keys.length,
       hostActions,
-      decoyChanges: [
-        ...decoyBefore.filter((e) => !decoyAfter.includes(e)),
-        ...decoyAfter.filter((e) => !decoyBefore.includes(e)),
-      ],
-      decoyRead: hostActions.payloads.some((p) => p.includes(`${token}-decoy`)),
-      canaryConnections,
+      decoyChanges: [...changed(decoyBefore, decoyAfter), ...changed(decoyAfter, decoyBefore)],
+      decoyRead: hostActions.some((a) => a.payloads?.some((p) => p.includes(`${token}-decoy`))),
       proxyDials,
     });
-    const durationMs = Date.now() - started;
-    return {
-      group: folder,
-      runtime: runtime.kind,
-      durationMs,
-      rows,
-      failed: anyFailed(rows),
-      cleanupProblems,
-    };
+    return { group: folder, runtime: runtime.kind, rows, failed: anyFailed(rows), cleanupProblems };
   } finally {
     for (const step of cleanup.reverse())
       try {

@@ -1,8 +1,8 @@
 import { CONTAINER_PATHS as C } from '../sandbox/mount-plan.js';
-import type { HostActionsOutcome } from './host-actions.js';
+import type { HostAction } from './host-actions.js';
 import type { ProbeReport } from './probe.js';
 
-/** The threat rows of README.md's "Security model" table, in its words and order. */
+// The threat rows of README.md's "Security model" table, in its words and order.
 export const THREATS = {
   hostFiles: 'An agent reads host files',
   otherGroup: "An agent reads another group's files, IPC or session",
@@ -34,15 +34,11 @@ export interface AuditEvidence {
   isMain: boolean;
   expectedUid: number;
   report: ProbeReport;
-  /** How many secrets .env holds. */
-  secrets: number;
-  hostActions: HostActionsOutcome;
+  secrets: number; // in .env
+  hostActions: HostAction[];
   decoyChanges: string[];
-  /** The IPC handler was given a decoy file's content. */
-  decoyRead: boolean;
-  canaryConnections: number;
-  /** What the egress proxy tried to dial (the audit's connector only records). */
-  proxyDials: string[];
+  decoyRead: boolean; // the IPC handler was given a decoy file's content
+  proxyDials: string[]; // what the egress proxy tried to dial
 }
 
 type Shell = { code: number | null; out: string };
@@ -58,7 +54,7 @@ const limit = (...files: string[]): Probe => [
   `cd /sys/fs/cgroup && cat ${files.join(' ')}`,
   ({ out }) => (out ? out !== 'max' && Number(out) < 2 ** 60 : null),
 ];
-/** Run in the sandbox by the probe (sh -c), each judged on its output: null is n/a. */
+// Run in the sandbox (sh -c), each judged on its output; null is n/a.
 export const SHELL: Record<string, Probe> = {
   'no-project': ['hostFiles', `test -d ${P}`, (s) => s.code !== 0],
   'env-masked': ['mainSecrets', `test -s ${P}/.env && echo .env has content`, (s) => !s.out],
@@ -83,40 +79,42 @@ export const SHELL: Record<string, Probe> = {
   ],
 };
 
-/** `ok` null: n/a. */
 const check = (id: string, ok: boolean | null, detail: unknown): Check => ({
   id,
   status: ok === null ? 'n/a' : ok ? 'held' : 'failed',
   detail: String(detail),
 });
 
-/** Pure: the audit collects, this decides, so a fabricated report can prove it fails. */
+// Pure: the audit collects, this decides, so a fabricated report can prove it fails.
 export function judge(e: AuditEvidence): RowResult[] {
   const { report: r, isMain, hostActions: host } = e;
   const shell = (row: ThreatId) =>
-    Object.entries(SHELL).flatMap(([id, [of, , ok]]) => {
-      const s = r.shell[id] ?? { code: null, out: '' };
-      return of === row ? [check(id, ok(s, e), s.out || `nothing (exit code ${s.code})`)] : [];
-    });
+    Object.entries(SHELL)
+      .filter(([, [of]]) => of === row)
+      .map(([id, [, , ok]]) => {
+        const s = r.shell[id] ?? { code: null, out: '' };
+        return check(id, ok(s, e), s.out || `nothing (exit code ${s.code})`);
+      });
   const sentinel = (place: string) => {
     const hits = r.hits[place] ?? [];
     // Main sees every group's folder in the project, read-only, by design.
     const own = place === 'otherGroup' && isMain ? hits.filter((w) => !w.startsWith(`${P}/`)) : hits;
-    const ok = hits.length && !own.length ? null : !own.length;
-    return check(`sentinel-${place}`, ok, hits.length ? `seen at ${hits}` : 'not seen');
+    return check(
+      `sentinel-${place}`,
+      hits.length && !own.length ? null : !own.length,
+      hits.length ? `seen at ${hits}` : 'not seen',
+    );
   };
-  const plant = (id: string) => r.plants.find((p) => p.id === id);
-  const mustFail = (...ids: string[]) =>
-    ids.flatMap((id) => plant(id) ?? []).map((p) => check(p.id, !p.ok, p.detail));
-  const ipc = host.results.find((a) => a.action === 'ipcScan');
-  const fifo = plant('fifo-message')?.ok;
+  const refused = (prefix: string) =>
+    r.plants.filter((p) => p.id.startsWith(prefix)).map((p) => check(p.id, !p.ok, p.detail));
+  const ipc = host.find((a) => a.action === 'ipcScan');
+  const fifo = r.plants.find((p) => p.id === 'fifo-message')?.ok;
   const links = r.plants.filter((p) => p.ok && p.id.startsWith('link-')).length;
   const keyAt = r.hits.apiKey ?? [];
-  const { scan } = r;
 
-  const checks: Partial<Record<ThreatId, (Check | false)[]>> = {
+  const checks: Partial<Record<ThreatId, Check[]>> = {
     hostFiles: [...['data', 'store', 'hostTmp'].map(sentinel), ...(isMain ? [] : shell('hostFiles'))],
-    otherGroup: [...['otherGroup', 'otherIpc', 'otherSession'].map(sentinel), ...mustFail('global-write')],
+    otherGroup: [...['otherGroup', 'otherIpc', 'otherSession'].map(sentinel), ...refused('global-')],
     mainSecrets:
       isMain && r.shell['no-project']?.code === 0
         ? [...shell('mainSecrets'), ...['store', 'otherIpc'].map(sentinel)]
@@ -127,72 +125,80 @@ export function judge(e: AuditEvidence): RowResult[] {
         e.secrets ? !keyAt.length : null,
         keyAt.length
           ? `key found in ${keyAt}`
-          : `not in process environments or ${scan.files} files${scan.truncated ? ' (scan limits hit)' : ''}`,
+          : `not in process environments or ${r.scan.files} files${r.scan.truncated ? ' (scan limits hit)' : ''}`,
       ),
     ],
     network: [
       check('interfaces', r.interfaces?.every((i) => i === 'lo') ?? false, r.interfaces),
-      ...r.direct.map((d) =>
-        check(`direct-${d.id}`, d.outcome === 'skipped' ? null : d.outcome !== 'connected', d.detail),
+      // Through the egress proxy: refused with 403; direct: not connected.
+      ...r.dials.map((d) =>
+        check(
+          d.id,
+          d.id.startsWith('egress-')
+            ? d.status === 403
+            : d.outcome === 'skipped'
+              ? null
+              : d.outcome !== 'connected',
+          d.detail,
+        ),
       ),
-      check('canary', !e.canaryConnections, `${e.canaryConnections} connections`),
-      ...r.egress.map((x) => check(`egress-${x.id}`, x.status === 403, `${x.status}: ${x.detail}`)),
       check('egress-dials', !e.proxyDials.length, `dialled: ${e.proxyDials}`),
     ],
-    widen: [sentinel('config'), ...mustFail('project-write')],
-    // A FIFO or links in IPC must neither block nor crash the host's scan.
+    widen: [sentinel('config'), ...refused('project-')],
+    // A FIFO in IPC must neither block nor crash the host's scan.
     malformed: [
-      (!!ipc || !fifo) &&
-        check(
-          'ipc-fifo',
-          fifo ? ipc?.outcome === 'done' : null,
-          ipc ? `${ipc.outcome} ${ipc.detail}` : 'no FIFO',
-        ),
+      check(
+        'ipc-fifo',
+        fifo ? ipc?.outcome === 'done' : null,
+        ipc ? `${ipc.outcome} ${ipc.detail}` : 'no FIFO',
+      ),
     ],
     links: [
-      check('plants', links ? true : null, `${links} links planted`),
-      ...(links ? host.results : []).map((a) =>
-        check(
-          `host-${a.action}`,
-          a.outcome !== 'blocked' && a.outcome !== 'crashed',
-          `${a.outcome} ${a.detail}`,
-        ),
-      ),
-      !!links && check('decoy', !e.decoyChanges.length, e.decoyChanges.join('; ') || 'unchanged'),
-      !!links &&
-        check('decoy-read', !e.decoyRead, e.decoyRead ? 'the IPC handler got a decoy file' : 'not read'),
-      ...mustFail('inbox-write', 'inbox-link', 'inbox-move', 'inbox-input-write'),
+      check('plants', links > 0 || null, `${links} links planted`),
+      ...(links
+        ? [
+            ...host.map((a) =>
+              check(
+                `host-${a.action}`,
+                !['blocked', 'crashed'].includes(a.outcome),
+                `${a.outcome} ${a.detail}`,
+              ),
+            ),
+            check('decoy', !e.decoyChanges.length, e.decoyChanges.join('; ') || 'unchanged'),
+            check('decoy-read', !e.decoyRead, e.decoyRead ? 'the IPC handler got a decoy file' : 'not read'),
+          ]
+        : []),
+      ...refused('inbox-'),
     ],
-    escalate: [...shell('escalate'), ...mustFail('rootfs-usr', 'rootfs-etc')],
+    escalate: [...shell('escalate'), ...refused('rootfs-')],
   };
   return (Object.keys(THREATS) as ThreatId[]).map((id) => {
-    const own = checks[id]?.filter((c) => c !== false) ?? [];
+    const own = checks[id] ?? [check('scope', null, 'beyond a sandbox probe: see the README table')];
     const has = (s: Status) => own.some((c) => c.status === s);
-    const verdict = !own.length ? 'not audited' : has('failed') ? 'failed' : has('held') ? 'held' : 'n/a';
-    const scope = check('scope', null, 'beyond what a sandbox probe shows: see the README table');
-    return { id, threat: THREATS[id], verdict, checks: own.length ? own : [scope] };
+    const verdict = !checks[id] ? 'not audited' : has('failed') ? 'failed' : has('held') ? 'held' : 'n/a';
+    return { id, threat: THREATS[id], verdict, checks: own };
   });
 }
 
 export const anyFailed = (rows: RowResult[]) => rows.some((r) => r.verdict === 'failed');
 
-/** One line per threat, then the failed checks (every check with `verbose`). */
-export function renderTable(rows: RowResult[], verbose = false): string {
+export function renderTable(rows: RowResult[]): string {
   const width = Math.max(...rows.map((r) => r.threat.length));
-  const summary = ({ verdict, checks }: RowResult) => {
-    const ids = (s: Status) => checks.filter((c) => c.status === s).map((c) => c.id);
-    if (verdict === 'failed') return `failed: ${ids('failed').join(', ')}`;
-    return verdict === 'held' ? `${ids('held').length} checks held` : checks[0]!.detail;
-  };
-  const shown = rows.flatMap((r) =>
-    r.checks
-      .filter((c) => verbose || c.status === 'failed')
-      .map((c) => `  [${c.status}] ${r.threat} / ${c.id}: ${c.detail}`),
+  const line = (a: string, b: string, c: string) => `${a.padEnd(width)}  ${b.padEnd(11)}  ${c}`;
+  const held = (r: RowResult) => `${r.checks.filter((c) => c.status === 'held').length} checks held`;
+  const failed = rows.flatMap((r) =>
+    r.checks.filter((c) => c.status === 'failed').map((c) => `  ${r.threat} / ${c.id}: ${c.detail}`),
   );
   return [
-    `${'threat'.padEnd(width)}  verdict      evidence`,
-    ...rows.map((r) => `${r.threat.padEnd(width)}  ${r.verdict.padEnd(11)}  ${summary(r)}`),
-    ...(shown.length ? ['', 'Checks:', ...shown] : []),
+    line('threat', 'verdict', 'evidence'),
+    ...rows.map((r) =>
+      line(
+        r.threat,
+        r.verdict,
+        { held: held(r), failed: 'see below' }[r.verdict as string] ?? r.checks[0]!.detail,
+      ),
+    ),
+    ...(failed.length ? ['', 'Failed checks:', ...failed] : []),
     '',
   ].join('\n');
 }

@@ -1,11 +1,10 @@
 /** What the chat page (and the CLI through it) may ask of the running host besides chatting. */
 export interface HostControl {
-  /** Ends the chat's running sandbox; false when none was running. */
+  /** False when nothing was running. */
   stopChat(jid: string): Promise<boolean>;
-  /** The scheduled tasks of the chat's group, with their latest runs. */
   tasks(jid: string): TaskView[];
   taskAction(jid: string, taskId: string, action: 'pause' | 'resume' | 'cancel'): Result;
-  /** The person is typing in this chat (throttled by the caller). */
+  /** The person is typing (the page throttles it). */
   typing(jid: string): void;
   whatsapp: WhatsAppControl;
 }
@@ -23,29 +22,26 @@ export interface TaskView {
   runs: { runAt: string; durationMs: number; status: 'success' | 'error'; result: string | null }[];
 }
 
-export type WhatsAppStatus = 'unlinked' | 'linking' | 'linked' | 'cannot-reach' | 'logged-out';
-
 export interface WhatsAppState {
-  status: WhatsAppStatus;
-  /** While linking: the current QR code as an SVG document, or the pairing code for a phone. */
+  status: 'unlinked' | 'linking' | 'linked' | 'cannot-reach' | 'logged-out';
+  /** While linking: the QR code as an SVG document, or the pairing code for a phone. */
   qrSvg?: string;
   pairingCode?: string;
   /** Once linked: the account's own chat, registered as a main chat. */
   selfJid?: string;
-  /** Why the last attempt failed, in words a person understands. */
+  /** Why the last attempt failed, for the person. */
   error?: string;
 }
 
 export interface WhatsAppControl {
   state(): WhatsAppState;
-  /** Starts linking in the background (a QR code, or a pairing code when a phone is given). */
+  /** Starts linking in the background: a QR code, or a pairing code when a phone is given. */
   link(opts: { phone?: string }): Promise<void>;
   /** Logs out, deletes the credentials and stops the channel. */
   unlink(): Promise<void>;
-  /** WhatsApp groups the account is in, by name. */
   groups(): { jid: string; name: string; registered: boolean }[];
-  /** Registers a known group under a folder derived from its name; returns that folder. */
+  /** Registers a known group under a folder named after it. */
   register(jid: string): Promise<{ ok: true; folder: string } | { ok: false; error: string }>;
-  /** Called on every state change; returns the unsubscribe function. */
+  /** Returns the unsubscribe function. */
   onChange(listener: () => void): () => void;
 }

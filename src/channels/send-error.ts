@@ -1,13 +1,11 @@
-/** Why a send failed: 'transient' may succeed later (retry), 'permanent' never will (drop). */
-export type SendFailureKind = 'transient' | 'permanent';
-
+// 'transient' may succeed on a retry; 'permanent' never will, so the outbox drops the message.
 export class ChannelSendError extends Error {
   override readonly name = 'ChannelSendError';
 
   constructor(
     message: string,
-    readonly kind: SendFailureKind,
-    options?: { cause?: unknown },
+    readonly kind: 'transient' | 'permanent',
+    options?: ErrorOptions,
   ) {
     super(message, options);
   }

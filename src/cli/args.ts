@@ -8,25 +8,17 @@ const str = { type: 'string' } as const;
 const bool = { type: 'boolean' } as const;
 const json = { json: bool };
 
-type Options = ParseArgsConfig['options'];
-/** One declaration per command, for parsing and help: [usage, what it does, options, positionals]. */
-const COMMANDS: Record<string, [string, string, Options?, number?]> = {
+// Per command, for parsing and help: [usage, what it does, options, positionals wanted].
+const COMMANDS: Record<string, [string, string, ParseArgsConfig['options']?, number?]> = {
   start: ['', 'run the assistant (npm start runs it after its build steps)'],
   doctor: ['[--json]', 'check runtime, image, credentials, channels, policies, disk', json],
-  build: [
-    '[--if-missing]',
-    'build the agent image (docker/podman) or agent-runner (bwrap)',
-    { 'if-missing': bool },
-  ],
+  build: ['[--if-missing]', 'build the agent image or agent-runner (bwrap)', { 'if-missing': bool }],
   'whatsapp-auth': [
     '[--pairing-code <phone>]',
-    'link WhatsApp: QR code in the terminal, or a pairing code',
+    'link WhatsApp by QR or pairing code',
     { 'pairing-code': str },
   ],
-  'whatsapp-unlink': [
-    '',
-    'log out of WhatsApp and delete its credentials (through the assistant if it runs)',
-  ],
+  'whatsapp-unlink': ['', 'log out of WhatsApp and delete its credentials'],
   'groups list': ['[--json]', 'registered groups, known WhatsApp groups and other chats', json],
   'groups register': [
     '(--name <whatsapp group> | --jid <id> --name <name> --folder <folder>) [--trigger @Name] [--no-trigger-required] [--main]',
@@ -38,20 +30,13 @@ const COMMANDS: Record<string, [string, string, Options?, number?]> = {
   'tasks pause': ['<id>', 'pause a task', {}, 1],
   'tasks resume': ['<id>', 'resume a paused task', {}, 1],
   'tasks cancel': ['<id>', 'delete a task', {}, 1],
-  chat: [
-    '[--chat local:<name>]',
-    'talk to a group from the terminal through the local channel',
-    { chat: { ...str, default: 'local:main' } },
-  ],
+  chat: ['[--chat local:<name>]', 'talk to a group through the local channel', { chat: str }],
   stop: ['<chat>', "end the chat's running agent, e.g. nanoclaw stop local:main", {}, 1],
   open: ['', 'print the local chat link with its access token'],
   'service install': ['', 'run in the background at login (systemd user unit / launchd agent)'],
   'service uninstall': ['', 'stop running in the background'],
   'service status': ['[--json]', 'installed and running? (exit 1 if not)', json],
-  audit: [
-    '[--group <folder>] [--runtime <kind>] [--json] [--force]',
-    'attack a real sandbox from inside; a verdict per threat row (see audit --help)',
-  ],
+  audit: ['[--group <folder>] [--runtime <kind>] [--json] [--force]', 'attack a real sandbox from inside'],
 };
 
 const usage = (family?: string) =>
@@ -60,15 +45,13 @@ const usage = (family?: string) =>
     .map(([k, [args, about]]) => `  nanoclaw ${k}${args && ` ${args}`}\n      ${about}\n`)
     .join('');
 
-export function help(family?: string): string {
-  return `usage:\n${usage(family)}
+export const help = (family?: string) => `usage:\n${usage(family)}
 options:
   -h, --help   this help, for any command (does nothing else)
   --verbose    log lines on stderr (start always logs; LOG_LEVEL sets the level)
   --version    the version of nanoclaw
 exit codes: 0 ok, 1 failed, 2 usage error
 `;
-}
 
 export type Parsed = {
   command: string;
@@ -76,7 +59,7 @@ export type Parsed = {
   positionals: string[];
 };
 
-/** The command in argv, or the exit code after printing its help or a usage error (to err). */
+/** The command in argv, or the exit code after printing its help, or a usage error to err. */
 export function parseCommand(argv: string[], out: Writable, err: Writable): Parsed | number {
   const [name = '', sub] = argv;
   const family = Object.keys(COMMANDS).filter((k) => k.split(' ')[0] === name);
@@ -84,9 +67,9 @@ export function parseCommand(argv: string[], out: Writable, err: Writable): Pars
   const command = family.length > 1 ? `${name} ${hasSub ? sub : 'list'}` : name;
   const spec = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   try {
-    const { values, positionals } = parseArgs<ParseArgsConfig>({
+    const { values, positionals } = parseArgs({
       args: argv.slice(hasSub ? 2 : 1),
-      options: { ...spec?.[2], help: { type: 'boolean', short: 'h' }, verbose: bool },
+      options: { ...spec?.[2], help: { ...bool, short: 'h' }, verbose: bool },
       allowPositionals: true,
     });
     if (values.help && family.length) return (out.write(help(name)), 0);
@@ -107,7 +90,7 @@ export function parseCommand(argv: string[], out: Writable, err: Writable): Pars
   }
 }
 
-/** A command's store: the given one, else opened for writing, or read-only when the file exists (no file: undefined). */
+/** A command's store: the given one, else opened for writing, or read-only if the file exists (else undefined). */
 export function withStore<T>(
   deps: { store?: Store; config: { dbPath: string } },
   write: boolean,

@@ -5,11 +5,11 @@ import type { Writable } from 'node:stream';
 import type { Config } from '../config.js';
 import { createRuntime } from '../sandbox/detect.js';
 
-/** The agent image for docker/podman/apple (build.sh makes an offline base image when no registry has node:22-slim), or the bwrap agent-runner. */
+/** The agent image for docker/podman/apple (build.sh makes an offline base when no registry answers), or the bwrap agent-runner. */
 export async function runBuild(
   ifMissing: boolean,
   { config, out, err }: { config: Config; out: Writable; err: Writable },
-): Promise<number> {
+) {
   const dir = path.join(config.projectRoot, 'container');
   const script = (file: string, ...args: string[]) =>
     spawnSync('bash', [path.join(dir, file), ...args], {
@@ -20,18 +20,14 @@ export async function runBuild(
   try {
     runtime = await createRuntime(config);
     if (runtime.kind === 'bwrap') {
-      if (ifMissing && fs.existsSync(path.join(dir, 'agent-runner', 'dist', 'index.js'))) return 0;
+      if (ifMissing && fs.existsSync(path.join(dir, 'agent-runner/dist/index.js'))) return 0;
       out.write('Building the agent-runner for bwrap...\n');
       return script('build-runner.sh');
     }
-  } catch (e) {
-    err.write(`${(e as Error).message}\n`);
-    return ifMissing ? 0 : 1; // npm start then reports the missing runtime itself
-  }
-  try {
     await runtime.ensureRunning();
   } catch (e) {
-    return (err.write(`${(e as Error).message}\n`), 1);
+    err.write(`${(e as Error).message}\n`);
+    return ifMissing && !runtime ? 0 : 1; // without a runtime, npm start reports it itself
   }
   if (ifMissing && (await runtime.imageExists(config.containerImage))) return 0;
   out.write(

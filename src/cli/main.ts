@@ -24,46 +24,47 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   const { values: v, command } = p;
   if (command !== 'start' && !v.verbose) (await import('../logger.js')).logger.level = 'silent';
-  const [family = '', sub] = command.split(' ');
-  switch (family) {
-    case 'start':
-      return (await import('./start.js')).runStart(config);
-    case 'doctor':
-      return (await import('./doctor.js')).runDoctor({ config, out, json: !!v.json });
-    case 'build':
-      return (await import('./build.js')).runBuild(!!v['if-missing'], { config, out, err });
-    case 'groups':
-      return (await import('./groups-command.js')).runGroupsCommand(argv.slice(1), { config, out, err });
-    case 'tasks':
-      return (await import('./tasks-command.js')).runTasksCommand(argv.slice(1), { config, out, err });
-    case 'service':
-      return (await import('./service.js')).runServiceCommand(sub!, { config, out, json: !!v.json });
-    case 'open': {
-      const { readToken } = await import('../channels/local/token.js');
-      const token = readToken(path.join(config.dataDir, 'local-channel.token'));
-      if (token) return (out.write(`http://127.0.0.1:${config.localChannelPort}/?token=${token}\n`), 0);
-      return (err.write('No local chat token yet: start the assistant once (npm start).\n'), 1);
-    }
-  }
+  const deps = { config, out, err, json: !!v.json };
   const host = { home: config.home, port: config.localChannelPort };
   const { ChatError, runChat, runStop } = await import('./chat.js');
+  const wa = () => import('./whatsapp-auth.js');
   try {
-    if (family === 'chat') await runChat({ ...host, chat: v.chat as string });
-    else if (family === 'stop') await runStop(host, p.positionals[0]!, out);
-    else if (family === 'whatsapp-unlink') {
-      const { runWhatsAppUnlink } = await import('./whatsapp-auth.js');
-      await runWhatsAppUnlink({ ...host, authDir: config.authDir, output: out });
-    } else {
-      const { runWhatsAppAuth } = await import('./whatsapp-auth.js');
-      const pairingPhone = v['pairing-code'] as string | undefined;
-      const { jid } = await runWhatsAppAuth({ authDir: config.authDir, pairingPhone, output: out });
-      out.write(
-        `Linked as ${jid}. To use your self-chat as main: nanoclaw groups register --jid ${jid} --name Me --folder self --main\n`,
-      );
+    switch (command.replace(/ .*/, '')) {
+      case 'start':
+        return (await import('./start.js')).runStart(config);
+      case 'doctor':
+        return (await import('./doctor.js')).runDoctor(deps);
+      case 'build':
+        return (await import('./build.js')).runBuild(!!v['if-missing'], deps);
+      case 'groups':
+        return (await import('./groups-command.js')).runGroupsCommand(argv.slice(1), deps);
+      case 'tasks':
+        return (await import('./tasks-command.js')).runTasksCommand(argv.slice(1), deps);
+      case 'service':
+        return (await import('./service.js')).runServiceCommand(command.slice(8), deps);
+      case 'open': {
+        const { readToken } = await import('../channels/local/token.js');
+        const token = readToken(path.join(config.dataDir, 'local-channel.token'));
+        if (!token) throw new ChatError('No local chat token yet: start the assistant once (npm start).');
+        return (out.write(`http://127.0.0.1:${config.localChannelPort}/?token=${token}\n`), 0);
+      }
+      case 'chat':
+        return (await runChat({ ...host, chat: (v.chat as string) ?? 'local:main' }), 0);
+      case 'stop':
+        return (await runStop(host, p.positionals[0]!, out), 0);
+      case 'whatsapp-unlink':
+        return (await (await wa()).runWhatsAppUnlink({ ...host, authDir: config.authDir, output: out }), 0);
     }
+    const pairingPhone = v['pairing-code'] as string | undefined;
+    const { jid } = await (
+      await wa()
+    ).runWhatsAppAuth({ authDir: config.authDir, pairingPhone, output: out });
+    out.write(
+      `To use your self-chat as main: nanoclaw groups register --jid ${jid} --name Me --folder self --main\n`,
+    );
     return 0;
   } catch (e) {
-    if (family !== 'whatsapp-auth' && !(e instanceof ChatError)) throw e;
+    if (command !== 'whatsapp-auth' && !(e instanceof ChatError)) throw e;
     return (err.write(`${(e as Error).message}\n`), 1);
   }
 }

@@ -4,25 +4,23 @@ import { LocalChannel } from '../channels/local/local-channel.js';
 import { logger } from '../logger.js';
 import { createRuntime } from '../sandbox/detect.js';
 
-/** The link's token is a credential: to a terminal only, never the log; elsewhere `nanoclaw open` prints it. */
+// The link's token is a credential: to a terminal only, never the log; elsewhere `nanoclaw open` prints it.
 export function announceReady(
-  runtimeKind: string,
+  runtime: string,
   local: LocalChannel | undefined,
   out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout,
 ): void {
-  logger.info({ runtime: runtimeKind, localChatPort: local?.port }, 'NanoClaw ready');
-  if (!local) return;
-  const link = out.isTTY
-    ? local.url()
-    : `http://127.0.0.1:${local.port}/ (run \`nanoclaw open\` for the link with its access token)`;
-  out.write(`NanoClaw is ready. Local chat: ${link}\n`);
+  logger.info({ runtime, localChatPort: local?.port }, 'NanoClaw ready');
+  if (local)
+    out.write(
+      `NanoClaw is ready. Local chat: ${out.isTTY ? local.url() : `http://127.0.0.1:${local.port}/ (run \`nanoclaw open\` for the link with its token)`}\n`,
+    );
 }
 
 /** Runs until SIGINT/SIGTERM, then shuts down gracefully and exits 0. */
 export async function runStart(config: Config): Promise<number> {
-  // Listening from the first moment: a stop requested during start-up waits until the host is up.
-  // A second signal gets the default behaviour (an immediate exit).
-  const stopRequested = new Promise<NodeJS.Signals>((resolve) =>
+  // Listening from the first moment: a stop during start-up waits until the host is up. A second signal exits at once.
+  const stop = new Promise<NodeJS.Signals>((resolve) =>
     process.once('SIGINT', resolve).once('SIGTERM', resolve),
   );
   let runtime;
@@ -42,10 +40,8 @@ export async function runStart(config: Config): Promise<number> {
     runtime.kind,
     app.channels.find((c) => c instanceof LocalChannel),
   );
-
-  const signal = await stopRequested;
+  logger.info({ signal: await stop }, 'shutting down');
   const started = Date.now();
-  logger.info({ signal }, 'shutting down');
   await app.stop();
   logger.info({ ms: Date.now() - started }, 'stopped');
   return 0;

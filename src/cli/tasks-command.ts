@@ -3,15 +3,10 @@ import type { Config } from '../config.js';
 import type { Store } from '../db/store.js';
 import { formatLocal } from '../contract/schedule.js';
 import { cancelTask, pauseTask, resumeTask } from '../scheduler/task-actions.js';
-import type { ScheduledTask, TaskRunLog } from '../types.js';
+import type { ScheduledTask } from '../types.js';
 import { parseCommand, withStore } from './args.js';
 
-const VERBS = { pause: 'Paused', resume: 'Resumed', cancel: 'Cancelled' };
-
-/**
- * `nanoclaw tasks …`: writes straight to the SQLite file (WAL, so a running host is not blocked);
- * the host's scheduler notices within its store poll (SQLite data_version) and re-arms.
- */
+// Writes straight to the SQLite file (WAL: a running host is not blocked); its scheduler notices on its store poll.
 export function runTasksCommand(
   args: string[],
   deps: {
@@ -23,107 +18,95 @@ export function runTasksCommand(
   },
 ): number {
   const { out, err = deps.out, config } = deps;
+  const tz = config.timezone;
   const p = parseCommand(['tasks', ...args], out, err);
   if (typeof p === 'number') return p;
-  const sub = p.command.slice(6) as keyof typeof VERBS | 'list' | 'runs';
+  const sub = p.command.slice(6);
   const id = p.positionals[0]!;
+  const json = (value: object) => (out.write(`${JSON.stringify(value, null, 2)}\n`), 0);
+  const time = (iso: string | null) => (iso ? formatLocal(new Date(iso), tz) : '-');
+  const next = (t: ScheduledTask) => (t.status === 'active' ? time(t.nextRun) : '-');
   return withStore(deps, sub !== 'list' && sub !== 'runs', (store) => {
     if (sub === 'list') {
       const tasks = store?.tasks.all() ?? [];
-      out.write(
-        p.values.json ? `${JSON.stringify({ tasks }, null, 2)}\n` : renderTaskTable(tasks, config.timezone),
-      );
-      return 0;
+      if (p.values.json) return json({ tasks });
+      if (!tasks.length) return (out.write('No scheduled tasks.\n'), 0);
+      const head = ['ID', 'GROUP', 'STATUS', 'SCHEDULE', `NEXT RUN (${tz})`, 'LAST RUN', 'LAST RESULT'];
+      const rows = tasks.map((t) => [
+        t.id,
+        t.groupFolder,
+        t.status,
+        schedule(t),
+        next(t),
+        time(t.lastRun),
+        oneLine(t.lastResult, 40),
+      ]);
+      return (out.write(table([head, ...rows])), 0);
     }
+    const task = store?.tasks.byId(id);
     if (sub === 'runs') {
-      const task = store?.tasks.byId(id);
       if (!task) return (err.write(`error: task '${id}' not found\n`), 1);
-      const runs = store!.tasks.runLogs(id);
+      const runs = store!.tasks.runLogs(id); // newest first
+      if (p.values.json) return json({ task, runs });
       out.write(
-        p.values.json
-          ? `${JSON.stringify({ task, runs }, null, 2)}\n`
-          : renderRuns(task, runs, config.timezone),
+        `Task ${id} (${task.groupFolder}), ${task.status}, ${schedule(task)}\nNext run:    ${next(task)} (${tz})\nLast result: ${oneLine(task.lastResult, 200)}\n\n`,
       );
-      return 0;
+      const rows = runs.map((r) => [
+        time(r.runAt),
+        duration(r.durationMs),
+        r.status,
+        oneLine(r.status === 'error' ? (r.error ?? r.result) : r.result, 80),
+      ]);
+      return (
+        out.write(
+          runs.length
+            ? table([[`TIME (${tz})`, 'DURATION', 'STATUS', 'RESULT / ERROR'], ...rows])
+            : 'No runs yet.\n',
+        ),
+        0
+      );
     }
-    const now = new Date(deps.now?.() ?? Date.now());
-    const result =
+    const r =
       sub === 'pause'
         ? pauseTask(store!, id)
         : sub === 'resume'
-          ? resumeTask(store!, id, config.timezone, now)
+          ? resumeTask(store!, id, tz, new Date(deps.now?.() ?? Date.now()))
           : cancelTask(store!, id);
-    if (!result.ok) return (err.write(`error: ${result.error}\n`), 1);
-    const next = sub === 'resume' && result.task.nextRun;
-    const when = next ? `; next run ${formatLocal(new Date(next), config.timezone)}` : '';
-    return (out.write(`${VERBS[sub]} task ${id} (${result.task.groupFolder})${when}.\n`), 0);
+    if (!r.ok) return (err.write(`error: ${r.error}\n`), 1);
+    const when = sub === 'resume' && r.task.nextRun ? `; next run ${time(r.task.nextRun)}` : '';
+    const verb = { pause: 'Paused', resume: 'Resumed', cancel: 'Cancelled' }[sub];
+    return (out.write(`${verb} task ${id} (${r.task.groupFolder})${when}.\n`), 0);
   });
 }
 
 const oneLine = (text: string | null, max: number) => {
-  const line = (text ?? '-').replace(/\s+/g, ' ').trim() || '-';
+  const line = text?.replace(/\s+/g, ' ').trim() || '-';
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 };
-const scheduleOf = (task: ScheduledTask) =>
-  `${task.scheduleType} ${task.scheduleType === 'interval' ? every(Number(task.scheduleValue)) : task.scheduleValue}`;
-const timeIn = (timezone: string) => (iso: string | null) =>
-  iso ? formatLocal(new Date(iso), timezone) : '-';
 
-function renderTaskTable(tasks: ScheduledTask[], timezone: string): string {
-  if (tasks.length === 0) return 'No scheduled tasks.\n';
-  const time = timeIn(timezone);
-  const rows = tasks.map((task) => [
-    task.id,
-    task.groupFolder,
-    task.status,
-    scheduleOf(task),
-    task.status === 'active' ? time(task.nextRun) : '-',
-    time(task.lastRun),
-    oneLine(task.lastResult, 40),
-  ]);
-  rows.unshift(['ID', 'GROUP', 'STATUS', 'SCHEDULE', `NEXT RUN (${timezone})`, 'LAST RUN', 'LAST RESULT']);
-  return table(rows);
+function schedule({ scheduleType: type, scheduleValue: value }: ScheduledTask) {
+  if (type !== 'interval') return `${type} ${value}`;
+  const ms = Number(value);
+  const [unit, size] = Object.entries({ d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 }).find(
+    ([, n]) => ms % n === 0 && ms >= n,
+  )!;
+  return `interval every ${ms / size}${unit}`;
 }
 
-/** The task on top, then its runs, newest first. */
-function renderRuns(task: ScheduledTask, runs: TaskRunLog[], timezone: string): string {
-  const time = timeIn(timezone);
-  const head =
-    `Task ${task.id} (${task.groupFolder}), ${task.status}, ${scheduleOf(task)}\n` +
-    `Next run:    ${task.status === 'active' ? time(task.nextRun) : '-'} (${timezone})\n` +
-    `Last result: ${oneLine(task.lastResult, 200)}\n\n`;
-  if (runs.length === 0) return `${head}No runs yet.\n`;
-  const rows = runs.map((r) => [
-    time(r.runAt),
-    duration(r.durationMs),
-    r.status,
-    oneLine(r.status === 'error' ? (r.error ?? r.result) : r.result, 80),
-  ]);
-  rows.unshift([`TIME (${timezone})`, 'DURATION', 'STATUS', 'RESULT / ERROR']);
-  return head + table(rows);
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows
+const table = (rows: string[][]) =>
+  rows
     .map(
       (row) =>
-        `${row
-          .map((cell, i) => cell.padEnd(widths[i]!))
+        row
+          .map((cell, i) => cell.padEnd(Math.max(...rows.map((r) => r[i]!.length))))
           .join('  ')
-          .trimEnd()}\n`,
+          .trimEnd() + '\n',
     )
     .join('');
-}
 
-function duration(ms: number): string {
-  if (ms < 1000) return `${ms}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  return `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}s`;
-}
-
-function every(ms: number): string {
-  for (const [unit, size] of Object.entries({ d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }))
-    if (ms >= size && ms % size === 0) return `every ${ms / size}${unit}`;
-  return `every ${ms}ms`;
-}
+const duration = (ms: number) =>
+  ms < 1000
+    ? `${ms}ms`
+    : ms < 60_000
+      ? `${(ms / 1000).toFixed(1)}s`
+      : `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}s`;

@@ -3,17 +3,15 @@ import { z } from 'zod/v3';
 // Copied into the agent-runner: import only zod (v3: faster cold start) and cron-parser.
 
 /** Folder names become host paths and sandbox names; `global` and `errors` are the host's own. */
-export function isValidFolder(folder: string): boolean {
-  return (
-    /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(folder) && !['global', 'errors'].includes(folder.toLowerCase())
-  );
-}
+export const isValidFolder = (folder: string) =>
+  /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(folder) && !['global', 'errors'].includes(folder.toLowerCase());
 export const FOLDER_RULE =
   "use up to 64 letters, digits, _ or -, starting with a letter or digit, not 'global' or 'errors'";
 export const folderProblem = (folder: string) =>
   isValidFolder(folder) ? undefined : `folder '${folder}' is not allowed: ${FOLDER_RULE}`;
 
 export const MAX_IPC_FILE_BYTES = 1024 * 1024;
+export const MAX_FILE_BYTES = 20 * 1024 * 1024;
 export const OUTPUT_START = '---NANOCLAW_OUTPUT_START---';
 export const OUTPUT_END = '---NANOCLAW_OUTPUT_END---';
 export const CLOSE_SENTINEL = '_close';
@@ -28,16 +26,13 @@ export const contextModeSchema = z.enum(['group', 'isolated']);
 export const taskIdSchema = z.string().min(1).max(128);
 const text = z.string().min(1);
 
-/** Agent to host: messages/*.json and tasks/*.json. */
+// Agent to host: messages/*.json (a message, or a file whose `path` is relative to the group folder).
 export const ipcMessageSchema = z.object({
   type: z.literal('message'),
   chatJid: text,
   text,
   sender: text.max(64).optional(),
 });
-
-/** Agent to host (messages/): a file in the group folder, `path` relative to it. */
-export const MAX_FILE_BYTES = 20 * 1024 * 1024;
 export const ipcFileSchema = z.object({
   type: z.literal('file'),
   chatJid: text,
@@ -51,12 +46,14 @@ export const safeFileName = (name: string, fallback = 'file') =>
     .slice(-100)
     .replace(/^[.]+/, '') || fallback;
 
+// Agent to host: tasks/*.json.
 const schedule = {
   prompt: text,
   schedule_type: scheduleTypeSchema,
   schedule_value: text,
   context_mode: contextModeSchema.optional(),
 };
+const byId = <T extends string>(type: T) => z.object({ type: z.literal(type), taskId: taskIdSchema });
 export const ipcTaskSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('schedule_task'),
@@ -64,10 +61,10 @@ export const ipcTaskSchema = z.discriminatedUnion('type', [
     ...schedule,
     target_group_jid: text.optional(),
   }),
-  z.object({ type: z.literal('pause_task'), taskId: taskIdSchema }),
-  z.object({ type: z.literal('resume_task'), taskId: taskIdSchema }),
-  z.object({ type: z.literal('cancel_task'), taskId: taskIdSchema }),
-  z.object({ type: z.literal('update_task'), taskId: taskIdSchema, ...z.object(schedule).partial().shape }),
+  byId('pause_task'),
+  byId('resume_task'),
+  byId('cancel_task'),
+  byId('update_task').extend(z.object(schedule).partial().shape),
   z.object({
     type: z.literal('register_group'),
     jid: text,
@@ -88,7 +85,7 @@ export const ipcResponseSchema = z.union([
 ]);
 export type IpcResponse = z.infer<typeof ipcResponseSchema>;
 
-/** Host to agent: input/*.json and the task snapshot. */
+// Host to agent: input/*.json and the task snapshot.
 export const inputFileSchema = z.object({ type: z.literal('message'), text: z.string() });
 
 const maybe = z.string().nullable();

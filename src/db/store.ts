@@ -1,16 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { GroupRepo } from './group-repo.js';
-import { MessageRepo } from './message-repo.js';
-import { OutboxRepo } from './outbox-repo.js';
-import { StateRepo } from './state-repo.js';
-import { TaskRepo } from './task-repo.js';
-import { UsageRepo } from './usage-repo.js';
+import { groupRepo } from './group-repo.js';
+import { messageRepo } from './message-repo.js';
+import { outboxRepo } from './outbox-repo.js';
+import { stateRepo } from './state-repo.js';
+import { taskRepo } from './task-repo.js';
+import { usageRepo } from './usage-repo.js';
 
 export type Db = Database.Database;
 
-/** Run once each, in order, in a transaction; user_version counts them. Never edit a shipped entry: append. */
+// Run once each, in order; user_version counts them. Never edit a shipped entry: append.
 const MIGRATIONS = [
   `CREATE TABLE chats (jid TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', last_message_time TEXT NOT NULL DEFAULT '',
      channel TEXT NOT NULL DEFAULT '', is_group INTEGER NOT NULL DEFAULT 0);
@@ -45,44 +45,87 @@ const MIGRATIONS = [
    CREATE INDEX outbox_source ON outbox (source_folder, kind, id);`,
 ];
 
-/** A row's snake_case columns as the camelCase fields they are named for. */
-export function camel<T>(row: unknown): T {
-  const entries = Object.entries(row as object);
-  return Object.fromEntries(
-    entries.map(([k, v]) => [k.replace(/_(\w)/g, (_, c: string) => c.toUpperCase()), v]),
-  ) as T;
+const fieldNames = new Map<string, [name: string, flag: boolean]>();
+const fieldOf = (column: string) => {
+  let field = fieldNames.get(column);
+  if (!field)
+    fieldNames.set(
+      column,
+      (field = [column.replace(/_(\w)/g, (_, c: string) => c.toUpperCase()), /^(is|requires)_/.test(column)]),
+    );
+  return field;
+};
+
+/** Row to fields: snake_case columns become camelCase, `is_*`/`requires_*` flags booleans. */
+export const camel = <T>(row: unknown) => {
+  const out: Record<string, unknown> = {};
+  for (const [column, v] of Object.entries(row as object)) {
+    const [name, flag] = fieldOf(column);
+    out[name] = flag ? v === 1 : v;
+  }
+  return out as T;
+};
+
+const bind = (arg: unknown) =>
+  arg && typeof arg === 'object'
+    ? Object.fromEntries(Object.entries(arg).map(([k, v]) => [k, typeof v === 'boolean' ? +v : v]))
+    : arg;
+
+export const snake = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+// Preparing costs more than running a small statement: each SQL text is prepared once per database.
+const prepared = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/** Parameterised queries only; booleans are bound as 0/1. */
+export function query(db: Db) {
+  const cache = prepared.get(db) ?? prepared.set(db, new Map()).get(db)!;
+  const stmt = (sql: string, pluck = false) => {
+    const key = pluck ? `pluck:${sql}` : sql;
+    let s = cache.get(key);
+    if (!s) cache.set(key, (s = pluck ? db.prepare(sql).pluck() : db.prepare(sql)));
+    return s;
+  };
+  const run = (sql: string, ...args: unknown[]) => stmt(sql).run(...args.map(bind));
+  return {
+    run,
+    all: <T>(sql: string, ...args: unknown[]) =>
+      stmt(sql)
+        .all(...args.map(bind))
+        .map(camel<T>),
+    value: <T>(sql: string, ...args: unknown[]) => stmt(sql, true).get(...args) as T,
+    insert(table: string, fields: string, row: object, onConflict = '') {
+      const names = fields.split(' ');
+      return run(
+        `INSERT INTO ${table} (${names.map(snake)}) VALUES (${names.map((f) => `@${f}`)}) ${onConflict}`,
+        row,
+      );
+    },
+  };
 }
 
-/** The one SQLite file, a repository per table. Parameterised queries only. */
 export class Store {
-  readonly messages: MessageRepo;
-  readonly groups: GroupRepo;
-  readonly tasks: TaskRepo;
-  readonly state: StateRepo;
-  readonly usage: UsageRepo;
-  readonly outbox: OutboxRepo;
-
+  readonly messages;
+  readonly groups;
+  readonly tasks;
+  readonly state;
+  readonly usage;
+  readonly outbox;
   constructor(readonly db: Db) {
-    this.messages = new MessageRepo(db);
-    this.groups = new GroupRepo(db);
-    this.tasks = new TaskRepo(db);
-    this.state = new StateRepo(db);
-    this.usage = new UsageRepo(db);
-    this.outbox = new OutboxRepo(db);
+    this.messages = messageRepo(db);
+    this.groups = groupRepo(db);
+    this.tasks = taskRepo(db);
+    this.state = stateRepo(db);
+    this.usage = usageRepo(db);
+    this.outbox = outboxRepo(db);
   }
-
-  close(): void {
-    this.db.close();
-  }
+  close = () => this.db.close();
 }
 
 export function openStore(dbPath: string): Store {
   if (dbPath !== ':memory:') fs.mkdirSync(path.dirname(dbPath), { recursive: true });
   const db = new Database(dbPath);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
-  db.pragma('foreign_keys = ON');
+  for (const p of ['journal_mode = WAL', 'synchronous = NORMAL', 'busy_timeout = 5000', 'foreign_keys = ON'])
+    db.pragma(p);
   const current = db.pragma('user_version', { simple: true }) as number;
   MIGRATIONS.slice(current).forEach((sql, i) =>
     db.transaction(() => db.exec(sql).pragma(`user_version = ${current + i + 1}`))(),

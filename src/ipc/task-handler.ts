@@ -5,7 +5,7 @@ import { validateSchedule } from '../contract/schedule.js';
 import type { Store } from '../db/store.js';
 import { folderTaken } from '../groups.js';
 import { logger } from '../logger.js';
-import { cancelTask, pauseTask, resumeTask, type TaskActionResult } from '../scheduler/task-actions.js';
+import { cancelTask, pauseTask, resumeTask } from '../scheduler/task-actions.js';
 import type { RegisteredGroup, ScheduledTask } from '../types.js';
 import { zodProblems } from '../util/zod-problems.js';
 
@@ -21,17 +21,19 @@ export interface TaskIpcDeps {
   refreshGroups(): Promise<void>;
 }
 
-type TaskOf<T extends IpcTask['type']> = Extract<IpcTask, { type: T }>;
-/** Why a request is refused, or what was done. */
-type Refusal = string | undefined;
-type Outcome = Refusal | { done: string };
-const done = (text: string) => ({ done: text });
+type Request<T extends IpcTask['type']> = Extract<IpcTask, { type: T }>;
+/** A string is a refusal. */
+type Outcome = string | { done: string; changed?: string };
 
-/**
- * One tasks/*.json; `source` is the group whose folder it was found in. Non-main groups may
- * schedule only for their own chat and manage only their own tasks; main may manage any group's
- * and alone may register groups and refresh the group list. Never throws.
- */
+const VERBS = {
+  pause_task: 'paused',
+  resume_task: 'resumed',
+  cancel_task: 'cancelled',
+  update_task: 'updated',
+};
+
+// Non-main groups schedule only for their own chat and manage only their own tasks; main manages
+// any group's and alone registers groups.
 export async function handleTaskIpc(
   payload: unknown,
   source: RegisteredGroup,
@@ -43,7 +45,12 @@ export async function handleTaskIpc(
   try {
     const outcome = await handle(parsed.data, source, deps);
     if (typeof outcome === 'string') return { ok: false, error: `group '${source.folder}': ${outcome}` };
-    return outcome ? { ok: true, result: outcome.done } : { ok: true };
+    logger.info({ type, group: source.folder, result: outcome.done }, 'task request done');
+    if (outcome.changed) {
+      deps.scheduler.reschedule();
+      deps.onTasksChanged(outcome.changed);
+    }
+    return { ok: true, result: outcome.done };
   } catch (err) {
     logger.error({ err, type, group: source.folder }, 'task IPC handler failed');
     return { ok: false, error: `${type} failed: ${err instanceof Error ? err.message : String(err)}` };
@@ -51,52 +58,47 @@ export async function handleTaskIpc(
 }
 
 async function handle(request: IpcTask, source: RegisteredGroup, deps: TaskIpcDeps): Promise<Outcome> {
-  const { store } = deps;
   switch (request.type) {
     case 'schedule_task':
       return scheduleTask(request, source, deps);
-    case 'pause_task':
-      return manageTask(request.taskId, source, deps, 'paused', () => pauseTask(store, request.taskId));
-    case 'resume_task':
-      return manageTask(request.taskId, source, deps, 'resumed', () =>
-        resumeWithinLimit(request.taskId, deps),
-      );
-    case 'cancel_task':
-      return manageTask(request.taskId, source, deps, 'cancelled', () => cancelTask(store, request.taskId));
-    case 'update_task':
-      return manageTask(request.taskId, source, deps, 'updated', () => updateTask(request, deps));
     case 'register_group':
       return registerGroup(request, source, deps);
     case 'refresh_groups':
       if (!source.isMain) return 'only the main group may refresh the group list';
       await deps.refreshGroups();
-      return done('available_groups.json refreshed');
+      return { done: 'available_groups.json refreshed' };
+    case 'pause_task':
+    case 'resume_task':
+    case 'cancel_task':
+    case 'update_task':
+      return manageTask(request, source, deps);
   }
 }
 
-const check = (type: ScheduledTask['scheduleType'], value: string, deps: TaskIpcDeps) =>
-  validateSchedule(type, value, deps.config.timezone, {
-    now: new Date(),
-    minIntervalMs: deps.config.minTaskIntervalMs,
-  });
+const check = (type: ScheduledTask['scheduleType'], value: string, { config }: TaskIpcDeps) =>
+  validateSchedule(type, value, config.timezone, { minIntervalMs: config.minTaskIntervalMs });
 
-function overLimit(folder: string, { store, maxActiveTasksPerGroup: max }: TaskIpcDeps): Refusal {
+function overLimit(folder: string, { store, maxActiveTasksPerGroup: max }: TaskIpcDeps): string | undefined {
   const active = store.tasks.countActive(folder);
   if (active >= max) return `group '${folder}' already has ${active} active tasks (limit ${max})`;
 }
 
-function scheduleTask(request: TaskOf<'schedule_task'>, source: RegisteredGroup, deps: TaskIpcDeps): Outcome {
-  const targetJid = request.target_group_jid ?? source.jid;
-  if (!source.isMain && targetJid !== source.jid)
-    return `may schedule tasks only for its own chat, not for '${targetJid}'`;
-  const target = targetJid === source.jid ? source : deps.store.groups.byJid(targetJid);
-  if (!target) return `target_group_jid '${targetJid}' is not a registered group`;
+function scheduleTask(
+  request: Request<'schedule_task'>,
+  source: RegisteredGroup,
+  deps: TaskIpcDeps,
+): Outcome {
+  const jid = request.target_group_jid ?? source.jid;
+  if (!source.isMain && jid !== source.jid)
+    return `may schedule tasks only for its own chat, not for '${jid}'`;
+  const target = jid === source.jid ? source : deps.store.groups.byJid(jid);
+  if (!target) return `target_group_jid '${jid}' is not a registered group`;
   const schedule = check(request.schedule_type, request.schedule_value, deps);
   if (!schedule.ok) return schedule.error;
   const full = overLimit(target.folder, deps);
   if (full) return `${full}; cancel or pause one first`;
-  const at = new Date();
-  const id = request.taskId ?? `task-${at.getTime()}-${crypto.randomBytes(4).toString('hex')}`;
+  const now = new Date();
+  const id = request.taskId ?? `task-${now.getTime()}-${crypto.randomBytes(4).toString('hex')}`;
   if (deps.store.tasks.byId(id)) return `task id '${id}' is already in use`;
   deps.store.tasks.create({
     id,
@@ -110,77 +112,79 @@ function scheduleTask(request: TaskOf<'schedule_task'>, source: RegisteredGroup,
     lastRun: null,
     lastResult: null,
     status: 'active',
-    createdAt: at.toISOString(),
+    createdAt: now.toISOString(),
   });
-  logger.info({ taskId: id, group: target.folder, by: source.folder }, 'task scheduled');
-  deps.scheduler.reschedule();
-  deps.onTasksChanged(target.folder);
-  return done(
-    `scheduled task ${id}${target === source ? '' : ` for ${target.folder}`}, next run ${schedule.nextRun} (UTC)`,
-  );
+  const forOther = target === source ? '' : ` for ${target.folder}`;
+  return {
+    done: `scheduled task ${id}${forOther}, next run ${schedule.nextRun} (UTC)`,
+    changed: target.folder,
+  };
 }
+
+const ACTIONS = {
+  pause_task: pauseTask,
+  resume_task: (store: Store, id: string, timezone: string) => resumeTask(store, id, timezone, new Date()),
+  cancel_task: cancelTask,
+};
 
 function manageTask(
-  taskId: string,
+  request: Request<keyof typeof VERBS>,
   source: RegisteredGroup,
   deps: TaskIpcDeps,
-  verb: string,
-  action: () => TaskActionResult,
 ): Outcome {
-  const task = deps.store.tasks.byId(taskId);
-  if (!task) return `task '${taskId}' not found`;
+  const { store } = deps;
+  const task = store.tasks.byId(request.taskId);
+  if (!task) return `task '${request.taskId}' not found`;
   if (!source.isMain && task.groupFolder !== source.folder)
-    return `may manage only its own tasks; task '${taskId}' belongs to another group`;
-  const result = action();
-  if (!result.ok) return result.error;
-  logger.info({ taskId, group: task.groupFolder, by: source.folder }, 'task changed');
-  deps.scheduler.reschedule();
-  deps.onTasksChanged(task.groupFolder);
-  const { status, nextRun } = result.task;
-  const next = verb !== 'cancelled' && status === 'active' && nextRun ? `, next run ${nextRun} (UTC)` : '';
-  return done(`task ${taskId} ${verb}${next}`);
-}
-
-/** Resuming counts against the active-task limit like scheduling does. */
-function resumeWithinLimit(taskId: string, deps: TaskIpcDeps): TaskActionResult {
-  const task = deps.store.tasks.byId(taskId)!;
-  const full = task.status === 'paused' && overLimit(task.groupFolder, deps);
-  if (full) return { ok: false, error: full };
-  return resumeTask(deps.store, taskId, deps.config.timezone, new Date());
-}
-
-function updateTask(request: TaskOf<'update_task'>, deps: TaskIpcDeps): TaskActionResult {
-  const task = deps.store.tasks.byId(request.taskId)!;
-  if (task.status === 'completed')
-    return { ok: false, error: `task '${task.id}' is completed; schedule a new task instead` };
-  const { prompt, schedule_type, schedule_value, context_mode } = request;
-  if (!prompt && !schedule_type && !schedule_value && !context_mode)
-    return { ok: false, error: `update_task for '${task.id}' changes nothing` };
-  let schedule: Partial<ScheduledTask> = {};
-  if (schedule_type || schedule_value) {
-    const scheduleType = schedule_type ?? task.scheduleType;
-    const scheduleValue = schedule_value?.trim() ?? task.scheduleValue;
-    const result = check(scheduleType, scheduleValue, deps);
-    if (!result.ok) return result;
-    schedule = { scheduleType, scheduleValue, nextRun: result.nextRun };
+    return `may manage only its own tasks; task '${task.id}' belongs to another group`;
+  // Resuming counts against the active-task limit like scheduling does.
+  if (request.type === 'resume_task' && task.status === 'paused') {
+    const full = overLimit(task.groupFolder, deps);
+    if (full) return full;
   }
-  deps.store.tasks.update(task.id, { prompt, contextMode: context_mode, ...schedule });
-  return { ok: true, task: deps.store.tasks.byId(task.id)! };
+  if (request.type === 'update_task') {
+    const refused = updateTask(task, request, deps);
+    if (refused) return refused;
+  } else {
+    const result = ACTIONS[request.type](store, task.id, deps.config.timezone);
+    if (!result.ok) return result.error;
+  }
+  const after = store.tasks.byId(task.id);
+  const next = after?.status === 'active' && after.nextRun ? `, next run ${after.nextRun} (UTC)` : '';
+  return { done: `task ${task.id} ${VERBS[request.type]}${next}`, changed: task.groupFolder };
+}
+
+function updateTask(
+  task: ScheduledTask,
+  request: Request<'update_task'>,
+  deps: TaskIpcDeps,
+): string | undefined {
+  const { prompt, schedule_type, schedule_value, context_mode } = request;
+  if (task.status === 'completed') return `task '${task.id}' is completed; schedule a new task instead`;
+  if (!prompt && !schedule_type && !schedule_value && !context_mode)
+    return `update_task for '${task.id}' changes nothing`;
+  const scheduleType = schedule_type ?? task.scheduleType;
+  const scheduleValue = schedule_value?.trim() ?? task.scheduleValue;
+  const schedule = schedule_type || schedule_value ? check(scheduleType, scheduleValue, deps) : undefined;
+  if (schedule?.ok === false) return schedule.error;
+  const changes = schedule && { scheduleType, scheduleValue, nextRun: schedule.nextRun };
+  deps.store.tasks.update(task.id, { prompt, contextMode: context_mode, ...changes });
 }
 
 function registerGroup(
-  { jid, folder, name, trigger, requires_trigger }: TaskOf<'register_group'>,
+  request: Request<'register_group'>,
   source: RegisteredGroup,
   deps: TaskIpcDeps,
 ): Outcome {
+  const { jid, folder, name, trigger, requires_trigger } = request;
   if (!source.isMain) return 'only the main group may register groups';
   const existing = deps.store.groups.byJid(jid);
-  const refusal =
+  const refused =
     folderProblem(folder) ??
     (existing && existing.folder !== folder
       ? `chat '${jid}' is already registered with folder '${existing.folder}'`
       : folderTaken(deps.store, jid, folder));
-  if (refusal) return refusal;
+  if (refused) return refused;
   // Re-registering keeps what only the person may set (main, mounts) and the original date.
   const result = deps.registerGroup({
     jid,
@@ -190,9 +194,7 @@ function registerGroup(
     requiresTrigger: requires_trigger ?? true,
     isMain: existing?.isMain ?? false,
     addedAt: existing?.addedAt ?? new Date().toISOString(),
-    ...(existing?.containerConfig ? { containerConfig: existing.containerConfig } : {}),
+    ...(existing?.containerConfig && { containerConfig: existing.containerConfig }),
   });
-  if (result && !result.ok) return result.error;
-  logger.info({ jid, folder, by: source.folder }, 'group registered over IPC');
-  return done(`registered ${name} (${jid}) in folder ${folder}`);
+  return result && !result.ok ? result.error : { done: `registered ${name} (${jid}) in folder ${folder}` };
 }

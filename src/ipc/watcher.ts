@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isValidFolder, MAX_IPC_FILE_BYTES, requestIdSchema } from '../contract/ipc.js';
 import { logger } from '../logger.js';
-import { SafeDir, UnsafeEntryError, withSafeDir } from '../safe-fs.js';
+import { type SafeDir, UnsafeEntryError, withSafeDir } from '../safe-fs.js';
 import type { RegisteredGroup } from '../types.js';
 import type { IpcResult } from './task-handler.js';
 import { FROM_AGENT, writeResponse } from './to-agent.js';
@@ -23,80 +23,61 @@ export interface IpcWatcherDeps {
   handle(kind: IpcKind, payload: unknown, source: RegisteredGroup): Promise<IpcResult>;
 }
 
-/**
- * Reads data/ipc/<folder>/from-agent/{messages,tasks}/ (fs.watch plus a poll) through safe-fs,
- * oldest first, one at a time per folder; refused files go to data/ipc/errors/ with the reason.
- * A file with a `requestId` is answered in to-agent/responses/, refused or not.
- */
+/** Oldest first, one file at a time per folder; a file with a `requestId` is answered, refused or not. */
 export class IpcWatcher {
   private readonly watchers = new Map<string, fs.FSWatcher>();
-  private pollTimer: NodeJS.Timeout | undefined;
+  private poll: NodeJS.Timeout | undefined;
   private readonly busy = new Set<string>();
   private readonly again = new Set<string>();
   private stopped = false;
-  private readonly refusedFolders = new Set<string>();
 
   constructor(private readonly deps: IpcWatcherDeps) {}
 
   start(): void {
     this.stopped = false;
     this.syncWatchers();
-    this.pollTimer = setInterval(() => {
-      this.syncWatchers();
-      for (const group of this.groups()) for (const kind of KINDS) this.scan(group, kind);
-    }, this.deps.pollMs).unref();
+    this.poll = setInterval(() => this.syncWatchers(), this.deps.pollMs).unref();
   }
 
   stop(): void {
     this.stopped = true;
-    clearInterval(this.pollTimer);
+    clearInterval(this.poll);
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
   }
 
   syncWatchers(): void {
-    for (const group of this.groups())
+    // An unsafe folder name is never joined into a path.
+    for (const group of this.deps.groups().filter((g) => isValidFolder(g.folder)))
       for (const kind of KINDS) {
-        const dir = path.join(this.deps.ipcDir, group.folder, FROM_AGENT, kind);
-        if (this.watchers.has(dir)) continue;
-        try {
-          // fs.watch only wakes a scan; the scan itself never trusts the path.
-          this.openKindDir(group, kind).close();
-          const watcher = fs.watch(dir, () => this.scan(group, kind));
-          watcher.on('error', (err) => {
-            logger.warn({ dir, err }, 'ipc watch failed; the poll still covers it');
-            watcher.close();
-            this.watchers.delete(dir);
-          });
-          this.watchers.set(dir, watcher);
-          this.scan(group, kind);
-        } catch (err) {
-          logger.warn({ dir, err }, 'cannot watch ipc dir');
-        }
+        this.watch(group, kind);
+        this.scan(group, kind);
       }
   }
 
-  /** An unsafe folder is never joined into a path. */
-  private groups(): RegisteredGroup[] {
-    return this.deps.groups().filter((group) => {
-      if (isValidFolder(group.folder)) return true;
-      if (!this.refusedFolders.has(group.folder))
-        logger.error(
-          { folder: group.folder, jid: group.jid },
-          'group has an invalid folder; its IPC is ignored',
-        );
-      this.refusedFolders.add(group.folder);
-      return false;
-    });
+  private watch(group: RegisteredGroup, kind: IpcKind): void {
+    const dir = path.join(this.deps.ipcDir, group.folder, FROM_AGENT, kind);
+    if (this.watchers.has(dir)) return;
+    try {
+      // fs.watch only wakes a scan; the scan itself never trusts the path.
+      this.openKindDir(group, kind).close();
+      const watcher = fs
+        .watch(dir, () => this.scan(group, kind))
+        .on('error', (err) => {
+          logger.warn({ dir, err }, 'ipc watch failed; the poll still covers it');
+          watcher.close();
+          this.watchers.delete(dir);
+        });
+      this.watchers.set(dir, watcher);
+    } catch (err) {
+      logger.warn({ dir, err }, 'cannot watch ipc dir');
+    }
   }
 
   private scan(group: RegisteredGroup, kind: IpcKind): void {
-    if (this.stopped) return;
     const key = `${group.folder}/${kind}`;
-    if (this.busy.has(key)) {
-      this.again.add(key);
-      return;
-    }
+    if (this.stopped) return;
+    if (this.busy.has(key)) return void this.again.add(key);
     this.busy.add(key);
     void this.drain(group, kind).finally(() => {
       this.busy.delete(key);
@@ -104,36 +85,29 @@ export class IpcWatcher {
     });
   }
 
-  /** A link or file in place of from-agent/<kind>/ is replaced by a folder. */
+  // A link or file in place of from-agent/<kind>/ is replaced by a folder.
   private openKindDir(group: RegisteredGroup, kind: IpcKind): SafeDir {
-    return withSafeDir(this.deps.ipcDir, [group.folder, FROM_AGENT], { create: true }, (from) => {
-      const stat = from.lstat(kind);
-      if (stat && !stat.isDirectory())
-        logger.warn({ group: group.folder, kind }, 'ipc folder was not a folder; replaced, not followed');
-      return from.subdir(kind, { create: true, replace: true });
-    });
+    return withSafeDir(this.deps.ipcDir, [group.folder, FROM_AGENT], { create: true }, (from) =>
+      from.subdir(kind, { create: true, replace: true }),
+    );
   }
 
   private async drain(group: RegisteredGroup, kind: IpcKind): Promise<void> {
-    let dir: SafeDir;
-    let names: string[];
+    let dir: SafeDir | undefined;
     try {
       dir = this.openKindDir(group, kind);
-      names = dir.list().filter((n) => n.endsWith('.json'));
-    } catch (err) {
-      logger.warn({ group: group.folder, kind, err: String(err) }, 'cannot read ipc folder');
-      return;
-    }
-    try {
+      const names = dir.list().filter((n) => n.endsWith('.json'));
       for (const [i, name] of names.sort().entries()) {
         // The group as it is now: one demoted (or removed) since its watcher started has lost its rights.
         const current = this.deps.groups().find((g) => g.folder === group.folder);
         if (this.stopped || !current) return;
         await this.processFile(dir, name, current, kind);
-        if ((i + 1) % FILES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+        if (i % FILES_PER_TURN === FILES_PER_TURN - 1) await new Promise(setImmediate);
       }
+    } catch (err) {
+      logger.warn({ group: group.folder, kind, err: String(err) }, 'cannot read ipc folder');
     } finally {
-      dir.close();
+      dir?.close();
     }
   }
 
@@ -148,7 +122,7 @@ export class IpcWatcher {
     try {
       if (!FILE_NAME.test(name)) throw new UnsafeEntryError(name, 'name not allowed');
       bytes = dir.readFile(name, MAX_IPC_FILE_BYTES);
-      if (bytes === undefined) return;
+      if (!bytes) return;
       payload = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
       const reason =
@@ -158,23 +132,13 @@ export class IpcWatcher {
     const result = await this.deps
       .handle(kind, payload, group)
       .catch((err: Error): IpcResult => ({ ok: false, error: `handler failed: ${err.message}` }));
-    this.respond(group, payload, result);
-    if (!result.ok) return this.quarantine(dir, name, group, kind, result.error, bytes);
-    try {
-      dir.remove(name);
-    } catch (err) {
-      logger.warn({ group: group.folder, name, err: String(err) }, 'cannot remove handled ipc file');
-    }
-  }
-
-  private respond(group: RegisteredGroup, payload: unknown, result: IpcResult): void {
     const id = requestIdSchema.safeParse((payload as { requestId?: unknown } | null)?.requestId);
-    if (!id.success) return;
-    try {
-      writeResponse(this.deps, group.folder, id.data, result);
-    } catch (err) {
-      logger.warn({ group: group.folder, requestId: id.data, err: String(err) }, 'cannot answer ipc request');
-    }
+    if (id.success)
+      this.tryTo('answer ipc request', group, name, () =>
+        writeResponse(this.deps, group.folder, id.data, result),
+      );
+    if (!result.ok) return this.quarantine(dir, name, group, kind, result.error, bytes);
+    this.tryTo('remove handled ipc file', group, name, () => dir.remove(name));
   }
 
   /** Keeps the bytes read (never the agent's entry itself) in the host-owned errors/. */
@@ -187,20 +151,22 @@ export class IpcWatcher {
     bytes: Buffer | undefined,
   ): void {
     logger.warn({ group: group.folder, file: name, reason }, 'ipc file refused');
-    try {
-      dir.remove(name);
-    } catch (err) {
-      logger.error({ group: group.folder, name, err: String(err) }, 'cannot remove refused ipc file');
-    }
-    try {
+    this.tryTo('remove refused ipc file', group, name, () => dir.remove(name));
+    this.tryTo('quarantine ipc file', group, name, () =>
       withSafeDir(this.deps.ipcDir, ['errors'], { create: true }, (errors) => {
         const unique = `${Date.now()}-${crypto.randomBytes(4).toString('hex')}`;
         const target = `${group.folder}-${kind}-${unique}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128)}`;
         errors.createFile(target, bytes ?? '', 0o600);
         errors.createFile(`${target}.reason.txt`, `${reason}\n`, 0o600);
-      });
+      }),
+    );
+  }
+
+  private tryTo(what: string, group: RegisteredGroup, name: string, fn: () => void): void {
+    try {
+      fn();
     } catch (err) {
-      logger.error({ group: group.folder, name, err: String(err) }, 'cannot quarantine ipc file');
+      logger.error({ group: group.folder, name, err: String(err) }, `cannot ${what}`);
     }
   }
 }

@@ -4,29 +4,29 @@ import { z } from 'zod';
 import { logger } from '../logger.js';
 import { zodProblems } from '../util/zod-problems.js';
 
-/** undefined when missing, a string naming the problem when unreadable or invalid. */
+// undefined when missing, the problem when unreadable or invalid.
 export function readPolicyFile<T>(file: string, schema: z.ZodType<T>): T | string | undefined {
   try {
     const parsed = schema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
     return parsed.success ? parsed.data : `${file}: ${zodProblems(parsed.error)}`;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    return `cannot read ${file}: ${(err as Error).message}`;
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    return missing ? undefined : `cannot read ${file}: ${(err as Error).message}`;
   }
 }
 
-/** Loads again only when the file changed: cheap per message, and a problem is logged once. */
+// Reloads only on change: cheap per message, and a problem is logged once.
 export function whenChanged<T>(file: string, load: () => T): () => T {
   let key: string | undefined;
   let value: T;
   return () => {
-    let st: fs.Stats | undefined;
+    let next = '';
     try {
-      st = fs.statSync(file);
+      const st = fs.statSync(file);
+      next = `${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch {
-      // missing
+      // load() says why
     }
-    const next = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : '';
     if (next !== key) [key, value] = [next, load()];
     return value;
   };
@@ -52,12 +52,11 @@ const fileSchema = z.strictObject({
 });
 
 const DEFAULTS = { outboundPerMinute: 30, outboundBurst: 10, maxActiveTasks: 20 };
-/** ownerOnly: the file is invalid, so only the owner may trigger. */
+// ownerOnly: the file is invalid, so only the owner may trigger.
 export type ResolvedLimits = z.infer<typeof limitsSchema> & typeof DEFAULTS & { ownerOnly: boolean };
 
 export const groupPolicyPath = (configDir: string) => path.join(configDir, 'group-policy.json');
 
-/** Missing file: the defaults, anyone may trigger. Invalid: the defaults, only the owner may trigger. */
 export function createGroupPolicy(configDir: string): (folder: string) => ResolvedLimits {
   const file = groupPolicyPath(configDir);
   const read = whenChanged(file, () => {
@@ -72,11 +71,11 @@ export function createGroupPolicy(configDir: string): (folder: string) => Resolv
   };
 }
 
-/** May this sender trigger the agent (in drop mode: be stored)? The owner always may. */
+// In drop mode: may the message be stored.
 export function senderAllowed(limits: ResolvedLimits, sender: string, isFromMe: boolean): boolean {
   if (isFromMe) return true;
   if (limits.ownerOnly) return false;
-  if (!limits.senderAllowlist) return true;
-  const phone = sender.split('@')[0]?.split(':')[0] ?? sender;
-  return limits.senderAllowlist.allow.some((entry) => entry === sender || entry.replace(/^\+/, '') === phone);
+  const phone = sender.split('@')[0]!.split(':')[0];
+  const allow = limits.senderAllowlist?.allow;
+  return !allow || allow.some((entry) => entry === sender || entry.replace(/^\+/, '') === phone);
 }

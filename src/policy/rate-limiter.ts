@@ -1,10 +1,10 @@
-/** A token bucket per key (`burst` at once, refilled at `perMinute`): paces, never refuses. */
+// A token bucket per key (`burst` at once, refilled at `perMinute`): paces, never refuses.
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** 0 when a token was taken (`force`: taken even if none is left), else the ms until one is. */
+  // 0 when a token was taken (`force`: even if none is left), else the ms until one is.
   take(key: string, perMinute: number, burst: number, force = false): number {
     const now = this.now();
     const b = this.buckets.get(key) ?? { tokens: burst, at: now };

@@ -5,8 +5,8 @@ import { matchesDomain, normalizeHost, type GroupNetworkPolicy } from './network
 
 export type LookupFn = (host: string) => Promise<{ address: string; family: number }[]>;
 
-/** A service on 0.0.0.0 is reachable at the host's public address, which no range table knows. */
-export const systemInterfaceAddresses = (): string[] =>
+// A service on 0.0.0.0 is reachable at the host's public address, which no range knows.
+export const systemInterfaceAddresses = () =>
   Object.values(os.networkInterfaces()).flatMap((infos) => (infos ?? []).map((i) => i.address));
 
 // Addresses are numbers; IPv4 ones carry this bit, so none equals an IPv6 one.
@@ -17,7 +17,7 @@ function parse(text: string): bigint | undefined {
   const s = text.split('%')[0]!; // a zone id (fe80::1%eth0)
   if (net.isIPv4(s)) return V4 | s.split('.').reduce((a, p) => (a << 8n) | BigInt(p), 0n);
   if (!net.isIPv6(s)) return undefined;
-  // The URL parser's canonical form (hex, one `::`), then `::` expanded.
+  // canonical form (hex, one `::`), then `::` expanded
   const c = new URL(`http://[${s}]`).hostname.slice(1, -1);
   const groups = c.replace('::', `:${'0:'.repeat(9 - c.split(':').length)}`).split(':');
   return groups.reduce((a, g) => (a << 16n) | BigInt(`0x0${g}`), 0n);
@@ -50,9 +50,12 @@ const CARRIES_IPV4 = inRanges('::ffff:0:0/96 ::/96 ::ffff:0:0:0/96 64:ff9b::/96'
 const SIX_TO_FOUR = inRanges('2002::/16');
 const embeddedIPv4 = (a: bigint) =>
   CARRIES_IPV4(a) ? V4 | (a & LOW32) : SIX_TO_FOUR(a) ? V4 | ((a >> 80n) & LOW32) : undefined;
-
-const rangeOf = (a: bigint | undefined) =>
-  a === undefined ? undefined : RANGES.find((r) => r.has(a))?.label;
+const rangeOf = (a?: bigint) => (a === undefined ? undefined : RANGES.find((r) => r.has(a))?.label);
+// IPv4, and IPv6 that carries IPv4, compare as the IPv4 number.
+const ipKey = (text: string) => {
+  const a = parse(text);
+  return a === undefined ? undefined : (embeddedIPv4(a) ?? a);
+};
 
 export function forbiddenAddressReason(address: string): string | undefined {
   const a = parse(address);
@@ -62,16 +65,11 @@ export function forbiddenAddressReason(address: string): string | undefined {
 }
 
 export function isOwnAddress(address: string, ownAddresses: readonly string[]): boolean {
-  // IPv4, and IPv6 that carries IPv4, compare as the IPv4 number.
-  const key = (text: string) => {
-    const a = parse(text);
-    return a === undefined ? undefined : (embeddedIPv4(a) ?? a);
-  };
-  const own = key(address);
-  return own !== undefined && ownAddresses.some((o) => key(o) === own);
+  const own = ipKey(address);
+  return own !== undefined && ownAddresses.some((o) => ipKey(o) === own);
 }
 
-/** Policy by name first (a denied name is never resolved), then every address; the proxy dials the one checked here. */
+// A denied name is never resolved; every address is checked, and the proxy dials the one returned.
 export async function checkTarget(
   host: string,
   port: number,
@@ -102,7 +100,7 @@ export async function checkTarget(
   }
   for (const { address } of addresses) {
     const reason =
-      forbiddenAddressReason(address) ?? (isOwnAddress(address, ownAddresses) ? "the host's own" : undefined);
+      forbiddenAddressReason(address) ?? (isOwnAddress(address, ownAddresses) ? "the host's own" : '');
     // The user may list a private target, never cloud metadata.
     if (!reason || (explicit && !reason.startsWith('cloud metadata'))) continue;
     const what = literal ? address : `${name} (resolves to ${address})`;

@@ -3,35 +3,33 @@ import { z } from 'zod';
 import { logger } from '../logger.js';
 import { readPolicyFile, whenChanged } from '../policy/group-policy.js';
 
+const list = (regex: RegExp, message: string) =>
+  z.array(z.string().trim().toLowerCase().regex(regex, message)).optional();
+const domains = list(
+  /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/,
+  'must be like example.com or *.example.com, no scheme or path',
+);
 // A group's entry overrides `allow`, `noNetwork` and `maxConnections` of `default` and adds to its `deny`.
-const lowerCase = (regex: RegExp, message: string) => z.string().trim().toLowerCase().regex(regex, message);
-const domains = z
-  .array(
-    lowerCase(
-      /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/,
-      'must be a domain like example.com or *.example.com (no scheme, port or path)',
-    ),
-  )
-  .optional();
-const ruleSchema = z.strictObject({
+const rule = z.strictObject({
   allow: domains,
   deny: domains,
   noNetwork: z.boolean().optional(),
   maxConnections: z.number().int().min(1).max(4096).optional(),
 });
 const fileSchema = z.strictObject({
-  default: ruleSchema.optional(),
-  groups: z.record(z.string(), ruleSchema).optional(),
-  allowPrivateTargets: z
-    .array(lowerCase(/^(\[[0-9a-f:.]+\]|[a-z0-9._-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:18080'))
-    .optional(),
+  default: rule.optional(),
+  groups: z.record(z.string(), rule).optional(),
+  allowPrivateTargets: list(
+    /^(\[[0-9a-f:.]+\]|[a-z0-9._-]+):\d{1,5}$/,
+    'must be host:port, e.g. 127.0.0.1:18080',
+  ),
 });
 
-export interface LoadedNetworkPolicy {
+export type LoadedNetworkPolicy = {
   source: 'missing' | 'file' | 'invalid';
   file: z.infer<typeof fileSchema>;
   problem?: string;
-}
+};
 
 export interface GroupNetworkPolicy {
   allow?: string[];
@@ -44,7 +42,7 @@ export interface GroupNetworkPolicy {
 
 export const networkPolicyPath = (configDir: string) => path.join(configDir, 'network-policy.json');
 
-/** An invalid file fails closed: a typo in a security file must not open what it meant to close. */
+// An invalid file fails closed: a typo in a security file must not open what it meant to close.
 export function loadNetworkPolicy(configDir: string): LoadedNetworkPolicy {
   const read = readPolicyFile(networkPolicyPath(configDir), fileSchema);
   if (typeof read === 'string')
@@ -56,15 +54,16 @@ export function createNetworkPolicyReader(configDir: string): () => LoadedNetwor
   const file = networkPolicyPath(configDir);
   return whenChanged(file, () => {
     const loaded = loadNetworkPolicy(configDir);
-    if (!loaded.problem) logger.info({ file, source: loaded.source }, 'network policy loaded');
-    else logger.error({ problem: loaded.problem }, 'network policy invalid: all egress refused until fixed');
+    if (loaded.problem)
+      logger.error({ problem: loaded.problem }, 'network policy invalid: all egress refused until fixed');
+    else logger.info({ file, source: loaded.source }, 'network policy loaded');
     return loaded;
   });
 }
 
 export function policyForGroup({ source, file }: LoadedNetworkPolicy, folder: string): GroupNetworkPolicy {
-  const base = file.default ?? {};
-  const own = file.groups?.[folder] ?? {};
+  const { default: base = {}, groups, allowPrivateTargets = [] } = file;
+  const own = groups?.[folder] ?? {};
   const noNetwork = own.noNetwork ?? base.noNetwork ?? false;
   return {
     allow: own.allow ?? base.allow,
@@ -75,15 +74,13 @@ export function policyForGroup({ source, file }: LoadedNetworkPolicy, folder: st
       : source === 'invalid'
         ? 'the network policy file is invalid (see the host log); all egress is refused until it is fixed'
         : 'network access is disabled for this group by the network policy',
-    allowPrivateTargets: (file.allowPrivateTargets ?? []).map((target) => {
-      const colon = target.lastIndexOf(':');
-      return `${normalizeHost(target.slice(0, colon))}:${Number(target.slice(colon + 1))}`;
-    }),
+    allowPrivateTargets: allowPrivateTargets.map((t) =>
+      t.replace(/^(.*):(\d+)$/, (_, host: string, port: string) => `${normalizeHost(host)}:${Number(port)}`),
+    ),
     maxConnections: own.maxConnections ?? base.maxConnections,
   };
 }
 
-/** Lower case, no IPv6 brackets, no trailing dot. */
 export const normalizeHost = (host: string) => host.toLowerCase().replace(/^\[(.*)\]$|\.$/g, '$1');
 
 export function matchesDomain(host: string, pattern: string): boolean {

@@ -9,59 +9,54 @@ import { createEgressProxyServer, type EgressProxyDeps } from './egress-proxy.js
 import { createModelProxyServer, credentialsId, type ModelProxyDeps } from './model-proxy.js';
 
 export type ProxyDeps = ModelProxyDeps & EgressProxyDeps & { proxyDir: string; sandboxUid?: number };
-
 type Close = () => Promise<void>;
 
-/** Per group, api.sock and egress.sock in <proxyDir>/<folder>/, mounted in that sandbox alone: the socket names the group. */
+// Each group's sockets are mounted in its sandbox alone: the socket names the group.
 export class ProxyManager {
   private readonly groups = new Map<string, Promise<Close[]>>();
   private readonly failures = new Map<string, { failure: Failure; at: number }>();
-  /** The credentials the model refused (401/403), as their hash. */
-  private refused: string | undefined;
+  private refused?: string; // credentialsId the model refused
 
   constructor(private readonly deps: ProxyDeps) {
     this.deps = {
       ...deps,
-      envFile: deps.envFile ?? path.join(deps.proxyDir, '..', '..', '.env'),
-      onOutcome: (folder, outcome, credentials) => {
-        deps.onOutcome?.(folder, outcome, credentials);
-        if (outcome?.cause === 'invalid-credentials') this.refused = credentials;
-        else if (outcome === null && credentials === this.refused) this.refused = undefined;
-        if (outcome) this.failures.set(folder, { failure: outcome, at: Date.now() });
+      envFile: deps.envFile ?? path.join(deps.proxyDir, '../../.env'),
+      onOutcome: (folder, failure, credentials) => {
+        if (failure?.cause === 'invalid-credentials') this.refused = credentials;
+        else if (!failure && credentials === this.refused) this.refused = undefined;
+        if (failure) this.failures.set(folder, { failure, at: Date.now() });
         else this.failures.delete(folder);
       },
     };
   }
 
-  /** The group's last model call failed at or after `since`: why. */
-  lastFailure(groupFolder: string, since = 0): Failure | undefined {
-    const last = this.failures.get(groupFolder);
+  lastFailure(folder: string, since = 0): Failure | undefined {
+    const last = this.failures.get(folder);
     return last && last.at >= since ? last.failure : undefined;
   }
 
-  /** Whether a cause the proxy knows of holds now, told without a model call; undefined: not its cause. */
-  holds(cause: PermanentCause, groupFolder: string): boolean | undefined {
-    const { deps } = this;
-    if (cause === 'no-credentials') return credentialsId(deps.readSecrets()) === '';
+  // Told without a model call; undefined: not the proxy's cause.
+  holds(cause: PermanentCause, folder: string): boolean | undefined {
+    const { readSecrets, dailyTokenBudget, tokensUsedToday } = this.deps;
+    if (cause === 'no-credentials') return credentialsId(readSecrets()) === '';
     if (cause === 'invalid-credentials')
-      return this.refused !== undefined && credentialsId(deps.readSecrets()) === this.refused;
+      return !!this.refused && credentialsId(readSecrets()) === this.refused;
     if (cause !== 'budget-spent') return undefined;
-    const budget = deps.dailyTokenBudget(groupFolder);
-    return budget !== undefined && deps.tokensUsedToday(groupFolder) >= budget;
+    const budget = dailyTokenBudget(folder);
+    return budget !== undefined && tokensUsedToday(folder) >= budget;
   }
 
-  socketDir(groupFolder: string): string {
-    return path.join(this.deps.proxyDir, groupFolder);
+  socketDir(folder: string): string {
+    return path.join(this.deps.proxyDir, folder);
   }
 
-  async ensureGroup(groupFolder: string): Promise<void> {
-    if (!this.groups.has(groupFolder)) {
-      const started = this.startGroup(groupFolder);
-      this.groups.set(groupFolder, started);
-      // A failed start is retried on the next call.
-      started.catch(() => this.groups.get(groupFolder) === started && this.groups.delete(groupFolder));
+  async ensureGroup(folder: string): Promise<void> {
+    if (!this.groups.has(folder)) {
+      const started = this.startGroup(folder);
+      this.groups.set(folder, started);
+      started.catch(() => this.groups.get(folder) === started && this.groups.delete(folder));
     }
-    await this.groups.get(groupFolder);
+    await this.groups.get(folder);
   }
 
   async stop(): Promise<void> {
@@ -77,34 +72,29 @@ export class ProxyManager {
     const dir = this.socketDir(folder);
     // Parents stay traversable (bwrap resolves the bind source as the sandbox user); the group's folder is
     // the sandbox user's alone. chmod, as umask filters mkdir's mode.
-    for (const [at, mode] of [
-      [proxyDir, 0o755],
-      [dir, 0o700],
-    ] as const) {
-      await fs.mkdir(at, { recursive: true, mode });
-      await fs.chmod(at, mode);
-    }
+    await fs.mkdir(proxyDir, { recursive: true, mode: 0o755 });
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await fs.chmod(proxyDir, 0o755);
+    await fs.chmod(dir, 0o700);
     if (uid !== undefined) await fs.chown(dir, uid, uid);
     const closers: Close[] = [];
     try {
-      closers.push(await listen(createModelProxyServer(folder, this.deps), path.join(dir, 'api.sock'), uid));
-      closers.push(
-        await listen(createEgressProxyServer(folder, this.deps), path.join(dir, 'egress.sock'), uid),
-      );
+      closers.push(await listen(createModelProxyServer(folder, this.deps), `${dir}/api.sock`, uid));
+      closers.push(await listen(createEgressProxyServer(folder, this.deps), `${dir}/egress.sock`, uid));
     } catch (err) {
       for (const close of closers) await close();
-      throw new Error(`cannot start the proxies for ${folder} in ${dir}: ${(err as Error).message}`);
+      throw new Error(`cannot start the proxies of ${folder}: ${(err as Error).message}`);
     }
     logger.info({ folder, dir }, 'group proxies listening');
     return closers;
   }
 }
 
-async function listen(server: net.Server, socketPath: string, uid: number | undefined): Promise<Close> {
-  const [bytes, max] = [Buffer.byteLength(socketPath), process.platform === 'linux' ? 107 : 103]; // sun_path less NUL
-  if (bytes > max)
+async function listen(server: net.Server, socketPath: string, uid?: number): Promise<Close> {
+  const max = process.platform === 'linux' ? 107 : 103; // sun_path less its NUL
+  if (Buffer.byteLength(socketPath) > max)
     throw new Error(
-      `socket path ${socketPath} is ${bytes} bytes; unix sockets allow ${max}: use a shorter NANOCLAW_HOME`,
+      `${socketPath} is longer than a unix socket allows (${max} bytes): use a shorter NANOCLAW_HOME`,
     );
   // A crashed run leaves its socket behind (EADDRINUSE).
   const existing = await fs.lstat(socketPath).catch(() => undefined);
@@ -112,6 +102,7 @@ async function listen(server: net.Server, socketPath: string, uid: number | unde
     throw new Error(`${socketPath} exists and is not a socket; move it away`);
   if (existing) await fs.unlink(socketPath);
   const sockets = new Set<net.Socket>();
+  server.on('error', (err) => logger.error({ socketPath, err }, 'proxy server error'));
   server.on('connection', (socket: net.Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));

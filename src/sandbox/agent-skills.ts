@@ -16,50 +16,48 @@ export function syncAgentSkills(opts: {
   owner?: SandboxUser;
 }): string[] {
   const { sourceDir, sessionDir, owner } = opts;
-  let names: string[];
-  try {
-    names = fs
-      .readdirSync(sourceDir, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && fs.existsSync(path.join(sourceDir, e.name, 'SKILL.md')))
-      .map((e) => e.name)
-      .sort();
-  } catch {
-    return [];
-  }
-  if (names.length === 0) return [];
+  const names = fs.existsSync(sourceDir)
+    ? fs
+        .readdirSync(sourceDir, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && fs.existsSync(path.join(sourceDir, e.name, 'SKILL.md')))
+        .map((e) => e.name)
+        .sort()
+    : [];
+  if (!names.length) return [];
+  const chown = (dir: SafeDir, name?: string) =>
+    owner && (name ? dir.chown(name, owner.uid, owner.gid) : dir.chownSelf(owner.uid, owner.gid));
+  const copyTree = (from: string, parent: SafeDir, name: string): void =>
+    parent.withSubdir(name, { create: true }, (to) => {
+      chown(to);
+      for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+        const src = path.join(from, entry.name);
+        if (entry.isDirectory()) copyTree(src, to, entry.name);
+        if (!entry.isFile()) continue;
+        // Keep a script's execute bit; nothing group- or world-writable.
+        to.createFile(entry.name, fs.readFileSync(src), fs.statSync(src).mode & 0o755);
+        chown(to, entry.name);
+      }
+    });
   const [parent, session] = [path.dirname(sessionDir), path.basename(sessionDir)];
   withSafeDir(parent, [session, 'skills'], { create: true, replace: true }, (skills) => {
-    if (owner) skills.chownSelf(owner.uid, owner.gid);
+    chown(skills);
     for (const name of names) {
       skills.remove(name);
-      copyTree(path.join(sourceDir, name), skills, name, owner);
+      copyTree(path.join(sourceDir, name), skills, name);
     }
   });
-  if (owner) withSafeDir(parent, [session], {}, (d) => d.chownSelf(owner.uid, owner.gid));
+  if (owner) withSafeDir(parent, [session], {}, (d) => chown(d));
   logger.debug({ sessionDir, skills: names }, 'agent skills copied');
   return names;
 }
 
-/** Regular files and folders only, each created exclusively. */
-function copyTree(from: string, parent: SafeDir, name: string, owner?: SandboxUser): void {
-  parent.withSubdir(name, { create: true }, (to) => {
-    if (owner) to.chownSelf(owner.uid, owner.gid);
-    for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
-      const src = path.join(from, entry.name);
-      if (entry.isDirectory()) copyTree(src, to, entry.name, owner);
-      if (!entry.isFile()) continue;
-      // Keep a script's execute bit; nothing group- or world-writable.
-      to.createFile(entry.name, fs.readFileSync(src), fs.statSync(src).mode & 0o755);
-      if (owner) to.chown(entry.name, owner.uid, owner.gid);
-    }
-  });
-}
-
-/** A run without skills beats no run. */
 export function prepareAgentSkills(config: Config, folder: string, owner?: SandboxUser): string[] {
   try {
-    const { sessionDir } = groupPaths(config, folder);
-    return syncAgentSkills({ sourceDir: agentSkillsDir(config), sessionDir, owner });
+    return syncAgentSkills({
+      sourceDir: agentSkillsDir(config),
+      sessionDir: groupPaths(config, folder).sessionDir,
+      owner,
+    });
   } catch (err) {
     logger.warn({ folder, err: String(err) }, 'could not copy agent skills');
     return [];

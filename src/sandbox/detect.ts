@@ -10,22 +10,20 @@ export function buildRuntime(kind: RuntimeKind, config: Config): SandboxRuntime 
   if (kind === 'apple') return new AppleContainerRuntime();
   if (kind !== 'bwrap')
     return new DockerRuntime({ accountsDir: path.join(config.dataDir, 'sandbox-accounts') }, kind);
+  const agentRunnerDir = path.join(config.projectRoot, 'container', 'agent-runner');
   return new BwrapRuntime({
-    agentRunnerDir: path.join(config.projectRoot, 'container', 'agent-runner'),
+    agentRunnerDir,
     requiredPaths: [config.projectRoot, config.home],
     user: sandboxUser(config),
   });
 }
 
-export function detectionOrder(platform: NodeJS.Platform): RuntimeKind[] {
-  if (platform === 'darwin') return ['apple', 'docker'];
-  return platform === 'linux' ? ['docker', 'podman', 'bwrap'] : ['docker'];
-}
-
-const INSTALL_ADVICE: Partial<Record<NodeJS.Platform, string>> = {
-  darwin: 'Install Apple container (https://github.com/apple/container/releases) or Docker Desktop',
-  linux: 'Install one: apt-get install docker.io (or podman, or bubblewrap)',
-};
+export const detectionOrder = (platform: NodeJS.Platform): RuntimeKind[] =>
+  platform === 'darwin'
+    ? ['apple', 'docker']
+    : platform === 'linux'
+      ? ['docker', 'podman', 'bwrap']
+      : ['docker'];
 
 /** CONTAINER_RUNTIME as is (the caller's ensureRunning() says what is wrong), else the first that starts. */
 export async function createRuntime(config: Config, platform = process.platform): Promise<SandboxRuntime> {
@@ -41,6 +39,12 @@ export async function createRuntime(config: Config, platform = process.platform)
       reasons.push(`${kind}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  const advice = INSTALL_ADVICE[platform] ?? 'Install Docker';
-  throw new RuntimeUnavailableError(`No usable sandbox runtime (${reasons.join('; ')})`, advice);
+  const advice = {
+    darwin: 'Install Apple container (https://github.com/apple/container/releases) or Docker Desktop',
+    linux: 'Install one: apt-get install docker.io (or podman, or bubblewrap)',
+  }[platform as string];
+  throw new RuntimeUnavailableError(
+    `No usable sandbox runtime (${reasons.join('; ')})`,
+    advice ?? 'Install Docker',
+  );
 }

@@ -17,13 +17,11 @@ const allowlistSchema = z.object({
 });
 export type MountAllowlist = z.infer<typeof allowlistSchema>;
 
-/** Path components that name credentials; refused wherever they appear in a path. */
-const ALWAYS_BLOCKED = (
-  '.ssh .gnupg .gpg .aws .azure .gcloud .kube .docker credentials .env .netrc .npmrc .pypirc id_rsa id_ed25519 ' +
-  'private_key .secret'
-).split(' ');
+const ALWAYS_BLOCKED =
+  '.ssh .gnupg .gpg .aws .azure .gcloud .kube .docker credentials .env .netrc .npmrc .pypirc id_rsa id_ed25519 private_key .secret'.split(
+    ' ',
+  );
 
-/** Missing or invalid: no extra mounts (the log says why). */
 export function loadMountAllowlist(configDir: string): MountAllowlist | null {
   const file = path.join(configDir, 'mount-allowlist.json');
   if (!fs.existsSync(file)) {
@@ -33,30 +31,31 @@ export function loadMountAllowlist(configDir: string): MountAllowlist | null {
   try {
     const parsed = allowlistSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
     if (parsed.success) return parsed.data;
-    const problems = zodProblems(parsed.error);
-    logger.warn({ file, problems }, 'mount allowlist invalid; extra mounts disabled');
+    logger.warn(
+      { file, problems: zodProblems(parsed.error) },
+      'mount allowlist invalid; extra mounts disabled',
+    );
   } catch (err) {
     logger.warn({ file, err: String(err) }, 'mount allowlist is unreadable; extra mounts disabled');
   }
   return null;
 }
 
-const realpath = (p: string) => {
+function realpath(p: string): string | null {
   try {
     return fs.realpathSync(p);
   } catch {
     return null;
   }
-};
+}
 
 /** It becomes /workspace/extra/<name> and a CLI argument. */
-function containerNameProblem(name: string): string | null {
+function containerNameProblem(name: string): string | undefined {
   if (!name) return 'container path is empty';
   if (name.startsWith('/')) return 'container path must be relative';
   if (name.split('/').some((p) => ['', '.', '..'].includes(p)))
     return 'container path must not have empty, . or .. segments';
   if (!/^[\w./-]+$/.test(name)) return 'container path may use only letters, digits, . _ - /';
-  return null;
 }
 
 type Rejected = { mount: AdditionalMount; reason: string };
@@ -68,8 +67,8 @@ export function validateAdditionalMounts(
   { isMain, config }: { isMain: boolean; config: Config },
 ): { allowed: MountSpec[]; rejected: Rejected[] } {
   const result = { allowed: [] as MountSpec[], rejected: [] as Rejected[] };
-  if (mounts.length === 0) return result;
-  const patterns = [...ALWAYS_BLOCKED, ...(allowlist?.blockedPatterns ?? [])];
+  if (!mounts.length) return result;
+  const patterns = [...ALWAYS_BLOCKED, ...(allowlist?.blockedPatterns ?? [])].map((p) => p.toLowerCase());
   // Neither inside nor around: a mount of NANOCLAW_HOME would contain store/.
   const protectedPaths = [config.configDir, config.storeDir, config.dataDir, config.groupsDir, config.envFile]
     .concat(ALWAYS_BLOCKED.map((name) => path.join(os.homedir(), name)))
@@ -87,10 +86,9 @@ export function validateAdditionalMounts(
     const real = realpath(expanded);
     if (!real) return 'host path does not exist';
     for (const p of [expanded, real].map((p) => p.toLowerCase())) {
-      const hit = patterns.find((pattern) => {
-        const needle = pattern.toLowerCase();
-        return needle.includes('/') ? p.includes(needle) : p.split('/').some((c) => c.includes(needle));
-      });
+      const hit = patterns.find((n) =>
+        n.includes('/') ? p.includes(n) : p.split('/').some((c) => c.includes(n)),
+      );
       if (hit) return `path matches blocked pattern "${hit}"`;
     }
     const clash = protectedPaths.find((p) => isWithin(real, p) || isWithin(p, real));

@@ -32,43 +32,44 @@ export function groupPaths(config: Config, folder: string) {
 /** Hidden from main's view of the project: secrets, store/ and data/, also NANOCLAW_HOME's inside it. */
 export function projectMasks(config: Config): { hostPath: string; kind: 'file' | 'dir' }[] {
   const root = config.projectRoot;
-  const candidates: [string, 'file' | 'dir'][] = [
-    [path.join(root, '.env'), 'file'],
-    [path.join(root, 'store'), 'dir'],
-    [path.join(root, 'data'), 'dir'],
-    [config.envFile, 'file'],
-    [config.storeDir, 'dir'],
-    [config.dataDir, 'dir'],
-    [config.configDir, 'dir'],
+  const dirs = [
+    path.join(root, 'store'),
+    path.join(root, 'data'),
+    config.storeDir,
+    config.dataDir,
+    config.configDir,
   ];
-  return candidates
-    .filter(([p], i) => p !== root && isWithin(p, root) && candidates.findIndex(([q]) => q === p) === i)
-    .map(([hostPath, kind]) => ({ hostPath, kind }));
+  const masks = [
+    ...[path.join(root, '.env'), config.envFile].map((hostPath) => ({ hostPath, kind: 'file' as const })),
+    ...dirs.map((hostPath) => ({ hostPath, kind: 'dir' as const })),
+  ];
+  return masks.filter(
+    ({ hostPath: p }, i) => p !== root && isWithin(p, root) && masks.findIndex((m) => m.hostPath === p) === i,
+  );
 }
 
-/** Pure (prepareGroupDirs creates the folders); extras come validated. */
 export function buildMountPlan(group: RegisteredGroup, config: Config, extra: MountSpec[]): MountSpec[] {
   const p = groupPaths(config, group.folder);
   const C = CONTAINER_PATHS;
-  const mount = (hostPath: string, containerPath: string, readonly: boolean) => ({
+  const rw = (hostPath: string, containerPath: string, readonly = false) => ({
     hostPath,
     containerPath,
     readonly,
   });
   const plan: MountSpec[] = [
-    mount(p.groupDir, C.group, false),
-    mount(p.globalDir, C.global, true),
-    mount(p.fromAgentDir, C.ipc, false),
-    mount(p.toAgentDir, C.inbox, true),
-    mount(p.sessionDir, C.session, false),
-    mount(p.proxyDir, C.proxy, true),
+    rw(p.groupDir, C.group),
+    rw(p.globalDir, C.global, true),
+    rw(p.fromAgentDir, C.ipc),
+    rw(p.toAgentDir, C.inbox, true),
+    rw(p.sessionDir, C.session),
+    rw(p.proxyDir, C.proxy, true),
   ];
   if (group.isMain) {
     // Read-only so the agent cannot rewrite the host that runs it.
-    plan.push(mount(config.projectRoot, C.project, true));
-    for (const { hostPath, kind } of projectMasks(config)) {
+    plan.push(rw(config.projectRoot, C.project, true));
+    for (const { hostPath, kind: mask } of projectMasks(config)) {
       const inside = path.relative(config.projectRoot, hostPath).split(path.sep).join('/');
-      plan.push({ ...mount('/dev/null', `${C.project}/${inside}`, true), mask: kind });
+      plan.push({ ...rw('/dev/null', `${C.project}/${inside}`, true), mask });
     }
   }
   return [...plan, ...extra];
@@ -85,18 +86,14 @@ export function prepareGroupDirs(group: RegisteredGroup, config: Config, { uid, 
     if (self.uid !== uid || self.gid !== gid) {
       // Another uid (or an older version) owned it: hand over the whole tree, once.
       dir.chownSelf(uid, gid);
-      dir.chownTree(uid, gid);
-      return;
+      return dir.chownTree(uid, gid);
     }
     // Deeper down all is the agent's own; the host adds only top-level files.
-    for (const entry of dir.list()) {
-      const stat = entry === 'logs' ? undefined : dir.lstat(entry);
-      if (stat && stat.uid !== uid) dir.chown(entry, uid, gid);
-    }
+    for (const entry of dir.list())
+      if (entry !== 'logs' && (dir.lstat(entry)?.uid ?? uid) !== uid) dir.chown(entry, uid, gid);
   };
-  const mkdirs = (dir: SafeDir, names: string[]) => {
-    for (const name of names) dir.subdir(name, { create: true, replace: true }).close();
-  };
+  const mkdirs = (dir: SafeDir, names: string[]) =>
+    names.forEach((name) => dir.subdir(name, { create: true, replace: true }).close());
   withSafeDir(config.groupsDir, [group.folder], { create: true }, own);
   withSafeDir(config.sessionsDir, [group.folder, '.claude'], { create: true }, own);
   withSafeDir(config.ipcDir, [group.folder], { create: true }, (ipc) => {
@@ -117,8 +114,7 @@ export function prepareGroupDirs(group: RegisteredGroup, config: Config, { uid, 
     });
   });
   if (!group.isMain) return;
-  for (const { hostPath, kind } of projectMasks(config)) {
+  for (const { hostPath, kind } of projectMasks(config))
     if (kind === 'dir') fs.mkdirSync(hostPath, { recursive: true });
     else if (!fs.existsSync(hostPath)) fs.writeFileSync(hostPath, '', { mode: 0o600 });
-  }
 }

@@ -17,7 +17,6 @@ const agentOutputSchema = z.object({
 /** Framed results from stdout; a marker may be split across chunks, even inside a character. */
 export class AgentOutputParser {
   private readonly decoder = new StringDecoder('utf8');
-  /** Starts at OUTPUT_START once a frame has begun. */
   private buffer = '';
   /** So a big frame is not rescanned for the end marker. */
   private endSearchFrom = 0;
@@ -26,9 +25,8 @@ export class AgentOutputParser {
 
   feed(chunk: Buffer | string): AgentOutput[] {
     if (this.overflowed) return [];
-    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    this.bytes += data.length;
-    if (this.bytes > MAX_OUTPUT_BYTES) {
+    const data = Buffer.from(chunk);
+    if ((this.bytes += data.length) > MAX_OUTPUT_BYTES) {
       this.overflowed = true;
       this.buffer = '';
       logger.warn({ maxBytes: MAX_OUTPUT_BYTES }, 'sandbox output over the cap');
@@ -36,13 +34,7 @@ export class AgentOutputParser {
     }
     this.buffer += this.decoder.write(data);
     const outputs: AgentOutput[] = [];
-    for (;;) {
-      const start = this.buffer.indexOf(OUTPUT_START);
-      if (start === -1) {
-        // Keep only a tail that could still grow into a start marker.
-        this.buffer = this.buffer.slice(-(OUTPUT_START.length - 1));
-        return outputs;
-      }
+    for (let start; (start = this.buffer.indexOf(OUTPUT_START)) !== -1;) {
       this.buffer = this.buffer.slice(start);
       const end = this.buffer.indexOf(OUTPUT_END, Math.max(OUTPUT_START.length, this.endSearchFrom));
       if (end === -1) {
@@ -53,20 +45,20 @@ export class AgentOutputParser {
       this.buffer = this.buffer.slice(end + OUTPUT_END.length);
       this.endSearchFrom = 0;
     }
+    this.buffer = this.buffer.slice(-(OUTPUT_START.length - 1));
+    return outputs;
   }
 }
 
 function parseFrame(text: string): AgentOutput {
-  let json: unknown;
+  let problem: string;
   try {
-    json = JSON.parse(text.trim());
+    const parsed = agentOutputSchema.safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data;
+    problem = `Invalid output from the agent: ${zodProblems(parsed.error)}`;
   } catch (err) {
-    logger.warn({ err: String(err), length: text.length }, 'malformed JSON in sandbox output');
-    return { status: 'error', result: null, error: `Malformed output from the agent: ${String(err)}` };
+    problem = `Malformed output from the agent: ${String(err)}`;
   }
-  const parsed = agentOutputSchema.safeParse(json);
-  if (parsed.success) return parsed.data;
-  const problems = zodProblems(parsed.error);
-  logger.warn({ problems }, 'invalid sandbox output');
-  return { status: 'error', result: null, error: `Invalid output from the agent: ${problems}` };
+  logger.warn({ problem, length: text.length }, 'bad sandbox output');
+  return { status: 'error', result: null, error: problem };
 }

@@ -18,53 +18,35 @@ interface RunLogEntry {
   result: AgentOutput;
 }
 
-function render({ input, outcome: o, result, ...entry }: RunLogEntry): string {
-  // Not the prompt (the user's conversation): its length will do.
-  const { groupFolder, chatJid, isMain, isScheduledTask = false, sessionId = null } = input;
-  const summary = {
-    groupFolder,
-    chatJid,
-    isMain,
-    isScheduledTask,
-    sessionId,
-    promptLength: input.prompt.length,
-  };
-  const lines = [
-    '=== Sandbox run ===',
-    `Sandbox: ${entry.sandboxName}`,
-    `Runtime: ${entry.runtime}`,
-    `Started: ${new Date(entry.startedAt).toISOString()}`,
-    `Duration: ${entry.durationMs} ms`,
-    `Exit code: ${o?.exitCode ?? 'none'}${o?.signal ? ` (signal ${o.signal})` : ''}`,
-    `Timed out: ${o?.timedOut ?? false}`,
-    `Output over cap: ${o?.overflowed ?? false}`,
-    `Outputs: ${o?.outputs.length ?? 0}`,
-    `Status: ${result.status}${result.error ? ` — ${result.error}` : ''}`,
-    `Input: ${JSON.stringify(summary)}`,
-    `Env: ${entry.envKeys.join(', ')}`,
-    'Mounts:',
-    ...entry.mounts.map((m) =>
-      m.mask
-        ? `  (hidden ${m.mask}) ${m.containerPath}`
-        : `  ${m.hostPath} -> ${m.containerPath} (${m.readonly ? 'ro' : 'rw'})`,
-    ),
-    '',
-    '=== stderr (tail) ===',
-    o?.stderrTail ?? '',
-  ];
-  if (result.status === 'error') lines.push('', '=== stdout (tail) ===', o?.stdoutTail ?? '');
-  return `${lines.join('\n')}\n`;
+function render({ input: { prompt, ...input }, outcome: o, result, ...e }: RunLogEntry): string {
+  return `=== Sandbox run ===
+Sandbox: ${e.sandboxName}
+Runtime: ${e.runtime}
+Started: ${new Date(e.startedAt).toISOString()}
+Duration: ${e.durationMs} ms
+Exit code: ${o?.exitCode ?? 'none'}${o?.signal ? ` (signal ${o.signal})` : ''}
+Timed out: ${o?.timedOut ?? false}
+Output over cap: ${o?.overflowed ?? false}
+Outputs: ${o?.outputs.length ?? 0}
+Status: ${result.status}${result.error ? ` — ${result.error}` : ''}
+Input: ${JSON.stringify({ ...input, promptLength: prompt.length })}
+Env: ${e.envKeys.join(', ')}
+Mounts:
+${e.mounts.map((m) => (m.mask ? `  (hidden ${m.mask}) ${m.containerPath}` : `  ${m.hostPath} -> ${m.containerPath} (${m.readonly ? 'ro' : 'rw'})`)).join('\n')}
+
+=== stderr (tail) ===
+${o?.stderrTail ?? ''}${result.status === 'error' ? `\n\n=== stdout (tail) ===\n${o?.stdoutTail ?? ''}` : ''}
+`;
 }
 
-/** One file per run in groups/<folder>/logs/, through safe-fs (the folder is the agent's). */
+/** One file per run in groups/<folder>/logs/ (not the prompt, the user's conversation), through safe-fs. */
 export function writeRunLog(entry: RunLogEntry): string | null {
   try {
     return withSafeDir(entry.groupsDir, [entry.folder, 'logs'], { create: true, replace: true }, (logs) => {
       const stamp = new Date(entry.startedAt).toISOString().replace(/:/g, '-');
-      const text = render(entry);
       for (let n = 0; n < 100; n++) {
-        const name = n === 0 ? `${stamp}.log` : `${stamp}-${n}.log`;
-        if (logs.createFile(name, text)) return `${logs.path}/${name}`;
+        const name = n ? `${stamp}-${n}.log` : `${stamp}.log`;
+        if (logs.createFile(name, render(entry))) return `${logs.path}/${name}`;
       }
       throw new Error('no free log name');
     });

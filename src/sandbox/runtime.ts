@@ -27,12 +27,10 @@ export interface SandboxSpec {
 
 export interface SandboxRuntime {
   readonly kind: RuntimeKind;
-  /** Throws RuntimeUnavailableError. */
   ensureRunning(): Promise<void>;
   imageExists(image: string): Promise<boolean>;
   spawn(spec: SandboxSpec): ChildProcess;
   stop(name: string): Promise<void>;
-  /** By label; returns the names stopped. */
   cleanupOrphans(instanceId: string): Promise<string[]>;
 }
 
@@ -54,11 +52,8 @@ export const hostIsRoot = (): boolean => process.getuid?.() === 0;
 
 /** A root host runs sandboxes as SANDBOX_UID; any other user as itself. */
 export function sandboxUser(config: Pick<Config, 'sandboxUid'>): SandboxUser {
-  const uid = process.getuid?.();
-  const gid = process.getgid?.();
-  return uid === undefined || gid === undefined || uid === 0
-    ? { uid: config.sandboxUid, gid: config.sandboxUid }
-    : { uid, gid };
+  const [uid, gid] = [process.getuid?.(), process.getgid?.()];
+  return uid && gid !== undefined ? { uid, gid } : { uid: config.sandboxUid, gid: config.sandboxUid };
 }
 
 /** The sandbox user as "node" (for os.userInfo(), shells, git), nothing of the host's. */

@@ -9,15 +9,8 @@ import { validateAdditionalMounts, type MountAllowlist } from './mount-allowlist
 import { buildMountPlan, CONTAINER_PATHS, prepareGroupDirs } from './mount-plan.js';
 import { AgentOutputParser } from './output-parser.js';
 import { writeRunLog } from './run-log.js';
-import {
-  GROUP_LABEL,
-  INSTANCE_LABEL,
-  SANDBOX_HOME,
-  sandboxUser,
-  type SandboxRuntime,
-  type SandboxSpec,
-  type SandboxUser,
-} from './runtime.js';
+import { GROUP_LABEL, INSTANCE_LABEL, SANDBOX_HOME, sandboxUser } from './runtime.js';
+import type { SandboxRuntime, SandboxSpec, SandboxUser } from './runtime.js';
 
 export interface SandboxRunnerDeps {
   config: Config;
@@ -25,9 +18,7 @@ export interface SandboxRunnerDeps {
   /** Read at every run, so allowlist edits apply without a restart. */
   allowlist: () => MountAllowlist | null;
   prepare?(group: RegisteredGroup, user: SandboxUser): Promise<void>;
-  /** The hard timeout is at least IDLE_TIMEOUT plus this (30 s): `_close` comes first. */
   closeGraceMs?: number;
-  /** What the model proxy saw go wrong for the group since a time. */
   modelFailure?(folder: string, since: number): Failure | undefined;
 }
 
@@ -43,28 +34,25 @@ export interface SandboxRunOutcome {
   stdoutTail: string;
 }
 
-const TAIL_CHARS = 64 * 1024;
 const fail = (error: string): AgentOutput => ({ status: 'error', result: null, error });
 
-function finalOutput(outcome: SandboxRunOutcome, hardTimeoutMs: number): AgentOutput {
-  const last = outcome.outputs.at(-1);
-  const session = outcome.newSessionId !== undefined ? { newSessionId: outcome.newSessionId } : {};
+function finalOutput(o: SandboxRunOutcome, hardTimeoutMs: number): AgentOutput {
+  const last = o.outputs.at(-1);
+  const session = o.newSessionId !== undefined ? { newSessionId: o.newSessionId } : {};
   const failed = (error: string) => ({ ...fail(error), result: last?.result ?? null, ...session });
-  if (outcome.spawnError) return fail(`Could not start the sandbox: ${outcome.spawnError.message}`);
-  if (outcome.overflowed) return failed('Agent output exceeded 10 MiB; the sandbox was stopped');
-  if (outcome.timedOut) {
-    // Output already reached the chat: an idle sandbox has simply finished.
-    if (last) return { status: 'success', result: last.result, ...session };
-    return fail(`The agent produced no output within ${hardTimeoutMs} ms and was stopped`);
-  }
-  if (outcome.exitCode !== 0) {
-    // The runner's own error (no credentials, budget spent) picks the failure notice.
-    if (last?.status === 'error' && last.error) return { ...last, ...session };
-    const how = outcome.signal ? `signal ${outcome.signal}` : `code ${outcome.exitCode}`;
-    const stderr = outcome.stderrTail.trim().split('\n').slice(-10).join('\n').slice(-1000);
-    return failed(`Sandbox exited with ${how}${stderr ? `: ${stderr}` : ''}`);
-  }
-  return { ...(last ?? { status: 'success', result: null }), ...session };
+  if (o.spawnError) return fail(`Could not start the sandbox: ${o.spawnError.message}`);
+  if (o.overflowed) return failed('Agent output exceeded 10 MiB; the sandbox was stopped');
+  // A timeout after output is a normal end: the answer already reached the chat.
+  if (o.timedOut)
+    return last
+      ? { status: 'success', result: last.result, ...session }
+      : fail(`The agent produced no output within ${hardTimeoutMs} ms and was stopped`);
+  if (o.exitCode === 0) return { ...(last ?? { status: 'success', result: null }), ...session };
+  // The runner's own error (no credentials, budget spent) picks the failure notice.
+  if (last?.status === 'error' && last.error) return { ...last, ...session };
+  const stderr = o.stderrTail.trim().split('\n').slice(-10).join('\n').slice(-1000);
+  const how = o.signal ? `signal ${o.signal}` : `code ${o.exitCode}`;
+  return failed(`Sandbox exited with ${how}${stderr ? `: ${stderr}` : ''}`);
 }
 
 export class SandboxRunner implements AgentRunner {
@@ -76,7 +64,7 @@ export class SandboxRunner implements AgentRunner {
 
   async run(group: RegisteredGroup, input: AgentInput, hooks: AgentRunHooks): Promise<AgentOutput> {
     const { config, runtime } = this.deps;
-    const { folder } = group;
+    const { folder, isMain } = group;
     if (!isValidFolder(folder)) return fail(`Invalid group folder: ${folder}`);
     const startedAt = Date.now();
     const name = `nanoclaw-${folder}-${startedAt}`;
@@ -96,7 +84,6 @@ export class SandboxRunner implements AgentRunner {
       }
       await this.deps.prepare?.(group, user);
       const extra = group.containerConfig?.additionalMounts ?? [];
-      const { isMain } = group;
       const { allowed } = validateAdditionalMounts(extra, this.deps.allowlist(), { isMain, config });
       spec = {
         name,
@@ -105,7 +92,7 @@ export class SandboxRunner implements AgentRunner {
         env: {
           TZ: config.timezone,
           HOME: SANDBOX_HOME,
-          NANOCLAW_MIN_TASK_INTERVAL_MS: String(config.minTaskIntervalMs),
+          NANOCLAW_MIN_TASK_INTERVAL_MS: `${config.minTaskIntervalMs}`,
         },
         workdir: CONTAINER_PATHS.group,
         labels: { [INSTANCE_LABEL]: config.instanceId, [GROUP_LABEL]: folder },
@@ -127,7 +114,7 @@ export class SandboxRunner implements AgentRunner {
       } catch (err) {
         logger.error({ name, err: String(err) }, 'onStarted hook failed');
       }
-      proc.stdin?.on('error', (err) => logger.debug({ name, err: String(err) }, 'stdin closed early'));
+      proc.stdin?.on('error', () => {}); // the sandbox exited before reading its input
       proc.stdin?.end(`${JSON.stringify(input)}\n`);
       const closeAfterFirstMs = input.isScheduledTask ? config.taskCloseDelayMs : null;
       outcome = await this.supervise(proc, name, folder, hooks, hardTimeoutMs, closeAfterFirstMs);
@@ -142,6 +129,8 @@ export class SandboxRunner implements AgentRunner {
     if (result.status === 'error' && !result.failure)
       result = { ...result, failure: await this.classify(folder, startedAt, outcome) };
     const durationMs = Date.now() - startedAt;
+    const { mounts, env } = spec;
+    const envKeys = Object.keys(env);
     writeRunLog({
       groupsDir: config.groupsDir,
       folder,
@@ -150,8 +139,8 @@ export class SandboxRunner implements AgentRunner {
       startedAt,
       durationMs,
       input,
-      mounts: spec.mounts,
-      envKeys: Object.keys(spec.env),
+      mounts,
+      envKeys,
       outcome,
       result,
     });
@@ -162,7 +151,6 @@ export class SandboxRunner implements AgentRunner {
     return result;
   }
 
-  /** Why a run failed, from what knows: the model proxy, then the runtime itself. */
   private async classify(folder: string, since: number, outcome: SandboxRunOutcome | null): Promise<Failure> {
     const fromModel = this.deps.modelFailure?.(folder, since);
     if (fromModel) return fromModel;
@@ -178,14 +166,13 @@ export class SandboxRunner implements AgentRunner {
     const { runtime, config } = this.deps;
     if (cause === 'image-missing')
       return !(await runtime.imageExists(config.containerImage).catch(() => true));
-    if (cause !== 'runtime-missing') return undefined;
-    return runtime.ensureRunning().then(
-      () => false,
-      () => true,
-    );
+    if (cause === 'runtime-missing')
+      return runtime.ensureRunning().then(
+        () => false,
+        () => true,
+      );
   }
 
-  /** Asks the sandbox to close when idle; stops it at the hard timeout or the output cap. */
   private supervise(
     proc: ChildProcess,
     name: string,
@@ -205,11 +192,8 @@ export class SandboxRunner implements AgentRunner {
       stderrTail: '',
       stdoutTail: '',
     };
-    // onOutput is async: the chain keeps delivery in order.
-    let chain = Promise.resolve();
-    let idleTimer: NodeJS.Timeout | undefined;
-    let hardTimer: NodeJS.Timeout | undefined;
-    let closeTimer: NodeJS.Timeout | undefined;
+    let chain = Promise.resolve(); // onOutput is async: the chain keeps delivery in order
+    const timers: { idle?: NodeJS.Timeout; hard?: NodeJS.Timeout; close?: NodeJS.Timeout } = {};
     let killing: Promise<void> | undefined;
     const close = (why: string) => {
       try {
@@ -229,30 +213,30 @@ export class SandboxRunner implements AgentRunner {
       })();
     };
     const armTimers = () => {
-      clearTimeout(idleTimer);
-      clearTimeout(hardTimer);
-      idleTimer = setTimeout(() => close('idle'), config.idleTimeoutMs);
-      hardTimer = setTimeout(() => {
+      clearTimeout(timers.idle);
+      clearTimeout(timers.hard);
+      timers.idle = setTimeout(() => close('idle'), config.idleTimeoutMs);
+      timers.hard = setTimeout(() => {
         out.timedOut = true;
         kill('hard timeout');
       }, hardTimeoutMs);
     };
-    const tail = (text: string, chunk: Buffer) => (text + chunk.toString('utf8')).slice(-TAIL_CHARS);
+    const tail = (text: string, chunk: Buffer) => (text + chunk.toString('utf8')).slice(-64 * 1024);
 
     return new Promise((resolve) => {
       // The first of 'error' (never started) and 'close' settles it.
       const finish = (exitCode: number | null, signal: NodeJS.Signals | null) => {
-        [idleTimer, hardTimer, closeTimer].forEach(clearTimeout);
+        Object.values(timers).forEach(clearTimeout);
         void chain.then(() => resolve({ ...out, exitCode, signal }));
       };
       proc.stdout?.on('data', (chunk: Buffer) => {
         out.stdoutTail = tail(out.stdoutTail, chunk);
         for (const output of parser.feed(chunk)) {
           out.outputs.push(output);
-          if (output.newSessionId) out.newSessionId = output.newSessionId;
+          out.newSessionId = output.newSessionId ?? out.newSessionId;
           armTimers();
           if (out.outputs.length === 1 && closeAfterFirstMs !== null)
-            closeTimer = setTimeout(() => close('task done'), closeAfterFirstMs);
+            timers.close = setTimeout(() => close('task done'), closeAfterFirstMs);
           const failed = (err: unknown) => logger.error({ name, err: String(err) }, 'output handler failed');
           chain = chain.then(() => hooks.onOutput(output).catch(failed));
         }
@@ -261,11 +245,7 @@ export class SandboxRunner implements AgentRunner {
           kill('output over 10 MiB');
         }
       });
-      proc.stderr?.on('data', (chunk: Buffer) => {
-        out.stderrTail = tail(out.stderrTail, chunk);
-        for (const line of chunk.toString('utf8').split('\n'))
-          if (line.trim()) logger.debug({ name, line }, 'sandbox stderr');
-      });
+      proc.stderr?.on('data', (chunk: Buffer) => (out.stderrTail = tail(out.stderrTail, chunk)));
       proc.on('error', (err) => {
         out.spawnError = err;
         if (proc.pid === undefined) finish(null, null);
@@ -275,13 +255,9 @@ export class SandboxRunner implements AgentRunner {
     });
   }
 
-  /** Stops the group's running sandbox (the Stop button); false when none runs. */
   async stopGroup(folder: string): Promise<boolean> {
-    const prefix = `nanoclaw-${folder}-`;
-    const names = [...this.running].filter(
-      (n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)),
-    );
-    for (const name of names) this.stopped.add(name);
+    const names = [...this.running].filter((n) => new RegExp(`^nanoclaw-${folder}-\\d+$`).test(n));
+    names.forEach((name) => this.stopped.add(name));
     await Promise.all(names.map((name) => this.deps.runtime.stop(name)));
     return names.length > 0;
   }

@@ -2,49 +2,43 @@ import { computeNextRun, validateSchedule } from '../contract/schedule.js';
 import type { Store } from '../db/store.js';
 import type { ScheduledTask } from '../types.js';
 
-/** The same rules for an agent (IPC) and the person (`nanoclaw tasks`); the caller checks who asks. */
+// The same rules for an agent (IPC) and the person (`nanoclaw tasks`); the caller checks who asks.
 
-type Refused = { ok: false; error: string };
-export type TaskActionResult = { ok: true; task: ScheduledTask } | Refused;
+export type TaskActionResult = { ok: true; task: ScheduledTask } | { ok: false; error: string };
 
-function find(store: Store, taskId: string, allowCompleted = false): ScheduledTask | Refused {
-  const task = store.tasks.byId(taskId);
-  if (!task) return { ok: false, error: `task '${taskId}' not found` };
-  if (task.status === 'completed' && !allowCompleted)
-    return { ok: false, error: `task '${taskId}' is completed` };
-  return task;
+function act(
+  store: Store,
+  id: string,
+  fn: (task: ScheduledTask) => string | void,
+  anyStatus = false,
+): TaskActionResult {
+  const task = store.tasks.byId(id);
+  const error = !task
+    ? `task '${id}' not found`
+    : task.status === 'completed' && !anyStatus
+      ? `task '${id}' is completed`
+      : fn(task);
+  return error ? { ok: false, error } : { ok: true, task: store.tasks.byId(id) ?? task! };
 }
 
-export function pauseTask(store: Store, taskId: string): TaskActionResult {
-  const task = find(store, taskId);
-  if ('error' in task) return task;
-  if (task.status === 'active') store.tasks.update(taskId, { status: 'paused' });
-  return { ok: true, task: store.tasks.byId(taskId)! };
-}
+export const pauseTask = (store: Store, id: string) =>
+  act(store, id, (task) => void (task.status === 'active' && store.tasks.update(id, { status: 'paused' })));
 
 /** Counted from now, no catch-up; a `once` task keeps its time if still ahead, else runs now. */
-export function resumeTask(store: Store, taskId: string, timezone: string, now: Date): TaskActionResult {
-  const task = find(store, taskId);
-  if ('error' in task) return task;
-  if (task.status === 'active') return { ok: true, task };
-  // It ran while paused mid-run: never twice.
-  if (task.scheduleType === 'once' && task.lastRun !== null)
-    return { ok: false, error: `task '${taskId}' is a once task that already ran` };
-  const next = computeNextRun(task.scheduleType, task.scheduleValue, { from: now, timezone });
-  if (next === null) {
-    const check = validateSchedule(task.scheduleType, task.scheduleValue, timezone, { now });
-    return { ok: false, error: `task '${taskId}' cannot resume: ${check.ok ? 'no next run' : check.error}` };
-  }
-  store.tasks.update(taskId, {
-    status: 'active',
-    nextRun: Date.parse(next) < now.getTime() ? now.toISOString() : next,
+export const resumeTask = (store: Store, id: string, timezone: string, now: Date) =>
+  act(store, id, ({ status, scheduleType: type, scheduleValue: value, lastRun }) => {
+    if (status === 'active') return;
+    // It ran while paused mid-run: never twice.
+    if (type === 'once' && lastRun !== null) return `task '${id}' is a once task that already ran`;
+    const next = computeNextRun(type, value, { from: now, timezone });
+    if (next === null) {
+      const check = validateSchedule(type, value, timezone, { now });
+      return `task '${id}' cannot resume: ${check.ok ? 'no next run' : check.error}`;
+    }
+    store.tasks.update(id, {
+      status: 'active',
+      nextRun: Date.parse(next) < now.getTime() ? now.toISOString() : next,
+    });
   });
-  return { ok: true, task: store.tasks.byId(taskId)! };
-}
 
-export function cancelTask(store: Store, taskId: string): TaskActionResult {
-  const task = find(store, taskId, true);
-  if ('error' in task) return task;
-  store.tasks.delete(taskId);
-  return { ok: true, task };
-}
+export const cancelTask = (store: Store, id: string) => act(store, id, () => store.tasks.delete(id), true);

@@ -8,18 +8,18 @@ export function writeTaskSnapshot(
   config: Pick<Config, 'ipcDir'>,
   group: RegisteredGroup,
   tasks: ScheduledTask[],
-): void {
+) {
   const snapshot: TaskSnapshot = tasks
     .filter((task) => group.isMain || task.groupFolder === group.folder)
-    .map((t) => ({
-      id: t.id,
-      groupFolder: t.groupFolder,
-      chatJid: t.chatJid,
-      prompt: t.prompt,
+    .map(({ id, groupFolder, chatJid, prompt, status, ...t }) => ({
+      id,
+      groupFolder,
+      chatJid,
+      prompt,
       schedule_type: t.scheduleType,
       schedule_value: t.scheduleValue,
       context_mode: t.contextMode,
-      status: t.status,
+      status,
       next_run: t.nextRun,
       last_run: t.lastRun,
       last_result: t.lastResult,

@@ -108,7 +108,7 @@ describe('chat page', () => {
       'first',
       'echo: first',
     ]);
-    expect(await page.locator('#status li').allTextContents()).toContain(
+    expect(await page.locator('#usage li').allTextContents()).toContain(
       'main: 1,200 tokens in, 340 out, 3 requests today',
     );
     expect(pageProblems).toEqual([]);

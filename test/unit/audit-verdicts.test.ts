@@ -45,18 +45,17 @@ function cleanReport(): ProbeReport {
       'runtime-socket': { code: 2, out: '' },
     },
     interfaces: ['lo'],
-    direct: [
-      { id: 'canary', outcome: 'refused', detail: 'ECONNREFUSED' },
-      { id: 'metadata', outcome: 'refused', detail: 'ENETUNREACH' },
+    dials: [
+      { id: 'direct-canary', outcome: 'refused', status: null, detail: 'ECONNREFUSED' },
+      { id: 'direct-metadata', outcome: 'refused', status: null, detail: 'ENETUNREACH' },
+      { id: 'egress-metadata', outcome: 'connected', status: 403, detail: 'HTTP/1.1 403 Forbidden' },
     ],
-    egress: [{ id: 'metadata', status: 403, detail: 'HTTP/1.1 403 Forbidden' }],
     scan: { files: 100, truncated: false },
     hits: {},
-    plants: PLANTS.map((p) => ({
-      id: p.id,
-      ok: p.expect === 'ok',
-      detail: p.expect === 'ok' ? 'done' : 'EROFS',
-    })),
+    plants: PLANTS.map(({ id }) => {
+      const ok = !/^(inbox|global|rootfs|project)-/.test(id); // read-only places refuse
+      return { id, ok, detail: ok ? 'done' : 'EROFS' };
+    }),
   };
 }
 
@@ -66,16 +65,12 @@ function evidence(overrides: Partial<AuditEvidence> = {}, report: Partial<ProbeR
     expectedUid: 61000,
     report: { ...cleanReport(), ...report },
     secrets: 1,
-    hostActions: {
-      results: [
-        { action: 'ipcScan', outcome: 'done', detail: 'planted entries refused' },
-        { action: 'writeRunLog', outcome: 'done', detail: '' },
-      ],
-      payloads: [],
-    },
+    hostActions: [
+      { action: 'ipcScan', outcome: 'done', detail: 'planted entries refused' },
+      { action: 'writeRunLog', outcome: 'done', detail: '' },
+    ],
     decoyChanges: [],
     decoyRead: false,
-    canaryConnections: 0,
     proxyDials: [],
     ...overrides,
   };
@@ -108,24 +103,25 @@ describe('audit verdicts', () => {
     expect(verdictOf(seen, 'apiKey')).toBe('failed');
     expect(anyFailed(judge(seen))).toBe(true);
     expect(renderTable(judge(seen))).toContain('key found in /workspace/group/leak.txt');
-    expect(renderTable(judge(seen), true)).not.toContain(KEY); // never printed
+    expect(renderTable(judge(seen))).not.toContain(KEY); // never printed
   });
 
   it('fails on a network interface besides lo, a reached canary, or a proxy that dialled', () => {
     expect(verdictOf(evidence({}, { interfaces: ['lo', 'eth0'] }), 'network')).toBe('failed');
     expect(verdictOf(evidence({}, { interfaces: null }), 'network')).toBe('failed');
-    expect(verdictOf(evidence({ canaryConnections: 1 }), 'network')).toBe('failed');
+    const reached = { id: 'direct-canary', outcome: 'connected', status: null, detail: 'connected' } as const;
+    expect(verdictOf(evidence({}, { dials: [reached] }), 'network')).toBe('failed');
     expect(verdictOf(evidence({ proxyDials: ['169.254.169.254:80'] }), 'network')).toBe('failed');
-    const allowed = evidence({}, { egress: [{ id: 'metadata', status: 200, detail: 'HTTP/1.1 200 OK' }] });
+    const allowed = evidence(
+      {},
+      { dials: [{ id: 'egress-metadata', outcome: 'connected', status: 200, detail: 'HTTP/1.1 200 OK' }] },
+    );
     expect(verdictOf(allowed, 'network')).toBe('failed');
   });
 
   it('fails when the host blocked on a plant, or the decoy changed or was read', () => {
     const blocked = evidence({
-      hostActions: {
-        results: [{ action: 'ipcScan', outcome: 'blocked', detail: 'did not return in time' }],
-        payloads: [],
-      },
+      hostActions: [{ action: 'ipcScan', outcome: 'blocked', detail: 'did not return in time' }],
     });
     expect(verdictOf(blocked, 'links')).toBe('failed');
     expect(verdictOf(blocked, 'malformed')).toBe('failed');
@@ -203,11 +199,10 @@ describe('audit probe', () => {
         sentinels: [{ id: 'data', hostPath: path.join(dir, 'nope'), token: 'sentinel-token-1' }],
         secrets: [fingerprint(KEY)],
         scanRoots: [dir],
-        direct: {}, // nothing to dial from a real machine
+        dials: {}, // nothing to dial from a real machine
         egressSocket: path.join(dir, 'no.sock'),
-        egress: {},
         shell: { uid: 'id -u', missing: 'no-such-command-here' },
-        plants: [{ id: 'fifo', op: 'fifo', path: path.join(dir, 'f.json'), expect: 'ok' }],
+        plants: [{ id: 'fifo', op: 'fifo', path: path.join(dir, 'f.json') }],
       });
       const run = spawnSync(process.execPath, ['--input-type=module', '-'], {
         input: source,
@@ -257,7 +252,7 @@ describe('audit host actions', () => {
           timeoutMs: 1000,
           only: ['ipcScan', 'writeTaskSnapshot'],
         });
-        expect(outcome.results.map((r) => [r.action, r.outcome])).toEqual([
+        expect(outcome.map((r) => [r.action, r.outcome])).toEqual([
           ['ipcScan', 'blocked'],
           ['writeTaskSnapshot', 'done'],
         ]);

@@ -343,7 +343,7 @@ describe('TaskScheduler', () => {
       isMain: false,
       addedAt: START.toISOString(),
     });
-    const { runs, changed } = startScheduler({ safetyCheckMs: 60 * MIN });
+    const { runs, changed } = startScheduler();
     const cli = openStore(path.join(dir, 'messages.db'));
     try {
       cli.tasks.update('cli', { status: 'active', nextRun: iso(0) });
@@ -356,7 +356,7 @@ describe('TaskScheduler', () => {
   });
 
   it('runs a newly added task after reschedule()', async () => {
-    const { runs } = startScheduler({ safetyCheckMs: 60 * MIN });
+    const { runs } = startScheduler();
     addTask({ id: 'new', nextRun: iso(10_000) });
     scheduler!.reschedule();
     await vi.advanceTimersByTimeAsync(10_000);
@@ -367,7 +367,6 @@ describe('TaskScheduler', () => {
     const day = 24 * 60 * MIN;
     addTask({ id: 'far', nextRun: iso(30 * day) });
     const { runs } = startScheduler({
-      safetyCheckMs: 20 * day,
       config: { timezone: 'UTC', safetyPollMs: 20 * day },
     });
     await vi.advanceTimersByTimeAsync(30 * day - 1);
@@ -387,7 +386,7 @@ describe('TaskScheduler', () => {
   it('stop() clears every timer and nothing runs afterwards', async () => {
     addTask({ id: 't', nextRun: iso(MIN) });
     const { runs } = startScheduler();
-    expect(vi.getTimerCount()).toBe(3);
+    expect(vi.getTimerCount()).toBe(2);
     scheduler!.stop();
     expect(vi.getTimerCount()).toBe(0);
     scheduler!.reschedule();

@@ -6,13 +6,15 @@ import { Boom } from '@hapi/boom';
 import {
   BufferJSON,
   initAuthCreds,
+  jidNormalizedUser,
   type BaileysEventMap,
   type GroupMetadata,
   type WAMessage,
   type WAPresence,
+  type WASocket,
 } from '@whiskeysockets/baileys';
 import type { OutgoingContent } from '../../src/channels/whatsapp/media.js';
-import type { MakeSocketOptions, WASocketLike } from '../../src/channels/whatsapp/socket.js';
+import type { MakeSocket, MakeSocketOptions } from '../../src/channels/whatsapp/socket.js';
 import { WhatsAppChannel, type WhatsAppDeps } from '../../src/channels/whatsapp/whatsapp-channel.js';
 import type { StoredMessage } from '../../src/db/message-repo.js';
 import { openStore, type Store } from '../../src/db/store.js';
@@ -25,7 +27,7 @@ export const OWN_LID = '88880001111@lid';
  * Stands in for Baileys' WASocket: the same event names and payload shapes on `ev`, recorded
  * calls for what the channel sends. Tests drive it with `emit`, `open` and `close`.
  */
-export class FakeSocket implements WASocketLike {
+export class FakeSocket {
   private readonly emitter = new EventEmitter();
   readonly ev = {
     on: <K extends keyof BaileysEventMap>(event: K, listener: (arg: BaileysEventMap[K]) => void) => {
@@ -54,6 +56,10 @@ export class FakeSocket implements WASocketLike {
   constructor(readonly opts: MakeSocketOptions) {}
 
   emit<K extends keyof BaileysEventMap>(event: K, arg: BaileysEventMap[K]): void {
+    if (event === 'lid-mapping.update') {
+      const { lid, pn } = arg as BaileysEventMap['lid-mapping.update'];
+      this.lids.set(lid, pn); // as Baileys, which keeps the mappings it hears of
+    }
     this.emitter.emit(event, arg);
   }
 
@@ -61,6 +67,8 @@ export class FakeSocket implements WASocketLike {
     user: { id: string; lid?: string } = { id: '15550001111:7@s.whatsapp.net', lid: '88880001111:7@lid' },
   ) {
     this.user = user;
+    // As Baileys, which knows the account's own LID once connected.
+    if (user.lid) this.lids.set(jidNormalizedUser(user.lid), jidNormalizedUser(user.id));
     this.emit('connection.update', { connection: 'open' });
   }
 
@@ -121,10 +129,11 @@ export class FakeSocket implements WASocketLike {
 /** A makeSocket that records every socket it hands out. */
 export function fakeSocketFactory() {
   const sockets: FakeSocket[] = [];
-  const makeSocket = (opts: MakeSocketOptions) => {
+  // The channel sees a WASocket; the fake has only the parts it uses.
+  const makeSocket: MakeSocket = (opts) => {
     const sock = new FakeSocket(opts);
     sockets.push(sock);
-    return sock;
+    return sock as unknown as WASocket;
   };
   return { sockets, makeSocket };
 }
@@ -180,7 +189,7 @@ export interface Harness {
   store: Store;
   channel: WhatsAppChannel;
   sockets: FakeSocket[];
-  makeSocket: (opts: MakeSocketOptions) => FakeSocket;
+  makeSocket: MakeSocket;
   /** The socket the channel is using now. */
   sock(): FakeSocket;
   history(jid: string): StoredMessage[];

@@ -3,7 +3,7 @@ import { DisconnectReason } from '@whiskeysockets/baileys';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ChannelSendError } from '../../src/channels/send-error.js';
 import { toSendError } from '../../src/channels/whatsapp/socket.js';
-import type { WhatsAppHealth } from '../../src/channels/whatsapp/whatsapp-channel.js';
+import type { ChannelState } from '../../src/channel-health.js';
 import { channelHarness, FAMILY, OWN_LID, OWN_PN, waMessage, type Harness } from './whatsapp-fake-socket.js';
 
 const ALICE = '15557770000@s.whatsapp.net';
@@ -11,7 +11,7 @@ const STRANGERS = '120363000000000099@g.us';
 
 describe('WhatsApp channel: health', () => {
   let h: Harness;
-  let health: WhatsAppHealth[];
+  let health: ChannelState[];
   afterEach(async () => {
     await h.channel.disconnect();
     h.cleanup();

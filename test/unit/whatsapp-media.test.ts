@@ -31,10 +31,10 @@ describe('WhatsApp channel: media', () => {
 
   async function start(
     files: Parameters<typeof fakeDownloader>[0],
-    extra: { maxMediaBytes?: number; mediaTimeoutMs?: number } = {},
+    extra: { maxBytes?: number; timeoutMs?: number } = {},
   ) {
     const downloader = fakeDownloader(files);
-    h = channelHarness({ downloadMedia: downloader.download, ...extra });
+    h = channelHarness({ media: { download: downloader.download, ...extra } });
     await h.channel.connect();
     h.sock().open();
     return downloader;
@@ -152,7 +152,7 @@ describe('WhatsApp channel: media', () => {
   it('refuses attachments over the size cap, declared or actual', async () => {
     const downloader = await start(
       { BIG: Buffer.alloc(10), STREAMED: () => Readable.from([Buffer.alloc(60), Buffer.alloc(60)]) },
-      { maxMediaBytes: 100 },
+      { maxBytes: 100 },
     );
     h.sock().upsert([
       waMessage({
@@ -175,7 +175,7 @@ describe('WhatsApp channel: media', () => {
 
   it('gives up on a download that stalls', async () => {
     const stalled = () => new Readable({ read() {} });
-    await start({ SLOW: stalled }, { mediaTimeoutMs: 50 });
+    await start({ SLOW: stalled }, { timeoutMs: 50 });
     h.sock().upsert([
       waMessage({ id: 'SLOW', remoteJid: FAMILY, participant: ALICE, message: { imageMessage: {} } }),
     ]);

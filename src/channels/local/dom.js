@@ -1,22 +1,19 @@
 export const $ = (id) => document.getElementById(id);
 
-export function el(tag, className, text) {
+/** Children are nodes or text, never HTML: messages are untrusted. */
+export function el(tag, className, ...children) {
   const node = document.createElement(tag);
   if (className) node.className = className;
-  if (text !== undefined) node.textContent = text; // never innerHTML: messages are untrusted
+  node.append(...children);
   return node;
 }
 
-export function button(text, onclick, className) {
-  const b = el('button', className, text);
-  b.type = 'button';
-  b.onclick = onclick;
-  return b;
-}
+export const button = (text, onclick, className) =>
+  Object.assign(el('button', className, text), { type: 'button', onclick });
 
 export async function api(path, init) {
   const res = await fetch(path, init);
-  const body = res.status === 204 ? {} : await res.json().catch(() => ({}));
+  const body = await res.json().catch(() => ({}));
   if (!res.ok) throw Object.assign(new Error(body.error || `HTTP ${res.status}`), { status: res.status });
   return body;
 }

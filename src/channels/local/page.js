@@ -1,26 +1,26 @@
 import { marked } from '/vendor/marked.js';
 import DOMPurify from '/vendor/purify.js';
-import { $, api, chatPath, el, formatTime, post } from '/dom.js';
-import { attachments, setupAttach } from '/attach.js';
+import { $, api, button, chatPath, el, formatTime, post, showIn } from '/dom.js';
 import { loadTasks, loadWhatsApp, renderWhatsApp } from '/panels.js';
 
-const CHAT_ID = /^local:[A-Za-z0-9_-]{1,64}$/;
+const CHAT_ID = /^local:[\w-]{1,64}$/;
 const PAGE = 100;
 const list = $('messages');
 const input = $('text');
-const state = { assistant: 'Assistant', chats: [], current: null, registered: null, typing: new Set() };
-const unread = new Set();
-let shown = new Map(); // id -> <li>, for the current chat
-let newest, oldest; // the server's timestamps, for paging
+let assistant = 'Assistant';
+let chats = [];
+let current, registered, control;
 let view = 'chat';
+let shown = new Set(); // message ids in the current chat
+let newest, oldest; // the server's timestamps, for paging
+const typing = new Set();
 const typingSent = new Map(); // chat -> when the last typing signal went out
 
 // Raw HTML in a reply is shown as text; WhatsApp's *bold* wins over Markdown's *italic*.
-const escape = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 marked.use({
   breaks: true,
   renderer: {
-    html: ({ text }) => escape(text),
+    html: ({ text }) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`),
     em({ raw, tokens }) {
       const tag = raw[0] === '*' ? 'strong' : 'em';
       return `<${tag}>${this.parser.parseInline(tokens)}</${tag}>`;
@@ -38,356 +38,294 @@ function markdown(text) {
     Object.assign(a, { target: '_blank', rel: 'noopener noreferrer' });
   for (const pre of html.querySelectorAll('pre')) {
     const code = pre.textContent;
-    const copy = pre.appendChild(el('button', 'copy', 'Copy'));
-    copy.type = 'button';
-    copy.onclick = () => window.navigator.clipboard.writeText(code).then(() => (copy.textContent = 'Copied'));
+    const copy = () => window.navigator.clipboard.writeText(code).then(() => (b.textContent = 'Copied'));
+    const b = pre.appendChild(button('Copy', copy, 'copy'));
   }
   return html;
 }
 
-function showError(text) {
-  $('error').textContent = text;
-  $('error').hidden = !text;
+// A line naming a file becomes an image or a download link.
+const IMAGE = /\.(png|jpe?g|gif|webp)$/i;
+const SENT = /^\[file: ([\w-]+)\/(\w[\w.-]*)\]$/;
+const UPLOADED = /^\[(?:image|document): \/workspace\/inbox\/media\/(\w[\w.-]*)(?: \(.*\))?\]$/;
+
+function attachment(line) {
+  const sent = SENT.exec(line);
+  const name = sent?.[2] ?? UPLOADED.exec(line)?.[1];
+  if (!name) return;
+  const href = sent ? `/api/files/${sent[1]}/${name}` : `/api/media/${encodeURIComponent(current)}/${name}`;
+  if (!IMAGE.test(name))
+    return Object.assign(el('a', 'attachment-file', `↓ ${name.replace(/^\d+-[0-9a-f]{8}-/, '')}`), {
+      href,
+      download: name,
+    });
+  const img = Object.assign(el('img', 'attachment'), { src: href, alt: name });
+  return Object.assign(el('a', '', img), { href, target: '_blank' });
 }
 
-function reportFailure(what, err) {
+const showError = (text) => showIn($('error'), text);
+const fail = (what, err) =>
   showError(
     err.status === 401
       ? 'Not signed in: reopen the link that `nanoclaw open` prints.'
       : `${what}: ${err.message}`,
   );
-}
 
 function renderChatList() {
-  const chats = [...state.chats];
-  if (state.current && !chats.some((c) => c.jid === state.current))
-    chats.push({ jid: state.current, registered: state.registered });
+  const all =
+    current && !chats.some((c) => c.jid === current) ? [...chats, { jid: current, registered }] : chats;
   $('chat-list').replaceChildren(
-    ...chats.map((chat) => {
-      const button = el('button');
-      button.type = 'button';
-      button.dataset.jid = chat.jid;
-      button.title = chat.registered ? chat.jid : `${chat.jid} (not registered)`;
-      button.setAttribute('aria-current', String(chat.jid === state.current));
-      button.append(el('span', 'name', chat.jid.slice(6)));
-      if (state.typing.has(chat.jid) || unread.has(chat.jid)) button.append(el('span', 'dot'));
-      if (chat.isMain || !chat.registered) button.append(el('span', 'tag', chat.isMain ? 'main' : 'off'));
-      button.onclick = () => openChat(chat.jid);
-      return button;
+    ...all.map((c) => {
+      const b = button(el('span', 'name', c.jid.slice(6)), () => openChat(c.jid));
+      b.dataset.jid = c.jid;
+      b.title = c.registered ? c.jid : `${c.jid} (not registered)`;
+      b.setAttribute('aria-current', c.jid === current);
+      if (typing.has(c.jid)) b.append(el('span', 'dot'));
+      if (c.isMain || !c.registered) b.append(el('span', 'tag', c.isMain ? 'main' : 'off'));
+      return b;
     }),
   );
 }
 
-/** Inserted in time order, or updated in place (a pending message meets its stored copy). */
+/** Inserted in time order; the log is never rebuilt, so a screen reader hears only what is new. */
 function put(m) {
-  let li = shown.get(m.id);
-  if (!li) {
-    const mine = !m.fromAssistant && m.sender === 'local-user';
-    li = el('li', m.fromAssistant ? 'assistant' : mine ? 'me' : 'other');
-    const who = m.fromAssistant ? m.senderName || state.assistant : m.senderName;
-    const { rest, nodes } = attachments(m.text, state.current);
-    const body = el('div', 'body', m.fromAssistant ? undefined : rest);
-    if (m.fromAssistant) body.append(markdown(rest));
-    body.append(...nodes);
-    li.append(el('span', 'meta', `${who} · ${formatTime(m.timestamp)}`), body);
-    li.dataset.ts = m.timestamp;
-    shown.set(m.id, li);
-    list.insertBefore(li, [...list.children].find((n) => n.dataset.ts > m.timestamp) ?? null);
-  }
-  li.classList.toggle('pending', !!m.pending);
+  shown.add(m.id);
+  const lines = m.text.split('\n');
+  const files = lines.map(attachment);
+  const text = lines
+    .filter((_, i) => !files[i])
+    .join('\n')
+    .trim();
+  const li = el(
+    'li',
+    m.fromAssistant ? 'assistant' : m.sender === 'local-user' ? 'me' : 'other',
+    el(
+      'span',
+      'meta',
+      `${m.fromAssistant ? m.senderName || assistant : m.senderName} · ${formatTime(m.timestamp)}`,
+    ),
+    el('div', 'body', m.fromAssistant ? markdown(text) : text, ...files.filter(Boolean)),
+  );
+  li.dataset.ts = m.timestamp;
+  list.insertBefore(li, [...list.children].find((n) => n.dataset.ts > m.timestamp) ?? null);
 }
 
-/** One page of history; what it adds to a live log is announced, so bulk loads mark it busy. */
+/** One page of history; a bulk load marks the log busy so it is not read out. */
 async function load(query, bulk) {
-  const chat = state.current;
-  list.setAttribute('aria-busy', String(bulk));
+  const chat = current;
+  list.setAttribute('aria-busy', bulk);
   try {
     const { messages } = await api(`${chatPath(chat)}/messages?limit=${PAGE}${query}`);
-    if (chat !== state.current) return;
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    if (chat !== current) return;
     const fromBottom = list.scrollHeight - list.scrollTop;
+    const atBottom = fromBottom - list.clientHeight < 80;
     const fresh = messages.filter((m) => !shown.has(m.id));
-    for (const m of messages) {
-      put(m);
-      if (!(m.timestamp <= newest)) newest = m.timestamp;
-      if (!(m.timestamp >= oldest)) oldest = m.timestamp;
+    fresh.forEach(put);
+    for (const { timestamp: t } of messages) {
+      if (!(t <= newest)) newest = t;
+      if (!(t >= oldest)) oldest = t;
     }
     // A page back that brings nothing new is the end (a store that cannot page back, too).
-    if (bulk) $('earlier').hidden = messages.length < PAGE || (query !== '' && !fresh.length);
+    if (bulk) $('earlier').hidden = messages.length < PAGE || (query && !fresh.length);
     // Earlier messages go in above: what was on screen stays there.
     if (atBottom || bulk) list.scrollTop = atBottom ? list.scrollHeight : list.scrollHeight - fromBottom;
   } finally {
-    list.setAttribute('aria-busy', 'false');
+    list.setAttribute('aria-busy', false);
   }
 }
 
 // 1 ms of overlap at either end; ids dedupe.
 const around = (ts, ms) => encodeURIComponent(new Date(Date.parse(ts) + ms).toISOString());
-const refresh = () => load(newest ? `&after=${around(newest, -1)}` : '', !newest);
+const refresh = () => load(newest ? `&after=${around(newest, -1)}` : '', !newest).catch(() => {});
+
+async function loadUsage() {
+  const { usageToday = [] } = await api('/api/status');
+  $('usage').replaceChildren(
+    ...usageToday.map((u) =>
+      el(
+        'li',
+        '',
+        `${u.groupFolder}: ${u.inputTokens.toLocaleString('en')} tokens in, ${u.outputTokens.toLocaleString('en')} out, ${u.requests} requests today`,
+      ),
+    ),
+  );
+}
 
 async function loadChats() {
+  loadUsage().catch(() => {});
   const body = await api('/api/chats');
-  state.assistant = body.assistantName || state.assistant;
-  state.chats = body.chats;
-  state.control = body.control;
-  $('tasks-tab').hidden = $('wa-open').hidden = !body.control;
-  input.placeholder = `Message ${state.assistant}`;
-  list.dataset.empty = `No messages yet. Say hello to ${state.assistant}.`;
+  ({ chats, control } = body);
+  assistant = body.assistantName || assistant;
+  $('tasks-tab').hidden = $('wa-open').hidden = !control;
+  input.placeholder = `Message ${assistant}`;
+  list.dataset.empty = `No messages yet. Say hello to ${assistant}.`;
   renderChatList();
 }
 
-const num = (n) => Number(n).toLocaleString('en');
-const STATUS_LINES = {
-  usageToday: (rows) =>
-    rows.length
-      ? rows.map(
-          (u) =>
-            `${u.groupFolder}: ${num(u.inputTokens)} tokens in, ${num(u.outputTokens)} out, ${u.requests} requests today`,
-        )
-      : ['No model use today'],
-  runtime: (v) => [`Sandbox: ${v}`],
-  running: (v) => [`Working now: ${v.length ? v.join(', ') : 'none'}`],
-  startedAt: (v) => [`Up since ${formatTime(v)}`],
-};
-
-function statusList(value, top) {
-  const ul = el('ul');
-  const label = (k) => k.replace(/[A-Z]/g, (c) => ' ' + c.toLowerCase());
-  for (const [k, v] of Object.entries(value)) {
-    if (top && STATUS_LINES[k] && v) {
-      ul.append(...STATUS_LINES[k](v).map((line) => el('li', '', line)));
-      continue;
-    }
-    const li = ul.appendChild(el('li', '', Array.isArray(value) ? '' : label(k) + ': '));
-    if (Array.isArray(value) && v && typeof v === 'object')
-      li.append(
-        Object.entries(v)
-          .map(([a, b]) => `${label(a)} ${b}`)
-          .join(', '),
-      );
-    else li.append(v && typeof v === 'object' ? (Object.keys(v).length ? statusList(v) : 'none') : String(v));
-  }
-  return ul;
-}
-
-async function loadStatus() {
-  const status = await api('/api/status').catch(() => ({}));
-  $('status-box').hidden = !Object.keys(status).length;
-  $('status').replaceChildren(statusList(status, true));
-}
-
 function renderTyping() {
-  const on = state.typing.has(state.current);
-  $('typing').replaceChildren(...(on ? [el('span', 'spinner'), `${state.assistant} is working…`] : []));
-  $('stop').hidden = !on || !state.control;
+  const on = typing.has(current);
+  $('typing').replaceChildren(...(on ? [el('span', 'spinner'), `${assistant} is working…`] : []));
+  $('typing').hidden = !on;
+  $('stop').hidden = !on || !control;
   $('stop').disabled = false;
 }
 
 function setView(next) {
   view = next;
   for (const v of ['chat', 'tasks', 'wa']) $(`${v}-view`).hidden = v !== next;
-  $('tasks-tab').setAttribute('aria-pressed', String(next === 'tasks'));
-  if (next === 'tasks') void loadTasks(state.current);
+  $('tasks-tab').setAttribute('aria-pressed', next === 'tasks');
+  if (next === 'tasks') loadTasks(current);
   if (next === 'wa') {
     toggleDrawer(false);
-    void loadWhatsApp();
+    loadWhatsApp();
   }
 }
 
 async function stop() {
   $('stop').disabled = true;
   try {
-    const { stopped } = await post(chatPath(state.current) + '/stop');
-    if (stopped) return; // the button goes when the typing signal does
-    showError(`Nothing to stop: ${state.assistant} is not running in this chat.`);
+    // Once stopped, the button goes with the typing signal.
+    if ((await post(chatPath(current) + '/stop')).stopped) return;
+    showError(`Nothing to stop: ${assistant} is not running in this chat.`);
   } catch (err) {
-    reportFailure('Could not stop', err);
+    fail('Could not stop', err);
   }
   $('stop').disabled = false;
 }
 
 function signalTyping() {
-  const chat = state.current;
   const now = Date.now();
   // At most one signal per 3 s per chat.
-  if (!state.control || !input.value.trim() || now - (typingSent.get(chat) ?? -Infinity) < 3000) return;
-  typingSent.set(chat, now);
-  post(chatPath(chat) + '/typing').catch(() => undefined);
+  if (!control || !input.value.trim() || now - (typingSent.get(current) ?? 0) < 3000) return;
+  typingSent.set(current, now);
+  post(chatPath(current) + '/typing').catch(() => {});
 }
 
 function renderNotice() {
-  const name = state.current.slice(6);
-  $('notice').hidden = state.registered !== false;
-  $('notice').replaceChildren(
-    `This chat is not registered: messages are kept but ${state.assistant} will not answer here. To register it: `,
-    el('code', '', `nanoclaw groups register --jid ${state.current} --name ${name} --folder ${name}`),
-  );
+  const name = current.slice(6);
+  $('notice').hidden = registered !== false;
+  $('register').textContent = `nanoclaw groups register --jid ${current} --name ${name} --folder ${name}`;
 }
 
 function toggleDrawer(open) {
   $('drawer').classList.toggle('open', open);
-  $('menu').setAttribute('aria-expanded', String(open));
+  $('menu').setAttribute('aria-expanded', open);
 }
 
 async function openChat(jid) {
-  Object.assign(state, { current: jid, registered: null });
-  shown = new Map();
-  newest = oldest = undefined;
+  current = jid;
+  registered = newest = oldest = undefined;
+  shown = new Set();
   list.replaceChildren();
-  unread.delete(jid);
-  if (location.hash !== '#' + jid) history.replaceState(null, '', '#' + jid);
+  history.replaceState(null, '', '#' + jid);
   document.title = `${jid.slice(6)} · NanoClaw`;
   $('chat-title').textContent = jid;
   $('earlier').hidden = true;
   toggleDrawer(false);
   showError('');
-  if (view !== 'chat') setView(view === 'tasks' ? 'tasks' : 'chat');
-  renderChatList();
+  if (view === 'wa') setView('chat');
+  if (view === 'tasks') loadTasks(jid);
   renderTyping();
   renderNotice();
+  renderChatList();
   try {
     const info = await api(chatPath(jid));
-    if (jid !== state.current) return;
-    state.registered = info.registered;
+    if (jid !== current) return;
+    registered = info.registered;
     renderNotice();
     renderChatList();
-    await refresh();
+    await load('', true);
   } catch (err) {
-    reportFailure('Could not load this chat', err);
+    fail('Could not load this chat', err);
   }
   input.focus();
 }
 
-async function send() {
-  const text = input.value;
-  const chat = state.current;
-  if (!text.trim() || $('send').disabled) return;
-  $('send').disabled = true;
-  try {
-    const { id } = await post(chatPath(chat) + '/messages', { text });
-    sent(chat, id, text);
-  } catch (err) {
-    reportFailure('Message not sent', err);
-  } finally {
-    $('send').disabled = false;
-    input.focus();
-  }
-}
-
-function sent(chat, id, text) {
+function sent() {
   showError('');
   input.value = '';
-  autoGrow();
-  if (chat === state.current) {
-    // Shown at once; the stored copy (same id) replaces it on the next refresh.
-    put({
-      id,
-      sender: 'local-user',
-      senderName: 'You',
-      text,
-      timestamp: new Date().toISOString(),
-      pending: true,
-    });
-    list.scrollTop = list.scrollHeight;
+  refresh().then(() => (list.scrollTop = list.scrollHeight));
+  if (!chats.some((c) => c.jid === current)) loadChats().catch(() => {});
+}
+
+async function send() {
+  const text = input.value;
+  if (!text.trim() || $('send').disabled) return;
+  $('send').disabled = true;
+  await post(chatPath(current) + '/messages', { text }).then(sent, (err) => fail('Message not sent', err));
+  $('send').disabled = false;
+  input.focus();
+}
+
+async function upload(files) {
+  for (const file of files) {
+    const headers = {
+      'Content-Type': file.type || 'application/octet-stream',
+      'X-File-Name': encodeURIComponent(file.name),
+      'X-Caption': encodeURIComponent(input.value),
+    };
+    const init = { method: 'POST', headers, body: file };
+    await api(`${chatPath(current)}/files`, init).then(sent, (err) => fail('File not sent', err));
   }
-  refresh().catch(() => undefined);
-  if (!state.chats.some((c) => c.jid === chat)) loadChats().catch(() => undefined);
 }
 
-async function onReply(event) {
-  const reply = JSON.parse(event.data);
-  if (reply.chat !== state.current) {
-    unread.add(reply.chat);
-    if (state.chats.some((c) => c.jid === reply.chat)) renderChatList();
-    else loadChats().catch(() => undefined);
-    return;
-  }
-  if (view === 'tasks') void loadTasks(state.current);
-  // History unavailable: still show the text we were pushed.
-  await refresh().catch(() =>
-    put({ ...reply, id: `pushed-${reply.timestamp}`, senderName: reply.sender, fromAssistant: true }),
-  );
-  void loadStatus();
-}
-
-function connectEvents() {
-  const source = new EventSource('/api/events');
-  const conn = $('conn');
-  source.onopen = () => {
-    conn.textContent = 'live';
-    conn.className = 'live';
-    if (state.current) refresh().catch(() => undefined); // catch up on what we missed
-  };
-  source.onerror = () => {
-    conn.textContent = source.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting…';
-    conn.className = '';
-  };
-  source.onmessage = (event) => void onReply(event);
-  source.addEventListener('typing', (event) => {
-    const t = JSON.parse(event.data);
-    state.typing[t.isTyping ? 'add' : 'delete'](t.chat);
-    renderTyping();
-    renderChatList();
-  });
-  source.addEventListener('whatsapp', (event) => renderWhatsApp(JSON.parse(event.data)));
-}
-
-function autoGrow() {
-  input.style.height = 'auto';
-  input.style.height = `${Math.min(input.scrollHeight + 2, 200)}px`;
-}
+const events = new EventSource('/api/events');
+events.onopen = () => {
+  Object.assign($('conn'), { textContent: 'live', className: 'live' });
+  if (current) refresh(); // catch up on what was missed
+};
+events.onerror = () => Object.assign($('conn'), { textContent: 'reconnecting…', className: '' });
+events.onmessage = ({ data }) => {
+  const { chat } = JSON.parse(data);
+  if (!chats.some((c) => c.jid === chat)) loadChats().catch(() => {});
+  loadUsage().catch(() => {});
+  if (chat !== current) return;
+  refresh();
+  if (view === 'tasks') loadTasks(chat);
+};
+events.addEventListener('typing', ({ data }) => {
+  const { chat, isTyping } = JSON.parse(data);
+  typing[isTyping ? 'add' : 'delete'](chat);
+  renderTyping();
+  renderChatList();
+});
+events.addEventListener('whatsapp', ({ data }) => renderWhatsApp(JSON.parse(data)));
 
 $('composer').onsubmit = (e) => {
   e.preventDefault();
-  void send();
+  send();
 };
 input.onkeydown = (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
-    void send();
+    send();
   }
 };
-input.oninput = () => {
-  autoGrow();
-  signalTyping();
-};
-$('stop').onclick = () => void stop();
-setupAttach({
-  chat: () => state.current,
-  caption: () => input.value,
-  sent: (id, text) => sent(state.current, id, text),
-  failed: reportFailure,
-});
+input.oninput = signalTyping;
+$('stop').onclick = stop;
+$('attach').onclick = () => $('file').click();
+$('file').onchange = () => upload([...$('file').files]).finally(() => ($('file').value = ''));
 $('tasks-tab').onclick = () => setView(view === 'tasks' ? 'chat' : 'tasks');
 $('wa-open').onclick = () => setView('wa');
 $('wa-close').onclick = () => setView('chat');
 $('earlier').onclick = () =>
-  load(`&before=${around(oldest, 1)}`, true).catch((err) => reportFailure('Could not load', err));
+  load(`&before=${around(oldest, 1)}`, true).catch((err) => fail('Could not load', err));
 $('menu').onclick = () => toggleDrawer(!$('drawer').classList.contains('open'));
 document.onkeydown = (e) => {
   if (e.key === 'Escape') toggleDrawer(false);
 };
 $('new-chat').onsubmit = (e) => {
   e.preventDefault();
-  const name = $('new-chat-name')
-    .value.trim()
-    .replace(/^local:/, '');
-  if (!CHAT_ID.test('local:' + name)) return showError('A chat name is 1-64 letters, digits, _ or -.');
+  const name = $('new-chat-name').value.trim();
+  const jid = name.startsWith('local:') ? name : `local:${name}`;
+  if (!CHAT_ID.test(jid)) return showError('A chat name is 1-64 letters, digits, _ or -.');
   $('new-chat-name').value = '';
-  void openChat('local:' + name);
+  openChat(jid);
 };
 
-let fromHash = '';
-try {
-  fromHash = decodeURIComponent(location.hash.slice(1));
-} catch {
-  // a malformed hash just opens the default chat
-}
-connectEvents();
 loadChats()
-  .catch((err) => reportFailure('Could not load chats', err))
+  .catch((err) => fail('Could not load chats', err))
   .finally(() => {
-    const main = state.chats.find((c) => c.isMain) || state.chats[0];
-    void openChat(CHAT_ID.test(fromHash) ? fromHash : main ? main.jid : 'local:main');
+    const hash = location.hash.slice(1);
+    openChat(CHAT_ID.test(hash) ? hash : ((chats.find((c) => c.isMain) ?? chats[0])?.jid ?? 'local:main'));
   });
-void loadStatus();

@@ -1,22 +1,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import { logger } from '../../logger.js';
 
-// Free of Baileys (tens of MB), loaded only when linked. Every completed link writes `me.id`;
-// `registered` is set by the pairing-code flow alone.
-const credsSchema = z.object({ me: z.object({ id: z.string().min(1) }) });
+// Free of Baileys (tens of MB), which loads only once linked.
+export const isWhatsAppLinked = (authDir: string) => linkedAccountJid(authDir) !== undefined;
 
-export const isWhatsAppLinked = (authDir: string): boolean => linkedAccountJid(authDir) !== undefined;
-
-/** `4915…:12@s.whatsapp.net` in creds.json → `4915…@s.whatsapp.net`. */
+// Every completed link writes `me.id`: `4915…:12@s.whatsapp.net` → `4915…@s.whatsapp.net`.
 export function linkedAccountJid(authDir: string): string | undefined {
-  let creds: unknown;
   try {
-    creds = JSON.parse(fs.readFileSync(path.join(authDir, 'creds.json'), 'utf8'));
+    const { me } = JSON.parse(fs.readFileSync(path.join(authDir, 'creds.json'), 'utf8'));
+    const [, user, server] = /^([^:@]+)(?::\d+)?@(.+)$/.exec(me.id) ?? [];
+    return user && `${user}@${server === 'c.us' ? 's.whatsapp.net' : server}`;
   } catch {
     return undefined;
   }
-  const [user, server] = credsSchema.safeParse(creds).data?.me.id.split('@') ?? [];
-  const number = user?.split(':')[0];
-  return number && server ? `${number}@${server === 'c.us' ? 's.whatsapp.net' : server}` : undefined;
 }
+
+// On a later tick: this may run inside the socket's own event handler.
+export const endLater = (sock: { end(error: undefined): unknown }) =>
+  void Promise.resolve()
+    .then(() => sock.end(undefined))
+    .catch((err: unknown) => logger.debug({ err }, 'whatsapp socket end failed'));

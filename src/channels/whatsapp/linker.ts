@@ -3,55 +3,44 @@ import path from 'node:path';
 import { isValidFolder } from '../../contract/ipc.js';
 import { logger } from '../../logger.js';
 import type { WhatsAppControl, WhatsAppState } from '../control.js';
-import { linkedAccountJid } from './link-state.js';
-import type { MakeSocket, WASocketLike } from './socket.js';
+import type { WASocket } from '@whiskeysockets/baileys';
+import { endLater, linkedAccountJid } from './link-state.js';
+import type { MakeSocket } from './socket.js';
 
-const MAX_FOLDER = 40;
-const MAX_RESTARTS = 3;
 const PHONE_RULE = 'The phone number must be the full number with country code, e.g. 4915112345678';
+type Registered = { ok: true; folder: string } | { ok: false; error: string };
 
 export interface WhatsAppLinkDeps {
   authDir: string;
   makeSocket?: MakeSocket;
-  /** The account's own chat: register it as a main chat and start the channel. */
   onLinked(selfJid: string): Promise<void>;
-  /** Stop the channel. Called before the logout, so only one connection uses the link. */
-  onUnlinked(): Promise<void>;
+  onUnlinked(): Promise<void>; // stops the channel before the logout: one connection per link
   knownGroups(): { jid: string; name: string }[];
   isRegistered(jid: string): boolean;
-  /** Used by a registered group or present under groups/. */
   folderTaken(folder: string): boolean;
-  registerGroup(
-    jid: string,
-    name: string,
-    folder: string,
-  ): Promise<{ ok: true; folder: string } | { ok: false; error: string }>;
+  registerGroup(jid: string, name: string, folder: string): Promise<Registered>;
   logoutTimeoutMs?: number;
 }
 
-/**
- * Links, unlinks and manages WhatsApp while the host runs. Baileys is loaded on first use, so an
- * unlinked host never loads it.
- */
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err ?? 'connection closed'));
+
+// Links, unlinks and manages WhatsApp while the host runs; Baileys loads only then.
 export class WhatsAppLink implements WhatsAppControl {
   private current: WhatsAppState;
   private readonly listeners = new Set<() => void>();
-  /** Bumped by every link and unlink: events of an older attempt are ignored. */
-  private attempt = 0;
-  private sock: WASocketLike | undefined;
+  private attempt = 0; // events of an older link attempt are ignored
+  private sock: WASocket | undefined;
 
   constructor(private readonly deps: WhatsAppLinkDeps) {
     const selfJid = linkedAccountJid(deps.authDir);
     this.current = selfJid ? { status: 'linked', selfJid } : { status: 'unlinked' };
   }
 
-  state(): WhatsAppState {
-    return { ...this.current };
-  }
+  state = () => this.current;
 
-  onChange(listener: () => void): () => void {
+  onChange(listener: () => void) {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return () => void this.listeners.delete(listener);
   }
 
   async link({ phone }: { phone?: string }): Promise<void> {
@@ -63,16 +52,19 @@ export class WhatsAppLink implements WhatsAppControl {
     const id = ++this.attempt;
     this.drop();
     this.set({ status: 'linking' });
-    const loaded = await this.prepare().catch((err: unknown) => {
-      if (id === this.attempt)
-        this.set({ status: 'unlinked', error: `Linking could not start: ${errorText(err)}` });
-    });
-    if (!loaded || id !== this.attempt) return;
-    const { socket, DisconnectReason, jidNormalizedUser, QRCode, log, auth } = loaded;
+    const ready = await Promise.all([import('./socket.js'), this.clearCreds()])
+      .then(async ([wa]) => ({ wa, auth: await wa.withAuth(this.deps.authDir, this.deps.makeSocket) }))
+      .catch((err: unknown) => {
+        if (id === this.attempt)
+          this.set({ status: 'unlinked', error: `Linking could not start: ${errorText(err)}` });
+      });
+    if (!ready || id !== this.attempt) return;
+    const { wa, auth } = ready;
+    const { restartRequired, loggedOut, timedOut } = wa.DisconnectReason;
+    const code = digits ? 'pairing code' : 'QR code';
     let shownCode = false;
     let restarts = 0;
     let saved: Promise<unknown> = Promise.resolve();
-
     const fail = async (status: WhatsAppState['status'], error: string) => {
       this.drop();
       await saved;
@@ -80,59 +72,50 @@ export class WhatsAppLink implements WhatsAppControl {
       await this.clearCreds(); // a half-made link must not count as linked on the next start
       this.set({ status, error });
     };
-    const start = () => {
-      let sock: WASocketLike;
-      try {
-        sock = this.sock = (this.deps.makeSocket ?? socket.defaultMakeSocket)({
-          auth: auth.state,
-          logger: log,
-        });
-      } catch (err) {
-        return void fail('cannot-reach', `Cannot reach WhatsApp: ${errorText(err)}`);
-      }
+    const start = (): void => {
+      const sock = (this.sock = auth.open());
       const live = () => sock === this.sock && id === this.attempt;
       sock.ev.on('creds.update', () => {
         saved = saved
-          .then(() => auth.saveCreds())
+          .then(auth.saveCreds)
           .catch((err: unknown) => logger.error({ err }, 'whatsapp credentials not saved'));
       });
       sock.ev.on('connection.update', ({ qr, connection, lastDisconnect }) => {
         if (!live()) return;
-        if (qr && digits) {
-          // Asked on the first QR event: only then does the connection take the request.
-          if (!shownCode)
-            sock.requestPairingCode(digits).then(
-              (code) =>
-                live() &&
-                this.set({ status: 'linking', pairingCode: code.replace(/^(.{4})(.{4})$/, '$1-$2') }),
-              (err: unknown) =>
-                live() && void fail('cannot-reach', `Could not get a pairing code: ${errorText(err)}`),
-            );
+        // A pairing code is asked on the first QR event: not before the connection takes requests.
+        if (qr && !(digits && shownCode)) {
           shownCode = true;
-        } else if (qr) {
-          shownCode = true;
-          QRCode.toString(qr, { type: 'svg' }).then(
-            (qrSvg) => live() && this.set({ status: 'linking', qrSvg }),
-            (err: unknown) => logger.error({ err }, 'QR code not rendered'),
+          const shown = async (): Promise<Partial<WhatsAppState>> =>
+            digits
+              ? { pairingCode: (await sock.requestPairingCode(digits)).replace(/^(.{4})(.{4})$/, '$1-$2') }
+              : { qrSvg: await wa.qrSvg(qr) };
+          void shown().then(
+            (s) => void (live() && this.set({ status: 'linking', ...s })),
+            (err: unknown) =>
+              void (live() && fail('cannot-reach', `Could not get a ${code}: ${errorText(err)}`)),
           );
         }
         if (connection === 'open') {
           this.sock = undefined;
-          const jid = sock.user?.id ? jidNormalizedUser(sock.user.id) : undefined;
+          endLater(sock); // the channel opens its own: two on one link would replace each other
+          const selfJid = wa.jidNormalizedUser(sock.user?.id) || linkedAccountJid(this.deps.authDir) || '';
           void saved.then(async () => {
-            if (id === this.attempt) await this.linked(sock, jid);
+            if (id !== this.attempt) return;
+            this.set({ status: 'linked', selfJid });
+            const error = await this.deps.onLinked(selfJid).then(() => undefined, errorText);
+            if (error)
+              this.set({ status: 'linked', selfJid, error: `Linked, but WhatsApp did not start: ${error}` });
           });
         } else if (connection === 'close') {
-          const status = socket.disconnectStatusCode(lastDisconnect?.error);
-          // Right after the phone accepts the link, WhatsApp asks for a fresh connection.
-          if (status === DisconnectReason.restartRequired && restarts++ < MAX_RESTARTS) return start();
-          const code = digits ? 'pairing code' : 'QR code';
-          if (status === DisconnectReason.loggedOut)
-            void fail('logged-out', 'WhatsApp refused the link; try again');
-          else if (shownCode && status === DisconnectReason.timedOut)
-            void fail('unlinked', `The ${code} expired; try again`);
-          else
-            void fail('cannot-reach', `Cannot reach WhatsApp: ${errorText(lastDisconnect?.error, status)}`);
+          const status = wa.disconnectStatusCode(lastDisconnect?.error);
+          // Asked right after the phone accepts the link.
+          if (status === restartRequired && restarts++ < 3) return start();
+          const why = `${errorText(lastDisconnect?.error)}${status ? ` (status ${status})` : ''}`;
+          void (status === loggedOut
+            ? fail('logged-out', 'WhatsApp refused the link; try again')
+            : shownCode && status === timedOut
+              ? fail('unlinked', `The ${code} expired; try again`)
+              : fail('cannot-reach', `Cannot reach WhatsApp: ${why}`));
         }
       });
     };
@@ -140,32 +123,21 @@ export class WhatsAppLink implements WhatsAppControl {
   }
 
   async unlink(): Promise<void> {
-    this.attempt++;
-    this.drop();
-    await this.deps
-      .onUnlinked()
-      .catch((err: unknown) => logger.error({ err }, 'whatsapp channel did not stop'));
-    if (linkedAccountJid(this.deps.authDir)) await this.logout();
-    await this.clearCreds();
+    await this.forget(true);
     this.set({ status: 'unlinked' });
   }
 
-  /** The channel found the link dead (removed on the phone): forget it. */
   async loggedOut(): Promise<void> {
     if (this.current.status !== 'linked') return;
-    this.attempt++;
-    await this.deps
-      .onUnlinked()
-      .catch((err: unknown) => logger.error({ err }, 'whatsapp channel did not stop'));
-    await this.clearCreds();
+    await this.forget(false);
     this.set({ status: 'logged-out', error: 'WhatsApp logged this device out; link it again' });
   }
 
-  groups(): { jid: string; name: string; registered: boolean }[] {
+  groups() {
     return this.deps.knownGroups().map((g) => ({ ...g, registered: this.deps.isRegistered(g.jid) }));
   }
 
-  async register(jid: string): Promise<{ ok: true; folder: string } | { ok: false; error: string }> {
+  async register(jid: string): Promise<Registered> {
     const group = this.deps.knownGroups().find((g) => g.jid === jid);
     if (!group) return { ok: false, error: 'Not a WhatsApp group this account is in' };
     if (this.deps.isRegistered(jid)) return { ok: false, error: 'This group is already registered' };
@@ -174,46 +146,31 @@ export class WhatsAppLink implements WhatsAppControl {
     return this.deps.registerGroup(jid, group.name, folder);
   }
 
-  /** Baileys and the QR renderer on first use; fresh credentials. */
-  private async prepare() {
-    const [socket, { DisconnectReason, jidNormalizedUser }, { default: QRCode }] = await Promise.all([
-      import('./socket.js'),
-      import('@whiskeysockets/baileys'),
-      import('qrcode'),
-    ]);
-    const log = socket.baileysLogger();
+  private async forget(logout: boolean): Promise<void> {
+    this.attempt++;
+    this.drop();
+    await this.deps
+      .onUnlinked()
+      .catch((err: unknown) => logger.error({ err }, 'whatsapp channel did not stop'));
+    if (logout && linkedAccountJid(this.deps.authDir)) await this.logout();
     await this.clearCreds();
-    const auth = await socket.loadAuthState(this.deps.authDir, log);
-    return { socket, DisconnectReason, jidNormalizedUser, QRCode, log, auth };
   }
 
-  private async linked(sock: WASocketLike, jid: string | undefined): Promise<void> {
-    endLater(sock); // the channel opens its own connection: two on one link would replace each other
-    const selfJid = jid ?? linkedAccountJid(this.deps.authDir) ?? '';
-    this.set({ status: 'linked', selfJid });
-    await this.deps.onLinked(selfJid).catch((err: unknown) => {
-      logger.error({ err }, 'whatsapp linked, but the channel did not start');
-      this.set({ status: 'linked', selfJid, error: `Linked, but WhatsApp did not start: ${errorText(err)}` });
-    });
-  }
-
-  /** With the stored link, so the phone's list of linked devices forgets this one. */
+  // So the phone's list of linked devices forgets this one.
   private async logout(): Promise<void> {
-    const socket = await import('./socket.js');
-    const log = socket.baileysLogger();
     try {
-      const auth = await socket.loadAuthState(this.deps.authDir, log);
-      const sock = (this.deps.makeSocket ?? socket.defaultMakeSocket)({ auth: auth.state, logger: log });
-      await new Promise<void>((done) => {
-        const timer = setTimeout(done, this.deps.logoutTimeoutMs ?? 15_000);
-        const finish = () => (clearTimeout(timer), done());
+      const { withAuth } = await import('./socket.js');
+      const sock = (await withAuth(this.deps.authDir, this.deps.makeSocket)).open();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.deps.logoutTimeoutMs ?? 15_000);
+        const done = () => (clearTimeout(timer), resolve());
         sock.ev.on('connection.update', ({ connection, qr }) => {
           if (connection === 'open')
-            sock
+            void sock
               .logout()
               .catch((err: unknown) => logger.warn({ err }, 'whatsapp logout failed'))
-              .finally(finish);
-          else if (connection === 'close' || qr) finish();
+              .finally(done);
+          else if (connection === 'close' || qr) done();
         });
       });
       endLater(sock);
@@ -229,23 +186,17 @@ export class WhatsAppLink implements WhatsAppControl {
 
   private async clearCreds(): Promise<void> {
     const { authDir } = this.deps;
-    const entries = await fs.promises.readdir(authDir).catch(() => []);
-    for (const entry of entries)
+    for (const entry of await fs.promises.readdir(authDir).catch(() => []))
       await fs.promises.rm(path.join(authDir, entry), { recursive: true, force: true });
   }
 
   private set(next: WhatsAppState): void {
     this.current = next;
-    for (const listener of this.listeners)
-      try {
-        listener();
-      } catch (err) {
-        logger.error({ err }, 'whatsapp state listener failed');
-      }
+    for (const listener of this.listeners) listener();
   }
 }
 
-/** `Family & Friends!` → `family-friends`; unique by a numeric suffix; undefined when none is free. */
+// `Family & Friends!` → `family-friends`, unique by a numeric suffix; undefined when none is free.
 export function folderFor(name: string, taken: (folder: string) => boolean): string | undefined {
   const base =
     name
@@ -253,24 +204,10 @@ export function folderFor(name: string, taken: (folder: string) => boolean): str
       .replace(/\p{M}/gu, '')
       .toLowerCase()
       .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-+/, '')
-      .slice(0, MAX_FOLDER)
-      .replace(/-+$/, '') || 'wa-group';
+      .replace(/^-+/, '') || 'wa-group';
   for (let n = 1; n < 1000; n++) {
     const suffix = n === 1 ? '' : `-${n}`;
-    const folder = base.slice(0, MAX_FOLDER - suffix.length).replace(/-+$/, '') + suffix;
+    const folder = base.slice(0, 40 - suffix.length).replace(/-+$/, '') + suffix;
     if (isValidFolder(folder) && !taken(folder)) return folder;
   }
-}
-
-/** On a later tick: this may run inside one of the socket's own event handlers. */
-function endLater(sock: WASocketLike): void {
-  Promise.resolve()
-    .then(() => sock.end(undefined))
-    .catch((err: unknown) => logger.debug({ err }, 'whatsapp socket end failed'));
-}
-
-function errorText(err: unknown, status?: number): string {
-  const text = err instanceof Error ? err.message : err ? String(err) : 'connection closed';
-  return status === undefined ? text : `${text} (status ${status})`;
 }

@@ -11,29 +11,18 @@ import {
   SANDBOX_HOME,
   sandboxAccountFiles,
   sandboxUser,
-  sortMountsForApply,
-  type SandboxRuntime,
-  type SandboxSpec,
-  type SandboxUser,
 } from '../runtime.js';
-import {
-  DEFAULT_LIMITS,
-  detectCgroupSupport,
-  removeStaleCgroups,
-  SandboxCgroup,
-  type CgroupLimits,
-  type CgroupSupport,
-} from './cgroup.js';
+import { sortMountsForApply, type SandboxRuntime, type SandboxSpec, type SandboxUser } from '../runtime.js';
+import { DEFAULT_LIMITS, detectCgroupSupport, removeStaleCgroups, SandboxCgroup } from './cgroup.js';
+import type { CgroupLimits, CgroupSupport } from './cgroup.js';
 import { cliEnv, DEFAULT_PATH, runCommand } from './cli.js';
 import { compileSeccompFilter } from './seccomp.js';
 
 interface BwrapOptions {
   /** The host build of the agent-runner, bound at /app: the "image". */
   agentRunnerDir: string;
-  /** Host paths the start probe proves the sandbox user reaches. */
   requiredPaths?: string[];
   stopGraceMs?: number;
-  /** For a spec without one (the probe). */
   user?: SandboxUser;
   limits?: CgroupLimits;
   cgroups?: () => CgroupSupport;
@@ -48,7 +37,6 @@ const AGENT_COMMAND = ['node', '/app/dist/index.js'];
 /** Generated, so the host's users and names stay out; fds 4–6, the seccomp filter on 7. */
 const PIPED_ETC = ['/etc/passwd', '/etc/group', '/etc/hosts'];
 
-/** `piped`: with PIPED_ETC and the seccomp filter. */
 export function bwrapArgs(
   spec: SandboxSpec,
   opts: { agentRunnerDir: string; user: SandboxUser; piped?: boolean },
@@ -65,7 +53,6 @@ export function bwrapArgs(
   for (const entry of ETC_ENTRIES.split(' ').map((name) => `/etc/${name}`))
     if (fs.existsSync(entry)) args.push('--ro-bind', entry, entry);
   if (piped) PIPED_ETC.forEach((file, i) => args.push('--ro-bind-data', `${4 + i}`, file));
-  // A Node under /opt or nvm: its install prefix, read-only.
   const node = fs.realpathSync(process.execPath);
   const prefix = !SYSTEM_DIRS.some((dir) => node.startsWith(`${dir}/`)) && path.dirname(path.dirname(node));
   if (prefix) args.push('--ro-bind', prefix, NODE_PREFIX);
@@ -90,11 +77,8 @@ export function bwrapArgs(
   return [...args, '--', ...(spec.command ?? AGENT_COMMAND)];
 }
 
-function feed(stream: unknown, payload: string | Buffer): void {
-  if (!(stream instanceof Writable)) return;
-  stream.on('error', () => {}); // bwrap exited before reading it
-  stream.end(payload);
-}
+const feed = (stream: unknown, payload: string | Buffer) =>
+  stream instanceof Writable && stream.on('error', () => {}).end(payload); // errors: bwrap exited before reading it
 
 function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   try {
@@ -114,12 +98,10 @@ export class BwrapRuntime implements SandboxRuntime {
   constructor(private readonly options: BwrapOptions) {}
 
   private cgroups(): CgroupSupport {
-    if (!this.support) {
-      const { missing, reason, version } = (this.support = this.options.cgroups?.() ?? detectCgroupSupport());
-      if (missing.length)
-        logger.warn({ missing, reason }, 'bwrap sandboxes run without some limits (see nanoclaw doctor)');
-      else logger.debug({ version }, 'bwrap sandbox limits via cgroups');
-    }
+    if (this.support) return this.support;
+    const { missing, reason } = (this.support = (this.options.cgroups ?? detectCgroupSupport)());
+    if (missing.length)
+      logger.warn({ missing, reason }, 'bwrap sandboxes run without some limits (see nanoclaw doctor)');
     return this.support;
   }
 
@@ -138,26 +120,31 @@ export class BwrapRuntime implements SandboxRuntime {
       .filter((p) => fs.existsSync(p))
       .map((p, i) => ({ hostPath: p, containerPath: `/probe/${i}`, readonly: true }));
     const name = `nanoclaw-probe-${process.pid}-${Date.now()}`;
-    const probe = { name, image: 'probe', mounts, env: {}, workdir: '/', labels: {}, command: ['true'] };
-    const child = this.spawn(probe);
+    const child = this.spawn({
+      name,
+      image: 'probe',
+      mounts,
+      env: {},
+      workdir: '/',
+      labels: {},
+      command: ['true'],
+    });
     let stderr = '';
     child.stdout?.resume();
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), 15_000);
-    let code: number | null = null;
-    try {
-      [code] = (await once(child, 'close')) as [number | null];
-    } catch (err) {
-      stderr = (err as Error).message;
-    }
+    const code = await once(child, 'close').then(
+      ([c]) => c as number | null,
+      (err: Error) => ((stderr = err.message), null),
+    );
     clearTimeout(timer);
     await this.removals.get(child); // so `nanoclaw doctor` leaves no cgroup behind
     if (code === 0) return;
     const reason = stderr.trim().split('\n')[0] || `exit code ${code}`;
     const hint = /permission denied|can't find source path/i.test(reason)
-      ? `Make the project and NANOCLAW_HOME reachable by uid ${this.userFor().uid} (e.g. keep them outside /root, or chmod o+x their parent directories)`
+      ? `Make the project and NANOCLAW_HOME reachable by uid ${this.userFor().uid} (keep them outside /root, or chmod o+x their parents)`
       : /unknown option|disable-userns/i.test(reason)
-        ? 'Install bubblewrap 0.8 or newer, not setuid (sandboxes need --disable-userns), or use Docker'
+        ? 'Install bubblewrap 0.8 or newer, not setuid, or use Docker'
         : 'Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04+ also kernel.apparmor_restrict_unprivileged_userns=0), or use Docker';
     throw new RuntimeUnavailableError(`bubblewrap cannot start a sandbox (${reason})`, hint);
   }
@@ -206,7 +193,7 @@ export class BwrapRuntime implements SandboxRuntime {
   async stop(name: string): Promise<void> {
     const child = this.running.get(name);
     if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const exited = once(child, 'exit');
     signalGroup(child.pid, 'SIGTERM');
     const timer = setTimeout(() => {
       logger.warn({ name }, 'sandbox ignored SIGTERM; killing it');
@@ -219,7 +206,7 @@ export class BwrapRuntime implements SandboxRuntime {
   /** Sandboxes die with the host; only their empty cgroups may remain. */
   async cleanupOrphans(_instanceId: string): Promise<string[]> {
     const removed = removeStaleCgroups(this.cgroups());
-    if (removed > 0) logger.info({ removed }, 'removed stale sandbox cgroups');
+    if (removed) logger.info({ removed }, 'removed stale sandbox cgroups');
     return [];
   }
 }

@@ -9,7 +9,6 @@ export interface CgroupLimits {
   pidsMax: number;
   memoryBytes: number;
 }
-/** Like docker's --pids-limit 512 and --memory 2g. */
 export const DEFAULT_LIMITS: CgroupLimits = { pidsMax: 512, memoryBytes: 2 * 1024 ** 3 };
 
 export interface CgroupSupport {
@@ -19,21 +18,20 @@ export interface CgroupSupport {
   reason?: string;
 }
 
-const read = (file: string, fallback = '') => {
+function read(file: string, fallback = ''): string {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch {
     return fallback;
   }
-};
+}
 const lacking = (file: string) => KINDS.filter((c) => !read(file).split(/\s+/).includes(c));
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 function tryV2(root: string): CgroupSupport | string {
   const controllers = path.join(root, 'cgroup.controllers');
   if (!fs.existsSync(controllers)) return 'no cgroup v2 unified hierarchy';
-  const absent = lacking(controllers);
-  if (absent.length) return `cgroup v2 does not offer ${absent.join(' and ')}`;
+  if (lacking(controllers).length) return `cgroup v2 does not offer ${lacking(controllers).join(' and ')}`;
   const base = path.join(root, 'nanoclaw');
   try {
     for (const dir of [root, base]) {
@@ -44,7 +42,7 @@ function tryV2(root: string): CgroupSupport | string {
     }
     return { version: 'v2', bases: { pids: base, memory: base }, missing: [] };
   } catch (err) {
-    return `cannot delegate pids and memory in cgroup v2 (${message(err)})`;
+    return `cannot delegate pids and memory in cgroup v2 (${errText(err)})`;
   }
 }
 
@@ -56,35 +54,28 @@ export function detectCgroupSupport({ root } = { root: '/sys/fs/cgroup' }): Cgro
   const reasons = [v2];
   for (const kind of KINDS) {
     const base = path.join(root, kind, 'nanoclaw');
-    if (!fs.existsSync(path.join(root, kind, 'tasks'))) {
-      reasons.push(`no cgroup v1 ${kind} hierarchy`);
-      continue;
-    }
-    try {
-      fs.mkdirSync(base, { recursive: true });
-      fs.accessSync(path.join(base, 'cgroup.procs'), fs.constants.W_OK);
-      bases[kind] = base;
-    } catch (err) {
-      reasons.push(`cgroup v1 ${kind} is not writable (${message(err)})`);
-    }
+    if (!fs.existsSync(path.join(root, kind, 'tasks'))) reasons.push(`no cgroup v1 ${kind} hierarchy`);
+    else
+      try {
+        fs.mkdirSync(base, { recursive: true });
+        fs.accessSync(path.join(base, 'cgroup.procs'), fs.constants.W_OK);
+        bases[kind] = base;
+      } catch (err) {
+        reasons.push(`cgroup v1 ${kind} is not writable (${errText(err)})`);
+      }
   }
   const missing = KINDS.filter((kind) => !bases[kind]);
-  return {
-    version: missing.length < 2 ? 'v1' : null,
-    bases,
-    missing,
-    ...(missing.length && { reason: reasons.join('; ') }),
-  };
+  const reason = missing.length ? { reason: reasons.join('; ') } : {};
+  return { version: missing.length < 2 ? 'v1' : null, bases, missing, ...reason };
 }
 
-/** 'done' or why not. */
-function rmdir(dir: string): string {
+function rmdir(dir: string): string | undefined {
   try {
     fs.rmdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return message(err);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return errText(err);
   }
-  return 'done';
+  return undefined;
 }
 
 export class SandboxCgroup {
@@ -102,10 +93,18 @@ export class SandboxCgroup {
     try {
       for (const base of new Set(KINDS.flatMap((k) => bases[k] ?? []))) {
         fs.mkdirSync(base, { recursive: true });
-        const dir = makeLeaf(base, leaf);
-        dirs.push(dir);
+        for (let i = 0; ; i++) {
+          const dir = path.join(base, i ? `${leaf}-${i}` : leaf);
+          try {
+            fs.mkdirSync(dir);
+            dirs.push(dir);
+            break;
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || i >= 100) throw err;
+          }
+        }
         for (const kind of KINDS.filter((k) => bases[k] === base))
-          fs.writeFileSync(path.join(dir, files[kind][0]), String(files[kind][1]));
+          fs.writeFileSync(path.join(dirs.at(-1)!, files[kind][0]), `${files[kind][1]}`);
       }
       return new SandboxCgroup(dirs);
     } catch (err) {
@@ -115,34 +114,19 @@ export class SandboxCgroup {
   }
 
   attach(pid: number): void {
-    for (const dir of this.dirs) fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+    for (const dir of this.dirs) fs.writeFileSync(path.join(dir, 'cgroup.procs'), `${pid}`);
   }
 
-  /** Once the last process has left (exiting ones linger briefly). */
   async remove(): Promise<void> {
     const deadline = Date.now() + 10_000;
-    for (const dir of this.dirs) {
-      for (let delay = 20, result = rmdir(dir); result !== 'done'; result = rmdir(dir)) {
+    for (const dir of this.dirs)
+      for (let delay = 20, why = rmdir(dir); why; why = rmdir(dir), delay = Math.min(delay * 2, 500)) {
         if (Date.now() > deadline) {
-          logger.warn({ dir, err: result }, 'cannot remove sandbox cgroup');
+          logger.warn({ dir, err: why }, 'cannot remove sandbox cgroup');
           break;
         }
         await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 500);
       }
-    }
-  }
-}
-
-function makeLeaf(base: string, leaf: string): string {
-  for (let i = 0; ; i++) {
-    const dir = path.join(base, i ? `${leaf}-${i}` : leaf);
-    try {
-      fs.mkdirSync(dir);
-      return dir;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || i >= 100) throw err;
-    }
   }
 }
 
@@ -161,7 +145,7 @@ export function removeStaleCgroups({ bases }: CgroupSupport): number {
       const stat = fs.statSync(dir, { throwIfNoEntry: false });
       if (!stat || Date.now() - stat.mtimeMs < 60_000 || read(path.join(dir, 'cgroup.procs'), 'x').trim())
         continue;
-      if (rmdir(dir) === 'done') removed++;
+      if (!rmdir(dir)) removed++;
     }
   }
   return removed;

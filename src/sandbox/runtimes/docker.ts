@@ -4,18 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { logger } from '../../logger.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
-import {
-  hostIsRoot,
-  INSTANCE_LABEL,
-  RuntimeUnavailableError,
-  SANDBOX_HOME,
-  sandboxAccountFiles,
-  sortMountsForApply,
-  type MountSpec,
-  type SandboxRuntime,
-  type SandboxSpec,
-  type SandboxUser,
-} from '../runtime.js';
+import { hostIsRoot, INSTANCE_LABEL, RuntimeUnavailableError, SANDBOX_HOME } from '../runtime.js';
+import { sandboxAccountFiles, sortMountsForApply, type MountSpec, type SandboxRuntime } from '../runtime.js';
+import type { SandboxSpec } from '../runtime.js';
 import { cliEnv, runCommand } from './cli.js';
 import { ociSeccompProfile } from './seccomp.js';
 
@@ -41,7 +32,6 @@ function mountArgs({ hostPath, containerPath: to, readonly, mask }: MountSpec, k
   return ['-v', `${mask ? '/dev/null' : hostPath}:${to}${mask || readonly ? ':ro' : ''}`];
 }
 
-/** The agent plus a browser fit in 2g and 512 processes; a fork bomb does not. */
 export function dockerRunArgs(spec: SandboxSpec, extraRunArgs: string[] = [], kind = 'docker'): string[] {
   const { user } = spec;
   const args = ['run', '-i', '--rm', '--pull', 'never', '--network', 'none', '--name', spec.name];
@@ -51,15 +41,13 @@ export function dockerRunArgs(spec: SandboxSpec, extraRunArgs: string[] = [], ki
   // Agents build and run code in /tmp; HOME must be writable for the SDK's ~/.claude.json.
   args.push('--tmpfs', '/tmp:rw,exec,nosuid,nodev,mode=1777');
   // Podman refuses uid= on --tmpfs; its --mount chowns the tmpfs to the --user instead.
+  const owner = user ? `,uid=${user.uid},gid=${user.gid}` : '';
   if (kind === 'podman')
     args.push(
       '--mount',
       `type=tmpfs,destination=${SANDBOX_HOME},tmpfs-mode=0755,chown=true,exec,nosuid,nodev`,
     );
-  else {
-    const owner = user ? `,uid=${user.uid},gid=${user.gid}` : '';
-    args.push('--tmpfs', `${SANDBOX_HOME}:rw,exec,nosuid,nodev,mode=0755${owner}`);
-  }
+  else args.push('--tmpfs', `${SANDBOX_HOME}:rw,exec,nosuid,nodev,mode=0755${owner}`);
   args.push('--pids-limit', '512', '--memory', '2g', '--init', ...extraRunArgs, '-w', spec.workdir);
   for (const [key, value] of Object.entries(spec.env)) args.push('-e', `${key}=${value}`);
   for (const mount of sortMountsForApply(spec.mounts)) args.push(...mountArgs(mount, kind));
@@ -87,50 +75,40 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   spawn(spec: SandboxSpec): ChildProcess {
-    const mounts = spec.user ? [...spec.mounts, ...this.accountMounts(spec.user)] : spec.mounts;
-    // Podman passes on the host's nofile limit, too low for the SDK on some hosts. Rootless, keep-id
-    // runs as the host user inside (not root), so it owns what it writes.
-    const podman = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'];
-    podman.push('--security-opt', `seccomp=${this.seccompProfile()}`);
-    if (!hostIsRoot()) podman.push('--userns', 'keep-id');
-    const args = dockerRunArgs({ ...spec, mounts }, this.kind === 'podman' ? podman : [], this.kind);
-    return spawn(this.kind, args, { stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv() });
-  }
-
-  /** The image knows uid 1000 only; without an account os.userInfo(), shells and git break. */
-  private accountMounts(user: SandboxUser): MountSpec[] {
-    const dir = this.accountsDir();
-    const files = sandboxAccountFiles(user);
-    return (['passwd', 'group'] as const).map((name) => {
-      const hostPath = path.join(dir, `${name}-${user.uid}-${user.gid}`);
-      if (!fs.existsSync(hostPath) || fs.readFileSync(hostPath, 'utf8') !== files[name]) {
-        writeFileAtomic(hostPath, files[name]); // a sandbox starting meanwhile never binds half a file
-        fs.chmodSync(hostPath, 0o644); // whatever the umask: the sandbox user reads it
-      }
-      return { hostPath, containerPath: `/etc/${name}`, readonly: true };
-    });
-  }
-
-  private seccompProfile(): string {
-    const file = path.join(this.accountsDir(), 'podman-seccomp.json');
-    const profile = JSON.stringify(ociSeccompProfile());
-    if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== profile) writeFileAtomic(file, profile);
-    return file;
-  }
-
-  private accountsDir(): string {
     const dir = this.options.accountsDir ?? path.join(os.homedir(), '.cache', 'nanoclaw', 'sandbox-accounts');
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return dir;
+    const file = (name: string, text: string) => {
+      const hostPath = path.join(dir, name);
+      if (!fs.existsSync(hostPath) || fs.readFileSync(hostPath, 'utf8') !== text) {
+        writeFileAtomic(hostPath, text);
+        fs.chmodSync(hostPath, 0o644); // whatever the umask: the sandbox user reads it
+      }
+      return hostPath;
+    };
+    // The image knows uid 1000 only; without an account os.userInfo(), shells and git break.
+    const { user } = spec;
+    const accounts = user ? Object.entries(sandboxAccountFiles(user)) : [];
+    const mounts = accounts.map(([name, text]) => ({
+      hostPath: file(`${name}-${user?.uid}-${user?.gid}`, text),
+      containerPath: `/etc/${name}`,
+      readonly: true,
+    }));
+    // Podman passes on the host's nofile limit, too low for the SDK on some hosts; its default seccomp
+    // profile allows user namespaces. Rootless, keep-id runs as the host user inside, who owns what it writes.
+    const podman = () => [
+      ...['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096', '--security-opt'],
+      `seccomp=${file('podman-seccomp.json', JSON.stringify(ociSeccompProfile()))}`,
+      ...(hostIsRoot() ? [] : ['--userns', 'keep-id']),
+    ];
+    const extra = this.kind === 'podman' ? podman() : [];
+    const args = dockerRunArgs({ ...spec, mounts: [...spec.mounts, ...mounts] }, extra, this.kind);
+    return spawn(this.kind, args, { stdio: 'pipe', env: cliEnv() });
   }
 
   async stop(name: string): Promise<void> {
     const grace = this.options.stopGraceSeconds ?? 10;
-    const stopped = await runCommand(this.kind, ['stop', '-t', `${grace}`, name], (grace + 15) * 1000);
-    // --rm removes it once stopped; this covers a stop that failed or hung.
-    const removed = await runCommand(this.kind, ['rm', '-f', name]);
-    if (stopped.code !== 0 && removed.code !== 0)
-      logger.debug({ name, stderr: removed.stderr.trim() }, 'sandbox already gone');
+    await runCommand(this.kind, ['stop', '-t', `${grace}`, name], (grace + 15) * 1000);
+    await runCommand(this.kind, ['rm', '-f', name]); // --rm removes it once stopped; this covers a stop that failed
   }
 
   async cleanupOrphans(instanceId: string): Promise<string[]> {

@@ -40,7 +40,6 @@ export const SYSCALLS: Record<string, readonly [number | null, number | null]> =
   }),
 );
 
-/** EPERM, as Docker answers. */
 export const DENIED_SYSCALLS = Object.keys(SYSCALLS).filter((name) => !/^(clone3?|personality)$/.test(name));
 
 export function syscallNumber(name: string, arch: SeccompArch): number | null {
@@ -109,7 +108,6 @@ export function seccompInstructions(): SockFilter[] {
   ];
 }
 
-/** struct sock_filter[], little-endian. */
 export function compileSeccompFilter(): Buffer {
   const instructions = seccompInstructions();
   if (instructions.length > 4096) throw new Error('seccomp program exceeds BPF_MAXINSNS');
@@ -123,31 +121,24 @@ export function compileSeccompFilter(): Buffer {
   return buf;
 }
 
-/**
- * The same refusals as an OCI seccomp profile, for podman: its own default lets a sandbox create
- * user namespaces. Only the native architecture is listed, so x32 and 32-bit calls are killed.
- */
+/** The same refusals for podman, whose own default allows user namespaces; other ABIs are killed. */
 export function ociSeccompProfile(arch: SeccompArch = process.arch === 'arm64' ? 'aarch64' : 'x86_64') {
-  const flagRules = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000].map(
-    (flag) => ({ names: ['clone'], action: 'SCMP_ACT_ERRNO', errnoRet: EPERM, args: [masked(flag)] }),
-  );
-  // READ_IMPLIES_EXEC and ADDR_NO_RANDOMIZE weaken exploit mitigations; Docker allows neither.
-  const personality = [0x0400000, 0x0040000].map((flag) => ({
-    names: ['personality'],
+  const deny = (names: string[], value?: number, errnoRet = EPERM) => ({
+    names,
     action: 'SCMP_ACT_ERRNO',
-    errnoRet: EPERM,
-    args: [masked(flag)],
-  }));
+    errnoRet,
+    ...(value && { args: [{ index: 0, value, valueTwo: value, op: 'SCMP_CMP_MASKED_EQ' }] }),
+  });
+  const bits = (mask: number) => [...Array(32).keys()].map((i) => 2 ** i).filter((bit) => (mask & bit) >>> 0);
   return {
     defaultAction: 'SCMP_ACT_ALLOW',
     architectures: [arch === 'x86_64' ? 'SCMP_ARCH_X86_64' : 'SCMP_ARCH_AARCH64'],
     syscalls: [
-      { names: DENIED_SYSCALLS, action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
-      { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
-      ...flagRules,
-      ...personality,
+      deny(DENIED_SYSCALLS),
+      deny(['clone3'], undefined, ENOSYS),
+      ...bits(CLONE_NAMESPACE_FLAGS).map((flag) => deny(['clone'], flag)),
+      // READ_IMPLIES_EXEC and ADDR_NO_RANDOMIZE weaken exploit mitigations; Docker allows neither.
+      ...[0x0400000, 0x0040000].map((flag) => deny(['personality'], flag)),
     ],
   };
 }
-
-const masked = (flag: number) => ({ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' });
