@@ -43,6 +43,8 @@ const textOf = (m: SDKUserMessage) => String(m.message.content);
 interface FakeSdk {
   queries: number;
   prompts: string[];
+  /** Prompts a hook blocked before the model. */
+  blocked: number;
   /** Resolves once the prompt stream of the latest query has ended. */
   streamEnded: Promise<void>;
   query: QueryFn;
@@ -54,14 +56,31 @@ function fakeSdk(answer: (text: string) => string | null): FakeSdk {
   const sdk: FakeSdk = {
     queries: 0,
     prompts: [],
+    blocked: 0,
     streamEnded: new Promise<void>((resolve) => (markEnded = resolve)),
-    query: ({ prompt }) => {
+    query: ({ prompt, options }) => {
       sdk.queries++;
+      // Like Claude Code: a prompt its UserPromptSubmit hook blocks ends the turn without the model.
+      const blocked = async (text: string) => {
+        for (const matcher of options.hooks?.UserPromptSubmit ?? [])
+          for (const hook of matcher.hooks) {
+            const input = { hook_event_name: 'UserPromptSubmit', prompt: text } as Parameters<typeof hook>[0];
+            const out = await hook(input, undefined, { signal: new AbortController().signal });
+            if ('decision' in out && out.decision === 'block') return true;
+          }
+        return false;
+      };
       async function* run(): AsyncGenerator<SDKMessage> {
         yield { type: 'system', subtype: 'init', session_id: 'session-1' } as SDKMessage;
         let n = 0;
         for await (const message of prompt) {
           const text = textOf(message);
+          if (await blocked(text)) {
+            sdk.blocked++;
+            const result = { type: 'result', subtype: 'success', is_error: false, result: '', num_turns: 0 };
+            yield { ...result, session_id: 'session-1' } as unknown as SDKMessage;
+            continue;
+          }
           sdk.prompts.push(text);
           const reply = answer(text);
           yield {
@@ -83,6 +102,7 @@ function fakeSdk(answer: (text: string) => string | null): FakeSdk {
                 subtype: 'success',
                 is_error: false,
                 result: reply,
+                num_turns: 1,
                 session_id: 'session-1',
               }) as unknown as SDKMessage;
         }
@@ -155,5 +175,24 @@ describe('agent-runner query loop', () => {
     expect(result.closed).toBe(true);
     expect(sdk.prompts).toEqual(['only this']);
     expect(outputs.map((o) => o.result)).toEqual(['re: only this']);
+  });
+
+  it("runs a warm start's first turn through a blocked prompt: no model turn, no output", async () => {
+    const dir = inputDir();
+    const sdk = fakeSdk((text) => `re: ${text}`);
+    const outputs: RunnerOutput[] = [];
+    const outcome = runQuery('', {}, { ...deps(sdk, dir, outputs), firstPrefix: '[TASK] ' });
+    await until('the warm-up turn', () => sdk.blocked === 1);
+    expect(outputs).toEqual([]);
+    writeInput(dir, 'first');
+    await until('the answer', () => outputs.length === 1);
+    writeInput(dir, 'second');
+    await until('the follow-up answer', () => outputs.length === 2);
+    fs.writeFileSync(path.join(dir, '_close'), '');
+    const result = await outcome;
+    // The first input carries the task prefix; the model never saw the warm-up.
+    expect(sdk.prompts).toEqual(['[TASK] first', 'second']);
+    expect(result).toMatchObject({ closed: true, results: 2, inputs: ['[TASK] first', 'second'] });
+    expect(outputs.map((o) => o.result)).toEqual(['re: [TASK] first', 're: second']);
   });
 });

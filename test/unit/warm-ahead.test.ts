@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { InputWatcher } from '../../container/agent-runner/src/input-watcher.js';
-import { runQuery, type QueryDeps } from '../../container/agent-runner/src/query-runner.js';
 import { openStore, type Store } from '../../src/db/store.js';
 import type { NewMessage, RegisteredGroup, ScheduledTask } from '../../src/types.js';
 import { WARM_AHEAD_DEFAULTS, WarmAhead, type WarmAheadOptions } from '../../src/warm-ahead.js';
@@ -196,38 +194,5 @@ describe('WarmAhead tasks', () => {
     warm.soonDue(task);
     expect(queue.warms).toEqual([]);
     expect(warm.runTask(task)).toBeUndefined();
-  });
-});
-
-describe('agent-runner warm start', () => {
-  it('sends nothing to Claude Code before the first input, then that input with the task prefix', async () => {
-    const dir = fs.mkdtempSync(path.join(env.home, 'inbox-'));
-    const watcher = new InputWatcher(dir, 20);
-    const prompts: string[] = [];
-    const query: QueryDeps['query'] = ({ prompt }) => {
-      async function* run() {
-        for await (const m of prompt) {
-          prompts.push(String(m.message.content));
-          yield { type: 'result', subtype: 'success', is_error: false, result: 'ok', session_id: 's' };
-        }
-      }
-      return run() as unknown as ReturnType<QueryDeps['query']>;
-    };
-    const outputs: unknown[] = [];
-    const done = runQuery(
-      '',
-      {},
-      { query, watcher, writeOutput: (o) => outputs.push(o), firstPrefix: '[TASK] ' },
-    );
-    await new Promise((r) => setTimeout(r, 100));
-    expect(prompts).toEqual([]);
-    fs.writeFileSync(path.join(dir, '1-a.json'), JSON.stringify({ type: 'message', text: 'first' }));
-    await vi.waitFor(() => expect(prompts).toEqual(['[TASK] first']));
-    fs.writeFileSync(path.join(dir, '2-b.json'), JSON.stringify({ type: 'message', text: 'second' }));
-    await vi.waitFor(() => expect(prompts).toEqual(['[TASK] first', 'second']));
-    fs.writeFileSync(path.join(dir, '_close'), '');
-    const outcome = await done;
-    watcher.stop();
-    expect(outcome).toMatchObject({ closed: true, results: 2, inputs: ['[TASK] first', 'second'] });
   });
 });

@@ -1,4 +1,5 @@
-import type { Options, Query, SDKUserMessage } from '@anthropic-ai/claude-agent-sdk';
+import { randomUUID } from 'node:crypto';
+import type { HookCallback, Options, Query, SDKUserMessage } from '@anthropic-ai/claude-agent-sdk';
 import type { InputWatcher } from './input-watcher.js';
 import { log, type RunnerOutput } from './output.js';
 
@@ -51,8 +52,25 @@ export async function runQuery(prompt: string, options: Options, deps: QueryDeps
       else await new Promise<void>((resolve) => (wake = resolve));
     }
   }
-  // An empty prompt (warm start): Claude Code starts and waits, nothing reaches the model yet.
+  // Warm start: a first turn that a hook blocks. Claude Code runs (and compiles) its whole input path
+  // once, so the real first message costs what a follow-up does; the blocked prompt never reaches the
+  // model nor a resumed context. Its empty result is not an answer.
+  let warmUps = 0;
   if (prompt) push(prompt);
+  else {
+    const warmUp = `nanoclaw-warm-up-${randomUUID()}`;
+    const block: HookCallback = async (input) =>
+      input.hook_event_name === 'UserPromptSubmit' && input.prompt === warmUp
+        ? { decision: 'block', reason: 'warm-up' }
+        : {};
+    const hooks = options.hooks ?? {};
+    options = {
+      ...options,
+      hooks: { ...hooks, UserPromptSubmit: [...(hooks.UserPromptSubmit ?? []), { hooks: [block] }] },
+    };
+    queue.push({ type: 'user', message: { role: 'user', content: warmUp }, parent_tool_use_id: null });
+    warmUps = 1;
+  }
   // What arrives after the stream ended stays queued.
   const takeInput = () => {
     for (let event = ended ? undefined : deps.watcher.take(); event; event = deps.watcher.take()) {
@@ -79,10 +97,11 @@ export async function runQuery(prompt: string, options: Options, deps: QueryDeps
   };
   try {
     const q = deps.query({ prompt: stream(), options });
-    // Warm start: the MCP handshake and skill listing happen now, not on the first message.
+    // Warm start: the MCP handshake, skill listing and context sizing happen now (no model request).
     if (!prompt) {
       q.mcpServerStatus?.().catch(() => undefined);
       q.supportedCommands?.().catch(() => undefined);
+      q.getContextUsage?.({ detail: 'summary' }).catch(() => undefined);
     }
     for await (const message of q) {
       if (message.type === 'system' && message.subtype === 'init') outcome.sessionId = message.session_id;
@@ -91,6 +110,10 @@ export async function runQuery(prompt: string, options: Options, deps: QueryDeps
         if (message.parent_tool_use_id === null) outcome.lastAssistantUuid = message.uuid;
       } else if (message.type === 'result') {
         outcome.sessionId = message.session_id;
+        if (warmUps > 0 && message.subtype === 'success' && message.num_turns === 0) {
+          warmUps--;
+          continue;
+        }
         if (message.subtype === 'success' && !message.is_error) {
           outcome.results++;
           deps.writeOutput({
