@@ -282,10 +282,6 @@ describe('path-traversal and other bad folder names', () => {
       expect.objectContaining({ folder: '../escape' }),
       'registered group has an invalid folder',
     );
-    expect(error).toHaveBeenCalledWith(
-      expect.objectContaining({ folder: '../escape' }),
-      'group has an invalid folder; its IPC is ignored',
-    );
     await host.postRaw('local:escape', JSON.stringify({ text: 'let me out' }));
     // Refused before any sandbox: retried once (tune), then the person hears it gave up.
     await host.waitFor('local:escape', (t) => t.startsWith('Sorry, I still couldn’t answer'), 10_000);

@@ -79,6 +79,8 @@ describe('warm-ahead through real sandboxes (bwrap)', () => {
     expect(app.queue.isWarm('local:w2')).toBe(true);
     expect((await host.post('local:w2', 'hello wa-m1')).status).toBe(202);
     await host.reply('local:w2', (t) => t === 'answer wa-m1', 30_000);
+    // The runner's warm-up turn (blocked by its own hook) never reaches the model.
+    expect(JSON.stringify(host.mock.requests.map((r) => r.body))).not.toContain('nanoclaw-warm-up');
     expect(runInputs(host.home, 'w2')).toHaveLength(0); // still running: its log is written at the end
     app.queue.closeStdin('local:w2');
     await vi.waitFor(() => expect(runInputs(host.home, 'w2')).toHaveLength(1), { timeout: 30_000 });
