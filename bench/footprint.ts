@@ -1,16 +1,22 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { HOST_NODE_FLAGS } from '../src/cli/service.js';
 
 const run = promisify(execFile);
 const CHILD = path.join(import.meta.dirname, 'idle-host.mjs');
 
 /** One idle host in its own process: its RSS in bytes after settling. */
 async function idleHostRss(groups: number, settleMs: number): Promise<number> {
-  const { stdout } = await run(process.execPath, [CHILD, String(groups), String(settleMs)], {
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'silent' },
-    timeout: 60_000,
-  });
+  // With the Node flags `npm start` and the service give the host.
+  const { stdout } = await run(
+    process.execPath,
+    [...HOST_NODE_FLAGS, CHILD, String(groups), String(settleMs)],
+    {
+      env: { PATH: process.env.PATH, LOG_LEVEL: 'silent' },
+      timeout: 60_000,
+    },
+  );
   const line = JSON.parse(stdout.trim().split('\n').at(-1)!) as { groups: number; rssBytes: number };
   if (line.groups !== groups) throw new Error(`idle host had ${line.groups} groups, not ${groups}`);
   return line.rssBytes;

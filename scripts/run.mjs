@@ -8,9 +8,10 @@ ensureHostBuild();
 ensureRunnerBuild();
 ensureImage();
 
+const { HOST_NODE_FLAGS } = await import('../dist/cli/service.js');
 const child = spawn(
   process.execPath,
-  [path.join(root, 'dist', 'cli', 'main.js'), 'start', ...process.argv.slice(2)],
+  [...HOST_NODE_FLAGS, path.join(root, 'dist', 'cli', 'main.js'), 'start', ...process.argv.slice(2)],
   {
     stdio: 'inherit',
   },

@@ -5,6 +5,9 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Config } from '../config.js';
 
+// The host idles most of the day: a 2 MB young generation keeps it about 13 MB smaller (bench row 5).
+export const HOST_NODE_FLAGS = ['--max-semi-space-size=2'];
+
 const UNIT = 'nanoclaw.service';
 const LABEL = 'com.nanoclaw';
 // Non-secret settings carried into the service; secrets stay in .env, read by the host.
@@ -28,7 +31,7 @@ export function serviceSpec(
       ...Object.fromEntries(PASSED.filter((k) => env[k]).map((k) => [k, env[k]!])),
     },
     projectRoot,
-    argv: [node, path.join(projectRoot, 'dist/cli/main.js'), 'start'],
+    argv: [node, ...HOST_NODE_FLAGS, path.join(projectRoot, 'dist/cli/main.js'), 'start'],
     log: path.join(home, 'logs', 'nanoclaw.log'), // launchd's output; systemd's goes to the journal
   };
 }
@@ -121,8 +124,8 @@ export function runServiceCommand(
   const launchctl = (...args: string[]) => exec('launchctl', args);
 
   if (sub === 'install') {
-    if (!fs.existsSync(spec.argv[1]!))
-      return say(`${spec.argv[1]} is missing: run \`npm run build\` first\n`, 1);
+    if (!fs.existsSync(spec.argv.at(-2)!))
+      return say(`${spec.argv.at(-2)} is missing: run \`npm run build\` first\n`, 1);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.mkdirSync(path.dirname(spec.log), { recursive: true });
     fs.writeFileSync(file, linux ? renderSystemdUnit(spec) : renderLaunchdPlist(spec));

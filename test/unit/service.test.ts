@@ -69,7 +69,9 @@ const spec = serviceSpec(
 describe('service files', () => {
   it('renders a systemd user unit that runs `start` with the state paths and restarts on failure', () => {
     const unit = renderSystemdUnit(spec);
-    expect(unit).toContain('ExecStart=/usr/bin/node "/srv/my nanoclaw/dist/cli/main.js" start\n');
+    expect(unit).toContain(
+      'ExecStart=/usr/bin/node --max-semi-space-size=2 "/srv/my nanoclaw/dist/cli/main.js" start\n',
+    );
     expect(unit).toContain('WorkingDirectory="/srv/my nanoclaw"\n');
     expect(unit).toContain('Environment=NANOCLAW_HOME=/srv/state\n');
     expect(unit).toContain('Environment=NANOCLAW_CONFIG_DIR=/home/me/.config/nanoclaw\n');
@@ -85,7 +87,7 @@ describe('service files', () => {
   it('quotes systemd values and doubles % so paths are taken literally', () => {
     const odd = serviceSpec({ projectRoot: '/p/100%', home: '/h/"q"', configDir: '/c' }, {}, '/n');
     const unit = renderSystemdUnit(odd);
-    expect(unit).toContain('ExecStart=/n /p/100%%/dist/cli/main.js start');
+    expect(unit).toContain('ExecStart=/n --max-semi-space-size=2 /p/100%%/dist/cli/main.js start');
     expect(unit).toContain('Environment="NANOCLAW_HOME=/h/\\"q\\""');
   });
 
@@ -93,7 +95,7 @@ describe('service files', () => {
     const plist = renderLaunchdPlist(spec);
     expect(plist).toContain('<key>Label</key><string>com.nanoclaw</string>');
     expect(plist).toMatch(
-      /<key>ProgramArguments<\/key>\s*<array>\s*<string>\/usr\/bin\/node<\/string>\s*<string>\/srv\/my nanoclaw\/dist\/cli\/main\.js<\/string>\s*<string>start<\/string>\s*<\/array>/,
+      /<key>ProgramArguments<\/key>\s*<array>\s*<string>\/usr\/bin\/node<\/string>\s*<string>--max-semi-space-size=2<\/string>\s*<string>\/srv\/my nanoclaw\/dist\/cli\/main\.js<\/string>\s*<string>start<\/string>\s*<\/array>/,
     );
     expect(plist).toContain('<key>NANOCLAW_HOME</key><string>/srv/state</string>');
     expect(plist).toContain('<key>RunAtLoad</key><true/>');
@@ -121,7 +123,7 @@ describe('nanoclaw service on Linux', () => {
     expect(code).toBe(0);
     const file = path.join(homeDir, '.config', 'systemd', 'user', 'nanoclaw.service');
     expect(fs.readFileSync(file, 'utf8')).toContain(
-      `ExecStart=/usr/bin/node ${projectRoot}/dist/cli/main.js start`,
+      `ExecStart=/usr/bin/node --max-semi-space-size=2 ${projectRoot}/dist/cli/main.js start`,
     );
     expect(text).toContain('systemctl is not available here');
     expect(text).toContain(
