@@ -1,6 +1,6 @@
 import type { RuntimeKind } from '../src/config.js';
 import { registerGroup } from '../src/groups.js';
-import type { ScheduledTask } from '../src/types.js';
+import { onceTask } from '../test/helpers/once-task.js';
 import { observeSpawns, startBenchHost, sleep, until } from './bench-host.js';
 
 const GROUPS = 4;
@@ -33,21 +33,7 @@ export async function measureSchedulerLateness(tasks: number): Promise<number[]>
       const due = base + Math.floor(i / 2) * 137;
       dueAt.set(id, due);
       const group = i % GROUPS;
-      const task: ScheduledTask = {
-        id,
-        groupFolder: `g${group}`,
-        chatJid: `local:g${group}`,
-        prompt: `benchmark task ${id}`,
-        scheduleType: 'once',
-        scheduleValue: new Date(due).toISOString().slice(0, 23),
-        contextMode: 'isolated',
-        nextRun: new Date(due).toISOString(),
-        lastRun: null,
-        lastResult: null,
-        status: 'active',
-        createdAt: new Date().toISOString(),
-      };
-      app.store.tasks.create(task);
+      app.store.tasks.create(onceTask(id, `g${group}`, `benchmark task ${id}`, due));
     }
     app.scheduler.reschedule();
     const last = Math.max(...dueAt.values());
@@ -80,20 +66,7 @@ export async function measureLatenessWhileIdle(kind: RuntimeKind, runs: number):
       await sleep(100); // the sandbox now idles, waiting for a follow-up
       const id = `bm-t${i}`;
       const due = Date.now() + 300;
-      app.store.tasks.create({
-        id,
-        groupFolder: 'main',
-        chatJid: chat,
-        prompt: `benchmark task ${id}`,
-        scheduleType: 'once',
-        scheduleValue: new Date(due).toISOString().slice(0, 23),
-        contextMode: 'isolated',
-        nextRun: new Date(due).toISOString(),
-        lastRun: null,
-        lastResult: null,
-        status: 'active',
-        createdAt: new Date().toISOString(),
-      });
+      app.store.tasks.create(onceTask(id, 'main', `benchmark task ${id}`, due));
       app.scheduler.reschedule();
       await checkpoints.wait('delivered', id);
       const started = spawns.find((at) => at >= due);

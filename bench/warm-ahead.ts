@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import type { RuntimeKind } from '../src/config.js';
 import { WARM_AHEAD_DEFAULTS } from '../src/warm-ahead.js';
+import { onceTask } from '../test/helpers/once-task.js';
 import { observeSpawns, startBenchHost, sleep, until } from './bench-host.js';
 
 export interface WarmSamples {
@@ -100,20 +101,7 @@ export async function measureWarmAhead(
       const id = `bm-k${i}`;
       const due = Date.now() + WARM_AHEAD_DEFAULTS.taskLeadMs + 1000;
       const dueAt = performance.now() + (due - Date.now());
-      app.store.tasks.create({
-        id,
-        groupFolder: 'main',
-        chatJid: CHAT,
-        prompt: `benchmark task ${id}`,
-        scheduleType: 'once',
-        scheduleValue: new Date(due).toISOString().slice(0, 23),
-        contextMode: 'isolated',
-        nextRun: new Date(due).toISOString(),
-        lastRun: null,
-        lastResult: null,
-        status: 'active',
-        createdAt: new Date().toISOString(),
-      });
+      app.store.tasks.create(onceTask(id, 'main', `benchmark task ${id}`, due));
       app.scheduler.reschedule();
       await until('the task sandbox is warm', () => app.queue.isWarm(CHAT), 10_000);
       const model = await checkpoints.wait('model', id);

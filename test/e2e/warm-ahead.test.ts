@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { ScheduledTask } from '../../src/types.js';
 import { isAgentTurn, lastUserText, type MockScript } from '../fixtures/mock-anthropic.js';
 import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
+import { onceTask } from '../helpers/once-task.js';
 
 /**
  * Warm-ahead through real bwrap sandboxes, the real agent-runner and SDK: a sandbox started before
@@ -91,20 +91,7 @@ describe('warm-ahead through real sandboxes (bwrap)', () => {
     await start();
     const { app } = host;
     const due = Date.now() + 5000;
-    const task: ScheduledTask = {
-      id: 'task-w1',
-      groupFolder: 'w1',
-      chatJid: 'local:w1',
-      prompt: 'report wa-t1',
-      scheduleType: 'once',
-      scheduleValue: new Date(due).toISOString().slice(0, 23),
-      contextMode: 'isolated',
-      nextRun: new Date(due).toISOString(),
-      lastRun: null,
-      lastResult: null,
-      status: 'active',
-      createdAt: new Date().toISOString(),
-    };
+    const task = onceTask('task-w1', 'w1', 'report wa-t1', due);
     app.store.tasks.create(task);
     app.scheduler.reschedule();
     await vi.waitFor(() => expect(app.queue.isWarm('local:w1')).toBe(true), { timeout: 5000, interval: 20 });
