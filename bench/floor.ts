@@ -86,7 +86,6 @@ export async function measureFloor(kind: RuntimeKind, runs: number): Promise<Flo
     recordUsage: () => undefined,
     tokensUsedToday: () => 0,
     dailyTokenBudget: () => undefined,
-    onBudgetExceeded: () => undefined,
     ...(hostIsRoot() && { sandboxUid: config.sandboxUid }),
   });
   try {

@@ -5,38 +5,37 @@ import { formatTaskPrompt } from './scheduler/task-prompt.js';
 import type { TaskRunOutcome } from './scheduler/task-scheduler.js';
 import type { AgentOutput, AgentRunner, RegisteredGroup, ScheduledTask } from './types.js';
 
-interface DispatchDeps {
-  store: Store;
-  runner: AgentRunner;
-  assistantName: string;
-}
-
-interface DispatchOptions {
-  chatJid: string;
-  isScheduledTask?: boolean;
-  /** false: a fresh session that never replaces the group's own (`isolated` tasks). */
-  useGroupSession: boolean;
-  onResult(output: AgentOutput): Promise<void>;
-}
+type Deps = { store: Store; runner: AgentRunner; assistantName: string };
 
 /** The one place that resumes and records the group's session. */
 export async function runAgentForGroup(
-  { store, runner, assistantName }: DispatchDeps,
+  { store, runner, assistantName }: Deps,
   group: RegisteredGroup,
   prompt: string,
-  { chatJid, isScheduledTask, useGroupSession, onResult }: DispatchOptions,
+  opts: {
+    chatJid: string;
+    isScheduledTask?: boolean;
+    useGroupSession: boolean;
+    onResult(output: AgentOutput): Promise<void>;
+  },
 ): Promise<AgentOutput> {
   const { folder: groupFolder, isMain } = group;
-  const sessionId = useGroupSession ? store.state.getSession(groupFolder) : undefined;
+  const sessionId = opts.useGroupSession ? store.state.getSession(groupFolder) : undefined;
   const remember = ({ newSessionId }: AgentOutput) =>
-    useGroupSession && newSessionId && store.state.setSession(groupFolder, newSessionId);
+    opts.useGroupSession && newSessionId && store.state.setSession(groupFolder, newSessionId);
   try {
-    const input = { prompt, groupFolder, chatJid, isMain, assistantName, ...(sessionId && { sessionId }) };
-    const output = await runner.run(
-      group,
-      { ...input, ...(isScheduledTask && { isScheduledTask }) },
-      { onOutput: async (output) => (remember(output), onResult(output)) },
-    );
+    const { chatJid, isScheduledTask } = opts;
+    const input = {
+      prompt,
+      groupFolder,
+      chatJid,
+      isMain,
+      assistantName,
+      ...(isScheduledTask && { isScheduledTask }),
+    };
+    const output = await runner.run(group, sessionId ? { ...input, sessionId } : input, {
+      onOutput: async (out) => (remember(out), opts.onResult(out)),
+    });
     remember(output);
     return output;
   } catch (err) {
@@ -46,13 +45,14 @@ export async function runAgentForGroup(
 }
 
 export async function runTaskInSandbox(
-  deps: DispatchDeps & { send(jid: string, text: string): Promise<unknown> },
+  deps: Deps & { send(jid: string, text: string): Promise<unknown> },
   task: ScheduledTask,
+  prompt = formatTaskPrompt(task),
 ): Promise<TaskRunOutcome> {
   const group = deps.store.groups.byFolder(task.groupFolder);
   if (!group) return { status: 'error', result: null, error: `group ${task.groupFolder} is not registered` };
   let first: string | null = null;
-  const { status, result, error } = await runAgentForGroup(deps, group, formatTaskPrompt(task), {
+  const { status, result, error } = await runAgentForGroup(deps, group, prompt, {
     chatJid: task.chatJid,
     isScheduledTask: true,
     useGroupSession: task.contextMode === 'group',

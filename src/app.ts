@@ -20,7 +20,7 @@ import { IpcWatcher, type IpcKind } from './ipc/watcher.js';
 import { logger } from './logger.js';
 import { MessageLoop } from './message-loop.js';
 import { Outbound } from './outbound.js';
-import { createGroupPolicy, senderAllowed, type ResolvedLimits } from './policy/group-policy.js';
+import { createGroupPolicy, senderAllowed } from './policy/group-policy.js';
 import { ProxyManager } from './proxy/proxy-manager.js';
 import { formatOutbound } from './router.js';
 import { prepareAgentSkills } from './sandbox/agent-skills.js';
@@ -40,36 +40,34 @@ export interface AppOptions {
   modelUpstreamTimeoutMs?: number;
   whatsapp?: WhatsAppModule;
   warmAhead?: WarmAheadOptions;
-  /** Tests: a fake Baileys socket for linking and for the channel. */
   makeWhatsAppSocket?: MakeSocket;
 }
 
-/** The host, every part built once in dependency order. */
 export class App {
   readonly store: Store;
-  readonly limits: (folder: string) => ResolvedLimits;
   readonly snapshots: Snapshots;
-  readonly proxies: ProxyManager;
   readonly runner: SandboxRunner;
-  readonly whatsappLink: WhatsAppLink;
   readonly control: HostControl;
   readonly channels: Channel[];
-  readonly health: ChannelHealth;
   readonly outbound: Outbound;
-  readonly failures: FailureNotices;
-  readonly loop: MessageLoop;
   readonly warm: WarmAhead;
   readonly scheduler: TaskScheduler;
   readonly ipc: IpcWatcher;
+  private readonly limits;
+  private readonly proxies: ProxyManager;
+  private readonly whatsappLink: WhatsAppLink;
+  private readonly health: ChannelHealth;
+  private readonly failures: FailureNotices;
+  private readonly loop: MessageLoop;
   private readonly callbacks: ChannelCallbacks = {
     onChatMetadata: (chat) => this.store.messages.upsertChat(chat),
     onMessage: (message) => this.ingest(message),
   };
   private stopping = false;
+  private readonly folderOf = (jid: string) => this.store.groups.byJid(jid)?.folder;
 
   static async create(config: Config, runtime: SandboxRuntime, options: AppOptions = {}): Promise<App> {
     const linked = isWhatsAppLinked(config.authDir);
-    if (!linked) logger.info('WhatsApp is not linked; run `nanoclaw whatsapp-auth` to link it');
     return new App(config, runtime, { ...options, ...(linked && { whatsapp: await loadWhatsApp() }) });
   }
 
@@ -88,6 +86,7 @@ export class App {
       else logger.error({ jid: group.jid, folder: group.folder }, 'registered group has an invalid folder');
     const limits = (this.limits = createGroupPolicy(config.configDir));
     this.snapshots = new Snapshots(config, store);
+    const { folderOf } = this;
 
     this.proxies = new ProxyManager({
       proxyDir: config.proxyDir,
@@ -99,7 +98,7 @@ export class App {
       ...(hostIsRoot() && { sandboxUid: config.sandboxUid }),
       ...(options.modelUpstreamTimeoutMs && { upstreamIdleTimeoutMs: options.modelUpstreamTimeoutMs }),
     });
-    this.runner = new SandboxRunner({
+    const runner = (this.runner = new SandboxRunner({
       config,
       runtime,
       allowlist: () => loadMountAllowlist(config.configDir),
@@ -109,23 +108,19 @@ export class App {
         this.outbound.newRun(group.folder);
         await this.proxies.ensureGroup(group.folder);
       },
-    });
+    }));
 
     const notice = (jid: string, text: string) => void this.outbound.enqueue(jid, text, { kind: 'notice' });
     const setTyping = (jid: string, on: boolean) => this.outbound.setTyping(jid, on);
     const onTasksChanged = (folder: string) => this.snapshots.tasks(folder);
     this.whatsappLink = this.buildWhatsAppLink();
     this.control = hostControl({
-      config,
-      store,
-      runner: this.runner,
+      ...{ config, store, runner, notice, setTyping },
       whatsapp: this.whatsappLink,
-      notice,
-      setTyping,
-      onTasksChanged,
+      onTasksChanged: (folder) => (this.scheduler.reschedule(), onTasksChanged(folder)),
       onTyping: (jid) => this.warm.onTyping(jid),
     });
-    this.channels = [this.localChannel(runtime.kind)];
+    this.channels = [this.localChannel()];
     if (options.whatsapp) this.channels.push(this.whatsAppChannel(options.whatsapp));
     this.health = new ChannelHealth({ state: store.state, notify: (text) => notice('local:main', text) });
     this.outbound = new Outbound({
@@ -133,10 +128,9 @@ export class App {
       channels: () => this.channels,
       assistantName: config.assistantName,
       pacing: (jid) => {
-        const folder = store.groups.byJid(jid)?.folder;
-        if (!folder) return undefined;
-        const { outboundPerMinute, outboundBurst } = limits(folder);
-        return { key: folder, perMinute: outboundPerMinute, burst: outboundBurst };
+        const folder = folderOf(jid);
+        const l = folder && limits(folder);
+        return l ? { key: folder, perMinute: l.outboundPerMinute, burst: l.outboundBurst } : undefined;
       },
       maxMessagesPerRun: config.maxMessagesPerRun,
       answerMaxWaitMs: config.answerMaxWaitMs,
@@ -148,10 +142,8 @@ export class App {
       resume: (jid) => this.queue.enqueueMessageCheck(jid),
     });
 
-    // A run's result is its answer: paced behind the agent's own messages, never refused.
     const send = async (jid: string, text: string) =>
-      this.outbound.enqueue(jid, text, { kind: 'answer', sourceFolder: store.groups.byJid(jid)?.folder }).ok;
-    const runner = this.runner;
+      this.outbound.enqueue(jid, text, { kind: 'answer', sourceFolder: folderOf(jid) }).ok;
     this.loop = new MessageLoop({
       store,
       config,
@@ -162,25 +154,17 @@ export class App {
       failures: this.failures,
       onUntriggered: (jid) => this.warm.onUntriggered(jid),
     });
-    const { queue } = this.loop;
+    const { queue, runWarm } = this.loop;
+    const blocked = this.failures.isBlocked;
     this.warm = new WarmAhead(
-      {
-        store,
-        config,
-        runner,
-        queue,
-        runWarm: (jid) => this.loop.runWarm(jid),
-        blocked: (jid) => this.failures.isBlocked(jid),
-        send,
-      },
+      { store, config, runner, queue, runWarm, blocked, send },
       options.warmAhead ?? config.warmAhead,
     );
-    const { assistantName } = config;
     this.scheduler = new TaskScheduler({
       store,
       config,
       queue,
-      runTask: (task) => runTaskInSandbox({ store, runner, assistantName, send }, task),
+      runTask: (task) => runTaskInSandbox({ store, runner, assistantName: config.assistantName, send }, task),
       onTasksChanged,
       warm: this.warm,
     });
@@ -202,14 +186,11 @@ export class App {
     if (!group) return;
     const limits = this.limits(group.folder);
     if (limits.senderAllowlist?.mode === 'drop' && !senderAllowed(limits, message.sender, message.isFromMe))
-      return logger.info(
-        { group: group.folder, sender: message.sender },
-        'message from a sender not on the allowlist dropped',
-      );
+      return;
     if (this.store.messages.store(message) !== null) this.loop.notify();
   }
 
-  private localChannel(runtime: string): Channel {
+  private localChannel(): Channel {
     const { config, store } = this;
     return new LocalChannel({
       port: config.localChannelPort,
@@ -219,37 +200,19 @@ export class App {
       history: (jid, after, limit, before) => store.messages.history(jid, after, limit, before),
       isRegistered: (jid) => store.groups.byJid(jid) !== undefined,
       chats: () => localChats(store),
-      status: () => ({
-        runtime,
-        running: store.groups
-          .all()
-          .filter((g) => this.queue.isActive(g.jid))
-          .map((g) => g.name),
-        usageToday: store.usage.forDay(todayUtc()),
-      }),
+      status: () => ({ usageToday: store.usage.forDay(todayUtc()) }),
       control: this.control,
-      files: {
-        ipcDir: config.ipcDir,
-        filesDir: config.filesDir,
-        tmpDir: config.tmpDir,
-        folderOf: (jid) => store.groups.byJid(jid)?.folder,
-      },
+      files: { ...config, folderOf: this.folderOf },
     });
   }
 
   private whatsAppChannel(whatsapp: WhatsAppModule): Channel {
     const { config, store } = this;
     return new whatsapp.WhatsAppChannel({
-      authDir: config.authDir,
-      ipcDir: config.ipcDir,
-      mediaTmpDir: config.tmpDir,
-      filesDir: config.filesDir,
-      assistantName: config.assistantName,
-      assistantHasOwnNumber: config.assistantHasOwnNumber,
+      ...config,
       callbacks: this.callbacks,
       registeredGroups: () => new Map(store.groups.all().map((g) => [g.jid, g])),
       onGroupsSynced: () => this.snapshots.groups(),
-      syncState: store.state,
       onHealth: (state) => {
         this.health.report('whatsapp', state);
         if (state === 'logged-out') void this.whatsappLink.loggedOut();
@@ -272,6 +235,7 @@ export class App {
     const { config, store } = this;
     const folderTaken = (f: string) =>
       !!store.groups.byFolder(f) || fs.existsSync(path.join(config.groupsDir, f));
+    const whatsapp = () => this.channels.findIndex((c) => c.name === 'whatsapp');
     return new WhatsAppLink({
       authDir: config.authDir,
       ...(this.options.makeWhatsAppSocket && { makeSocket: this.options.makeWhatsAppSocket }),
@@ -287,14 +251,13 @@ export class App {
           isMain: true,
         });
         if (!result.ok) logger.error({ jid, error: result.error }, 'cannot register the WhatsApp self-chat');
-        if (this.channels.some((c) => c.name === 'whatsapp')) return;
+        if (whatsapp() >= 0) return;
         const channel = this.whatsAppChannel(await loadWhatsApp());
         this.channels.push(channel);
         await channel.connect();
       },
       onUnlinked: async () => {
-        const i = this.channels.findIndex((c) => c.name === 'whatsapp');
-        if (i >= 0) await this.channels.splice(i, 1)[0]!.disconnect();
+        if (whatsapp() >= 0) await this.channels.splice(whatsapp(), 1)[0]!.disconnect();
       },
       knownGroups: () =>
         store.messages
@@ -305,7 +268,7 @@ export class App {
       folderTaken,
       registerGroup: async (jid, name, folder) => {
         const result = this.register({ jid, name, folder });
-        return result.ok ? { ok: true, folder: result.group.folder } : result;
+        return result.ok ? { ok: true, folder } : result;
       },
     });
   }
@@ -316,26 +279,21 @@ export class App {
     if (kind === 'messages')
       return handleMessageIpc(payload, source, {
         groupByJid: (jid) => store.groups.byJid(jid),
-        files: { groupsDir: config.groupsDir, filesDir: config.filesDir },
+        files: config,
         send: (jid, text, sender) => {
           const outgoing = formatOutbound(text, sender);
-          if (!outgoing) return { ok: true };
-          const sent = this.outbound.enqueue(jid, outgoing, {
-            kind: 'agent',
-            sourceFolder: source.folder,
-            sender,
-          });
-          // What the agent said is queued durably: its messages count as answered.
-          if (sent.ok) this.loop.markAnswered(source.jid);
+          const sent = outgoing
+            ? this.outbound.enqueue(jid, outgoing, { kind: 'agent', sourceFolder: source.folder, sender })
+            : { ok: true as const };
+          if (outgoing && sent.ok) this.loop.markAnswered(source.jid);
           return sent;
         },
       });
     return handleTaskIpc(payload, source, {
       store,
       config,
-      scheduler: this.scheduler,
       maxActiveTasksPerGroup: this.limits(source.folder).maxActiveTasks,
-      onTasksChanged: (folder) => this.snapshots.tasks(folder),
+      onTasksChanged: (folder) => (this.scheduler.reschedule(), this.snapshots.tasks(folder)),
       registerGroup: (group) => this.register(group),
       refreshGroups: async () => {
         for (const channel of this.channels) await channel.syncGroups?.(true).catch(() => undefined);
@@ -357,7 +315,6 @@ export class App {
     this.loop.start();
   }
 
-  /** Runs cut short leave their messages behind the cursor for the next start. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -367,8 +324,7 @@ export class App {
     const grace = this.config.shutdownGraceMs;
     if (!(await this.queue.shutdown(grace))) {
       await this.runner.stopAll();
-      if (!(await this.queue.whenIdle(grace)))
-        logger.error('runs still active after their sandboxes were stopped');
+      await this.queue.whenIdle(grace);
     }
     this.ipc.stop();
     await this.outbound.stop();

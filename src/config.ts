@@ -8,17 +8,12 @@ import { logger } from './logger.js';
 
 export const RUNTIME_KINDS = ['docker', 'podman', 'apple', 'bwrap'] as const;
 export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
-/** Where package.json lives, from src/ or dist/ alike. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/**
- * A root host's sandboxes must not run as anyone's account: 61000 is above useradd's UID_MAX,
- * below systemd's DynamicUser range, nobody and subordinate ranges. `doctor` checks it is free.
- */
 export const DEFAULT_SANDBOX_UID = 61000;
 export class ConfigError extends Error {}
 export type Config = ReturnType<typeof loadConfig>;
 
-// At most what timers (and, for uids, runtimes and user namespaces) take: a signed 32-bit int.
+// At most a signed 32-bit int: what timers, runtimes and user namespaces take.
 const int = (min: number, def: number, max = 2 ** 31 - 1) =>
   z
     .string()
@@ -33,16 +28,14 @@ const bool = (def: 'true' | 'false') =>
     .default(def)
     .transform((v) => v === 'true' || v === '1');
 
-const settingsSchema = z.object({
+const schema = z.object({
   ASSISTANT_NAME: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must be one word of letters, digits, _ or -')
+    .regex(/^[A-Za-z0-9][\w-]*$/, 'must be one word')
     .default('Andy'),
   ASSISTANT_HAS_OWN_NUMBER: bool('false'),
-  CONTAINER_RUNTIME: z
-    .enum(RUNTIME_KINDS, { error: `must be one of ${RUNTIME_KINDS.join(', ')}` })
-    .optional(),
-  CONTAINER_IMAGE: z.string().min(1, 'must not be empty').default('nanoclaw-agent:latest'),
+  CONTAINER_RUNTIME: z.enum(RUNTIME_KINDS, { error: `must be ${RUNTIME_KINDS.join(', ')}` }).optional(),
+  CONTAINER_IMAGE: z.string().min(1).default('nanoclaw-agent:latest'),
   MAX_CONCURRENT_CONTAINERS: int(1, 5),
   CONTAINER_TIMEOUT: int(1000, 1_800_000),
   IDLE_TIMEOUT: int(1000, 1_800_000),
@@ -60,7 +53,7 @@ const settingsSchema = z.object({
 });
 
 const KNOWN = [
-  ...Object.keys(settingsSchema.shape),
+  ...Object.keys(schema.shape),
   ...SECRET_KEYS,
   'NANOCLAW_HOME',
   'NANOCLAW_CONFIG_DIR',
@@ -73,7 +66,7 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
     for (let j = 1; j <= b.length; j++)
-      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + +(a[i - 1] !== b[j - 1]));
     row = next;
   }
   return row[b.length]!;
@@ -84,25 +77,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const home = path.resolve(env.NANOCLAW_HOME || PROJECT_ROOT);
   const envFile = path.join(home, '.env');
   const fromFile = readEnvFile(envFile);
-  // A misspelled key would silently keep the default: say so, once per key.
   for (const key of Object.keys(fromFile).filter((k) => !KNOWN.includes(k) && !warned.has(k))) {
     warned.add(key);
-    const best = KNOWN.map((name) => ({ name, d: editDistance(key.toUpperCase(), name) })).reduce((a, b) =>
-      b.d < a.d ? b : a,
-    );
-    const hint = best.d <= 3 ? `; did you mean ${best.name}?` : '';
-    logger.warn({ file: envFile, setting: key }, `unknown setting ${key} in .env${hint}`);
+    const [d, best] = KNOWN.map((n) => [editDistance(key.toUpperCase(), n), n] as const).sort(
+      (a, b) => a[0] - b[0],
+    )[0]!;
+    logger.warn(`unknown setting ${key} in .env${d <= 3 ? `; did you mean ${best}?` : ''}`);
   }
   for (const key of SECRET_KEYS) delete fromFile[key];
-  const fromEnv = Object.fromEntries(Object.entries(env).filter(([, value]) => value));
-  const parsed = settingsSchema.safeParse({ ...fromFile, ...fromEnv });
+  const parsed = schema.safeParse({
+    ...fromFile,
+    ...Object.fromEntries(Object.entries(env).filter(([, v]) => v)),
+  });
   if (!parsed.success)
     throw new ConfigError(
       `Invalid settings: ${parsed.error.issues.map((i) => `${String(i.path[0])} ${i.message}`).join('; ')}`,
     );
   const s = parsed.data;
-  const storeDir = path.join(home, 'store');
-  const dataDir = path.join(home, 'data');
+  const [storeDir, dataDir] = [path.join(home, 'store'), path.join(home, 'data')];
   return {
     projectRoot: PROJECT_ROOT,
     home,
@@ -128,7 +120,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     localChannelPort: s.LOCAL_CHANNEL_PORT,
     timezone: s.TZ || Intl.DateTimeFormat().resolvedOptions().timeZone,
     instanceId: crypto.createHash('sha256').update(home).digest('hex').slice(0, 12),
-    // Safety nets: messages are routed at once, IPC files found by fs.watch.
     safetyPollMs: 5_000,
     ipcPollMs: 2_000,
     retryBaseMs: 5_000,

@@ -25,7 +25,6 @@ export const SECRET_KEYS = [
   'ANTHROPIC_AUTH_TOKEN',
   'ANTHROPIC_BASE_URL',
 ] as const;
-
 export type Secrets = Partial<Record<(typeof SECRET_KEYS)[number], string>>;
 
 export function readSecrets(envFile: string): Secrets {

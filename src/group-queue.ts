@@ -1,34 +1,28 @@
 import { logger } from './logger.js';
 
-export interface GroupQueueDeps {
+export type GroupQueueDeps = {
   maxConcurrent: number;
   retryBaseMs: number;
   maxRetries: number;
-  /** Retries come up to this share earlier, so groups failing together do not retry in step. */
   jitterRatio?: number;
-  /** false or a throw: retry later. */
   processMessages(jid: string): Promise<boolean>;
   writeInput(jid: string, text: string): void;
   writeClose(jid: string): void;
   onGaveUp?(jid: string): void;
-}
+};
 
-interface Task {
-  id: string;
-  run: () => Promise<void>;
-}
+type Task = { id: string; run: () => Promise<void> };
 
 class Group {
   active = false;
   idleWaiting = false;
-  taskId: string | null = null;
+  closing = false;
   pendingMessages = false;
+  taskId: string | null = null;
   tasks: Task[] = [];
   retries = 0;
   retryTimer?: NodeJS.Timeout;
-  /** A warm sandbox still waiting for its first input; `taskId` when started for a due task. */
-  warm?: { taskId?: string; timer: NodeJS.Timeout };
-  closing = false;
+  warm?: { taskId?: string | undefined; timer: NodeJS.Timeout };
   constructor(readonly jid: string) {}
 }
 
@@ -42,21 +36,11 @@ export class GroupQueue {
 
   constructor(private readonly deps: GroupQueueDeps) {}
 
-  private group(jid: string): Group {
-    return this.groups.get(jid) ?? this.groups.set(jid, new Group(jid)).get(jid)!;
-  }
-
-  isActive(jid: string): boolean {
-    return this.groups.get(jid)?.active ?? false;
-  }
-
-  isWarm(jid: string): boolean {
-    return this.groups.get(jid)?.warm !== undefined;
-  }
-
-  private full(): boolean {
-    return this.runningCount >= this.deps.maxConcurrent;
-  }
+  private group = (jid: string) => this.groups.get(jid) ?? this.groups.set(jid, new Group(jid)).get(jid)!;
+  private all = () => [...this.groups.values()];
+  private full = () => this.runningCount >= this.deps.maxConcurrent;
+  isActive = (jid: string) => !!this.groups.get(jid)?.active;
+  isWarm = (jid: string) => !!this.groups.get(jid)?.warm;
 
   enqueueMessageCheck(jid: string): void {
     if (this.shuttingDown) return;
@@ -74,9 +58,9 @@ export class GroupQueue {
     run: () => Promise<boolean>,
   ) {
     const g = this.group(jid);
-    const warm = [...this.groups.values()].filter((w) => w.warm).length;
-    if (this.shuttingDown || g.active || g.pendingMessages || g.tasks.length > 0) return false;
-    if (this.waiting.length > 0 || this.full() || warm >= opts.max) return false;
+    if (this.shuttingDown || g.active || g.pendingMessages || g.tasks.length > 0 || this.waiting.length > 0)
+      return false;
+    if (this.full() || this.all().filter((w) => w.warm).length >= opts.max) return false;
     g.warm = { taskId: opts.taskId, timer: setTimeout(() => this.closeWarm(g), opts.idleMs) };
     this.startMessages(g, run);
     return true;
@@ -115,7 +99,6 @@ export class GroupQueue {
     try {
       this.deps.writeInput(jid, text);
     } catch (err) {
-      // A full disk or a read-only IPC dir: the caller queues a fresh run instead.
       logger.error({ jid, err }, 'cannot pipe message into the running sandbox');
       return false;
     }
@@ -136,7 +119,6 @@ export class GroupQueue {
     if (g?.active) this.close(g);
   }
 
-  /** If this fails the sandbox still ends at its idle or hard timeout. */
   private close({ jid }: Group): void {
     try {
       this.deps.writeClose(jid);
@@ -149,7 +131,7 @@ export class GroupQueue {
     if (this.waiting.includes(g)) return;
     this.waiting.push(g);
     // Real work never waits behind a warm sandbox.
-    const warm = [...this.groups.values()].find((w) => w.warm && !w.closing);
+    const warm = this.all().find((w) => w.warm && !w.closing);
     if (warm) this.closeWarm(warm);
   }
 
@@ -161,7 +143,11 @@ export class GroupQueue {
       clearTimeout(g.warm?.timer);
       Object.assign(g, { active: false, idleWaiting: false, taskId: null, warm: undefined, closing: false });
       this.runningCount--;
-      this.drain(g);
+      if (!this.shuttingDown && !this.startPending(g))
+        while (this.waiting.length > 0 && !this.full()) {
+          const next = this.waiting.shift()!;
+          if (!next.active) this.startPending(next);
+        }
       if (this.runningCount === 0) for (const done of this.idle.splice(0)) done();
     });
   }
@@ -177,9 +163,8 @@ export class GroupQueue {
     });
   }
 
-  private runTask({ jid }: Group, task: Task): Promise<void> {
-    return task.run().catch((err: unknown) => logger.error({ jid, taskId: task.id, err }, 'task run failed'));
-  }
+  private runTask = ({ jid }: Group, task: Task) =>
+    task.run().catch((err: unknown) => logger.error({ jid, taskId: task.id, err }, 'task run failed'));
 
   private startTask(g: Group, task: Task): void {
     g.taskId = task.id;
@@ -189,24 +174,14 @@ export class GroupQueue {
   private retry(g: Group): void {
     if (this.shuttingDown) return;
     const { jid } = g;
-    if (++g.retries > this.deps.maxRetries) {
-      logger.error({ jid, retries: this.deps.maxRetries }, 'giving up until the next message');
+    const { maxRetries, retryBaseMs, jitterRatio = 0 } = this.deps;
+    if (++g.retries > maxRetries) {
       g.retries = 0;
       return this.deps.onGaveUp?.(jid);
     }
-    const jitter = 1 - (this.deps.jitterRatio ?? 0) * Math.random();
-    const delay = Math.round(this.deps.retryBaseMs * 2 ** (g.retries - 1) * jitter);
-    logger.warn({ jid, attempt: g.retries, delayMs: delay }, 'run failed, retrying');
+    const delay = Math.round(retryBaseMs * 2 ** (g.retries - 1) * (1 - jitterRatio * Math.random()));
     clearTimeout(g.retryTimer);
     g.retryTimer = setTimeout(() => this.enqueueMessageCheck(jid), delay);
-  }
-
-  private drain(g: Group): void {
-    if (this.shuttingDown || this.startPending(g)) return;
-    while (this.waiting.length > 0 && !this.full()) {
-      const next = this.waiting.shift()!;
-      if (!next.active) this.startPending(next);
-    }
   }
 
   private startPending(g: Group): boolean {
@@ -217,14 +192,13 @@ export class GroupQueue {
     return true;
   }
 
-  /** true when all running sandboxes finished within graceMs. */
   async shutdown(graceMs: number): Promise<boolean> {
     this.shuttingDown = true;
-    for (const g of this.groups.values()) clearTimeout(g.retryTimer);
-    const active = [...this.groups.values()].filter((g) => g.active);
-    if (active.length > 0)
-      logger.info({ groups: active.map((g) => g.jid), graceMs }, 'asking running sandboxes to finish');
-    for (const g of active) this.close(g);
+    if (this.runningCount > 0) logger.info({ graceMs }, 'asking running sandboxes to finish');
+    for (const g of this.all()) {
+      clearTimeout(g.retryTimer);
+      if (g.active) this.close(g);
+    }
     return this.whenIdle(graceMs);
   }
 
@@ -232,10 +206,7 @@ export class GroupQueue {
     if (this.runningCount === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.idle.push(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
+      this.idle.push(() => resolve(true) ?? clearTimeout(timer));
     });
   }
 }

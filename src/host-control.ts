@@ -4,7 +4,8 @@ import type { Store } from './db/store.js';
 import type { SandboxRunner } from './sandbox/sandbox-runner.js';
 import { cancelTask, pauseTask, resumeTask } from './scheduler/task-actions.js';
 
-export interface HostControlDeps {
+/** The page's controls, each limited to the chat's own group. */
+export function hostControl(deps: {
   config: Config;
   store: Store;
   runner: SandboxRunner;
@@ -13,10 +14,7 @@ export interface HostControlDeps {
   setTyping(jid: string, on: boolean): Promise<void>;
   onTasksChanged(folder: string): void;
   onTyping(jid: string): void;
-}
-
-/** The page's controls, each limited to the chat's own group. */
-export function hostControl(deps: HostControlDeps): HostControl {
+}): HostControl {
   const { store } = deps;
   const folderOf = (jid: string) => store.groups.byJid(jid)?.folder;
   const actions = {
@@ -32,27 +30,23 @@ export function hostControl(deps: HostControlDeps): HostControl {
       deps.notice(jid, 'Stopped.');
       return true;
     },
-    tasks(jid) {
-      const folder = folderOf(jid);
-      return store.tasks
+    tasks: (jid) =>
+      store.tasks
         .all()
-        .filter((t) => t.groupFolder === folder)
-        .map((t) => ({ ...t, runs: store.tasks.runLogs(t.id, 20) }));
-    },
+        .filter((t) => t.groupFolder === folderOf(jid))
+        .map((t) => ({ ...t, runs: store.tasks.runLogs(t.id, 20) })),
     taskAction(jid, id, action) {
       const folder = store.tasks.byId(id)?.groupFolder;
       if (!folder || folder !== folderOf(jid)) return { ok: false, error: `no task ${id} in this chat` };
       const result = actions[action](id);
-      if (!result.ok) return result;
-      deps.onTasksChanged(folder);
-      return { ok: true };
+      if (result.ok) deps.onTasksChanged(folder);
+      return result.ok ? { ok: true } : result;
     },
     typing: (jid) => folderOf(jid) && deps.onTyping(jid),
     whatsapp: deps.whatsapp,
   };
 }
 
-/** The local page's chat list: registered local chats, then the others seen. */
 export function localChats(store: Store) {
   const rows = store.groups
     .all()

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { styleText } from 'node:util';
 import pino from 'pino';
-import pretty from 'pino-pretty';
 import { readEnvFile } from './env-file.js';
 
 const envFile = path.join(process.env.NANOCLAW_HOME || fileURLToPath(new URL('..', import.meta.url)), '.env');
@@ -13,28 +13,25 @@ if (!levels.includes(level)) {
   process.exit(1);
 }
 
+type Color = 'gray' | 'green' | 'yellow' | 'red';
+const paint = (color: Color, text: string) =>
+  process.env.NO_COLOR ? text : styleText(color, text, { validateStream: false });
 const show = (v: unknown) =>
   typeof v === 'string' ? v : ((v as Error | null)?.message ?? JSON.stringify(v));
+const COLORS: Record<number, Color> = { 30: 'green', 40: 'yellow', 50: 'red', 60: 'red' };
 
-/** On a terminal `09:24:52 INFO  message key=value`, synchronously; elsewhere JSON lines. Both on stderr: stdout carries protocols and CLI output. */
-export const logger = pino(
-  { level, base: undefined },
-  process.stderr.isTTY
-    ? pretty({
-        sync: true,
-        destination: 2,
-        colorize: !process.env.NO_COLOR,
-        customColors: 'message:reset',
-        hideObject: true,
-        ignore: 'time,level',
-        messageFormat: (log, key, _label, { colors }) => {
-          const { time, level: n, [key]: msg, ...context } = log as Record<string, unknown>;
-          const label = pino.levels.labels[n as number]!.toUpperCase().padEnd(5);
-          const color =
-            n === 30 ? colors.green : Number(n) >= 50 ? colors.red : n === 40 ? colors.yellow : colors.gray;
-          const pairs = Object.entries(context).map(([k, v]) => ` ${colors.gray(`${k}=`)}${show(v)}`);
-          return `${colors.gray(new Date(time as number).toTimeString().slice(0, 8))} ${color(label)} ${String(msg ?? '')}${pairs.join('')}`;
-        },
-      })
-    : pino.destination(2),
-);
+/** TTY: `09:24:52 INFO  message key=value`, else JSON; on stderr, as stdout carries protocols. */
+const pretty = {
+  write(line: string) {
+    const { time, level: n, msg = '', ...context } = JSON.parse(line) as Record<string, unknown>;
+    const label = paint(
+      COLORS[n as number] ?? 'gray',
+      pino.levels.labels[n as number]!.toUpperCase().padEnd(5),
+    );
+    const pairs = Object.entries(context).map(([k, v]) => ` ${paint('gray', `${k}=`)}${show(v)}`);
+    const clock = paint('gray', new Date(time as number).toTimeString().slice(0, 8));
+    process.stderr.write(`${clock} ${label} ${String(msg)}${pairs.join('')}\n`);
+  },
+};
+
+export const logger = pino({ level, base: undefined }, process.stderr.isTTY ? pretty : pino.destination(2));

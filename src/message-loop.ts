@@ -10,22 +10,9 @@ import { logger } from './logger.js';
 import { formatMessages, formatOutbound, hasTrigger, isAssistantEcho } from './router.js';
 import type { AgentRunner, RegisteredGroup } from './types.js';
 
-export interface MessageLoopDeps {
-  store: Store;
-  config: Config;
-  runner: AgentRunner;
-  send(jid: string, text: string): Promise<unknown>;
-  setTyping(jid: string, isTyping: boolean): Promise<void>;
-  mayTrigger?(group: RegisteredGroup, message: StoredMessage): boolean;
-  /** Warm-ahead may start the group's sandbox. */
-  onUntriggered?(jid: string): void;
-  failures?: Pick<FailureNotices, 'gate' | 'onRunFailed' | 'onRunSucceeded' | 'onGaveUp'>;
-}
-
-const SEEN_KEY = 'last_seen_seq';
 const PAGE = 1000;
 const agentKey = (jid: string) => `agent_seq:${jid}`;
-/** During a run, the cursor a failure rolls back to; in SQLite, so it survives a killed host. */
+// During a run, the cursor a failure rolls back to; in SQLite, so it survives a killed host.
 const runKey = (jid: string) => `agent_run:${jid}`;
 
 /** Non-trigger messages stay behind the agent cursor: context for the next trigger. */
@@ -35,7 +22,18 @@ export class MessageLoop {
   private scheduled = false;
   private running = false;
 
-  constructor(private readonly deps: MessageLoopDeps) {
+  constructor(
+    private readonly deps: {
+      store: Store;
+      config: Config;
+      runner: AgentRunner;
+      send(jid: string, text: string): Promise<unknown>;
+      setTyping(jid: string, isTyping: boolean): Promise<void>;
+      mayTrigger?(group: RegisteredGroup, message: StoredMessage): boolean;
+      onUntriggered?(jid: string): void;
+      failures?: Pick<FailureNotices, 'gate' | 'onRunFailed' | 'onRunSucceeded' | 'onGaveUp'>;
+    },
+  ) {
     const { config, store } = deps;
     // Only a plain folder name is ever joined into an IPC path.
     const inFolder = (jid: string, fn: (folder: string) => void) => {
@@ -56,7 +54,16 @@ export class MessageLoop {
 
   start(): void {
     this.running = true;
-    this.recoverPending();
+    for (const group of this.deps.store.groups.all()) {
+      const { jid, folder } = group;
+      const to = this.get(runKey(jid));
+      if (to !== undefined && this.cursor(jid) > to) {
+        logger.warn({ group: folder, to }, 'rolling back a run interrupted by a host stop');
+        this.set(agentKey(jid), to);
+      }
+      if (to !== undefined) this.set(runKey(jid));
+      if (this.triggered(group, this.pending(jid).messages)) this.queue.enqueueMessageCheck(jid);
+    }
     this.timer = setInterval(() => this.checkNow(), this.deps.config.safetyPollMs).unref();
   }
 
@@ -73,30 +80,26 @@ export class MessageLoop {
 
   private checkNow(): void {
     this.scheduled = false;
-    if (!this.running) return;
     try {
-      this.checkNewMessages();
+      if (this.running) this.checkNewMessages();
     } catch (err) {
       logger.error({ err }, 'message check failed');
     }
   }
 
-  private read(key: string): number | undefined {
+  private get(key: string): number | undefined {
     const value = this.deps.store.state.get(key);
     return value ? Number(value) : undefined;
   }
-
-  private write(key: string, seq?: number): void {
+  private set = (key: string, seq?: number) =>
     this.deps.store.state.set(key, seq === undefined ? '' : String(seq));
-  }
-
-  private cursor(jid: string): number {
-    return this.read(agentKey(jid)) ?? 0;
-  }
+  private cursor = (jid: string) => this.get(agentKey(jid)) ?? 0;
+  private real = (messages: StoredMessage[]) =>
+    messages.filter((m) => !isAssistantEcho(m, this.deps.config.assistantName));
 
   /** Output of the group's message run reached a chat: what it was given is never run again. */
   markAnswered(jid: string): void {
-    if (this.read(runKey(jid)) !== undefined) this.write(runKey(jid), this.cursor(jid));
+    if (this.get(runKey(jid)) !== undefined) this.set(runKey(jid), this.cursor(jid));
   }
 
   private triggered(group: RegisteredGroup, messages: StoredMessage[]): boolean {
@@ -106,137 +109,87 @@ export class MessageLoop {
       : allowed.some((m) => hasTrigger(m.content, group.trigger));
   }
 
-  private real(messages: StoredMessage[]): StoredMessage[] {
-    return messages.filter((m) => !isAssistantEcho(m, this.deps.config.assistantName));
-  }
-
   private pending(jid: string) {
     const all = this.deps.store.messages.newSince([jid], this.cursor(jid), 500);
     return { messages: this.real(all), lastSeq: all.at(-1)?.seq ?? this.cursor(jid) };
   }
 
   checkNewMessages(): void {
-    // A backlog bigger than one page is routed now, not a page per poll.
-    while (this.routePage() === PAGE);
-  }
-
-  private routePage(): number {
     const { store } = this.deps;
-    const groups = new Map(store.groups.all().map((g) => [g.jid, g]));
-    const fresh = store.messages.newSince([...groups.keys()], this.read(SEEN_KEY) ?? 0, PAGE);
-    if (fresh.length === 0) return 0;
-    this.write(SEEN_KEY, fresh.at(-1)!.seq);
-    for (const jid of new Set(fresh.map((m) => m.chatJid))) {
-      const messages = this.real(fresh.filter((m) => m.chatJid === jid));
-      if (!this.triggered(groups.get(jid)!, messages)) {
-        if (messages.length > 0) this.deps.onUntriggered?.(jid);
-        continue;
-      }
-      // A sandbox already running for this group takes the messages as a follow-up.
-      const pending = this.pending(jid);
-      if (pending.messages.length > 0 && this.queue.sendMessage(jid, formatMessages(pending.messages))) {
-        this.write(agentKey(jid), pending.lastSeq);
-        void this.deps.setTyping(jid, true).catch(() => undefined);
-      } else this.queue.enqueueMessageCheck(jid);
-    }
-    return fresh.length;
-  }
-
-  private recoverPending(): void {
-    for (const group of this.deps.store.groups.all()) {
-      const { jid, folder } = group;
-      const to = this.read(runKey(jid));
-      if (to !== undefined) {
-        if (this.cursor(jid) > to) {
-          logger.warn(
-            { group: folder, from: this.cursor(jid), to },
-            'rolling back a run interrupted by a host stop',
-          );
-          this.write(agentKey(jid), to);
+    for (let n = PAGE; n === PAGE;) {
+      const groups = new Map(store.groups.all().map((g) => [g.jid, g]));
+      const fresh = store.messages.newSince([...groups.keys()], this.get('last_seen_seq') ?? 0, PAGE);
+      n = fresh.length;
+      if (n > 0) this.set('last_seen_seq', fresh.at(-1)!.seq);
+      for (const jid of new Set(fresh.map((m) => m.chatJid))) {
+        const messages = this.real(fresh.filter((m) => m.chatJid === jid));
+        if (!this.triggered(groups.get(jid)!, messages)) {
+          if (messages.length > 0) this.deps.onUntriggered?.(jid);
+          continue;
         }
-        this.write(runKey(jid));
-      }
-      const { messages } = this.pending(jid);
-      if (messages.length > 0 && this.triggered(group, messages)) {
-        logger.info({ group: folder, count: messages.length }, 'recovering unprocessed messages');
-        this.queue.enqueueMessageCheck(jid);
+        const pending = this.pending(jid);
+        if (pending.messages.length > 0 && this.queue.sendMessage(jid, formatMessages(pending.messages))) {
+          this.set(agentKey(jid), pending.lastSeq);
+          void this.deps.setTyping(jid, true).catch(() => undefined);
+        } else this.queue.enqueueMessageCheck(jid);
       }
     }
   }
 
-  runWarm(jid: string): Promise<boolean> {
-    return this.run(jid, true);
-  }
+  runWarm = (jid: string) => this.run(jid, true);
 
-  /**
-   * The queue's worker for one group. The cursor is advanced before the run and rolled back if it
-   * fails, but only to the last message that got an answer: a partial answer beats a duplicate.
-   */
+  /** The cursor advances before the run; a failure rolls it back only to the last answered message. */
   private async run(jid: string, warm = false): Promise<boolean> {
     const { store, runner, config, failures } = this.deps;
     const group = store.groups.byJid(jid);
     if (!group) return true;
     const before = this.cursor(jid);
     const { messages, lastSeq } = this.pending(jid);
-    if (!warm && (messages.length === 0 || !this.triggered(group, messages))) return true;
-    // A permanent cause that still holds: the person is told, no sandbox starts, nothing retries.
     let newest = messages.at(-1)?.seq ?? 0;
+    if (!warm && !this.triggered(group, messages)) return true;
     if (!warm && (await failures?.gate(jid, group.folder, newest))) return true;
-
     const typing = (on: boolean) => this.deps.setTyping(jid, on).catch(() => undefined);
-    this.write(runKey(jid), before);
+    this.set(runKey(jid), before);
     if (!warm) {
-      this.write(agentKey(jid), lastSeq);
+      this.set(agentKey(jid), lastSeq);
       await typing(true);
     }
-    const { assistantName } = config;
-    const output = await runAgentForGroup(
-      { store, runner, assistantName },
-      group,
-      warm ? '' : formatMessages(messages),
-      {
-        chatJid: jid,
-        useGroupSession: true,
-        onResult: async ({ result, status }) => {
-          const text = formatOutbound(result);
-          // Marked before sending: a host dying in between loses the answer rather than repeats it.
-          if (text || status === 'success') this.markAnswered(jid);
-          if (text) await this.deps.send(jid, text);
-          if (status === 'success') {
-            await typing(false);
-            this.queue.notifyIdle(jid);
-          }
-        },
+    const deps = { store, runner, assistantName: config.assistantName };
+    const output = await runAgentForGroup(deps, group, warm ? '' : formatMessages(messages), {
+      chatJid: jid,
+      useGroupSession: true,
+      onResult: async ({ result, status }) => {
+        const text = formatOutbound(result);
+        // Marked before sending: a host dying in between loses the answer rather than repeats it.
+        if (text || status === 'success') this.markAnswered(jid);
+        if (text) await this.deps.send(jid, text);
+        if (status === 'success') {
+          await typing(false);
+          this.queue.notifyIdle(jid);
+        }
       },
-    );
-    // The person never sees a warm start that got no message.
+    });
     const given = this.cursor(jid) > before;
     if (given) await typing(false);
     if (warm) newest = this.cursor(jid);
-
-    const rollbackTo = this.read(runKey(jid)) ?? before;
-    this.write(runKey(jid));
+    const rollbackTo = this.get(runKey(jid)) ?? before;
+    this.set(runKey(jid));
     const unanswered = this.cursor(jid) > rollbackTo;
-    const log = { group: group.folder, error: output.error, rolledBackTo: rollbackTo };
     if (output.status === 'error') {
-      if (!unanswered) {
-        logger.warn(log, 'run failed after its output was sent; not retrying');
-        return true;
-      }
-      this.write(agentKey(jid), rollbackTo);
+      if (!unanswered) return true; // its output was sent: not retried
+      this.set(agentKey(jid), rollbackTo);
       const why = output.failure ?? failure('unknown');
       const permanent = why.kind === 'permanent';
       logger.warn(
-        { ...log, cause: why.cause },
+        { group: group.folder, error: output.error, cause: why.cause },
         `run failed; messages ${permanent ? 'wait' : 'will be retried'}`,
       );
       void failures?.onRunFailed(jid, group.folder, why, newest);
       return permanent;
     }
+    // Follow-ups piped in while the sandbox was closing were never read: run them again.
     if (unanswered && (rollbackTo > before || warm)) {
-      // Follow-ups piped in while the sandbox was closing were never read: run them again.
-      logger.info(log, 'follow-ups left unread; running them');
-      this.write(agentKey(jid), rollbackTo);
+      this.set(agentKey(jid), rollbackTo);
       this.queue.enqueueMessageCheck(jid);
     }
     if (given) failures?.onRunSucceeded(jid);

@@ -10,18 +10,12 @@ export interface OutboundDeps {
   store: Store;
   channels(): Channel[];
   assistantName: string;
-  /** The chat's token bucket; undefined: not paced. */
   pacing?(jid: string): { key: string; perMinute: number; burst: number } | undefined;
   answerMaxWaitMs?: number;
   maxMessagesPerRun?: number;
 }
 
-interface EnqueueOptions {
-  kind: OutboxKind;
-  sourceFolder?: string | undefined;
-  sender?: string | undefined;
-}
-
+type Options = { kind: OutboxKind; sourceFolder?: string | undefined; sender?: string | undefined };
 const RETRY_MAX_MS = 60_000;
 
 /**
@@ -31,48 +25,37 @@ const RETRY_MAX_MS = 60_000;
 export class Outbound {
   private readonly limiter = new RateLimiter();
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  /** Chats whose sender runs; `again` when kicked meanwhile. */
   private readonly pumping = new Map<string, { again: boolean; run: Promise<void> }>();
-  /** Outbox id when the folder's run started: the per-run cap counts from there. */
   private readonly runStart = new Map<string, number>();
   private running = false;
 
   constructor(private readonly deps: OutboundDeps) {}
 
-  private channelFor(jid: string): Channel | undefined {
-    return this.deps.channels().find((c) => c.ownsJid(jid));
-  }
+  private channelFor = (jid: string) => this.deps.channels().find((c) => c.ownsJid(jid));
 
   enqueue(
     jid: string,
     text: string,
-    opts: EnqueueOptions,
+    opts: Options,
   ): { ok: true; id: number } | { ok: false; reason: string } {
     const { store, maxMessagesPerRun: max = 100 } = this.deps;
     const folder = opts.sourceFolder;
-    if (opts.kind === 'agent' && folder) {
-      const since = store.outbox.sinceAnswer(folder, this.runStart.get(folder) ?? 0);
-      if (since.agent >= max) {
-        if (since.notices === 0) {
-          logger.warn({ folder, max }, 'agent hit the per-run message cap; further messages refused');
-          const chat = store.groups.byFolder(folder)?.jid ?? jid;
-          this.insert(chat, `I stopped sending after ${max} messages in one run.`, {
-            kind: 'notice',
-            sourceFolder: folder,
-          });
-        }
-        return {
-          ok: false,
-          reason: `message cap reached: ${max} messages in one run; give your answer instead`,
-        };
-      }
-    }
-    return { ok: true, id: this.insert(jid, text, opts) };
+    const since =
+      opts.kind === 'agent' && folder && store.outbox.sinceAnswer(folder, this.runStart.get(folder) ?? 0);
+    if (!since || since.agent < max) return { ok: true, id: this.insert(jid, text, opts) };
+    if (since.notices === 0)
+      this.insert(
+        store.groups.byFolder(folder)?.jid ?? jid,
+        `I stopped sending after ${max} messages in one run.`,
+        {
+          kind: 'notice',
+          sourceFolder: folder,
+        },
+      );
+    return { ok: false, reason: `message cap reached (${max} per run); give your answer instead` };
   }
 
-  newRun(folder: string): void {
-    this.runStart.set(folder, this.deps.store.outbox.lastId());
-  }
+  newRun = (folder: string) => void this.runStart.set(folder, this.deps.store.outbox.lastId());
 
   async setTyping(jid: string, isTyping: boolean): Promise<void> {
     await this.channelFor(jid)
@@ -93,19 +76,20 @@ export class Outbound {
     await Promise.race([Promise.allSettled(inflight), sleep(5_000, undefined, { ref: false })]);
   }
 
-  private insert(chatJid: string, text: string, { kind, sourceFolder, sender }: EnqueueOptions) {
+  private insert(chatJid: string, text: string, { kind, sourceFolder, sender }: Options) {
     const max = this.channelFor(chatJid)?.maxTextLength;
-    const row = { chatJid, kind, sourceFolder: sourceFolder ?? null, sender: sender ?? null };
-    const parts = max ? splitText(text, max) : [text];
-    const id = this.deps.store.outbox.insert(
-      parts.map((part) => ({ ...row, text: part })),
-      Date.now(),
-    );
+    const rows = (max ? splitText(text, max) : [text]).map((part) => ({
+      chatJid,
+      kind,
+      sourceFolder: sourceFolder ?? null,
+      sender: sender ?? null,
+      text: part,
+    }));
+    const id = this.deps.store.outbox.insert(rows, Date.now());
     this.kick(chatJid);
     return id;
   }
 
-  /** Every decision is made again from the stored rows, so an extra kick is always safe. */
   private kick(jid: string): void {
     if (!this.running) return;
     clearTimeout(this.timers.get(jid));
@@ -157,11 +141,11 @@ export class Outbound {
         const reason = err instanceof Error ? err.message : String(err);
         if (err instanceof ChannelSendError && err.kind === 'permanent') this.fail(row, reason);
         else {
-          const backoff = Math.min(RETRY_MAX_MS, 1_000 * 2 ** Math.min(row.attempts, 16));
-          const delay = Math.round(backoff * (0.5 + Math.random() / 2));
+          const delay = Math.round(
+            Math.min(RETRY_MAX_MS, 1_000 * 2 ** Math.min(row.attempts, 16)) * (0.5 + Math.random() / 2),
+          );
           store.outbox.retryAt(row.id, Date.now() + delay, reason);
-          const log = { jid, channel: channel.name, attempts: row.attempts + 1, delay, err };
-          logger.warn(log, 'send failed; will retry');
+          logger.warn({ jid, attempts: row.attempts + 1, delay, err }, 'send failed; will retry');
         }
         continue;
       }
@@ -181,35 +165,30 @@ export class Outbound {
     }
   }
 
-  private fail({ chatJid, id, kind }: OutboxRow, reason: string): void {
-    logger.error({ jid: chatJid, id, kind, reason }, 'outbound message failed for good');
+  private fail({ chatJid, id }: OutboxRow, reason: string): void {
+    logger.error({ jid: chatJid, id, reason }, 'outbound message failed for good');
     this.deps.store.outbox.markFailed(id, reason);
   }
 
-  /**
-   * Notices are never paced. An answer waits behind the agent's own messages at most
-   * answerMaxWaitMs; then it and everything ahead of it go at once.
-   */
+  /** Notices are never paced. An answer waits behind the agent's messages at most answerMaxWaitMs. */
   private paceWait(row: OutboxRow, now: number): number {
     const pace = row.kind !== 'notice' && this.deps.pacing?.(row.chatJid);
     if (!pace) return 0;
-    const answerAt = this.deps.store.outbox.oldestPendingAnswerAt(row.chatJid);
-    const release =
-      answerAt === undefined ? Infinity : answerAt + (this.deps.answerMaxWaitMs ?? 30_000) - now;
+    const answerAt = this.deps.store.outbox.oldestPendingAnswerAt(row.chatJid) ?? Infinity;
+    const release = answerAt + (this.deps.answerMaxWaitMs ?? 30_000) - now;
     return Math.min(this.limiter.take(pace.key, pace.perMinute, pace.burst, release <= 0), release);
   }
 }
 
-/** At paragraph, then line, then word boundaries when one is in the second half of the window. */
+/** At the last line break or space within max, else at max. */
 export function splitText(text: string, max: number): string[] {
   const parts: string[] = [];
   let rest = text;
   while (rest.length > max) {
-    const window = rest.slice(0, max + 1);
-    const cut = ['\n\n', '\n', ' '].map((sep) => window.lastIndexOf(sep)).find((i) => i > max / 2) ?? max;
-    parts.push(rest.slice(0, cut).trimEnd());
-    rest = rest.slice(cut).trimStart();
+    const cut = Math.max(rest.lastIndexOf('\n', max), rest.lastIndexOf(' ', max));
+    const at = cut > 0 ? cut : max;
+    parts.push(rest.slice(0, at).trimEnd());
+    rest = rest.slice(at).trimStart();
   }
-  if (rest) parts.push(rest);
-  return parts;
+  return rest ? [...parts, rest] : parts;
 }

@@ -7,20 +7,17 @@ export function hasTrigger(text: string, trigger: string): boolean {
 }
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
-const escapeXml = (text: string) => text.replace(/[&<>"]/g, (c) => ENTITIES[c]!);
+const esc = (text: string) => text.replace(/[&<>"]/g, (c) => ENTITIES[c]!);
 
 export function formatMessages(messages: Pick<NewMessage, 'senderName' | 'timestamp' | 'content'>[]): string {
   const lines = messages.map(
-    (m) =>
-      `<message sender="${escapeXml(m.senderName)}" time="${escapeXml(m.timestamp)}">${escapeXml(m.content)}</message>`,
+    (m) => `<message sender="${esc(m.senderName)}" time="${esc(m.timestamp)}">${esc(m.content)}</message>`,
   );
   return `<messages>\n${lines.join('\n')}\n</messages>`;
 }
 
 /** The agent's private reasoning never reaches a chat. */
-export function stripInternal(text: string): string {
-  return text.replace(/<internal>[\s\S]*?(<\/internal>|$)/g, '').trim();
-}
+export const stripInternal = (text: string) => text.replace(/<internal>[\s\S]*?(<\/internal>|$)/g, '').trim();
 
 export function formatOutbound(text: string | null | undefined, sender?: string): string | null {
   const clean = stripInternal(text ?? '');
@@ -28,9 +25,5 @@ export function formatOutbound(text: string | null | undefined, sender?: string)
 }
 
 /** On a shared WhatsApp number the assistant's replies come back as the user's, "Andy: …". */
-export function isAssistantEcho(
-  m: Pick<NewMessage, 'content' | 'isBotMessage'>,
-  assistantName: string,
-): boolean {
-  return m.isBotMessage || m.content.startsWith(`${assistantName}:`);
-}
+export const isAssistantEcho = (m: Pick<NewMessage, 'content' | 'isBotMessage'>, assistantName: string) =>
+  m.isBotMessage || m.content.startsWith(`${assistantName}:`);

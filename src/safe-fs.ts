@@ -2,9 +2,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-// The one way the host touches agent-writable folders (see ARCHITECTURE.md, "The link-safety rule").
+// The one way the host touches agent-writable folders (ARCHITECTURE.md, "The link-safety rule").
 // Without /proc (macOS) an lstat check of the folder stands in for the fd path, leaving a race.
-
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 const procFd = fs.existsSync('/proc/self/fd');
 
@@ -33,12 +32,8 @@ function openDir(target: string, shown: string): number {
   }
 }
 
-export interface SubdirOptions {
-  create?: boolean;
-  mode?: number;
-  /** Something else at the name (a link, a file) is removed, never followed, and a folder made. */
-  replace?: boolean;
-}
+/** `replace`: something else at the name (a link, a file) is removed, never followed, and a folder made. */
+type SubdirOptions = { create?: boolean | undefined; mode?: number; replace?: boolean };
 
 function using<T>(dir: SafeDir, fn: (dir: SafeDir) => T): T {
   try {

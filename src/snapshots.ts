@@ -5,6 +5,14 @@ import { writeSnapshot } from './ipc/to-agent.js';
 import { logger } from './logger.js';
 import { writeTaskSnapshot } from './scheduler/task-snapshot.js';
 
+function attempt(group: string, what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    logger.warn({ group, err }, `cannot write ${what} snapshot`);
+  }
+}
+
 /** Inbox files; available_groups.json for main only: other groups must not learn what exists. */
 export class Snapshots {
   constructor(
@@ -12,16 +20,11 @@ export class Snapshots {
     private readonly store: Store,
   ) {}
 
-  /** For the changed group and main; for all when no folder is given. */
   tasks(folder?: string): void {
     const tasks = this.store.tasks.all();
     for (const group of this.store.groups.all())
-      try {
-        if ((!folder || group.folder === folder || group.isMain) && isValidFolder(group.folder))
-          writeTaskSnapshot(this.config, group, tasks);
-      } catch (err) {
-        logger.warn({ group: group.folder, err }, 'cannot write task snapshot');
-      }
+      if ((!folder || group.folder === folder || group.isMain) && isValidFolder(group.folder))
+        attempt(group.folder, 'task', () => writeTaskSnapshot(this.config, group, tasks));
   }
 
   groups(): void {
@@ -33,13 +36,9 @@ export class Snapshots {
       lastActivity: lastMessageTime,
       isRegistered: registered.has(chat.jid),
     }));
-    try {
-      writeSnapshot(this.config, main.folder, GROUPS_SNAPSHOT, {
-        groups,
-        lastSync: new Date().toISOString(),
-      });
-    } catch (err) {
-      logger.warn({ group: main.folder, err }, 'cannot write group snapshot');
-    }
+    const lastSync = new Date().toISOString();
+    attempt(main.folder, 'group', () =>
+      writeSnapshot(this.config, main.folder, GROUPS_SNAPSHOT, { groups, lastSync }),
+    );
   }
 }

@@ -1,7 +1,6 @@
 import type { Failure } from './failure-notice.js';
 import type { ScheduleType } from './contract/ipc.js';
 
-/** Timestamps are ISO-8601 UTC strings. */
 export interface NewMessage {
   id: string;
   chatJid: string;
@@ -13,11 +12,7 @@ export interface NewMessage {
   isBotMessage: boolean;
 }
 
-export interface AdditionalMount {
-  hostPath: string;
-  containerPath?: string;
-  readonly?: boolean;
-}
+export type AdditionalMount = { hostPath: string; containerPath?: string; readonly?: boolean };
 
 export interface RegisteredGroup {
   jid: string;
@@ -58,7 +53,6 @@ export interface Channel {
   sendMessage(jid: string, text: string): Promise<void>;
   setTyping?(jid: string, isTyping: boolean): Promise<void>;
   syncGroups?(force: boolean): Promise<void>;
-  /** Longer texts are sent as several messages. */
   maxTextLength?: number;
 }
 
@@ -82,7 +76,6 @@ export interface AgentOutput {
 }
 
 export interface AgentRunHooks {
-  /** Every framed result, in order; the run waits for each call to settle. */
   onOutput(output: AgentOutput): Promise<void>;
   onStarted?(sandboxName: string): void;
 }

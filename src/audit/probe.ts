@@ -2,73 +2,32 @@ import type childProcess from 'node:child_process';
 import crypto from 'node:crypto';
 import type fs from 'node:fs';
 import type net from 'node:net';
-import { z } from 'zod';
 
-// auditProbe, hasSecret and polyHash run in the sandbox as source text: they may use no imported names.
-// A secret's length, 31-bit rolling hash and SHA-256: enough to find it, not to recover it.
-type Fingerprint = { len: number; roll: number; sha256: string };
+// auditProbe and hasSecret run in the sandbox as source text: no imported names.
 export type PlantStep = { id: string; op: string; path: string; to?: string };
-export interface ProbeConfig {
+export type ProbeConfig = {
   sentinels: { id: string; hostPath: string; token: string }[];
-  secrets: Fingerprint[];
+  secrets: string[]; // SHA-256
   scanRoots: string[];
-  dials: Record<string, string>; // id: `host:port`, or a request line for the egress proxy
+  dials: Record<string, string>; // `host:port`, or a request line for the egress proxy
   egressSocket: string;
-  shell: Record<string, string>; // id: a command for sh -c
+  shell: Record<string, string>;
   plants: PlantStep[];
-}
-
+};
+export type ProbeReport = Awaited<ReturnType<typeof auditProbe>>;
 export const REPORT_MARKER = '---NANOCLAW_AUDIT_REPORT---';
-const results = <T extends z.ZodRawShape>(shape: T) =>
-  z.array(z.object({ id: z.string(), detail: z.string(), ...shape }));
-// Our probe, but its report crosses the boundary: parsed like any other input.
-export const probeReportSchema = z.object({
-  interfaces: z.array(z.string()).nullable(),
-  dials: results({
-    outcome: z.enum(['connected', 'refused', 'timeout', 'skipped']),
-    status: z.number().nullable(),
-  }),
-  scan: z.object({ files: z.number(), truncated: z.boolean() }),
-  hits: z.record(z.string(), z.array(z.string()).max(50)), // sentinel id or `apiKey`: where seen
-  shell: z.record(z.string(), z.object({ code: z.number().nullable(), out: z.string() })),
-  plants: results({ ok: z.boolean() }),
-});
-export type ProbeReport = z.infer<typeof probeReportSchema>;
 
-function polyHash(bytes: Uint8Array, len: number) {
-  let h = 0;
-  for (let i = 0; i < len; i++) h = (h * 257 + bytes[i]!) % 2147483647;
-  return h;
+// Secrets reach the probe as SHA-256 only; it hashes each run of 16+ [\w-] characters it reads.
+export function hasSecret(text: string, hashes: string[], sha256: (s: string) => string) {
+  return (text.match(/[\w-]{16,}/g) ?? []).some((t) => hashes.includes(sha256(t)));
 }
 
-// Whether a fingerprinted secret occurs in `buf`; SHA-256 only where the rolling hash matches.
-export function hasSecret(buf: Uint8Array, fps: Fingerprint[], sha256: (b: Uint8Array) => string) {
-  const mod = 2147483647;
-  return fps.some(({ len, roll, sha256: sum }) => {
-    if (!len || len > buf.length) return false;
-    let pow = 1; // the weight of the byte leaving the window
-    for (let i = 1; i < len; i++) pow = (pow * 257) % mod;
-    for (let i = 0, h = polyHash(buf, len); ; i++) {
-      if (h === roll && sha256(buf.subarray(i, i + len)) === sum) return true;
-      if (i + len >= buf.length) return false;
-      h = ((h - ((buf[i]! * pow) % mod) + mod) * 257 + buf[i + len]!) % mod;
-    }
-  });
-}
-
-export const sha256Hex = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
-export function fingerprint(secret: string): Fingerprint {
-  const bytes = Buffer.from(secret);
-  return { len: bytes.length, roll: polyHash(bytes, bytes.length), sha256: sha256Hex(bytes) };
-}
+export const sha256Hex = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
 
 type Deps = { fs: typeof fs; net: typeof net; crypto: typeof crypto; childProcess: typeof childProcess };
 
-// Looks before it plants, so its own plants never show in what it saw.
-export async function auditProbe(
-  c: ProbeConfig,
-  { fs, net, crypto, childProcess }: Deps,
-): Promise<ProbeReport> {
+// Looks before it plants.
+export async function auditProbe(c: ProbeConfig, { fs, net, crypto, childProcess }: Deps) {
   const attempt = <T>(fn: () => T) => {
     try {
       return fn();
@@ -79,59 +38,40 @@ export async function auditProbe(
   const run = (cmd: string, ...args: string[]) =>
     childProcess.spawnSync(cmd, args, { timeout: 5000, encoding: 'utf8' });
   const started = Date.now();
-  const scan = { files: 0, truncated: false };
+  let files = 0;
   const hits: Record<string, string[]> = {};
   const note = (id: string, at: string) => (hits[id] ??= []).length < 50 && hits[id].push(at);
-  const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
-  const inspect = (at: string, read: () => Buffer) => {
-    const buf = attempt(read);
-    if (!buf) return;
-    if (hasSecret(buf, c.secrets, sha256)) note('apiKey', at);
-    for (const s of c.sentinels) if (buf.includes(s.token)) note(s.id, at);
-    return true;
-  };
-  for (const pid of attempt(() => fs.readdirSync('/proc')) ?? [])
-    for (const at of /^\d+$/.test(pid) ? [`/proc/${pid}/environ`, `/proc/${pid}/cmdline`] : [])
-      inspect(at, () => fs.readFileSync(at));
-  // Bounded; never follows a link nor blocks on a FIFO.
-  const readFile = (file: string, size: number) => {
-    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    try {
-      const buf = Buffer.alloc(Math.min(size, 4 * 2 ** 20));
-      return buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
-    } finally {
+  const sha256 = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
+  const buf = Buffer.alloc(4 << 20);
+  const inspect = (at: string) =>
+    attempt(() => {
+      const fd = fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const got = buf.subarray(0, attempt(() => fs.readSync(fd, buf, 0, buf.length, 0)) ?? 0);
       fs.closeSync(fd);
+      const text = got.toString('latin1');
+      if (hasSecret(text, c.secrets, sha256)) note('apiKey', at);
+      for (const s of c.sentinels) if (text.includes(s.token)) note(s.id, at);
+      return true;
+    });
+  for (const pid of attempt(() => fs.readdirSync('/proc')) ?? [])
+    if (/^\d+$/.test(pid)) for (const f of ['environ', 'cmdline']) inspect(`/proc/${pid}/${f}`);
+  const walk = (dir: string): void => {
+    for (const e of attempt(() => fs.readdirSync(dir, { withFileTypes: true })) ?? []) {
+      if (files >= 20_000 || Date.now() - started > 20_000) return;
+      const at = `${dir}/${e.name}`;
+      if (e.isDirectory() && e.name !== 'node_modules' && e.name !== '.git') walk(at);
+      else if (e.isFile() && inspect(at)) files++;
     }
   };
-  const visited = new Set(['/proc', '/sys', '/dev']);
-  const walk = (dir: string, depth: number): void => {
-    if (visited.has(dir) || depth > 16) return;
-    visited.add(dir);
-    for (const name of attempt(() => fs.readdirSync(dir)) ?? []) {
-      if ((scan.truncated ||= scan.files >= 20_000 || Date.now() - started > 20_000)) return;
-      const full = `${dir === '/' ? '' : dir}/${name}`;
-      const st = attempt(() => fs.lstatSync(full));
-      if (st?.isDirectory() && name !== 'node_modules' && name !== '.git') walk(full, depth + 1);
-      else if (st?.isFile() && inspect(full, () => readFile(full, st.size))) scan.files++;
-    }
-  };
-  for (const root of c.scanRoots) walk(root, 0);
+  c.scanRoots.forEach(walk);
   for (const s of c.sentinels) if (attempt(() => fs.lstatSync(s.hostPath))) note(s.id, s.hostPath);
 
-  const interfaces = attempt(() =>
-    fs
-      .readFileSync('/proc/net/dev', 'utf8')
-      .split('\n')
-      .slice(2)
-      .map((line) => line.split(':')[0]!.trim())
-      .filter(Boolean),
-  );
-  type Outcome = 'connected' | 'refused' | 'timeout';
+  const interfaces = attempt(() => fs.readFileSync('/proc/net/dev', 'utf8').match(/[^\s:]+(?=:)/g));
   const dial = (to: net.NetConnectOpts, request?: string) =>
-    new Promise<{ outcome: Outcome; status: number | null; detail: string }>((resolve) => {
+    new Promise<{ outcome: string; status: number | null; detail: string }>((resolve) => {
       const socket = net.connect(to);
       let head = '';
-      const done = (outcome: Outcome, detail: string) => {
+      const done = (outcome: string, detail: string) => {
         socket.destroy();
         const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1]) || null;
         resolve({ outcome, status, detail: detail.slice(0, 200) });
@@ -143,25 +83,14 @@ export async function auditProbe(
         head += chunk.toString('latin1');
         if (head.includes('\r\n')) done('connected', head.split('\r\n')[0]!);
       });
-      socket.once('end', () => done('connected', head || 'closed without an answer'));
     });
-  const dials: ProbeReport['dials'] = [];
-  for (const [id, to] of Object.entries(c.dials)) {
-    const [host, port] = to.split(':');
-    const target = to.split(' ')[1]; // a request line for the egress proxy
-    const request = `${to} HTTP/1.1\r\nHost: ${target?.startsWith('http') ? new URL(target).host : target}\r\n`;
-    if (target)
-      dials.push({ id, ...(await dial({ path: c.egressSocket }, `${request}Connection: close\r\n\r\n`)) });
-    else if (host === '127.0.0.1' || interfaces?.every((name) => name === 'lo'))
-      dials.push({ id, ...(await dial({ host, port: Number(port) })) });
-    else
-      dials.push({
-        id,
-        outcome: 'skipped',
-        status: null,
-        detail: 'not tried: the sandbox has a network interface',
-      });
-  }
+  const dials = await Promise.all(
+    Object.entries(c.dials).map(async ([id, to]) => {
+      const [host, port] = to.split(':');
+      const egress = to.includes(' ') && dial({ path: c.egressSocket }, `${to} HTTP/1.0\r\n\r\n`);
+      return { id, ...(await (egress || dial({ host, port: +port! }))) };
+    }),
+  );
 
   const shell = Object.fromEntries(
     Object.entries(c.shell).map(([id, cmd]) => {
@@ -171,8 +100,7 @@ export async function auditProbe(
   );
   const ops: Record<string, (at: string, to: string) => unknown> = {
     rename: (at, to) => fs.renameSync(at, to),
-    rmtree: (at) => fs.rmSync(at, { recursive: true, force: true }),
-    rmdir: (at) => fs.rmdirSync(at),
+    rm: (at) => fs.rmSync(at, { recursive: true }),
     symlink: (at, to) => fs.symlinkSync(to, at),
     write: (at) => fs.writeFileSync(at, 'audit\n', { flag: 'wx' }),
     fifo: (at) => {
@@ -187,17 +115,15 @@ export async function auditProbe(
       return { id, ok: false, detail: (err as NodeJS.ErrnoException).code ?? String(err) };
     }
   });
-  return { interfaces, dials, scan, hits, shell, plants };
+  return { interfaces, dials, hits, shell, plants };
 }
 
-// Run with `node --input-type=module -`: prints one marked report line.
 export const probeSource = (config: ProbeConfig) =>
   [
     "import fs from 'node:fs'; import net from 'node:net'; import crypto from 'node:crypto';",
     "import childProcess from 'node:child_process';",
-    'const __name = (fn) => fn;', // esbuild (tsx, vitest) wraps functions in __name(fn, "name")
-    polyHash.toString(),
+    'const __name = (fn) => fn;', // esbuild's wrapper
     hasSecret.toString(),
     `const report = await (${auditProbe.toString()})(${JSON.stringify(config)}, { fs, net, crypto, childProcess });`,
-    `process.stdout.write('\\n' + ${JSON.stringify(REPORT_MARKER)} + JSON.stringify(report) + '\\n');`,
+    `process.stdout.write(${JSON.stringify(REPORT_MARKER)} + JSON.stringify(report));`,
   ].join('\n');

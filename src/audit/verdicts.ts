@@ -1,5 +1,5 @@
 import { CONTAINER_PATHS as C } from '../sandbox/mount-plan.js';
-import type { HostAction } from './host-actions.js';
+import type { HostAction } from './run-audit.js';
 import type { ProbeReport } from './probe.js';
 
 // The threat rows of README.md's "Security model" table, in its words and order.
@@ -24,25 +24,25 @@ export const THREATS = {
   injection: 'Prompt injection (a message or web page talks the agent into something)',
   mainCompromised: 'The main group is compromised',
 } as const;
-export type ThreatId = keyof typeof THREATS;
+type ThreatId = keyof typeof THREATS;
 
 type Status = 'held' | 'failed' | 'n/a';
-type Check = { id: string; status: Status; detail: string };
-export type RowResult = { id: ThreatId; threat: string; verdict: Status | 'not audited'; checks: Check[] };
 
-export interface AuditEvidence {
+export type AuditEvidence = {
   isMain: boolean;
   expectedUid: number;
   report: ProbeReport;
-  secrets: number; // in .env
+  secrets: number;
   hostActions: HostAction[];
-  decoyChanges: string[];
-  decoyRead: boolean; // the IPC handler was given a decoy file's content
-  proxyDials: string[]; // what the egress proxy tried to dial
-}
+  decoyChanged: boolean;
+  proxyDials: string[];
+};
 
-type Shell = { code: number | null; out: string };
-type Probe = [ThreatId, string, (s: Shell, e: AuditEvidence) => boolean | null];
+type Probe = [
+  ThreatId,
+  string,
+  (s: { code: number | null; out: string }, e: AuditEvidence) => boolean | null,
+];
 const P = C.project;
 const status = (field: string, ok: (out: string) => boolean): Probe => [
   'escalate',
@@ -54,151 +54,89 @@ const limit = (...files: string[]): Probe => [
   `cd /sys/fs/cgroup && cat ${files.join(' ')}`,
   ({ out }) => (out ? out !== 'max' && Number(out) < 2 ** 60 : null),
 ];
-// Run in the sandbox (sh -c), each judged on its output; null is n/a.
+// Run in the sandbox; null is n/a.
 export const SHELL: Record<string, Probe> = {
   'no-project': ['hostFiles', `test -d ${P}`, (s) => s.code !== 0],
   'env-masked': ['mainSecrets', `test -s ${P}/.env && echo .env has content`, (s) => !s.out],
-  'store-masked': ['mainSecrets', `ls -A ${P}/store`, (s) => !s.out],
-  'data-masked': ['mainSecrets', `ls -A ${P}/data`, (s) => !s.out],
   uid: ['escalate', 'id -u', (s, e) => s.out !== '0' && s.out === String(e.expectedUid)],
   capabilities: status('Cap(Eff|Prm)', (out) => !/\s0*[1-9a-f]/.test(out)),
   'no-new-privs': status('NoNewPrivs', (out) => out.endsWith('1')),
   seccomp: status('Seccomp', (out) => !out.endsWith('0')),
   userns: ['escalate', 'unshare -U true 2>&1', (s) => (s.code === 127 ? null : s.code !== 0)],
-  'root-readonly': [
-    'escalate',
-    `awk '$5 == "/" { o = $6 } END { print o }' /proc/self/mountinfo`,
-    (s) => s.out.split(',').includes('ro'),
-  ],
   'pids-limit': limit('pids.max', 'pids/pids.max'),
   'memory-limit': limit('memory.max', 'memory/memory.limit_in_bytes'),
   'runtime-socket': [
     'escalate',
-    'ls /var/run/docker.sock /run/docker.sock /run/containerd/containerd.sock /run/podman/podman.sock /var/run/crio/crio.sock',
+    'ls /run/docker.sock /run/podman/podman.sock /run/containerd/containerd.sock',
     (s) => !s.out,
   ],
 };
 
-const check = (id: string, ok: boolean | null, detail: unknown): Check => ({
+const check = (id: string, ok: boolean | null, detail: unknown) => ({
   id,
-  status: ok === null ? 'n/a' : ok ? 'held' : 'failed',
+  status: (ok === null ? 'n/a' : ok ? 'held' : 'failed') as Status,
   detail: String(detail),
 });
 
-// Pure: the audit collects, this decides, so a fabricated report can prove it fails.
-export function judge(e: AuditEvidence): RowResult[] {
-  const { report: r, isMain, hostActions: host } = e;
+// Pure, so fabricated evidence can prove it fails.
+export function judge(e: AuditEvidence) {
+  const { report: r, isMain } = e;
   const shell = (row: ThreatId) =>
     Object.entries(SHELL)
       .filter(([, [of]]) => of === row)
       .map(([id, [, , ok]]) => {
         const s = r.shell[id] ?? { code: null, out: '' };
-        return check(id, ok(s, e), s.out || `nothing (exit code ${s.code})`);
+        return check(id, ok(s, e), s.out || `exit code ${s.code}`);
       });
   const sentinel = (place: string) => {
     const hits = r.hits[place] ?? [];
-    // Main sees every group's folder in the project, read-only, by design.
+    // Main sees the groups folder through the project, by design.
     const own = place === 'otherGroup' && isMain ? hits.filter((w) => !w.startsWith(`${P}/`)) : hits;
-    return check(
-      `sentinel-${place}`,
-      hits.length && !own.length ? null : !own.length,
-      hits.length ? `seen at ${hits}` : 'not seen',
-    );
+    return check(`sentinel-${place}`, hits.length && !own.length ? null : !own.length, `seen at ${hits}`);
   };
   const refused = (prefix: string) =>
     r.plants.filter((p) => p.id.startsWith(prefix)).map((p) => check(p.id, !p.ok, p.detail));
-  const ipc = host.find((a) => a.action === 'ipcScan');
-  const fifo = r.plants.find((p) => p.id === 'fifo-message')?.ok;
-  const links = r.plants.filter((p) => p.ok && p.id.startsWith('link-')).length;
+  const ipc = e.hostActions.find((a) => a.action === 'ipcScan');
   const keyAt = r.hits.apiKey ?? [];
-
-  const checks: Partial<Record<ThreatId, Check[]>> = {
+  const checks: Partial<Record<ThreatId, ReturnType<typeof check>[]>> = {
     hostFiles: [...['data', 'store', 'hostTmp'].map(sentinel), ...(isMain ? [] : shell('hostFiles'))],
     otherGroup: [...['otherGroup', 'otherIpc', 'otherSession'].map(sentinel), ...refused('global-')],
-    mainSecrets:
-      isMain && r.shell['no-project']?.code === 0
-        ? [...shell('mainSecrets'), ...['store', 'otherIpc'].map(sentinel)]
-        : [check('project', null, 'no project mount (main only)')],
-    apiKey: [
-      check(
-        'fingerprint',
-        e.secrets ? !keyAt.length : null,
-        keyAt.length
-          ? `key found in ${keyAt}`
-          : `not in process environments or ${r.scan.files} files${r.scan.truncated ? ' (scan limits hit)' : ''}`,
-      ),
-    ],
+    mainSecrets: isMain
+      ? [...shell('mainSecrets'), ...['store', 'otherIpc'].map(sentinel)]
+      : [check('project', null, 'no project mount')],
+    apiKey: [check('fingerprint', e.secrets ? !keyAt.length : null, `key found in ${keyAt}`)],
     network: [
       check('interfaces', r.interfaces?.every((i) => i === 'lo') ?? false, r.interfaces),
-      // Through the egress proxy: refused with 403; direct: not connected.
       ...r.dials.map((d) =>
-        check(
-          d.id,
-          d.id.startsWith('egress-')
-            ? d.status === 403
-            : d.outcome === 'skipped'
-              ? null
-              : d.outcome !== 'connected',
-          d.detail,
-        ),
+        check(d.id, d.id.startsWith('egress-') ? d.status === 403 : d.outcome !== 'connected', d.detail),
       ),
       check('egress-dials', !e.proxyDials.length, `dialled: ${e.proxyDials}`),
     ],
     widen: [sentinel('config'), ...refused('project-')],
-    // A FIFO in IPC must neither block nor crash the host's scan.
-    malformed: [
-      check(
-        'ipc-fifo',
-        fifo ? ipc?.outcome === 'done' : null,
-        ipc ? `${ipc.outcome} ${ipc.detail}` : 'no FIFO',
-      ),
-    ],
+    malformed: [check('ipc-fifo', ipc?.outcome === 'done', `${ipc?.outcome} ${ipc?.detail}`)],
     links: [
-      check('plants', links > 0 || null, `${links} links planted`),
-      ...(links
-        ? [
-            ...host.map((a) =>
-              check(
-                `host-${a.action}`,
-                !['blocked', 'crashed'].includes(a.outcome),
-                `${a.outcome} ${a.detail}`,
-              ),
-            ),
-            check('decoy', !e.decoyChanges.length, e.decoyChanges.join('; ') || 'unchanged'),
-            check('decoy-read', !e.decoyRead, e.decoyRead ? 'the IPC handler got a decoy file' : 'not read'),
-          ]
-        : []),
+      ...e.hostActions.map((a) =>
+        check(`host-${a.action}`, ['done', 'error'].includes(a.outcome), `${a.outcome} ${a.detail}`),
+      ),
+      check('decoy', !e.decoyChanged, 'the decoy folder changed'),
       ...refused('inbox-'),
     ],
     escalate: [...shell('escalate'), ...refused('rootfs-')],
   };
   return (Object.keys(THREATS) as ThreatId[]).map((id) => {
-    const own = checks[id] ?? [check('scope', null, 'beyond a sandbox probe: see the README table')];
+    const own = checks[id] ?? [];
     const has = (s: Status) => own.some((c) => c.status === s);
     const verdict = !checks[id] ? 'not audited' : has('failed') ? 'failed' : has('held') ? 'held' : 'n/a';
     return { id, threat: THREATS[id], verdict, checks: own };
   });
 }
 
-export const anyFailed = (rows: RowResult[]) => rows.some((r) => r.verdict === 'failed');
-
-export function renderTable(rows: RowResult[]): string {
+export function renderTable(rows: ReturnType<typeof judge>) {
   const width = Math.max(...rows.map((r) => r.threat.length));
-  const line = (a: string, b: string, c: string) => `${a.padEnd(width)}  ${b.padEnd(11)}  ${c}`;
-  const held = (r: RowResult) => `${r.checks.filter((c) => c.status === 'held').length} checks held`;
-  const failed = rows.flatMap((r) =>
-    r.checks.filter((c) => c.status === 'failed').map((c) => `  ${r.threat} / ${c.id}: ${c.detail}`),
-  );
-  return [
-    line('threat', 'verdict', 'evidence'),
-    ...rows.map((r) =>
-      line(
-        r.threat,
-        r.verdict,
-        { held: held(r), failed: 'see below' }[r.verdict as string] ?? r.checks[0]!.detail,
-      ),
-    ),
-    ...(failed.length ? ['', 'Failed checks:', ...failed] : []),
-    '',
-  ].join('\n');
+  return rows
+    .map((r) => {
+      const why = r.checks.filter((c) => r.verdict !== 'held' && c.status === r.verdict);
+      return `${r.threat.padEnd(width)}  ${r.verdict.padEnd(11)}  ${why.map((c) => `${c.id}: ${c.detail}`).join('; ')}\n`;
+    })
+    .join('');
 }

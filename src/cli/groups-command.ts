@@ -9,12 +9,8 @@ import type { ChatInfo } from '../types.js';
 import { parseCommand, withStore } from './args.js';
 
 const isWhatsAppGroup = (c: ChatInfo) => c.channel === 'whatsapp' && c.isGroup;
-const list = (chats: ChatInfo[], pad = 0) =>
-  chats
-    .map((c) => `\n  ${(c.name || '(no name)').padEnd(pad)}  ${c.jid}${pad ? ` [${c.channel}]` : ''}`)
-    .join('');
+const list = (chats: ChatInfo[]) => chats.map((c) => `\n  ${c.name}  ${c.jid}`).join('');
 
-/** `nanoclaw groups …`; without a store given it opens config.dbPath (read-only to list). */
 export function runGroupsCommand(
   args: string[],
   deps: { store?: Store; config: Config; out: Writable; err?: Writable },
@@ -32,47 +28,37 @@ export function runGroupsCommand(
       if (!groups.length) out.write('No registered groups.\n');
       for (const g of groups)
         out.write(
-          `${g.folder.padEnd(16)} ${g.jid.padEnd(36)} ${g.name} (${g.isMain ? 'main, ' : ''}${g.requiresTrigger ? `trigger ${g.trigger}` : 'no trigger needed'})\n`,
+          `${g.folder.padEnd(16)} ${g.jid.padEnd(36)} ${g.name}${g.isMain ? ' (main)' : g.requiresTrigger ? ` (${g.trigger})` : ''}\n`,
         );
-      const wa = chats.filter(isWhatsAppGroup);
-      const other = chats.filter((c) => !isWhatsAppGroup(c));
-      if (wa.length)
-        out.write(
-          `\nWhatsApp groups not registered (nanoclaw groups register --name <name>):${list(wa, 28)}\n`,
-        );
-      if (other.length) out.write(`\nOther known chats not registered:${list(other, 28)}\n`);
+      if (chats.length)
+        out.write(`\nNot registered (nanoclaw groups register --name <WhatsApp group>):${list(chats)}\n`);
       return 0;
     });
-  if (!jid && !name) return fail('missing --name (a known WhatsApp group), or --jid, --name and --folder', 2);
-  if (jid && (!name || !folder))
-    return fail(`missing ${[!name && '--name', !folder && '--folder'].filter(Boolean).join(', ')}`, 2);
-  // A known WhatsApp group by its exact name (any case); its folder kept, given, or derived from the name.
+  if (!(jid ? name && folder : name))
+    return fail('give --name of a known WhatsApp group, or --jid, --name and --folder', 2);
+  // A known WhatsApp group by name; its folder kept, given or derived.
   const target = jid
     ? { jid, name: name!, folder: folder! }
     : withStore(deps, false, (store) => {
         const known = store?.messages.listChats().filter(isWhatsAppGroup) ?? [];
         const found = known.filter((c) => c.name.trim().toLowerCase() === name!.trim().toLowerCase());
         if (found.length > 1)
-          return `${found.length} WhatsApp groups are named '${name}'; pick one with --jid <id> --name <name> --folder <folder>:${list(found)}`;
+          return `${found.length} WhatsApp groups are named '${name}'; pick one with --jid:${list(found)}`;
         const chat = found[0];
         if (!chat)
-          return `no known WhatsApp group is named '${name}'${known.length ? `; known groups:${list(known)}` : ' (groups become known once WhatsApp is linked and the assistant runs)'}`;
+          return `no known WhatsApp group is named '${name}'${known.length ? `; known groups:${list(known)}` : ''}`;
         const taken = (f: string) =>
           !!store!.groups.byFolder(f) || fs.existsSync(path.join(deps.config.groupsDir, f));
         const chosen = folder ?? store!.groups.byJid(chat.jid)?.folder ?? folderFor(chat.name, taken);
         return chosen
           ? { jid: chat.jid, name: chat.name, folder: chosen }
-          : `no free folder name for '${chat.name}'; give one with --folder`;
+          : `no free folder for '${chat.name}'; give --folder`;
       });
   if (typeof target === 'string') return fail(target);
   const isMain = !!main;
   const requiresTrigger = !p.values['no-trigger-required'] && !isMain;
   return withStore(deps, true, (store) => {
-    const result = registerGroup(store!, deps.config, { ...target, trigger, requiresTrigger, isMain });
-    if (!result.ok) return fail(result.error);
-    return (
-      out.write(`Registered ${target.jid} as '${result.group.folder}'${isMain ? ' (main)' : ''}.\n`),
-      0
-    );
+    const r = registerGroup(store!, deps.config, { ...target, trigger, requiresTrigger, isMain });
+    return r.ok ? (out.write(`Registered ${target.jid} as '${r.group.folder}'.\n`), 0) : fail(r.error);
   });
 }

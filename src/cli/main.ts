@@ -11,12 +11,8 @@ async function main(argv: string[]): Promise<number> {
     const pkg = fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
     return (out.write(`${(JSON.parse(pkg) as { version: string }).version}\n`), 0);
   }
-  if (!first || ['help', '--help', '-h'].includes(first)) {
-    (first ? out : err).write(
-      `nanoclaw: a personal assistant in your chats, each agent in its own sandbox\n\n${help()}`,
-    );
-    return first ? 0 : 2;
-  }
+  if (!first || ['help', '--help', '-h'].includes(first))
+    return ((first ? out : err).write(help()), first ? 0 : 2);
   if (first === 'audit')
     return (await import('./audit.js')).runAuditCommand(argv.slice(1), { config: loadConfig(), out, err });
   const p = parseCommand(argv, out, err);
@@ -26,8 +22,7 @@ async function main(argv: string[]): Promise<number> {
   if (command !== 'start' && !v.verbose) (await import('../logger.js')).logger.level = 'silent';
   const deps = { config, out, err, json: !!v.json };
   const host = { home: config.home, port: config.localChannelPort };
-  const { ChatError, runChat, runStop } = await import('./chat.js');
-  const wa = () => import('./whatsapp-auth.js');
+  const { ChatError, runChat, runStop, runWhatsAppUnlink } = await import('./chat.js');
   try {
     switch (command.replace(/ .*/, '')) {
       case 'start':
@@ -45,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
       case 'open': {
         const { readToken } = await import('../channels/local/token.js');
         const token = readToken(path.join(config.dataDir, 'local-channel.token'));
-        if (!token) throw new ChatError('No local chat token yet: start the assistant once (npm start).');
+        if (!token) throw new ChatError('No local chat token yet: run `nanoclaw start` once.');
         return (out.write(`http://127.0.0.1:${config.localChannelPort}/?token=${token}\n`), 0);
       }
       case 'chat':
@@ -53,16 +48,15 @@ async function main(argv: string[]): Promise<number> {
       case 'stop':
         return (await runStop(host, p.positionals[0]!, out), 0);
       case 'whatsapp-unlink':
-        return (await (await wa()).runWhatsAppUnlink({ ...host, authDir: config.authDir, output: out }), 0);
+        return (await runWhatsAppUnlink(host, out), 0);
     }
     const pairingPhone = v['pairing-code'] as string | undefined;
-    const { jid } = await (
-      await wa()
-    ).runWhatsAppAuth({ authDir: config.authDir, pairingPhone, output: out });
-    out.write(
-      `To use your self-chat as main: nanoclaw groups register --jid ${jid} --name Me --folder self --main\n`,
+    return (
+      await (
+        await import('./whatsapp-auth.js')
+      ).runWhatsAppAuth({ authDir: config.authDir, pairingPhone, output: out }),
+      0
     );
-    return 0;
   } catch (e) {
     if (command !== 'whatsapp-auth' && !(e instanceof ChatError)) throw e;
     return (err.write(`${(e as Error).message}\n`), 1);

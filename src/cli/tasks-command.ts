@@ -6,7 +6,7 @@ import { cancelTask, pauseTask, resumeTask } from '../scheduler/task-actions.js'
 import type { ScheduledTask } from '../types.js';
 import { parseCommand, withStore } from './args.js';
 
-// Writes straight to the SQLite file (WAL: a running host is not blocked); its scheduler notices on its store poll.
+// WAL: a running host is not blocked, and its scheduler polls the store.
 export function runTasksCommand(
   args: string[],
   deps: {
@@ -23,48 +23,38 @@ export function runTasksCommand(
   if (typeof p === 'number') return p;
   const sub = p.command.slice(6);
   const id = p.positionals[0]!;
-  const json = (value: object) => (out.write(`${JSON.stringify(value, null, 2)}\n`), 0);
+  const say = (text: string, code = 0) => ((code ? err : out).write(text), code);
+  const json = (value: object) => say(`${JSON.stringify(value, null, 2)}\n`);
   const time = (iso: string | null) => (iso ? formatLocal(new Date(iso), tz) : '-');
   const next = (t: ScheduledTask) => (t.status === 'active' ? time(t.nextRun) : '-');
   return withStore(deps, sub !== 'list' && sub !== 'runs', (store) => {
     if (sub === 'list') {
       const tasks = store?.tasks.all() ?? [];
       if (p.values.json) return json({ tasks });
-      if (!tasks.length) return (out.write('No scheduled tasks.\n'), 0);
-      const head = ['ID', 'GROUP', 'STATUS', 'SCHEDULE', `NEXT RUN (${tz})`, 'LAST RUN', 'LAST RESULT'];
+      if (!tasks.length) return say('No scheduled tasks.\n');
       const rows = tasks.map((t) => [
         t.id,
         t.groupFolder,
         t.status,
         schedule(t),
         next(t),
-        time(t.lastRun),
-        oneLine(t.lastResult, 40),
+        oneLine(t.lastResult),
       ]);
-      return (out.write(table([head, ...rows])), 0);
+      return say(table([['ID', 'GROUP', 'STATUS', 'SCHEDULE', `NEXT RUN (${tz})`, 'LAST RESULT'], ...rows]));
     }
     const task = store?.tasks.byId(id);
     if (sub === 'runs') {
-      if (!task) return (err.write(`error: task '${id}' not found\n`), 1);
+      if (!task) return say(`error: task '${id}' not found\n`, 1);
       const runs = store!.tasks.runLogs(id); // newest first
       if (p.values.json) return json({ task, runs });
-      out.write(
-        `Task ${id} (${task.groupFolder}), ${task.status}, ${schedule(task)}\nNext run:    ${next(task)} (${tz})\nLast result: ${oneLine(task.lastResult, 200)}\n\n`,
-      );
       const rows = runs.map((r) => [
         time(r.runAt),
-        duration(r.durationMs),
+        `${r.durationMs / 1000}s`,
         r.status,
-        oneLine(r.status === 'error' ? (r.error ?? r.result) : r.result, 80),
+        oneLine(r.error ?? r.result),
       ]);
-      return (
-        out.write(
-          runs.length
-            ? table([[`TIME (${tz})`, 'DURATION', 'STATUS', 'RESULT / ERROR'], ...rows])
-            : 'No runs yet.\n',
-        ),
-        0
-      );
+      const head = `Task ${id} (${task.groupFolder}), ${task.status}, ${schedule(task)}, next run ${next(task)}\n`;
+      return say(head + table([[`TIME (${tz})`, 'DURATION', 'STATUS', 'RESULT'], ...rows]));
     }
     const r =
       sub === 'pause'
@@ -72,25 +62,25 @@ export function runTasksCommand(
         : sub === 'resume'
           ? resumeTask(store!, id, tz, new Date(deps.now?.() ?? Date.now()))
           : cancelTask(store!, id);
-    if (!r.ok) return (err.write(`error: ${r.error}\n`), 1);
+    if (!r.ok) return say(`error: ${r.error}\n`, 1);
     const when = sub === 'resume' && r.task.nextRun ? `; next run ${time(r.task.nextRun)}` : '';
-    const verb = { pause: 'Paused', resume: 'Resumed', cancel: 'Cancelled' }[sub];
-    return (out.write(`${verb} task ${id} (${r.task.groupFolder})${when}.\n`), 0);
+    return say(
+      `${{ pause: 'Paused', resume: 'Resumed', cancel: 'Cancelled' }[sub]} task ${id} (${r.task.groupFolder})${when}.\n`,
+    );
   });
 }
 
-const oneLine = (text: string | null, max: number) => {
+const oneLine = (text: string | null) => {
   const line = text?.replace(/\s+/g, ' ').trim() || '-';
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+  return line.length > 60 ? `${line.slice(0, 59)}…` : line;
 };
 
-function schedule({ scheduleType: type, scheduleValue: value }: ScheduledTask) {
-  if (type !== 'interval') return `${type} ${value}`;
-  const ms = Number(value);
-  const [unit, size] = Object.entries({ d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 }).find(
-    ([, n]) => ms % n === 0 && ms >= n,
+function schedule({ scheduleType: type, scheduleValue: v }: ScheduledTask) {
+  if (type !== 'interval') return `${type} ${v}`;
+  const [unit, n] = Object.entries({ d: 864e5, h: 36e5, m: 6e4, s: 1e3, ms: 1 }).find(
+    ([, n]) => +v % n === 0,
   )!;
-  return `interval every ${ms / size}${unit}`;
+  return `interval every ${+v / n}${unit}`;
 }
 
 const table = (rows: string[][]) =>
@@ -103,10 +93,3 @@ const table = (rows: string[][]) =>
           .trimEnd() + '\n',
     )
     .join('');
-
-const duration = (ms: number) =>
-  ms < 1000
-    ? `${ms}ms`
-    : ms < 60_000
-      ? `${(ms / 1000).toFixed(1)}s`
-      : `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}s`;

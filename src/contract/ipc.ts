@@ -7,8 +7,6 @@ export const isValidFolder = (folder: string) =>
   /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(folder) && !['global', 'errors'].includes(folder.toLowerCase());
 export const FOLDER_RULE =
   "use up to 64 letters, digits, _ or -, starting with a letter or digit, not 'global' or 'errors'";
-export const folderProblem = (folder: string) =>
-  isValidFolder(folder) ? undefined : `folder '${folder}' is not allowed: ${FOLDER_RULE}`;
 
 export const MAX_IPC_FILE_BYTES = 1024 * 1024;
 export const MAX_FILE_BYTES = 20 * 1024 * 1024;
@@ -17,7 +15,6 @@ export const OUTPUT_END = '---NANOCLAW_OUTPUT_END---';
 export const CLOSE_SENTINEL = '_close';
 export const TASKS_SNAPSHOT = 'current_tasks.json';
 export const GROUPS_SNAPSHOT = 'available_groups.json';
-/** to-agent/responses/<requestId>.json: the host's answer to one request file. */
 export const RESPONSES_DIR = 'responses';
 
 export const scheduleTypeSchema = z.enum(['cron', 'interval', 'once']);
@@ -26,7 +23,7 @@ export const contextModeSchema = z.enum(['group', 'isolated']);
 export const taskIdSchema = z.string().min(1).max(128);
 const text = z.string().min(1);
 
-// Agent to host: messages/*.json (a message, or a file whose `path` is relative to the group folder).
+// Agent to host, messages/*.json: a message, or a file whose `path` is relative to the group folder.
 export const ipcMessageSchema = z.object({
   type: z.literal('message'),
   chatJid: text,
@@ -39,14 +36,13 @@ export const ipcFileSchema = z.object({
   path: text.max(1024),
   caption: z.string().max(4000).optional(),
 });
-/** Up to 100 of [A-Za-z0-9._-], no leading dot: safe as a file name and inside `[...]` markers. */
+/** Safe as a file name and inside `[...]` markers. */
 export const safeFileName = (name: string, fallback = 'file') =>
   name
     .replace(/[^A-Za-z0-9._-]/g, '_')
     .slice(-100)
     .replace(/^[.]+/, '') || fallback;
 
-// Agent to host: tasks/*.json.
 const schedule = {
   prompt: text,
   schedule_type: scheduleTypeSchema,
@@ -77,7 +73,7 @@ export const ipcTaskSchema = z.discriminatedUnion('type', [
 ]);
 export type IpcTask = z.infer<typeof ipcTaskSchema>;
 
-/** A file name (`<requestId>.json`), so only a safe one is answered. */
+/** Becomes a file name. */
 export const requestIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/);
 export const ipcResponseSchema = z.union([
   z.object({ ok: z.literal(true), result: z.string().optional() }),
@@ -88,20 +84,8 @@ export type IpcResponse = z.infer<typeof ipcResponseSchema>;
 // Host to agent: input/*.json and the task snapshot.
 export const inputFileSchema = z.object({ type: z.literal('message'), text: z.string() });
 
-const maybe = z.string().nullable();
-export const taskSnapshotSchema = z.array(
-  z.object({
-    id: z.string(),
-    groupFolder: z.string(),
-    chatJid: z.string(),
-    prompt: z.string(),
-    schedule_type: scheduleTypeSchema,
-    schedule_value: z.string(),
-    context_mode: contextModeSchema,
-    status: z.enum(['active', 'paused', 'completed']),
-    next_run: maybe,
-    last_run: maybe,
-    last_result: maybe,
-  }),
-);
-export type TaskSnapshot = z.infer<typeof taskSnapshotSchema>;
+/** The host's task rows (ScheduledTask). */
+export type TaskSnapshot = Array<
+  Record<'id' | 'groupFolder' | 'prompt' | 'scheduleType' | 'scheduleValue' | 'status', string> &
+    Record<'nextRun' | 'lastRun' | 'lastResult', string | null>
+>;

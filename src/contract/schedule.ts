@@ -5,50 +5,24 @@ import type { ScheduleType } from './ipc.js';
 
 export const MIN_INTERVAL_MS = 60_000;
 /** Keeps instants four-digit-year ISO strings (compared as strings in SQL). */
-const MAX_INTERVAL_MS = 10 * 366 * 24 * 3600_000;
-/** At most hourly: no `@secondly` or `@minutely`. */
-const CRON_ALIASES = '@yearly @annually @monthly @weekly @daily @hourly @weekdays @weekends'.split(' ');
+const MAX_INTERVAL_MS = 10 * 366 * 86_400_000;
 const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?$/;
 
-/** The run after `from`, or null when invalid; for `once` the instant itself, even if past. */
+const no = (error: string) => ({ error });
+
+/** The run after `from` (`once`: its instant, even if past). */
 export function computeNextRun(
   type: ScheduleType,
   value: string,
   { from, timezone }: { from: Date; timezone: string },
-): string | null {
-  const next = nextRun(type, value.trim(), from, timezone);
-  return typeof next === 'string' ? next : null;
-}
-
-/** A new schedule's first run (the minimum applies only to new schedules). */
-export function validateSchedule(
-  type: ScheduleType,
-  value: string,
-  timezone: string,
-  { now = new Date(), minIntervalMs: min = MIN_INTERVAL_MS }: { now?: Date; minIntervalMs?: number } = {},
-): { ok: true; nextRun: string } | { ok: false; error: string } {
+): string | { error: string } {
   const v = value.trim();
-  const next = nextRun(type, v, now, timezone);
-  const error =
-    typeof next !== 'string'
-      ? next.error
-      : type === 'interval' && Number(v) < min
-        ? `interval must be at least ${min} ms${inWords(min)}, got ${v}`
-        : // One minute of grace: the agent computed "now" a moment ago.
-          type === 'once' && Date.parse(next) < now.getTime() - 60_000
-          ? `once time '${value}' is in the past (now it is ${formatLocal(now, timezone)} in ${timezone})`
-          : undefined;
-  return error ? { ok: false, error } : { ok: true, nextRun: next as string };
-}
-
-function nextRun(type: ScheduleType, v: string, from: Date, timezone: string): string | { error: string } {
-  if (!isValidTimezone(timezone)) return { error: `unknown timezone '${timezone}'` };
+  if (!isValidTimezone(timezone)) return no(`unknown timezone '${timezone}'`);
   if (type === 'cron') {
-    const fail = (why: string) => ({ error: `invalid cron expression '${v}': ${why}` });
-    if (v.startsWith('@') ? !CRON_ALIASES.includes(v) : v.split(/\s+/).length !== 5)
-      return fail(
-        `use 5 fields (minute hour day-of-month month day-of-week, e.g. "0 9 * * 1" for Mondays at 09:00) or one of ${CRON_ALIASES.join(', ')}`,
-      );
+    const fail = (why: string) => no(`invalid cron expression '${v}': ${why}`);
+    // A sixth field (or @secondly) would run every second.
+    if (v.startsWith('@') ? v === '@secondly' : v.split(/\s+/).length !== 5)
+      return fail('use 5 fields, e.g. "0 9 * * 1"');
     try {
       return CronExpressionParser.parse(v, { currentDate: from, tz: timezone }).next().toDate().toISOString();
     } catch (err) {
@@ -57,36 +31,46 @@ function nextRun(type: ScheduleType, v: string, from: Date, timezone: string): s
   }
   if (type === 'interval') {
     const ms = Number(v);
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(ms) || ms <= 0)
-      return {
-        error: `interval must be a positive whole number of milliseconds (e.g. 3600000 for hourly), got '${v}'`,
-      };
-    if (ms > MAX_INTERVAL_MS)
-      return { error: `interval must be at most ${MAX_INTERVAL_MS} ms (ten years), got ${ms}` };
-    return new Date(from.getTime() + ms).toISOString();
+    return /^\d+$/.test(v) && ms && ms <= MAX_INTERVAL_MS
+      ? new Date(from.getTime() + ms).toISOString()
+      : no(`interval must be a positive whole number of milliseconds up to ten years, got '${v}'`);
   }
   if (!LOCAL_TIME.test(v))
-    return { error: `once must be a local time like 2026-11-23T15:30:00 without Z or offset, got '${v}'` };
+    return no(`once must be a local time like 2026-11-23T15:30:00 without Z or offset, got '${v}'`);
   // Date.parse rolls February 30th over into March.
   const wall = Date.parse(`${v}Z`);
-  if (Number.isNaN(wall) || !new Date(wall).toISOString().startsWith(v))
-    return { error: `once time '${v}' is not a real date and time` };
+  if (!new Date(wall || 0).toISOString().startsWith(v))
+    return no(`once time '${v}' is not a real date and time`);
   return new Date(wallTimeToInstant(wall, timezone)).toISOString();
 }
 
-function inWords(ms: number): string {
-  const [size, unit] = ms % 60_000 ? [1000, 'second'] : [60_000, 'minute'];
-  if (ms % size) return '';
-  return ms === size ? ` (one ${unit})` : ` (${ms / size} ${unit}s)`;
+/** A new schedule's first run. */
+export function validateSchedule(
+  type: ScheduleType,
+  value: string,
+  timezone: string,
+  { now = new Date(), minIntervalMs: min = MIN_INTERVAL_MS } = {},
+) {
+  const next = computeNextRun(type, value, { from: now, timezone });
+  const error =
+    typeof next !== 'string'
+      ? next.error
+      : type === 'interval' && Number(value) < min
+        ? `interval must be at least ${min} ms, got ${value.trim()}`
+        : // One minute of grace: the agent computed "now" a moment ago.
+          type === 'once' && Date.parse(next) < now.getTime() - 60_000
+          ? `once time '${value}' is in the past (now it is ${formatLocal(now, timezone)} in ${timezone})`
+          : undefined;
+  return error ? { ok: false as const, error } : { ok: true as const, nextRun: next as string };
 }
 
-/** The instant of a local time (given as if UTC), as Temporal's "compatible" does DST gaps and overlaps. */
+/** DST gaps and overlaps as Temporal's "compatible". */
 function wallTimeToInstant(wall: number, timezone: string): number {
-  const before = offsetAt(wall - 86400_000, timezone);
-  const fits = [before, offsetAt(wall, timezone), offsetAt(wall + 86400_000, timezone)]
+  const before = offsetAt(wall - 86_400_000, timezone);
+  const fits = [before, offsetAt(wall, timezone), offsetAt(wall + 86_400_000, timezone)]
     .map((offset) => wall - offset)
     .filter((instant) => instant + offsetAt(instant, timezone) === wall);
-  return fits.length > 0 ? Math.min(...fits) : wall - before;
+  return fits.length ? Math.min(...fits) : wall - before;
 }
 
 // sv-SE: `2026-11-23 15:30:00`.

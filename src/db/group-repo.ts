@@ -3,9 +3,9 @@ import { query, type Db } from './store.js';
 
 type Row = Omit<RegisteredGroup, 'trigger' | 'containerConfig'> & {
   triggerWord: string;
-  containerConfig: string | null;
+  containerConfig: string;
 };
-const COLUMNS = 'jid name folder triggerWord requiresTrigger isMain addedAt containerConfig';
+const UPDATE = 'name folder trigger_word requires_trigger is_main container_config'.split(' ');
 
 export function groupRepo(db: Db) {
   const { all, insert } = query(db);
@@ -21,20 +21,18 @@ export function groupRepo(db: Db) {
     all: () => where('ORDER BY added_at'),
     byJid: (jid: string) => where('WHERE jid = ?', jid)[0],
     byFolder: (folder: string) => where('WHERE folder = ?', folder)[0],
-    /** The first main chat; the owner may have several (e.g. WhatsApp's self-chat). */
     main: () => where('WHERE is_main = 1 ORDER BY added_at LIMIT 1')[0],
-    upsert(group: RegisteredGroup): void {
-      const config = group.containerConfig && JSON.stringify(group.containerConfig);
-      const update = 'name folder trigger_word requires_trigger is_main container_config'
-        .split(' ')
-        .map((c) => `${c} = excluded.${c}`);
-      // added_at stays the first registration's.
-      insert(
+    // added_at stays the first registration's.
+    upsert: ({ trigger, containerConfig, ...group }: RegisteredGroup) =>
+      void insert(
         'registered_groups',
-        COLUMNS,
-        { ...group, triggerWord: group.trigger, containerConfig: config ?? null },
-        `ON CONFLICT(jid) DO UPDATE SET ${update}`,
-      );
-    },
+        'jid name folder triggerWord requiresTrigger isMain addedAt containerConfig',
+        {
+          ...group,
+          triggerWord: trigger,
+          containerConfig: containerConfig ? JSON.stringify(containerConfig) : null,
+        },
+        `ON CONFLICT(jid) DO UPDATE SET ${UPDATE.map((c) => `${c} = excluded.${c}`)}`,
+      ),
   };
 }

@@ -15,29 +15,24 @@ export interface OutboxRow {
 }
 
 const PENDING = `FROM outbox WHERE state = 'pending'`;
-const FAILED = `FROM outbox WHERE state = 'failed'`;
 
 export function outboxRepo(db: Db) {
   const { run, all, value, insert } = query(db);
   const set = (id: number, changes: string, ...args: unknown[]) =>
     void run(`UPDATE outbox SET ${changes} WHERE id = ?`, ...args, id);
   return {
-    /** The parts of one message, in order, in one transaction; returns the first part's id. */
-    insert: (
-      parts: Pick<OutboxRow, 'chatJid' | 'text' | 'kind' | 'sourceFolder' | 'sender'>[],
-      createdAt: number,
-    ) =>
-      db.transaction(() =>
-        parts.map((p, part) =>
-          Number(
-            insert('outbox', 'chatJid text kind sourceFolder sender part createdAt', {
-              ...p,
-              part,
-              createdAt,
-            }).lastInsertRowid,
-          ),
-        ),
-      )()[0]!,
+    /** Returns the first part's id. */
+    insert: db.transaction(
+      (
+        parts: Pick<OutboxRow, 'chatJid' | 'text' | 'kind' | 'sourceFolder' | 'sender'>[],
+        createdAt: number,
+      ) => {
+        const ids = parts.map((p, part) =>
+          insert('outbox', 'chatJid text kind sourceFolder sender part createdAt', { ...p, part, createdAt }),
+        );
+        return Number(ids[0]!.lastInsertRowid);
+      },
+    ),
     head: (chatJid: string) =>
       all<OutboxRow>(`SELECT * ${PENDING} AND chat_jid = ? ORDER BY id LIMIT 1`, chatJid)[0],
     pendingChats: () => all<{ chatJid: string }>(`SELECT DISTINCT chat_jid ${PENDING}`).map((r) => r.chatJid),
@@ -51,7 +46,7 @@ export function outboxRepo(db: Db) {
     retryAt: (id: number, nextAttemptAt: number, error: string) =>
       set(id, 'attempts = attempts + 1, next_attempt_at = ?, error = ?', nextAttemptAt, error),
     lastId: () => value<number | null>('SELECT MAX(id) FROM outbox') ?? 0,
-    /** A folder's agent messages (first parts) and notices after its last answer and after `afterId`. */
+    /** A folder's agent messages and notices after its last answer and `afterId`. */
     sinceAnswer: (folder: string, afterId: number) =>
       all<{ agent: number; notices: number }>(
         `SELECT COALESCE(SUM(kind = 'agent' AND part = 0), 0) AS agent, COALESCE(SUM(kind = 'notice'), 0) AS notices
@@ -59,13 +54,7 @@ export function outboxRepo(db: Db) {
            COALESCE((SELECT MAX(id) FROM outbox WHERE source_folder = @folder AND kind = 'answer'), 0))`,
         { folder, afterId },
       )[0]!,
-    failed: (limit: number) => ({
-      count: value<number>(`SELECT COUNT(*) ${FAILED}`),
-      newest: all<{ chatJid: string; error: string }>(
-        `SELECT chat_jid, error ${FAILED} ORDER BY id DESC LIMIT ?`,
-        limit,
-      ),
-    }),
+    failed: () => value<number>(`SELECT COUNT(*) FROM outbox WHERE state = 'failed'`),
     // Failed rows stay for `nanoclaw doctor`.
     prune: (sentBefore: number) =>
       void run(`DELETE FROM outbox WHERE state = 'sent' AND created_at < ?`, sentBefore),

@@ -1,37 +1,42 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { isValidFolder, MAX_IPC_FILE_BYTES, requestIdSchema } from '../contract/ipc.js';
+import { isValidFolder, MAX_IPC_FILE_BYTES, requestIdSchema, type IpcResponse } from '../contract/ipc.js';
 import { logger } from '../logger.js';
 import { type SafeDir, UnsafeEntryError, withSafeDir } from '../safe-fs.js';
 import type { RegisteredGroup } from '../types.js';
-import type { IpcResult } from './task-handler.js';
 import { FROM_AGENT, writeResponse } from './to-agent.js';
 
 const KINDS = ['messages', 'tasks'] as const;
 export type IpcKind = (typeof KINDS)[number];
 
-/** Files handled between two turns of the event loop, so a flood never stalls the host. */
+/** Files per event-loop turn, so a flood never stalls the host. */
 const FILES_PER_TURN = 50;
-/** The runner writes `<ms>-<rand>.json`; room for hand-written names. */
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.json$/;
 
-export interface IpcWatcherDeps {
-  ipcDir: string;
-  pollMs: number;
-  groups(): RegisteredGroup[];
-  handle(kind: IpcKind, payload: unknown, source: RegisteredGroup): Promise<IpcResult>;
+function attempt(what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    logger.error({ err: String(err) }, `cannot ${what}`);
+  }
 }
 
-/** Oldest first, one file at a time per folder; a file with a `requestId` is answered, refused or not. */
+/** Oldest first, one file at a time per folder; a file with a `requestId` is always answered. */
 export class IpcWatcher {
   private readonly watchers = new Map<string, fs.FSWatcher>();
-  private poll: NodeJS.Timeout | undefined;
-  private readonly busy = new Set<string>();
-  private readonly again = new Set<string>();
+  private poll?: NodeJS.Timeout;
+  private readonly busy = new Map<string, boolean>();
   private stopped = false;
 
-  constructor(private readonly deps: IpcWatcherDeps) {}
+  constructor(
+    private readonly deps: {
+      ipcDir: string;
+      pollMs: number;
+      groups(): RegisteredGroup[];
+      handle(kind: IpcKind, payload: unknown, source: RegisteredGroup): Promise<IpcResponse>;
+    },
+  ) {}
 
   start(): void {
     this.stopped = false;
@@ -42,131 +47,98 @@ export class IpcWatcher {
   stop(): void {
     this.stopped = true;
     clearInterval(this.poll);
-    for (const w of this.watchers.values()) w.close();
+    this.watchers.forEach((w) => w.close());
     this.watchers.clear();
   }
 
   syncWatchers(): void {
     // An unsafe folder name is never joined into a path.
-    for (const group of this.deps.groups().filter((g) => isValidFolder(g.folder)))
+    for (const { folder } of this.deps.groups().filter((g) => isValidFolder(g.folder)))
       for (const kind of KINDS) {
-        this.watch(group, kind);
-        this.scan(group, kind);
+        const dir = path.join(this.deps.ipcDir, folder, FROM_AGENT, kind);
+        if (!this.watchers.has(dir))
+          attempt(`watch ${dir}`, () => {
+            // fs.watch only wakes a scan, which never trusts the path.
+            this.openKindDir(folder, kind).close();
+            const watcher = fs
+              .watch(dir, () => this.scan(folder, kind))
+              .on('error', () => (watcher.close(), this.watchers.delete(dir)));
+            this.watchers.set(dir, watcher);
+          });
+        this.scan(folder, kind);
       }
   }
 
-  private watch(group: RegisteredGroup, kind: IpcKind): void {
-    const dir = path.join(this.deps.ipcDir, group.folder, FROM_AGENT, kind);
-    if (this.watchers.has(dir)) return;
-    try {
-      // fs.watch only wakes a scan; the scan itself never trusts the path.
-      this.openKindDir(group, kind).close();
-      const watcher = fs
-        .watch(dir, () => this.scan(group, kind))
-        .on('error', (err) => {
-          logger.warn({ dir, err }, 'ipc watch failed; the poll still covers it');
-          watcher.close();
-          this.watchers.delete(dir);
-        });
-      this.watchers.set(dir, watcher);
-    } catch (err) {
-      logger.warn({ dir, err }, 'cannot watch ipc dir');
-    }
-  }
-
-  private scan(group: RegisteredGroup, kind: IpcKind): void {
-    const key = `${group.folder}/${kind}`;
+  private scan(folder: string, kind: IpcKind): void {
+    const key = `${folder}/${kind}`;
     if (this.stopped) return;
-    if (this.busy.has(key)) return void this.again.add(key);
-    this.busy.add(key);
-    void this.drain(group, kind).finally(() => {
+    if (this.busy.has(key)) return void this.busy.set(key, true);
+    this.busy.set(key, false);
+    void this.drain(folder, kind).finally(() => {
+      const again = this.busy.get(key);
       this.busy.delete(key);
-      if (this.again.delete(key)) this.scan(group, kind);
+      if (again) this.scan(folder, kind);
     });
   }
 
   // A link or file in place of from-agent/<kind>/ is replaced by a folder.
-  private openKindDir(group: RegisteredGroup, kind: IpcKind): SafeDir {
-    return withSafeDir(this.deps.ipcDir, [group.folder, FROM_AGENT], { create: true }, (from) =>
+  private openKindDir = (folder: string, kind: IpcKind): SafeDir =>
+    withSafeDir(this.deps.ipcDir, [folder, FROM_AGENT], { create: true }, (from) =>
       from.subdir(kind, { create: true, replace: true }),
     );
-  }
 
-  private async drain(group: RegisteredGroup, kind: IpcKind): Promise<void> {
+  private async drain(folder: string, kind: IpcKind): Promise<void> {
     let dir: SafeDir | undefined;
     try {
-      dir = this.openKindDir(group, kind);
-      const names = dir.list().filter((n) => n.endsWith('.json'));
-      for (const [i, name] of names.sort().entries()) {
-        // The group as it is now: one demoted (or removed) since its watcher started has lost its rights.
-        const current = this.deps.groups().find((g) => g.folder === group.folder);
-        if (this.stopped || !current) return;
-        await this.processFile(dir, name, current, kind);
+      dir = this.openKindDir(folder, kind);
+      const names = dir
+        .list()
+        .filter((n) => n.endsWith('.json'))
+        .sort();
+      for (const [i, name] of names.entries()) {
+        // The group as it is now: a demoted or removed one has lost its rights.
+        const group = this.deps.groups().find((g) => g.folder === folder);
+        if (this.stopped || !group) return;
+        await this.processFile(dir, name, group, kind);
         if (i % FILES_PER_TURN === FILES_PER_TURN - 1) await new Promise(setImmediate);
       }
     } catch (err) {
-      logger.warn({ group: group.folder, kind, err: String(err) }, 'cannot read ipc folder');
+      logger.warn({ folder, kind, err: String(err) }, 'cannot read ipc folder');
     } finally {
       dir?.close();
     }
   }
 
-  private async processFile(
-    dir: SafeDir,
-    name: string,
-    group: RegisteredGroup,
-    kind: IpcKind,
-  ): Promise<void> {
+  private async processFile(dir: SafeDir, name: string, group: RegisteredGroup, kind: IpcKind) {
+    const file = `${group.folder}/${kind}/${name}`;
     let bytes: Buffer | undefined;
     let payload: unknown;
+    let result: IpcResponse;
     try {
       if (!FILE_NAME.test(name)) throw new UnsafeEntryError(name, 'name not allowed');
       bytes = dir.readFile(name, MAX_IPC_FILE_BYTES);
       if (!bytes) return;
       payload = JSON.parse(bytes.toString('utf8'));
+      result = await this.deps.handle(kind, payload, group);
     } catch (err) {
-      const reason =
-        err instanceof UnsafeEntryError ? err.reason : `unreadable JSON: ${(err as Error).message}`;
-      return this.quarantine(dir, name, group, kind, reason, bytes);
+      const why = err instanceof SyntaxError ? 'unreadable JSON' : 'handler failed';
+      result = {
+        ok: false,
+        error: err instanceof UnsafeEntryError ? err.reason : `${why}: ${(err as Error).message}`,
+      };
     }
-    const result = await this.deps
-      .handle(kind, payload, group)
-      .catch((err: Error): IpcResult => ({ ok: false, error: `handler failed: ${err.message}` }));
     const id = requestIdSchema.safeParse((payload as { requestId?: unknown } | null)?.requestId);
-    if (id.success)
-      this.tryTo('answer ipc request', group, name, () =>
-        writeResponse(this.deps, group.folder, id.data, result),
-      );
-    if (!result.ok) return this.quarantine(dir, name, group, kind, result.error, bytes);
-    this.tryTo('remove handled ipc file', group, name, () => dir.remove(name));
-  }
-
-  /** Keeps the bytes read (never the agent's entry itself) in the host-owned errors/. */
-  private quarantine(
-    dir: SafeDir,
-    name: string,
-    group: RegisteredGroup,
-    kind: IpcKind,
-    reason: string,
-    bytes: Buffer | undefined,
-  ): void {
-    logger.warn({ group: group.folder, file: name, reason }, 'ipc file refused');
-    this.tryTo('remove refused ipc file', group, name, () => dir.remove(name));
-    this.tryTo('quarantine ipc file', group, name, () =>
+    if (id.success) attempt(`answer ${file}`, () => writeResponse(this.deps, group.folder, id.data, result));
+    attempt(`remove ${file}`, () => dir.remove(name));
+    if (result.ok) return;
+    // The bytes read, never the agent's entry itself.
+    logger.warn({ file, reason: result.error }, 'ipc file refused');
+    attempt(`quarantine ${file}`, () =>
       withSafeDir(this.deps.ipcDir, ['errors'], { create: true }, (errors) => {
-        const unique = `${Date.now()}-${crypto.randomBytes(4).toString('hex')}`;
-        const target = `${group.folder}-${kind}-${unique}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128)}`;
+        const target = `${group.folder}-${kind}-${Date.now()}-${crypto.randomBytes(4).toString('hex')}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128)}`;
         errors.createFile(target, bytes ?? '', 0o600);
-        errors.createFile(`${target}.reason.txt`, `${reason}\n`, 0o600);
+        errors.createFile(`${target}.reason.txt`, `${result.error}\n`, 0o600);
       }),
     );
-  }
-
-  private tryTo(what: string, group: RegisteredGroup, name: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      logger.error({ group: group.folder, name, err: String(err) }, `cannot ${what}`);
-    }
   }
 }

@@ -4,18 +4,18 @@ import { z } from 'zod';
 import { logger } from '../logger.js';
 import { zodProblems } from '../util/zod-problems.js';
 
-// undefined when missing, the problem when unreadable or invalid.
+/** undefined when missing, the problem when unreadable or invalid. */
 export function readPolicyFile<T>(file: string, schema: z.ZodType<T>): T | string | undefined {
   try {
     const parsed = schema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
     return parsed.success ? parsed.data : `${file}: ${zodProblems(parsed.error)}`;
   } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    return missing ? undefined : `cannot read ${file}: ${(err as Error).message}`;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      return `cannot read ${file}: ${(err as Error).message}`;
   }
 }
 
-// Reloads only on change: cheap per message, and a problem is logged once.
+/** Reloads only on change: cheap per message, and a problem is logged once. */
 export function whenChanged<T>(file: string, load: () => T): () => T {
   let key: string | undefined;
   let value: T;
@@ -52,13 +52,11 @@ const fileSchema = z.strictObject({
 });
 
 const DEFAULTS = { outboundPerMinute: 30, outboundBurst: 10, maxActiveTasks: 20 };
-// ownerOnly: the file is invalid, so only the owner may trigger.
+/** ownerOnly: the file is invalid, so only the owner may trigger. */
 export type ResolvedLimits = z.infer<typeof limitsSchema> & typeof DEFAULTS & { ownerOnly: boolean };
 
-export const groupPolicyPath = (configDir: string) => path.join(configDir, 'group-policy.json');
-
 export function createGroupPolicy(configDir: string): (folder: string) => ResolvedLimits {
-  const file = groupPolicyPath(configDir);
+  const file = path.join(configDir, 'group-policy.json');
   const read = whenChanged(file, () => {
     const policy = readPolicyFile(file, fileSchema);
     if (typeof policy !== 'string') return { policy: policy ?? {}, ownerOnly: false };
@@ -71,7 +69,6 @@ export function createGroupPolicy(configDir: string): (folder: string) => Resolv
   };
 }
 
-// In drop mode: may the message be stored.
 export function senderAllowed(limits: ResolvedLimits, sender: string, isFromMe: boolean): boolean {
   if (isFromMe) return true;
   if (limits.ownerOnly) return false;

@@ -4,7 +4,7 @@ export class RateLimiter {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  // 0 when a token was taken (`force`: even if none is left), else the ms until one is.
+  // 0 when a token was taken (`force`: even if none is left), else ms until one is.
   take(key: string, perMinute: number, burst: number, force = false): number {
     const now = this.now();
     const b = this.buckets.get(key) ?? { tokens: burst, at: now };

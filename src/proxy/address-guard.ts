@@ -5,11 +5,11 @@ import { matchesDomain, normalizeHost, type GroupNetworkPolicy } from './network
 
 export type LookupFn = (host: string) => Promise<{ address: string; family: number }[]>;
 
-// A service on 0.0.0.0 is reachable at the host's public address, which no range knows.
+// A service on 0.0.0.0 is also reachable at the host's public address.
 export const systemInterfaceAddresses = () =>
   Object.values(os.networkInterfaces()).flatMap((infos) => (infos ?? []).map((i) => i.address));
 
-// Addresses are numbers; IPv4 ones carry this bit, so none equals an IPv6 one.
+// Addresses as numbers; IPv4 ones carry this bit.
 const V4 = 1n << 128n;
 const LOW32 = 0xffffffffn;
 
@@ -17,7 +17,6 @@ function parse(text: string): bigint | undefined {
   const s = text.split('%')[0]!; // a zone id (fe80::1%eth0)
   if (net.isIPv4(s)) return V4 | s.split('.').reduce((a, p) => (a << 8n) | BigInt(p), 0n);
   if (!net.isIPv6(s)) return undefined;
-  // canonical form (hex, one `::`), then `::` expanded
   const c = new URL(`http://[${s}]`).hostname.slice(1, -1);
   const groups = c.replace('::', `:${'0:'.repeat(9 - c.split(':').length)}`).split(':');
   return groups.reduce((a, g) => (a << 16n) | BigInt(`0x0${g}`), 0n);
@@ -45,31 +44,30 @@ const RANGES = Object.entries({
   multicast: '224.0.0.0/4 ff00::/8',
 }).map(([label, list]) => ({ label, has: inRanges(list) }));
 
-// IPv6 that carries IPv4 in its last 32 bits (mapped, compatible, translated, NAT64), or after 16 (6to4).
+// IPv6 that carries IPv4 in its last 32 bits (mapped, NAT64...), or after 16 (6to4).
 const CARRIES_IPV4 = inRanges('::ffff:0:0/96 ::/96 ::ffff:0:0:0/96 64:ff9b::/96');
 const SIX_TO_FOUR = inRanges('2002::/16');
 const embeddedIPv4 = (a: bigint) =>
   CARRIES_IPV4(a) ? V4 | (a & LOW32) : SIX_TO_FOUR(a) ? V4 | ((a >> 80n) & LOW32) : undefined;
 const rangeOf = (a?: bigint) => (a === undefined ? undefined : RANGES.find((r) => r.has(a))?.label);
-// IPv4, and IPv6 that carries IPv4, compare as the IPv4 number.
 const ipKey = (text: string) => {
   const a = parse(text);
   return a === undefined ? undefined : (embeddedIPv4(a) ?? a);
 };
 
-export function forbiddenAddressReason(address: string): string | undefined {
+export function forbiddenAddressReason(address: string) {
   const a = parse(address);
   if (a === undefined) return 'not an IP address';
   const inner = rangeOf(embeddedIPv4(a));
   return rangeOf(a) ?? (inner && `${inner} (IPv4 inside IPv6)`);
 }
 
-export function isOwnAddress(address: string, ownAddresses: readonly string[]): boolean {
+export function isOwnAddress(address: string, ownAddresses: readonly string[]) {
   const own = ipKey(address);
   return own !== undefined && ownAddresses.some((o) => ipKey(o) === own);
 }
 
-// A denied name is never resolved; every address is checked, and the proxy dials the one returned.
+// A denied name is never resolved; every address is checked; the proxy dials the one returned.
 export async function checkTarget(
   host: string,
   port: number,
@@ -81,7 +79,7 @@ export async function checkTarget(
   const name = normalizeHost(host);
   if (!name || !Number.isInteger(port) || port < 1 || port > 65535)
     return refuse(`invalid target ${host}:${port}`);
-  if (policy.noNetwork) return refuse(policy.noNetworkReason ?? 'network access disabled');
+  if (policy.noNetwork) return refuse(policy.noNetworkReason!);
   const denied = policy.deny.find((p) => matchesDomain(name, p));
   if (denied) return refuse(`${name} is denied by the network policy (${denied})`);
   const explicit = policy.allowPrivateTargets.includes(`${name}:${port}`);
@@ -89,16 +87,12 @@ export async function checkTarget(
     return refuse(`${name} is not in this group's allow list`);
 
   const literal = net.isIP(name);
-  let addresses = [{ address: name, family: literal }];
-  if (!literal) {
-    try {
-      addresses = await lookup(name);
-    } catch (err) {
-      return refuse(`cannot resolve ${name}: ${(err as Error).message}`, 502);
-    }
-    if (addresses.length === 0) return refuse(`${name} has no addresses`, 502);
-  }
-  for (const { address } of addresses) {
+  const found = literal
+    ? [{ address: name, family: literal }]
+    : await lookup(name).catch((e: Error) => e.message);
+  if (typeof found === 'string' || !found[0])
+    return refuse(`cannot resolve ${name}: ${typeof found === 'string' ? found : 'no addresses'}`, 502);
+  for (const { address } of found) {
     const reason =
       forbiddenAddressReason(address) ?? (isOwnAddress(address, ownAddresses) ? "the host's own" : '');
     // The user may list a private target, never cloud metadata.
@@ -106,6 +100,6 @@ export async function checkTarget(
     const what = literal ? address : `${name} (resolves to ${address})`;
     return refuse(`${what} is refused: ${reason} addresses are not reachable from a sandbox`);
   }
-  const { address, family } = addresses[0]!;
+  const { address, family } = found[0];
   return { allowed: true, host: name, port, address, family: family === 6 ? 6 : 4 } as const;
 }

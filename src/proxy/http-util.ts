@@ -4,14 +4,11 @@ import type http from 'node:http';
 const HOP_BY_HOP = /^(connection|keep-alive|proxy-\w+|te|trailer|transfer-encoding|upgrade)$/;
 
 export function forwardableHeaders(headers: http.IncomingHttpHeaders, drop: string[] = []) {
-  const named = String(headers.connection ?? '')
-    .toLowerCase()
-    .split(/\s*,\s*/);
-  return Object.fromEntries(
-    Object.entries(headers).filter(
-      ([k, v]) => v !== undefined && !HOP_BY_HOP.test(k) && !named.includes(k) && !drop.includes(k),
-    ),
-  ) as http.OutgoingHttpHeaders;
+  const named = `,${String(headers.connection).replace(/\s/g, '').toLowerCase()},`;
+  const kept = Object.entries(headers).filter(
+    ([k, v]) => v !== undefined && !HOP_BY_HOP.test(k) && !named.includes(`,${k},`) && !drop.includes(k),
+  );
+  return Object.fromEntries(kept) as http.OutgoingHttpHeaders;
 }
 
 export function sendBody(res: http.ServerResponse, status: number, body: unknown, headers = {}): void {

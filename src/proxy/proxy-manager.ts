@@ -6,21 +6,20 @@ import { isValidFolder } from '../contract/ipc.js';
 import type { Failure, PermanentCause } from '../failure-notice.js';
 import { logger } from '../logger.js';
 import { createEgressProxyServer, type EgressProxyDeps } from './egress-proxy.js';
-import { createModelProxyServer, credentialsId, type ModelProxyDeps } from './model-proxy.js';
+import { createModelProxyServer, credentialsId, spentBudget, type ModelProxyDeps } from './model-proxy.js';
 
 export type ProxyDeps = ModelProxyDeps & EgressProxyDeps & { proxyDir: string; sandboxUid?: number };
 type Close = () => Promise<void>;
 
-// Each group's sockets are mounted in its sandbox alone: the socket names the group.
+// Each group's sockets are mounted in its sandbox alone, so the socket names the group.
 export class ProxyManager {
-  private readonly groups = new Map<string, Promise<Close[]>>();
-  private readonly failures = new Map<string, { failure: Failure; at: number }>();
+  private groups = new Map<string, Promise<Close[]>>();
+  private failures = new Map<string, { failure: Failure; at: number }>();
   private refused?: string; // credentialsId the model refused
 
   constructor(private readonly deps: ProxyDeps) {
     this.deps = {
       ...deps,
-      envFile: deps.envFile ?? path.join(deps.proxyDir, '../../.env'),
       onOutcome: (folder, failure, credentials) => {
         if (failure?.cause === 'invalid-credentials') this.refused = credentials;
         else if (!failure && credentials === this.refused) this.refused = undefined;
@@ -30,50 +29,44 @@ export class ProxyManager {
     };
   }
 
-  lastFailure(folder: string, since = 0): Failure | undefined {
+  lastFailure(folder: string, since = 0) {
     const last = this.failures.get(folder);
     return last && last.at >= since ? last.failure : undefined;
   }
 
   // Told without a model call; undefined: not the proxy's cause.
-  holds(cause: PermanentCause, folder: string): boolean | undefined {
-    const { readSecrets, dailyTokenBudget, tokensUsedToday } = this.deps;
-    if (cause === 'no-credentials') return credentialsId(readSecrets()) === '';
-    if (cause === 'invalid-credentials')
-      return !!this.refused && credentialsId(readSecrets()) === this.refused;
-    if (cause !== 'budget-spent') return undefined;
-    const budget = dailyTokenBudget(folder);
-    return budget !== undefined && tokensUsedToday(folder) >= budget;
+  holds(cause: PermanentCause, folder: string) {
+    const id = credentialsId(this.deps.readSecrets());
+    if (cause === 'no-credentials') return id === '';
+    if (cause === 'invalid-credentials') return !!this.refused && id === this.refused;
+    if (cause === 'budget-spent') return spentBudget(this.deps, folder) !== undefined;
   }
 
-  socketDir(folder: string): string {
+  socketDir(folder: string) {
     return path.join(this.deps.proxyDir, folder);
   }
 
-  async ensureGroup(folder: string): Promise<void> {
-    if (!this.groups.has(folder)) {
-      const started = this.startGroup(folder);
-      this.groups.set(folder, started);
+  async ensureGroup(folder: string) {
+    let started = this.groups.get(folder);
+    if (!started) {
+      this.groups.set(folder, (started = this.startGroup(folder)));
       started.catch(() => this.groups.get(folder) === started && this.groups.delete(folder));
     }
-    await this.groups.get(folder);
+    await started;
   }
 
-  async stop(): Promise<void> {
+  async stop() {
     const all = [...this.groups.values()];
     this.groups.clear();
-    for (const started of await Promise.allSettled(all))
-      for (const close of started.status === 'fulfilled' ? started.value : []) await close();
+    for (const started of all) for (const close of await started.catch(() => [])) await close();
   }
 
   private async startGroup(folder: string): Promise<Close[]> {
     if (!isValidFolder(folder)) throw new Error(`invalid group folder name: ${JSON.stringify(folder)}`);
     const { proxyDir, sandboxUid: uid } = this.deps;
     const dir = this.socketDir(folder);
-    // Parents stay traversable (bwrap resolves the bind source as the sandbox user); the group's folder is
-    // the sandbox user's alone. chmod, as umask filters mkdir's mode.
-    await fs.mkdir(proxyDir, { recursive: true, mode: 0o755 });
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    // Parents stay traversable (bwrap binds as the sandbox user); the folder is the sandbox user's alone.
+    await fs.mkdir(dir, { recursive: true });
     await fs.chmod(proxyDir, 0o755);
     await fs.chmod(dir, 0o700);
     if (uid !== undefined) await fs.chown(dir, uid, uid);
@@ -85,35 +78,22 @@ export class ProxyManager {
       for (const close of closers) await close();
       throw new Error(`cannot start the proxies of ${folder}: ${(err as Error).message}`);
     }
-    logger.info({ folder, dir }, 'group proxies listening');
     return closers;
   }
 }
 
 async function listen(server: net.Server, socketPath: string, uid?: number): Promise<Close> {
-  const max = process.platform === 'linux' ? 107 : 103; // sun_path less its NUL
-  if (Buffer.byteLength(socketPath) > max)
-    throw new Error(
-      `${socketPath} is longer than a unix socket allows (${max} bytes): use a shorter NANOCLAW_HOME`,
-    );
-  // A crashed run leaves its socket behind (EADDRINUSE).
-  const existing = await fs.lstat(socketPath).catch(() => undefined);
-  if (existing && !existing.isSocket())
-    throw new Error(`${socketPath} exists and is not a socket; move it away`);
-  if (existing) await fs.unlink(socketPath);
+  if (socketPath.length > 103) throw new Error(`${socketPath} is too long: use a shorter NANOCLAW_HOME`);
+  await fs.rm(socketPath, { force: true }); // left by a crashed run
   const sockets = new Set<net.Socket>();
   server.on('error', (err) => logger.error({ socketPath, err }, 'proxy server error'));
-  server.on('connection', (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
+  server.on('connection', (s: net.Socket) => sockets.add(s.once('close', () => sockets.delete(s))));
   await once(server.listen(socketPath), 'listening');
-  // Connecting needs write permission: the sandbox user and root only.
   await fs.chmod(socketPath, 0o600);
   if (uid !== undefined) await fs.chown(socketPath, uid, uid);
   return async () => {
     const closed = new Promise((resolve) => server.close(resolve));
-    for (const socket of sockets) socket.destroy(); // streams and tunnels would hold the server open
+    for (const socket of sockets) socket.destroy(); // tunnels would hold the server open
     await closed;
     await fs.rm(socketPath, { force: true });
   };

@@ -1,56 +1,69 @@
 import type { Config } from '../config.js';
-import { computeNextRun, validateSchedule } from '../contract/schedule.js';
+import { computeNextRun } from '../contract/schedule.js';
 import type { Store } from '../db/store.js';
 import { logger } from '../logger.js';
 import type { AgentOutput, ScheduledTask } from '../types.js';
 
 export type TaskRunOutcome = Omit<AgentOutput, 'newSessionId'>;
+type Run = (task: ScheduledTask) => Promise<TaskRunOutcome>;
 
 export interface SchedulerDeps {
   store: Store;
   config: Pick<Config, 'timezone' | 'safetyPollMs'>;
   queue: { enqueueTask(chatJid: string, taskId: string, run: () => Promise<void>): void };
-  runTask(task: ScheduledTask): Promise<TaskRunOutcome>;
-  onTasksChanged?(groupFolder: string): void;
-  /** Told `taskLeadMs` before a task is due; runs it in the warm sandbox when there is one. */
+  runTask: Run;
+  onTasksChanged(groupFolder: string): void;
   warm?: {
     taskLeadMs: number;
     soonDue(task: ScheduledTask): void;
-    runTask(task: ScheduledTask): Promise<TaskRunOutcome> | undefined;
+    runTask(task: ScheduledTask): ReturnType<Run> | undefined;
   };
 }
-
-const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's largest delay; a longer wait re-arms
 
 function guard(what: string, fn: () => void): void {
   try {
     fn();
   } catch (err) {
-    logger.error({ err }, what);
+    logger.error({ err }, `scheduler failed: ${what}`);
   }
 }
 
-/**
- * One timer for the earliest next run. The poll re-checks (a net for clock jumps and sleep) and sees
- * the CLI's changes in SQLite's data_version, which moves only when another connection commits.
- */
+/** One timer for the earliest run; the poll catches clock jumps and the CLI's commits (data_version). */
 export class TaskScheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private poll: NodeJS.Timeout | undefined;
+  private timer?: NodeJS.Timeout;
+  private poll?: NodeJS.Timeout;
   private running = false;
   private dataVersion = 0;
-  private readonly inFlight = new Set<string>(); // queued or running: never enqueued twice
-  private readonly warmed = new Set<string>(); // `<id> <nextRun>` already announced to warm-ahead
+  readonly inFlight = new Set<string>();
+  private readonly warmed = new Set<string>(); // `<id> <nextRun>`
 
   constructor(private readonly deps: SchedulerDeps) {}
+
+  private version = () => this.deps.store.db.pragma('data_version', { simple: true }) as number;
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.dataVersion = this.readDataVersion();
-    guard('failed to close interrupted once tasks', () => this.closeInterruptedOnceTasks());
-    this.poll = setInterval(() => this.checkExternalChanges(), this.deps.config.safetyPollMs);
-    // Overdue after downtime: each task runs once, its next run counted from now.
+    this.dataVersion = this.version();
+    const { store, config } = this.deps;
+    // A `once` task claimed by a stopped host is closed, never rerun.
+    guard('closing interrupted once tasks', () => {
+      for (const t of store.tasks.all())
+        if (t.status === 'active' && t.scheduleType === 'once' && !t.nextRun && !t.lastRun)
+          this.record(t, Date.now(), {
+            status: 'error',
+            result: null,
+            error: 'the host stopped during the run',
+          });
+    });
+    this.poll = setInterval(() => {
+      guard('polling', () => {
+        if (this.version() === this.dataVersion) return;
+        this.dataVersion = this.version();
+        store.groups.all().forEach((g) => this.changed(g.folder));
+      });
+      this.reschedule();
+    }, config.safetyPollMs);
     this.reschedule();
   }
 
@@ -60,28 +73,25 @@ export class TaskScheduler {
     clearInterval(this.poll);
   }
 
-  inFlightTaskIds(): string[] {
-    return [...this.inFlight];
-  }
-
   reschedule(): void {
     if (!this.running) return;
-    guard('scheduler failed to claim due tasks', () => this.claimDueTasks());
+    guard('claiming due tasks', () => this.claimDueTasks());
     this.arm();
   }
 
   private arm(): void {
     clearTimeout(this.timer);
-    // On a failed read the poll re-arms later. Due by 9999: every active task.
-    guard('scheduler failed to read next due task', () => {
+    guard('reading the next due task', () => {
+      // Due by 9999: every active task.
       const upcoming = this.deps.store.tasks.due('9999').filter((task) => !this.inFlight.has(task.id));
       if (!this.running || !upcoming[0]) return;
       const at = Math.min(Date.parse(upcoming[0].nextRun!), this.warmSoonDue(upcoming));
-      this.timer = setTimeout(() => this.reschedule(), Math.min(Math.max(at - Date.now(), 0), MAX_TIMER_MS));
+      // Node fires a longer or negative delay at once.
+      this.timer = setTimeout(() => this.reschedule(), Math.min(at - Date.now(), 2 ** 31 - 1));
     });
   }
 
-  /** Announces tasks due within the lead (not yet due); returns when the next one enters it. */
+  /** Returns when the next task enters the warm-ahead lead. */
   private warmSoonDue(upcoming: ScheduledTask[]): number {
     const { warm } = this.deps;
     for (const task of warm?.taskLeadMs ? upcoming : []) {
@@ -90,7 +100,7 @@ export class TaskScheduler {
       const key = `${task.id} ${task.nextRun}`;
       if (due <= Date.now() || this.warmed.has(key)) continue;
       this.warmed.add(key);
-      guard('warm-ahead failed', () => warm!.soonDue(task));
+      guard('warm-ahead', () => warm!.soonDue(task));
     }
     return Infinity;
   }
@@ -99,99 +109,65 @@ export class TaskScheduler {
     const { store, config, queue } = this.deps;
     const now = new Date();
     for (const task of store.tasks.due(now.toISOString())) {
-      const { id, scheduleType: type, scheduleValue: value } = task;
+      const { id, scheduleType: type } = task;
       if (this.inFlight.has(id)) continue;
-      const nextRun =
-        type === 'once' ? null : computeNextRun(type, value, { from: now, timezone: config.timezone });
-      if (type !== 'once' && nextRun === null) {
-        const check = validateSchedule(type, value, config.timezone);
-        logger.warn({ taskId: id, error: check.ok || check.error }, 'task schedule unusable; pausing task');
+      const next =
+        type === 'once'
+          ? null
+          : computeNextRun(type, task.scheduleValue, { from: now, timezone: config.timezone });
+      if (typeof next === 'object' && next) {
+        logger.warn({ taskId: id, error: next.error }, 'task schedule unusable; pausing task');
         store.tasks.update(id, { status: 'paused' });
       } else {
         // Persisted before the run, so a crash mid-run doesn't run an interval task twice.
-        store.tasks.update(id, { nextRun });
+        store.tasks.update(id, { nextRun: next });
         this.warmed.delete(`${id} ${task.nextRun}`);
         this.inFlight.add(id);
-        logger.info({ taskId: id, group: task.groupFolder, nextRun }, 'task due');
-        queue.enqueueTask(task.chatJid, id, () => this.execute(task));
+        logger.info({ taskId: id, nextRun: next }, 'task due');
+        queue.enqueueTask(task.chatJid, id, () => this.execute(id));
       }
-      this.notifyChanged(task.groupFolder);
+      this.changed(task.groupFolder);
     }
   }
 
-  private async execute({ id, groupFolder }: ScheduledTask): Promise<void> {
+  private async execute(id: string): Promise<void> {
+    const { store, warm, runTask } = this.deps;
     try {
-      // Paused or cancelled while queued, it doesn't run; updated, it runs as is.
-      const task = this.deps.store.tasks.byId(id);
-      if (task?.status !== 'active')
-        return logger.info({ taskId: id, status: task?.status }, 'task run skipped');
+      const task = store.tasks.byId(id);
+      if (task?.status !== 'active') return; // paused or cancelled while queued
       const started = Date.now();
-      let outcome: TaskRunOutcome;
-      try {
-        outcome = await (this.deps.warm?.runTask(task) ?? this.deps.runTask(task));
-      } catch (err) {
-        outcome = { status: 'error', result: null, error: err instanceof Error ? err.message : String(err) };
-      }
-      this.record(id, started, outcome);
+      const outcome = await (warm?.runTask(task) ?? runTask(task)).catch((err: Error): TaskRunOutcome => ({
+        status: 'error',
+        result: null,
+        error: err.message,
+      }));
+      this.record(task, started, outcome);
     } catch (err) {
       logger.error({ err, taskId: id }, 'failed to record task run');
     } finally {
       this.inFlight.delete(id);
-      this.notifyChanged(groupFolder);
       // Armed, not claimed here: the queue ignores a task enqueued while its last run is still ending.
       this.arm();
     }
   }
 
-  private record(taskId: string, started: number, { status, result, error }: TaskRunOutcome): void {
-    logger.info({ taskId, status }, 'task run finished');
-    // A cancelled task stays gone; a once task has next_run null, so recording the run completes it.
-    const current = this.deps.store.tasks.byId(taskId);
-    if (!current) return;
-    const failure = status === 'error' ? (error ?? 'unknown error') : null;
-    this.deps.store.tasks.recordRun(
-      {
-        taskId,
-        runAt: new Date(started).toISOString(),
-        durationMs: Date.now() - started,
-        status,
-        result: result?.slice(0, 10_000) ?? null,
-        error: failure,
-      },
-      current.nextRun,
-      (failure ? `Error: ${failure}` : result || 'Completed (no output)').slice(0, 500),
-    );
+  private record(
+    { id, groupFolder }: ScheduledTask,
+    started: number,
+    { status, result, error }: TaskRunOutcome,
+  ) {
+    logger.info({ taskId: id, status }, 'task run finished');
+    this.deps.store.tasks.recordRun({
+      taskId: id,
+      runAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      status,
+      result: result?.slice(0, 10_000) ?? null,
+      error: status === 'error' ? (error ?? 'unknown error') : null,
+    });
+    this.changed(groupFolder);
   }
 
-  /** An active `once` task with no next or last run was claimed by a stopped host: close, never rerun. */
-  private closeInterruptedOnceTasks(): void {
-    for (const { id, status, scheduleType, nextRun, lastRun, groupFolder } of this.deps.store.tasks.all()) {
-      if (status !== 'active' || scheduleType !== 'once' || nextRun || lastRun || this.inFlight.has(id))
-        continue;
-      this.record(id, Date.now(), {
-        status: 'error',
-        result: null,
-        error: 'the host stopped before this run finished',
-      });
-      this.notifyChanged(groupFolder);
-    }
-  }
-
-  private checkExternalChanges(): void {
-    const version = this.readDataVersion();
-    if (version !== this.dataVersion)
-      guard('failed to list groups after an external change', () => {
-        this.dataVersion = version;
-        for (const group of this.deps.store.groups.all()) this.notifyChanged(group.folder);
-      });
-    this.reschedule();
-  }
-
-  private readDataVersion(): number {
-    return this.deps.store.db.pragma('data_version', { simple: true }) as number;
-  }
-
-  private notifyChanged(groupFolder: string): void {
-    guard(`onTasksChanged failed for ${groupFolder}`, () => this.deps.onTasksChanged?.(groupFolder));
-  }
+  private changed = (folder: string) =>
+    guard(`onTasksChanged(${folder})`, () => this.deps.onTasksChanged(folder));
 }

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 
-/** Replaces a file in a host-owned folder whole (agent-writable folders: SafeDir.writeAtomic). */
+/** Host-owned folders only (agent-writable ones: SafeDir.writeAtomic). */
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
   const tmp = `${file}.${crypto.randomBytes(4).toString('hex')}.tmp`;
   fs.writeFileSync(tmp, data, { mode, flag: 'wx' });

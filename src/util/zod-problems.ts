@@ -1,4 +1,3 @@
-/** `field.sub: message; other: message`, `(root)` for the whole. */
 export function zodProblems(error: {
   issues: readonly { path: readonly PropertyKey[]; message: string }[];
 }): string {

@@ -84,7 +84,7 @@ describe.each(['docker', 'bwrap'] as const)('the host answers the agent’s requ
 
     const second = await tool('local:work', 'schedule_task', { ...daily, prompt: 'one too many' });
     expect(second).toEqual({
-      text: "The host refused: group 'work': group 'work' already has 1 active tasks (limit 1); cancel or pause one first",
+      text: "The host refused: group 'work': group 'work' already has 1 active tasks (limit 1); cancel or pause one",
       isError: true,
     });
     expect(host.app.store.tasks.all().filter((t) => t.groupFolder === 'work')).toHaveLength(1);

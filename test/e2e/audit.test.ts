@@ -115,16 +115,14 @@ describe.each(['docker', 'bwrap', 'podman'] as const)('nanoclaw audit (%s)', (ru
 
   it('audits a non-main group and leaves its files as they were', { timeout: 120_000 }, async () => {
     const before = fs.readdirSync(work()).sort();
-    const run = await runCli(['audit', '--runtime', runtime, '--group', 'work', '--json'], env);
+    const run = await runCli(['audit', '--runtime', runtime, '--group', 'work'], env);
     expect(run.code, `${run.out}\n${run.err}`).toBe(0);
-    const result = JSON.parse(run.out) as {
-      failed: boolean;
-      group: string;
-      rows: { id: string; verdict: string; checks: { id: string; status: string; detail: string }[] }[];
-    };
-    expect(result.group).toBe('work');
-    expect(result.failed).toBe(false);
-    const verdict = Object.fromEntries(result.rows.map((r) => [r.id, r.verdict]));
+    expect(run.out).toContain(`group work on ${runtime}`);
+    const verdict = (id: keyof typeof THREATS) =>
+      run.out
+        .split('\n')
+        .find((l) => l.startsWith(THREATS[id]))
+        ?.split(/ {2,}/)[1];
     for (const id of [
       'hostFiles',
       'otherGroup',
@@ -134,11 +132,9 @@ describe.each(['docker', 'bwrap', 'podman'] as const)('nanoclaw audit (%s)', (ru
       'links',
       'malformed',
       'escalate',
-    ])
-      expect(verdict[id], id).toBe('held');
-    expect(verdict.mainSecrets).toBe('n/a');
-    const policy = result.rows.find((r) => r.id === 'network')?.checks.find((c) => c.id === 'egress-policy');
-    expect(policy).toMatchObject({ status: 'held', detail: expect.stringContaining('403') });
+    ] as const)
+      expect(verdict(id), id).toBe('held');
+    expect(verdict('mainSecrets')).toBe('n/a');
 
     expect(fs.readdirSync(work()).sort()).toEqual(before);
     expect(fs.readFileSync(path.join(work(), 'CLAUDE.md'), 'utf8')).toBe('my memory\n');
@@ -149,7 +145,7 @@ describe.each(['docker', 'bwrap', 'podman'] as const)('nanoclaw audit (%s)', (ru
       true,
     );
     expect(auditLeftovers(t.home)).toEqual([]);
-    expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('nanoclaw-audit-'))).toEqual([]);
+    expect(fs.readdirSync(os.tmpdir()).filter((f) => /^audit-[0-9a-f]{8}$/.test(f))).toEqual([]);
   });
 });
 

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BODY_BYTES } from '../../src/channels/local/http-io.js';
+import { MAX_BODY_BYTES } from '../../src/channels/local/api.js';
 import { isAgentTurn, lastUserText, type MockScript } from '../fixtures/mock-anthropic.js';
 import { startE2eHost, type E2eHost } from '../helpers/e2e-host.js';
 

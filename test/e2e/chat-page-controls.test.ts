@@ -80,7 +80,7 @@ describe('host controls on the chat page', () => {
     const weather = page.locator('article.task[data-id="task-1"]');
     await weather.waitFor({ timeout: 10_000 });
     expect(await weather.locator('.prompt').textContent()).toBe('Send the <b>weather</b> summary for Lisbon');
-    expect(await weather.locator('.schedule').textContent()).toBe('every 1 h');
+    expect(await weather.locator('.schedule').textContent()).toBe('every 60 min');
     expect(await weather.locator('.tag').textContent()).toBe('active');
     expect(await weather.locator('dd').nth(1).textContent()).toBe('Sunny, 21 °C');
     const runs = await weather.locator('.runs li').allTextContents();

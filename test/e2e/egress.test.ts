@@ -231,7 +231,7 @@ describe.each(['docker', 'bwrap'] as const)('egress only through the proxy (%s)'
     await mainProbe(); // so the allow-listed targets' logs are complete before this group runs
     const seenBefore = targets.httpSeen.length;
     const answer = await probe('local:offline', OFFLINE_PROBE);
-    const why = 'network access is disabled for this group by the network policy';
+    const why = 'the network policy gives this group no network';
     expect(field(answer, 'OFF_HTTP')).toBe(`${REFUSED} ${why} status=403`);
     expect(field(answer, 'OFF_TUNNEL')).toMatch(/^HTTP\/1\.1 403 Forbidden\|/);
     expect(field(answer, 'OFF_TUNNEL')).toContain(`${REFUSED} ${why}`);

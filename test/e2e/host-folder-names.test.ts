@@ -225,7 +225,7 @@ describe('path-traversal and other bad folder names', () => {
     await vi.waitFor(() => expect(reasons()).toHaveLength(BAD_FOLDERS.length), { timeout: 10_000 });
     for (const name of reasons())
       expect(fs.readFileSync(path.join(errorsDir, name), 'utf8')).toMatch(
-        /^group 'main': folder '.*' is not allowed/s,
+        /^group 'main': invalid folder '.*'/s,
       );
     expect(host.app.store.groups.all().map((g) => g.folder)).toEqual(['main']);
     expect(fs.readdirSync(host.config.groupsDir).sort()).toEqual(['global', 'main']);

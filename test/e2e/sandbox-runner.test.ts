@@ -152,7 +152,6 @@ echo "debug noise"; emit one; echo "warn: stderr noise" >&2; emit two; emit thre
     expect(log).toContain('Exit code: 0');
     expect(log).toContain('-> /workspace/group (rw)');
     expect(log).toContain('warn: stderr noise');
-    expect(log).toContain(`"promptLength":${input.prompt.length}`);
     expect(log).not.toContain('very private prompt text');
   });
 
@@ -208,7 +207,7 @@ echo "debug noise"; emit one; echo "warn: stderr noise" >&2; emit two; emit thre
     expect(gap).toBeLessThan(5000);
   });
 
-  it('reports a crash without output with the last stderr lines, and logs stdout', async () => {
+  it('reports a crash without output with the last stderr lines', async () => {
     const h = harness();
     const run = await h.run('echo "booting"; echo "fatal: model unreachable" >&2; exit 3');
     expect(run.result.status).toBe('error');
@@ -217,7 +216,6 @@ echo "debug noise"; emit one; echo "warn: stderr noise" >&2; emit two; emit thre
     const logsDir = path.join(h.config.groupsDir, 'team', 'logs');
     const log = fs.readFileSync(path.join(logsDir, fs.readdirSync(logsDir)[0]!), 'utf8');
     expect(log).toContain('Exit code: 3');
-    expect(log).toMatch(/=== stdout \(tail\) ===\nbooting/);
   });
 
   it('reports the error the agent wrote before exiting with 1, so the failure notice can name it', async () => {

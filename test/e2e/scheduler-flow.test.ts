@@ -51,8 +51,8 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
       id: string;
       groupFolder: string;
       status: string;
-      schedule_type: string;
-      schedule_value: string;
+      scheduleType: string;
+      scheduleValue: string;
       prompt: string;
     }>;
   const count = (chat: string, text: string) => host.assistantTexts(chat).filter((t) => t === text).length;
@@ -97,12 +97,10 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
 
   /** Waits until the task is not running, then proves no further run starts for a while. */
   async function expectNoRuns(id: string, chat: string, text: string): Promise<void> {
-    await expect
-      .poll(() => host.app.scheduler.inFlightTaskIds().includes(id), { timeout: 60_000 })
-      .toBe(false);
+    await expect.poll(() => host.app.scheduler.inFlight.has(id), { timeout: 60_000 }).toBe(false);
     const runs = count(chat, text);
     await sleep(7_000); // more than two intervals
-    expect(host.app.scheduler.inFlightTaskIds()).not.toContain(id);
+    expect([...host.app.scheduler.inFlight]).not.toContain(id);
     expect(count(chat, text)).toBe(runs);
   }
 
@@ -242,7 +240,7 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
     expect(snapshot.length).toBeGreaterThanOrEqual(3);
     for (const task of snapshot) {
       expect(listed).toContain(
-        `- ${task.id} [${task.groupFolder}] (${task.status}; ${task.schedule_type}: ${task.schedule_value}`,
+        `- ${task.id} [${task.groupFolder}] (${task.status}; ${task.scheduleType}: ${task.scheduleValue}`,
       );
       expect(listed).toContain(`): ${task.prompt}`);
     }
@@ -296,7 +294,7 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
     expect(resumed.output).toContain(`Resumed task ${intervalId} (work); next run`);
     // Well inside the scheduler's one-minute safety check: the data_version poll re-armed it.
     await expect.poll(() => count('local:work', 'TASK: tick'), { timeout: 25_000 }).toBeGreaterThan(before);
-    expect(cli('list').output).toMatch(new RegExp(`${intervalId}\\s+work\\s+active\\s+interval every 3s`));
+    expect(cli('list').output).toMatch(new RegExp(`${intervalId}\\s+work\\s+active`));
   }, 180_000);
 
   it('cancels from the agent: the interval task runs no more and leaves the snapshot', async () => {
@@ -317,18 +315,17 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
     const before = host.app.store.tasks.byId(cronId);
     expect(before?.status).toBe('active');
 
-    // The tool refuses at once: the work group's task list has no such task.
+    // The tool asks the host, which refuses and says why; the refused request is quarantined.
     for (const name of ['pause_task', 'cancel_task']) {
-      const error = `Task ${cronId} not found among this group's tasks`;
-      expect(await tool('local:work', name, { task_id: cronId })).toContain(error);
+      expect(await tool('local:work', name, { task_id: cronId })).toContain(`The host refused: ${refusal}`);
       expect(toolResultsSeen(host.mock.requests)).toContainEqual({
-        text: expect.stringContaining(error) as string,
+        text: expect.stringContaining(refusal) as string,
         isError: true,
       });
     }
-    expect(quarantined()).toEqual([]);
+    await expect.poll(() => quarantined().length, { timeout: 15_000 }).toBe(2);
 
-    // The agent can bypass the tool and write the request itself: the host refuses it.
+    // The agent can bypass the tool and write the request itself: the host refuses it too.
     const request = JSON.stringify({ type: 'cancel_task', taskId: cronId });
     const tasksDir = '/workspace/ipc/tasks';
     const written = await ask(
@@ -338,7 +335,8 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
     expect(written).toContain('written');
     await expect
       .poll(quarantined, { timeout: 15_000 })
-      .toEqual([{ type: 'cancel_task', taskId: cronId, reason: refusal }]);
+      .toContainEqual({ type: 'cancel_task', taskId: cronId, reason: refusal });
+    expect(quarantined()).toHaveLength(3);
     expect(host.app.store.tasks.byId(cronId)).toEqual(before);
 
     // The person can: cancel it from the CLI.
@@ -384,7 +382,7 @@ describe.each(['docker', 'bwrap'] as const)('scheduled tasks through a real sand
           .filter((m) => m.isBotMessage && m.content === text).length;
       await expect.poll(() => app.store.tasks.byId(soon)?.status, { timeout: 60_000 }).toBe('completed');
       await expect.poll(() => app.store.tasks.runLogs(hourly).length, { timeout: 60_000 }).toBe(1);
-      await expect.poll(() => app.scheduler.inFlightTaskIds(), { timeout: 30_000 }).toEqual([]);
+      await expect.poll(() => [...app.scheduler.inFlight], { timeout: 30_000 }).toEqual([]);
       await sleep(3_000);
       expect(app.store.tasks.runLogs(hourly)).toHaveLength(1);
       expect(app.store.tasks.runLogs(soon)).toHaveLength(1);

@@ -111,6 +111,7 @@ describe('nanoclaw tools in-process', () => {
             sent.length >= 1
               ? { ok: false, reason: 'per-run cap of 1 message reached' }
               : (sent.push(text), { ok: true }),
+          files: { groupsDir: root, filesDir: root },
         }),
     });
     watcher.start();

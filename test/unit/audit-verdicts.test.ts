@@ -3,18 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runHostActions } from '../../src/audit/host-actions.js';
-import {
-  hasSecret,
-  fingerprint,
-  probeReportSchema,
-  probeSource,
-  REPORT_MARKER,
-  sha256Hex,
-  type ProbeReport,
-} from '../../src/audit/probe.js';
-import { plantPlan } from '../../src/audit/run-audit.js';
-import { anyFailed, judge, renderTable, THREATS, type AuditEvidence } from '../../src/audit/verdicts.js';
+
+import { hasSecret, probeSource, REPORT_MARKER, sha256Hex, type ProbeReport } from '../../src/audit/probe.js';
+import { plantPlan, runHostActions } from '../../src/audit/run-audit.js';
+import { judge, renderTable, THREATS, type AuditEvidence } from '../../src/audit/verdicts.js';
 import { runAuditCommand } from '../../src/cli/audit.js';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { openStore } from '../../src/db/store.js';
@@ -25,6 +17,7 @@ import { tempHome } from '../helpers/temp-home.js';
 const KEY = 'sk-ant-canary-unit-0123456789abcdef';
 const PLANTS = plantPlan('n0nce', '/host/data/audit-n0nce/decoy', ['browser'], true);
 const ok = (out: string) => ({ code: 0, out });
+const anyFailed = (rows: ReturnType<typeof judge>) => rows.some((r) => r.verdict === 'failed');
 
 /** What a sandbox that holds everywhere reports. */
 function cleanReport(): ProbeReport {
@@ -32,14 +25,11 @@ function cleanReport(): ProbeReport {
     shell: {
       'no-project': ok(''),
       'env-masked': { code: 1, out: '' },
-      'store-masked': ok(''),
-      'data-masked': ok(''),
       uid: ok('61000'),
       capabilities: ok('CapPrm:\t0000000000000000\nCapEff:\t0000000000000000'),
       'no-new-privs': ok('NoNewPrivs:\t1'),
       seccomp: ok('Seccomp:\t2'),
       userns: { code: 1, out: 'unshare: unshare failed: Operation not permitted' },
-      'root-readonly': ok('ro,relatime'),
       'pids-limit': ok('512'),
       'memory-limit': ok('2147483648'),
       'runtime-socket': { code: 2, out: '' },
@@ -50,7 +40,6 @@ function cleanReport(): ProbeReport {
       { id: 'direct-metadata', outcome: 'refused', status: null, detail: 'ENETUNREACH' },
       { id: 'egress-metadata', outcome: 'connected', status: 403, detail: 'HTTP/1.1 403 Forbidden' },
     ],
-    scan: { files: 100, truncated: false },
     hits: {},
     plants: PLANTS.map(({ id }) => {
       const ok = !/^(inbox|global|rootfs|project)-/.test(id); // read-only places refuse
@@ -69,8 +58,7 @@ function evidence(overrides: Partial<AuditEvidence> = {}, report: Partial<ProbeR
       { action: 'ipcScan', outcome: 'done', detail: 'planted entries refused' },
       { action: 'writeRunLog', outcome: 'done', detail: '' },
     ],
-    decoyChanges: [],
-    decoyRead: false,
+    decoyChanged: false,
     proxyDials: [],
     ...overrides,
   };
@@ -125,8 +113,8 @@ describe('audit verdicts', () => {
     });
     expect(verdictOf(blocked, 'links')).toBe('failed');
     expect(verdictOf(blocked, 'malformed')).toBe('failed');
-    expect(verdictOf(evidence({ decoyChanges: ['created-memory.md was created'] }), 'links')).toBe('failed');
-    const read = evidence({ decoyRead: true });
+    expect(verdictOf(evidence({ decoyChanged: true }), 'links')).toBe('failed');
+    const read = evidence({ hostActions: [{ action: 'ipcScan', outcome: 'unsafe', detail: '' }] });
     expect(verdictOf(read, 'links')).toBe('failed');
     const inboxWritable = cleanReport().plants.map((p) => (p.id === 'inbox-write' ? { ...p, ok: true } : p));
     expect(verdictOf(evidence({}, { plants: inboxWritable }), 'links')).toBe('failed');
@@ -140,7 +128,8 @@ describe('audit verdicts', () => {
     expect(verdictOf(withShell({ userns: ok('') }), 'escalate')).toBe('failed');
     expect(verdictOf(withShell({ 'no-new-privs': ok('NoNewPrivs:\t0') }), 'escalate')).toBe('failed');
     expect(verdictOf(withShell({ seccomp: ok('Seccomp:\t0') }), 'escalate')).toBe('failed');
-    expect(verdictOf(withShell({ 'root-readonly': ok('rw,relatime') }), 'escalate')).toBe('failed');
+    const rootfs = cleanReport().plants.map((p) => (p.id === 'rootfs-usr' ? { ...p, ok: true } : p));
+    expect(verdictOf(evidence({}, { plants: rootfs }), 'escalate')).toBe('failed');
     expect(verdictOf(withShell({ 'runtime-socket': ok('/run/docker.sock') }), 'escalate')).toBe('failed');
     expect(verdictOf(withShell({ 'pids-limit': ok('max') }), 'escalate')).toBe('failed');
     // bwrap: /sys is hidden, and a limit seen from the host is patched in by the audit.
@@ -158,7 +147,8 @@ describe('audit verdicts', () => {
       'failed',
     );
     expect(verdictOf(withShell({ 'env-masked': ok('.env has content') }), 'mainSecrets')).toBe('failed');
-    expect(verdictOf(withShell({ 'store-masked': ok('messages.db') }), 'mainSecrets')).toBe('failed');
+    const store = { store: ['/workspace/project/store/audit-x/audit.txt'] };
+    expect(verdictOf(evidence({}, { hits: store }), 'mainSecrets')).toBe('failed');
     const nonMain = { ...withShell({ 'no-project': { code: 1, out: '' } }), isMain: false };
     expect(verdictOf(nonMain, 'mainSecrets')).toBe('n/a');
     expect(verdictOf(nonMain, 'hostFiles')).toBe('held');
@@ -181,11 +171,11 @@ describe('audit verdicts', () => {
 
 describe('audit probe', () => {
   it('finds a key by its fingerprint, and nothing that merely resembles it', () => {
-    const fp = fingerprint(KEY);
-    expect(hasSecret(Buffer.from(`x-api-key: ${KEY}\n`), [fp], sha256Hex)).toBe(true);
-    expect(hasSecret(Buffer.from(KEY), [fp], sha256Hex)).toBe(true);
-    expect(hasSecret(Buffer.from(KEY.slice(0, -1)), [fp], sha256Hex)).toBe(false);
-    expect(hasSecret(Buffer.from(`${KEY.slice(0, -1)}X`), [fp], sha256Hex)).toBe(false);
+    const fp = [sha256Hex(KEY)];
+    expect(hasSecret(`x-api-key: ${KEY}\n`, fp, sha256Hex)).toBe(true);
+    expect(hasSecret(KEY, fp, sha256Hex)).toBe(true);
+    expect(hasSecret(KEY.slice(0, -1), fp, sha256Hex)).toBe(false);
+    expect(hasSecret(`${KEY.slice(0, -1)}X`, fp, sha256Hex)).toBe(false);
   });
 
   it('as shipped (source on stdin), reports a key and a sentinel it can read, outside any sandbox', () => {
@@ -197,7 +187,7 @@ describe('audit probe', () => {
       fs.symlinkSync('/etc/passwd', path.join(dir, 'link'));
       const source = probeSource({
         sentinels: [{ id: 'data', hostPath: path.join(dir, 'nope'), token: 'sentinel-token-1' }],
-        secrets: [fingerprint(KEY)],
+        secrets: [sha256Hex(KEY)],
         scanRoots: [dir],
         dials: {}, // nothing to dial from a real machine
         egressSocket: path.join(dir, 'no.sock'),
@@ -210,7 +200,7 @@ describe('audit probe', () => {
       });
       expect(run.status, run.stderr).toBe(0);
       const line = run.stdout.split('\n').find((l) => l.startsWith(REPORT_MARKER))!;
-      const report = probeReportSchema.parse(JSON.parse(line.slice(REPORT_MARKER.length)));
+      const report = JSON.parse(line.slice(REPORT_MARKER.length)) as ProbeReport;
       expect(report.hits).toEqual({
         apiKey: [path.join(dir, 'deep', 'er', 'config.txt')],
         data: [path.join(dir, 'note.txt')],
@@ -248,13 +238,13 @@ describe('audit host actions', () => {
           path.join(t.config.ipcDir, 'work', 'from-agent', 'messages', 'audit-deadbeef.txt'),
           '',
         );
-        const outcome = await runHostActions(t.config, 'work', 'deadbeef', {
+        const outcome = await runHostActions(t.config, registered.group, 'deadbeef', {
           timeoutMs: 1000,
-          only: ['ipcScan', 'writeTaskSnapshot'],
+          only: ['ipcScan', 'ensureGroupFolder'],
         });
         expect(outcome.map((r) => [r.action, r.outcome])).toEqual([
           ['ipcScan', 'blocked'],
-          ['writeTaskSnapshot', 'done'],
+          ['ensureGroupFolder', 'done'],
         ]);
         const rows = judge(evidence({ hostActions: outcome }));
         expect(rows.find((r) => r.id === 'links')?.verdict).toBe('failed');

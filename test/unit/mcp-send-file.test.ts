@@ -54,22 +54,12 @@ describe('send_file in the runner', () => {
     });
   });
 
-  it('refuses what is outside the workspace, missing, a link or a folder, without asking the host', async () => {
-    fs.symlinkSync('/etc/passwd', path.join(ctx.groupDir!, 'link'));
+  it('refuses a path outside the workspace without asking the host', async () => {
     const refusals = await Promise.all(
-      ['/etc/passwd', '../x', ctx.groupDir!, 'missing.txt', 'link', 'out'].map((p) =>
-        sendFile(ctx, { path: p }),
-      ),
+      ['/etc/passwd', '../x', ctx.groupDir!].map((p) => sendFile(ctx, { path: p })),
     );
-    expect(refusals.every((r) => r.isError)).toBe(true);
-    expect(refusals.map((r) => r.text)).toEqual([
-      expect.stringContaining('Only files inside'),
-      expect.stringContaining('Only files inside'),
-      expect.stringContaining('Only files inside'),
-      'No such file: missing.txt',
-      'link is not a regular file (links are not followed).',
-      'out is not a regular file (links are not followed).',
-    ]);
+    for (const r of refusals)
+      expect(r).toEqual({ text: expect.stringContaining('Only files inside'), isError: true });
     expect(fs.existsSync(path.join(ctx.ipcDir, 'messages'))).toBe(false);
   });
 });

@@ -10,8 +10,7 @@ import {
   updateTask,
   type ToolContext,
 } from '../../container/agent-runner/src/mcp-tools.js';
-import { ipcTaskSchema, requestIdSchema } from '../../src/contract/ipc.js';
-import type { IpcResult } from '../../src/ipc/task-handler.js';
+import { ipcTaskSchema, requestIdSchema, type IpcResponse as IpcResult } from '../../src/contract/ipc.js';
 import { IpcWatcher } from '../../src/ipc/watcher.js';
 import { writeTaskSnapshot } from '../../src/scheduler/task-snapshot.js';
 import type { RegisteredGroup, ScheduledTask } from '../../src/types.js';
@@ -73,7 +72,7 @@ afterEach(() => {
 });
 
 /** A group's tool context over the snapshot the host writes for that group. */
-function contextFor(g: RegisteredGroup, opts: { snapshot?: boolean; minIntervalMs?: number } = {}) {
+function contextFor(g: RegisteredGroup, opts: { snapshot?: boolean } = {}) {
   if (opts.snapshot !== false) writeTaskSnapshot({ ipcDir: ipcRoot }, g, TASKS);
   const ctx: ToolContext = {
     chatJid: g.jid,
@@ -81,8 +80,6 @@ function contextFor(g: RegisteredGroup, opts: { snapshot?: boolean; minIntervalM
     isMain: g.isMain,
     ipcDir: path.join(ipcRoot, g.folder, 'from-agent'),
     inboxDir: path.join(ipcRoot, g.folder, 'to-agent'),
-    tz: 'UTC',
-    ...(opts.minIntervalMs ? { minIntervalMs: opts.minIntervalMs } : {}),
   };
   const written = () => {
     const dir = path.join(ctx.ipcDir, 'tasks');
@@ -100,76 +97,50 @@ function contextFor(g: RegisteredGroup, opts: { snapshot?: boolean; minIntervalM
 }
 
 describe('task tools', () => {
-  it('refuse at once what the host would refuse, going by the published task list', async () => {
-    const { ctx, written } = contextFor(group('family'));
-    expect(await taskAction(ctx, 'pause_task', 'main-task')).toEqual({
-      text: "Task main-task not found among this group's tasks; list_tasks shows the ids.",
-      isError: true,
-    });
-    expect((await taskAction(ctx, 'pause_task', 'own-done')).text).toBe(
-      'Task own-done has completed; schedule a new task instead.',
-    );
-    expect((await taskAction(ctx, 'resume_task', 'own-done')).isError).toBe(true);
-    expect((await updateTask(ctx, { task_id: 'own-done', prompt: 'again' })).isError).toBe(true);
-    expect((await taskAction(ctx, 'resume_task', 'own-ran-paused')).text).toBe(
-      'Task own-ran-paused is a once task that already ran; schedule a new task instead.',
-    );
-    expect(written()).toEqual([]);
-
-    expect((await taskAction(ctx, 'pause_task', 'own-active')).isError).toBeUndefined();
-    expect((await taskAction(ctx, 'cancel_task', 'own-done')).isError).toBeUndefined();
-    expect(written()).toHaveLength(2);
-    expect(written()).toEqual(
-      expect.arrayContaining([
-        { type: 'pause_task', taskId: 'own-active' },
-        { type: 'cancel_task', taskId: 'own-done' },
-      ]),
-    );
-  });
-
-  it('let main manage any group’s task but still refuse unknown ids', async () => {
+  // The rules live on the host; the tools only write what the agent asked, for the host to decide.
+  it('write each request as a file the host schema accepts, with the group context by default', async () => {
     const { ctx, written } = contextFor(group('main', true));
-    expect((await taskAction(ctx, 'pause_task', 'own-active')).isError).toBeUndefined();
-    expect((await taskAction(ctx, 'cancel_task', 'nope')).text).toBe(
-      'Task nope not found; list_tasks shows the ids.',
-    );
-    expect(written()).toEqual([{ type: 'pause_task', taskId: 'own-active' }]);
-  });
-
-  it('leave the decision to the host without a task list, or for a task just scheduled', async () => {
-    const { ctx, written } = contextFor(group('family'), { snapshot: false });
-    expect((await taskAction(ctx, 'pause_task', 'anything')).isError).toBeUndefined();
-
-    const listed = contextFor(group('work'));
-    const scheduled = await scheduleTask(listed.ctx, {
-      prompt: 'p',
-      schedule_type: 'cron',
-      schedule_value: '0 9 * * *',
+    const once = await scheduleTask(ctx, {
+      prompt: 'check the weather',
+      schedule_type: 'once',
+      schedule_value: '2036-11-23T15:30:00',
+      context_mode: 'isolated',
     });
-    const id = /task-\d+-[0-9a-f]+/.exec(scheduled.text)![0];
-    expect((await taskAction(listed.ctx, 'pause_task', id)).isError).toBeUndefined();
-    expect(written()).toEqual([{ type: 'pause_task', taskId: 'anything' }]);
-    // Both files written (names within one millisecond need not sort in call order).
-    expect(
-      listed
-        .written()
-        .map((f) => f.type)
-        .sort(),
-    ).toEqual(['pause_task', 'schedule_task']);
-  });
-
-  it('schedule with the group context by default, in a file the host accepts', async () => {
-    const { ctx, written } = contextFor(group('family'), { minIntervalMs: 2000 });
-    expect(
-      (await scheduleTask(ctx, { prompt: 'p', schedule_type: 'interval', schedule_value: '1999' })).text,
-    ).toContain('interval must be at least 2000 ms');
-    const ok = await scheduleTask(ctx, { prompt: 'p', schedule_type: 'interval', schedule_value: ' 2000 ' });
-    expect(ok.text).toMatch(
+    expect(once.text).toMatch(
       /^Submitted \(schedule_task task-\d+-[0-9a-f]+\), but the host has not confirmed it yet\.$/,
     );
-    const [file] = written();
-    expect(file).toMatchObject({ schedule_value: '2000', context_mode: 'group' });
-    expect(ipcTaskSchema.safeParse(file).success).toBe(true);
+    const taskId = /task-\d+-[0-9a-f]+/.exec(once.text)?.[0];
+    await scheduleTask(ctx, { prompt: 'daily digest', schedule_type: 'cron', schedule_value: '0 9 * * 1-5' });
+    await taskAction(ctx, 'pause_task', 'own-active');
+    await updateTask(ctx, { task_id: 'own-active', schedule_type: 'cron', schedule_value: '30 8 * * *' });
+    const club = {
+      jid: '123@g.us',
+      name: 'Family',
+      folder: 'club',
+      trigger: '@Andy',
+      requires_trigger: false,
+    };
+    await registerGroup(ctx, club);
+    const files = written();
+    expect(files).toHaveLength(5);
+    for (const file of files) expect(ipcTaskSchema.safeParse(file).success, JSON.stringify(file)).toBe(true);
+    expect(files).toContainEqual({
+      type: 'schedule_task',
+      taskId,
+      prompt: 'check the weather',
+      schedule_type: 'once',
+      schedule_value: '2036-11-23T15:30:00',
+      context_mode: 'isolated',
+    });
+    expect(files).toContainEqual(expect.objectContaining({ prompt: 'daily digest', context_mode: 'group' }));
+    expect(files).toContainEqual({ type: 'pause_task', taskId: 'own-active' });
+    expect(files).toContainEqual({
+      type: 'update_task',
+      taskId: 'own-active',
+      schedule_type: 'cron',
+      schedule_value: '30 8 * * *',
+    });
+    expect(files).toContainEqual({ type: 'register_group', ...club });
   });
 
   it('list what the host published, with the last run and its result', () => {
@@ -186,75 +157,7 @@ describe('task tools', () => {
     expect(listTasks(contextFor(group('main', true)).ctx).text).toContain(
       '- main-task [main] (active; interval: 3600000',
     );
-  });
-
-  it('check schedules before writing, and write files the host schema accepts', async () => {
-    const { ctx, written } = contextFor(group('family'));
-    for (const [type, value] of [
-      ['cron', 'every day at nine'],
-      ['interval', '0'],
-      ['interval', '5m'],
-      ['once', '2036-11-23T15:30:00Z'],
-      ['once', '2036-11-23T15:30:00+02:00'],
-      ['once', 'tomorrow'],
-      ['once', '2036-02-30T10:00:00'],
-    ] as const) {
-      const reply = await scheduleTask(ctx, { prompt: 'p', schedule_type: type, schedule_value: value });
-      expect(reply.isError, `${type} ${value}`).toBe(true);
-      expect(reply.text).toContain(value);
-    }
-    expect(written()).toEqual([]);
-
-    const once = await scheduleTask(ctx, {
-      prompt: 'check the weather',
-      schedule_type: 'once',
-      schedule_value: '2036-11-23T15:30:00',
-      context_mode: 'isolated',
-    });
-    const taskId = /task-\d+-[0-9a-f]+/.exec(once.text)?.[0];
-    await scheduleTask(ctx, { prompt: 'daily digest', schedule_type: 'cron', schedule_value: '0 9 * * 1-5' });
-    await taskAction(ctx, 'pause_task', 'own-active');
-    await updateTask(ctx, { task_id: 'own-active', schedule_type: 'cron', schedule_value: '30 8 * * *' });
-    // Checked against the type the task already has (interval here).
-    expect((await updateTask(ctx, { task_id: 'own-active', schedule_value: 'not cron' })).isError).toBe(true);
-    const files = written();
-    expect(files).toHaveLength(4);
-    for (const file of files) expect(ipcTaskSchema.safeParse(file).success, JSON.stringify(file)).toBe(true);
-    expect(files).toContainEqual({
-      type: 'schedule_task',
-      taskId,
-      prompt: 'check the weather',
-      schedule_type: 'once',
-      schedule_value: '2036-11-23T15:30:00',
-      context_mode: 'isolated',
-    });
-    expect(files).toContainEqual({ type: 'pause_task', taskId: 'own-active' });
-    expect(files).toContainEqual({
-      type: 'update_task',
-      taskId: 'own-active',
-      schedule_type: 'cron',
-      schedule_value: '30 8 * * *',
-    });
-  });
-
-  it('keep a non-main group to its own chat, and let main register groups with safe folder names', async () => {
-    const family = contextFor(group('family'));
-    const foreign = { prompt: 'p', schedule_type: 'interval', schedule_value: '60000' } as const;
-    expect((await scheduleTask(family.ctx, { ...foreign, target_group_jid: 'local:work' })).isError).toBe(
-      true,
-    );
-    const club = { jid: '123@g.us', name: 'Family', folder: 'club', trigger: '@Andy' };
-    expect((await registerGroup(family.ctx, club)).isError).toBe(true);
-    expect(family.written()).toEqual([]);
-
-    const main = contextFor(group('main', true));
-    for (const folder of ['global', '../etc', '-x', 'a b'])
-      expect((await registerGroup(main.ctx, { ...club, folder })).text, folder).toContain(
-        `folder '${folder}' is not allowed`,
-      );
-    expect((await registerGroup(main.ctx, { ...club, requires_trigger: false })).isError).toBeUndefined();
-    expect(main.written()).toEqual([{ type: 'register_group', ...club, requires_trigger: false }]);
-    expect(ipcTaskSchema.safeParse(main.written()[0]).success).toBe(true);
+    expect(listTasks(contextFor(group('work'), { snapshot: false }).ctx).text).toBe('No scheduled tasks.');
   });
 });
 

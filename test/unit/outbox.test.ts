@@ -124,16 +124,10 @@ describe('outbox', () => {
       { kind: 'agent', state: 'sent', attempts: 0, error: null },
       { kind: 'agent', state: 'failed', attempts: 0, error: 'no channel owns this chat' },
     ]);
-    expect(store.outbox.failed(5)).toEqual({
-      count: 2,
-      newest: [
-        { chatJid: 'nobody:1', error: 'no channel owns this chat' },
-        { chatJid: 'local:main', error: 'recipient refused' },
-      ],
-    });
+    expect(store.outbox.failed()).toBe(2);
   }, 15_000);
 
-  it('splits long texts at paragraph and line boundaries', () => {
+  it('splits long texts at line or word boundaries', () => {
     const para = 'x'.repeat(60);
     expect(splitText(`${para}\n\n${para}`, 100)).toEqual([para, para]);
     expect(splitText(`${para}\n${para}`, 100)).toEqual([para, para]);
@@ -156,7 +150,10 @@ describe('outbox', () => {
     const agent = { kind: 'agent' as const, sourceFolder: 'team' };
     for (let i = 1; i <= 3; i++) expect(out.enqueue('local:team', `m${i}`, agent).ok).toBe(true);
     const refused = out.enqueue('local:team', 'm4', agent);
-    expect(refused).toEqual({ ok: false, reason: expect.stringContaining('3 messages in one run') });
+    expect(refused).toEqual({
+      ok: false,
+      reason: expect.stringContaining('message cap reached (3 per run)'),
+    });
     expect(out.enqueue('local:team', 'm5', agent).ok).toBe(false);
     out.enqueue('local:team', 'done', { kind: 'answer', sourceFolder: 'team' });
     expect(out.enqueue('local:team', 'next run', agent).ok).toBe(true);
@@ -197,7 +194,7 @@ describe('outbox over WhatsApp', () => {
   });
 
   it('delivers 1,500 messages queued across a disconnect and a host restart, in order, once each', async () => {
-    h = channelHarness({ backoff: { initialMs: 1, maxMs: 1 } });
+    h = channelHarness();
     await h.channel.connect();
     const first = h.sock();
     first.open();
@@ -218,7 +215,7 @@ describe('outbox over WhatsApp', () => {
     expect(first.sent).toHaveLength(100);
 
     const host2 = start(() => [h.channel]);
-    await vi.waitFor(() => expect(h.sockets.length).toBeGreaterThan(1));
+    await vi.waitFor(() => expect(h.sockets.length).toBeGreaterThan(1), { timeout: 5_000 });
     await new Promise((r) => setTimeout(r, 50));
     expect(h.sockets.slice(1).flatMap((s) => s.sent)).toEqual([]);
     h.sock().open();
@@ -229,7 +226,7 @@ describe('outbox over WhatsApp', () => {
     expect(host2.store.outbox.pendingChats()).toEqual([]);
   }, 30_000);
 
-  it('tells local:main once when WhatsApp is logged out, and once when down a minute and back', async () => {
+  it('tells local:main once when WhatsApp is logged out, and once when down a minute', async () => {
     const local = fakeChannel();
     const host: { outbound?: Outbound } = {};
     const health = new ChannelHealth({
@@ -237,28 +234,22 @@ describe('outbox over WhatsApp', () => {
       notify: (text) => void host.outbound!.enqueue('local:main', text, { kind: 'notice' }),
       downAfterMs: 50,
     });
-    h = channelHarness({
-      backoff: { initialMs: 1, maxMs: 1 },
-      onHealth: (s) => health.report('whatsapp', s),
-    });
+    h = channelHarness({ onHealth: (s) => health.report('whatsapp', s) });
     host.outbound = start(() => [local.channel, h.channel]).outbound;
     await h.channel.connect();
     h.sock().open();
     h.sock().close(428);
-    await new Promise((r) => setTimeout(r, 150));
+    await vi.waitFor(() => expect(h.sockets).toHaveLength(2), { timeout: 5_000 });
     h.sock().open();
-    await vi.waitFor(() => expect(local.sent).toHaveLength(2));
-    expect(local.sent.map((s) => s.text)).toEqual([
-      expect.stringContaining('WhatsApp has been disconnected for over a minute'),
-      expect.stringContaining('WhatsApp is connected again'),
-    ]);
+    await vi.waitFor(() => expect(local.sent).toHaveLength(1));
+    expect(local.sent[0]!.text).toContain('WhatsApp has been disconnected for over a minute');
 
     await h.sock().logout();
-    await vi.waitFor(() => expect(local.sent).toHaveLength(3));
-    expect(local.sent[2]!.text).toMatch(/^WhatsApp was logged out/);
+    await vi.waitFor(() => expect(local.sent).toHaveLength(2));
+    expect(local.sent[1]!.text).toMatch(/^WhatsApp was logged out/);
     health.report('whatsapp', 'logged-out');
     await new Promise((r) => setTimeout(r, 100));
-    expect(local.sent).toHaveLength(3);
+    expect(local.sent).toHaveLength(2);
     expect(JSON.parse(stores[0]!.state.get('channel_health:whatsapp')!)).toMatchObject({
       state: 'logged-out',
       told: true,

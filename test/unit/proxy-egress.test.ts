@@ -156,7 +156,7 @@ describe('egress proxy', () => {
       });
       const res = await proxiedRequest(`http://127.0.0.1:${targetPort}/`);
       expect(res.status).toBe(403);
-      expect(res.body).toContain('disabled');
+      expect(res.body).toContain('no network');
       expect((await tunnel(`127.0.0.1:${targetPort}`)).status).toBe(403);
       expect(dialled).toEqual([]);
     });

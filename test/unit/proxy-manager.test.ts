@@ -33,7 +33,6 @@ describe('ProxyManager', () => {
     recordUsage: () => undefined,
     tokensUsedToday: () => 0,
     dailyTokenBudget: () => undefined,
-    onBudgetExceeded: () => undefined,
   });
 
   beforeEach(() => {
@@ -63,7 +62,7 @@ describe('ProxyManager', () => {
     // The model socket answers as the model proxy (here: no credentials, naming $NANOCLAW_HOME/.env).
     const model = await get(path.join(dir, 'api.sock'), '/v1/messages', 'POST');
     expect(model.status).toBe(401);
-    expect(model.body).toContain(path.join(home, '.env'));
+    expect(model.body).toContain('$NANOCLAW_HOME/.env');
     // The egress socket answers as the forward proxy.
     const egress = await get(path.join(dir, 'egress.sock'), 'http://127.0.0.1:1/');
     expect(egress.status).toBe(403);
@@ -136,7 +135,7 @@ describe('ProxyManager', () => {
 
     const dir = path.join(proxyDir, 'family');
     fs.mkdirSync(path.join(dir, 'egress.sock'), { recursive: true }); // something that is not a socket
-    await expect(manager.ensureGroup('family')).rejects.toThrow(/not a socket/);
+    await expect(manager.ensureGroup('family')).rejects.toThrow(/cannot start the proxies of family/);
     expect(fs.existsSync(path.join(dir, 'api.sock'))).toBe(false);
     fs.rmSync(path.join(dir, 'egress.sock'), { recursive: true });
     await manager.ensureGroup('family');

@@ -64,7 +64,7 @@ describe('model proxy', () => {
   let usage: Array<[string, number, number]>;
   let budget: number | undefined;
   let usedToday: number;
-  let budgetNotices: string[];
+  let outcomes: Array<string | undefined>;
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-model-'));
@@ -73,7 +73,7 @@ describe('model proxy', () => {
     usage = [];
     budget = undefined;
     usedToday = 0;
-    budgetNotices = [];
+    outcomes = [];
     handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
@@ -95,8 +95,7 @@ describe('model proxy', () => {
       recordUsage: (folder, input, output) => usage.push([folder, input, output]),
       tokensUsedToday: () => usedToday,
       dailyTokenBudget: () => budget,
-      onBudgetExceeded: (folder) => budgetNotices.push(folder),
-      envFile: '/home/someone/nanoclaw/.env',
+      onOutcome: (_folder, failure) => outcomes.push(failure?.cause),
       configDir: dir, // no network-policy.json: the open policy, requests pass unchanged
     };
     proxy = createModelProxyServer('family', deps);
@@ -232,11 +231,11 @@ describe('model proxy', () => {
       type: 'error',
       error: {
         type: 'rate_limit_error',
-        message: 'Daily token budget of 1000 tokens for this group is spent; it resets at midnight UTC.',
+        message: "This group's daily budget of 1000 tokens is spent until midnight UTC.",
       },
     });
     expect(res.headers['x-should-retry']).toBe('false');
-    expect(budgetNotices).toEqual(['family']);
+    expect(outcomes).toEqual(['budget-spent']);
     expect(seen).toHaveLength(0);
   });
 
@@ -244,7 +243,7 @@ describe('model proxy', () => {
     budget = 1000;
     usedToday = 999;
     expect((await send()).status).toBe(200);
-    expect(budgetNotices).toEqual([]);
+    expect(outcomes).not.toContain('budget-spent');
   });
 
   it.each([
@@ -339,7 +338,7 @@ describe('model proxy', () => {
     const body = JSON.parse(res.body) as { type: string; error: { type: string; message: string } };
     expect(body.type).toBe('error');
     expect(body.error.type).toBe('api_error');
-    expect(body.error.message).toContain('could not reach');
+    expect(body.error.message).toContain('Could not reach');
   });
 
   it('answers 504 when the upstream goes silent', async () => {
@@ -349,7 +348,6 @@ describe('model proxy', () => {
       recordUsage: () => undefined,
       tokensUsedToday: () => 0,
       dailyTokenBudget: () => undefined,
-      onBudgetExceeded: () => undefined,
       configDir: dir,
       upstreamIdleTimeoutMs: 100,
     });
@@ -381,7 +379,7 @@ describe('model proxy', () => {
       error: {
         type: 'authentication_error',
         message:
-          'No model credentials configured: add ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN to /home/someone/nanoclaw/.env',
+          'No model credentials: set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN in $NANOCLAW_HOME/.env.',
       },
     });
     expect(seen).toHaveLength(0);
@@ -390,7 +388,7 @@ describe('model proxy', () => {
   it('only forwards the Messages API', async () => {
     const res = await send({ path: '/v1/messages/batches' });
     expect(res.status).toBe(404);
-    expect(JSON.parse(res.body)).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
+    expect(JSON.parse(res.body)).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
     expect((await send({ path: '/v1/messages/count_tokens' })).status).toBe(200);
     expect(seen.map((r) => r.url)).toEqual(['/v1/messages/count_tokens']);
   });

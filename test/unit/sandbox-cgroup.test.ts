@@ -89,18 +89,21 @@ describe('a sandbox cgroup', () => {
     expect(read(path.join(base, 'nanoclaw-family-1/cgroup.procs'))).toBe('4242');
   });
 
-  it('v1: one cgroup per hierarchy; a taken name gets a suffix instead of being shared', () => {
+  it('v1: one cgroup per hierarchy; a taken name is never shared (fail closed)', () => {
     const root = tree({ 'pids/x/y': '', 'memory/x/y': '' });
     const support = {
       version: 'v1' as const,
       bases: { pids: path.join(root, 'pids'), memory: path.join(root, 'memory') },
       missing: [],
     };
-    fs.mkdirSync(path.join(root, 'pids', 'sb'));
     const cgroup = SandboxCgroup.create(support, 'sb', { pidsMax: 64, memoryBytes: 1024 });
-    expect(cgroup?.dirs).toEqual([path.join(root, 'pids/sb-1'), path.join(root, 'memory/sb')]);
-    expect(read(path.join(root, 'pids/sb-1/pids.max'))).toBe('64');
+    expect(cgroup?.dirs).toEqual([path.join(root, 'pids/sb'), path.join(root, 'memory/sb')]);
+    expect(read(path.join(root, 'pids/sb/pids.max'))).toBe('64');
     expect(read(path.join(root, 'memory/sb/memory.limit_in_bytes'))).toBe('1024');
+    fs.rmSync(path.join(root, 'pids/sb'), { recursive: true });
+    fs.rmSync(path.join(root, 'memory/sb'), { recursive: true });
+    fs.mkdirSync(path.join(root, 'memory', 'sb'));
+    expect(() => SandboxCgroup.create(support, 'sb', DEFAULT_LIMITS)).toThrow(/EEXIST/);
   });
 
   it('keeps a sandbox name from escaping its base directory', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OUTPUT_END, OUTPUT_START } from '../../src/contract/ipc.js';
-import { AgentOutputParser, MAX_OUTPUT_BYTES } from '../../src/sandbox/output-parser.js';
+import { AgentOutputParser, MAX_OUTPUT_BYTES } from '../../src/sandbox/sandbox-runner.js';
 import type { AgentOutput } from '../../src/types.js';
 
 const frame = (output: object | string) =>

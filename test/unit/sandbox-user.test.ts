@@ -88,28 +88,25 @@ describe('doctor: the sandbox user', () => {
     const check = sandboxUidCheck(config, true, systemAccountLookup);
     expect(check.ok).toBe(false);
     expect(check.warnOnly).toBeUndefined();
-    expect(check.detail).toContain(`user "${account.name}"`);
+    expect(check.detail).toContain(account.name);
     expect(check.fix).toContain(`set SANDBOX_UID in ${config.envFile}`);
-    expect(check.fix).toMatch(/SANDBOX_UID=6\d{4}/);
   });
 
-  it('counts a group with that id too, and suggests the next id free of both', () => {
+  it('counts a group with that id too', () => {
     const check = sandboxUidCheck(
       configWith(),
       true,
       fake({ 'group:61000': 'builders', 'passwd:61001': 'alice' }),
     );
     expect(check.ok).toBe(false);
-    expect(check.detail).toBe(
-      'sandboxes run as uid/gid 61000, which belongs to group "builders" on this host',
-    );
-    expect(check.fix).toContain('SANDBOX_UID=61002');
+    expect(check.detail).toBe('sandboxes run as uid/gid 61000, which belongs to builders');
+    expect(check.fix).toContain('an id no user or group has');
   });
 
   it('does not apply when the host is not root: sandboxes run as the host user', () => {
     const check = sandboxUidCheck(configWith(), false, fake({ 'passwd:61000': 'someone' }));
     expect(check.ok).toBe(true);
-    expect(check.detail).toMatch(/SANDBOX_UID applies only to a root host/);
+    expect(check.detail).toMatch(/SANDBOX_UID is for a root host/);
   });
 });
 
@@ -120,7 +117,7 @@ describe('doctor: bwrap sandbox limits', () => {
       true,
     );
     expect(check).toMatchObject({ ok: true });
-    expect(check.detail).toBe('pids ≤ 512 and memory ≤ 2 GiB per bwrap sandbox (cgroup v1)');
+    expect(check.detail).toBe('cgroup v1: pids ≤ 512, memory ≤ 2 GiB');
   });
 
   it('warns which limits are missing and why, and names the fix', () => {
@@ -135,7 +132,7 @@ describe('doctor: bwrap sandbox limits', () => {
     expect(asUser.detail).toBe(
       'bwrap sandboxes run without pids and memory limits (no cgroup v2 unified hierarchy; cgroup v1 pids is not writable (EACCES))',
     );
-    expect(asUser.fix).toMatch(/run nanoclaw as root on a machine with cgroup v2.*or use Docker/);
+    expect(asUser.fix).toMatch(/run nanoclaw as root with cgroup v2.*or use Docker/);
     expect(sandboxLimitsCheck(support, true).fix).toMatch(/systemd\.unified_cgroup_hierarchy=1.*use Docker/);
   });
 

@@ -55,7 +55,7 @@ describe('cron schedules', () => {
     ['a b c d e', /^invalid cron expression 'a b c d e': /],
   ])('refuse %s with a message naming it', (value, pattern) => {
     expectError(validateSchedule('cron', value, BERLIN), pattern);
-    expect(computeNextRun('cron', value, { from: new Date(), timezone: BERLIN })).toBeNull();
+    expect(computeNextRun('cron', value, { from: new Date(), timezone: BERLIN })).toHaveProperty('error');
   });
 });
 
@@ -83,14 +83,14 @@ describe('interval schedules', () => {
   it('refuse intervals under one minute, saying the minimum', () => {
     expectError(
       validateSchedule('interval', '59999', BERLIN),
-      'interval must be at least 60000 ms (one minute)',
+      'interval must be at least 60000 ms, got 59999',
     );
   });
 
   it('take the minimum from the caller; a stored shorter interval still runs', () => {
     expectError(
       validateSchedule('interval', '1999', BERLIN, { minIntervalMs: 2000 }),
-      'interval must be at least 2000 ms (2 seconds), got 1999',
+      'interval must be at least 2000 ms, got 1999',
     );
     expectError(
       validateSchedule('interval', '1000', BERLIN, { minIntervalMs: 1500 }),
@@ -104,10 +104,7 @@ describe('interval schedules', () => {
   });
 
   it('refuse intervals over ten years', () => {
-    expectError(
-      validateSchedule('interval', String(400 * 366 * 86_400_000), BERLIN),
-      /at most .* \(ten years\)/,
-    );
+    expectError(validateSchedule('interval', String(400 * 366 * 86_400_000), BERLIN), /up to ten years, got/);
   });
 });
 
@@ -194,5 +191,7 @@ describe('once schedules', () => {
 
 it('refuses an unknown timezone by name', () => {
   expectError(validateSchedule('cron', '0 9 * * *', 'Mars/Olympus'), "unknown timezone 'Mars/Olympus'");
-  expect(computeNextRun('interval', '60000', { from: new Date(), timezone: 'Mars/Olympus' })).toBeNull();
+  expect(computeNextRun('interval', '60000', { from: new Date(), timezone: 'Mars/Olympus' })).toHaveProperty(
+    'error',
+  );
 });

@@ -187,7 +187,7 @@ describe('TaskScheduler', () => {
     await vi.advanceTimersByTimeAsync(3 * MIN);
     scheduler!.reschedule();
     expect(queue.jobs).toHaveLength(1);
-    expect(scheduler!.inFlightTaskIds()).toEqual(['slow']);
+    expect([...scheduler!.inFlight]).toEqual(['slow']);
 
     await queue.jobs[0]!.run();
     expect(runs).toHaveLength(1);
@@ -311,7 +311,7 @@ describe('TaskScheduler', () => {
     expect(prompts).toEqual(['the new prompt']);
     expect(store.tasks.runLogs('paused-in-queue')).toEqual([]);
     expect(store.tasks.byId('paused-in-queue')!.status).toBe('paused');
-    expect(scheduler!.inFlightTaskIds()).toEqual([]);
+    expect([...scheduler!.inFlight]).toEqual([]);
   });
 
   it('closes a once task that a stopped host had claimed but not finished', () => {

@@ -76,11 +76,10 @@ describe('service files', () => {
     expect(unit).toContain('Environment=NANOCLAW_HOME=/srv/state\n');
     expect(unit).toContain('Environment=NANOCLAW_CONFIG_DIR=/home/me/.config/nanoclaw\n');
     expect(unit).toContain('Environment=PATH=/usr/bin:/bin\n');
-    expect(unit).toContain('Environment=ASSISTANT_NAME=Jo\n');
-    expect(unit).toContain('Environment=TZ=Europe/Berlin\n');
     expect(unit).toContain('Restart=on-failure\n');
     expect(unit).toMatch(/\[Install\]\nWantedBy=default\.target\n/);
-    // Secrets stay in .env, where only the model proxy reads them.
+    // Settings and secrets stay in .env, where the host reads them.
+    expect(unit).not.toContain('ASSISTANT_NAME');
     expect(unit).not.toContain('sk-ant');
   });
 
@@ -112,7 +111,7 @@ describe('service files', () => {
 describe('nanoclaw service on Linux', () => {
   it('where systemctl is missing, writes the unit and says how to start it', () => {
     const { config, homeDir, projectRoot } = setup();
-    const { exec, calls } = fakeExec(() => ({ code: null, missing: true }));
+    const { exec, calls } = fakeExec(() => ({ code: null }));
     const { code, text } = run(['install'], {
       config,
       homeDir,
@@ -125,7 +124,7 @@ describe('nanoclaw service on Linux', () => {
     expect(fs.readFileSync(file, 'utf8')).toContain(
       `ExecStart=/usr/bin/node --max-semi-space-size=2 ${projectRoot}/dist/cli/main.js start`,
     );
-    expect(text).toContain('systemctl is not available here');
+    expect(text).toContain('cannot run the service manager');
     expect(text).toContain(
       'systemctl --user daemon-reload && systemctl --user enable --now nanoclaw.service',
     );
@@ -220,7 +219,7 @@ describe('other platforms and arguments', () => {
   });
 
   it('the real exec reports a command that is not installed', () => {
-    expect(realExec('nanoclaw-no-such-command', []).missing).toBe(true);
+    expect(realExec('nanoclaw-no-such-command', []).code).toBeNull();
     expect(realExec(process.execPath, ['-e', 'process.stdout.write("hi")'])).toMatchObject({
       code: 0,
       stdout: 'hi',

@@ -1,7 +1,7 @@
 import Long from 'long';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DisconnectReason } from '@whiskeysockets/baileys';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ChannelSendError } from '../../src/channels/send-error.js';
-import { WhatsAppChannel } from '../../src/channels/whatsapp/whatsapp-channel.js';
 import { channelHarness, FAMILY, OWN_LID, OWN_PN, waMessage, type Harness } from './whatsapp-fake-socket.js';
 
 const ALICE = '15557770000@s.whatsapp.net';
@@ -240,7 +240,7 @@ describe('WhatsApp channel: outbound messages', () => {
   });
 
   it('throws a failed send as transient and sends on the new socket after a reconnect', async () => {
-    h = channelHarness({ backoff: { initialMs: 1, maxMs: 1 } });
+    h = channelHarness();
     await h.channel.connect();
     const first = h.sock();
     first.sendFailures.push(new Error('Connection Closed'));
@@ -249,7 +249,7 @@ describe('WhatsApp channel: outbound messages', () => {
     expect(err).toMatchObject({ kind: 'transient' });
     expect(first.sent).toEqual([]);
 
-    first.close(428);
+    first.close(DisconnectReason.restartRequired);
     await expect(h.channel.sendMessage(FAMILY, 'a')).rejects.toMatchObject({ kind: 'transient' });
     await new Promise((r) => setTimeout(r, 20));
     const second = h.sock();
@@ -291,12 +291,10 @@ describe('WhatsApp channel: outbound messages', () => {
 
 describe('WhatsApp channel: group sync', () => {
   let h: Harness;
-  let clock: number;
-  const synced: Array<Array<{ jid: string; name: string }>> = [];
+  let synced: number;
   beforeEach(() => {
-    clock = Date.parse('2025-03-01T12:00:00Z');
-    synced.length = 0;
-    h = channelHarness({ now: () => clock, onGroupsSynced: (groups) => synced.push(groups) });
+    synced = 0;
+    h = channelHarness({ onGroupsSynced: () => synced++ });
   });
   afterEach(async () => {
     await h.channel.disconnect();
@@ -321,56 +319,32 @@ describe('WhatsApp channel: group sync', () => {
     };
   };
 
-  it('syncs on open, feeds the group list and chat names, then at most daily unless forced', async () => {
-    await h.channel.connect();
-    groupsOf(h.sock());
-    h.sock().open();
-    await expect.poll(() => synced.length).toBe(1);
-    expect(synced[0]).toEqual([
-      { jid: FAMILY, name: 'Family' },
-      { jid: '120363000000000002@g.us', name: 'Book club' },
-    ]);
-    expect(h.chat(FAMILY)).toMatchObject({ name: 'Family', isGroup: true });
-    expect(h.chat('120363000000000002@g.us')).toMatchObject({ name: 'Book club' });
+  it('syncs on the first open, feeds the group list and chat names, then daily or when asked', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval'] });
+    try {
+      await h.channel.connect();
+      groupsOf(h.sock());
+      h.sock().open();
+      await expect.poll(() => synced).toBe(1);
+      expect(h.chat(FAMILY)).toMatchObject({ name: 'Family', isGroup: true });
+      expect(h.chat('120363000000000002@g.us')).toMatchObject({ name: 'Book club' });
 
-    await h.channel.syncGroups(false);
-    expect(h.sock().groupFetches).toBe(1);
-    await h.channel.syncGroups(true);
-    expect(h.sock().groupFetches).toBe(2);
-    clock += 25 * 60 * 60 * 1000;
-    await h.channel.syncGroups(false);
-    expect(h.sock().groupFetches).toBe(3);
-    expect(synced).toHaveLength(3);
-  });
-
-  it('remembers the last sync across restarts through the state store', async () => {
-    await h.channel.connect();
-    groupsOf(h.sock());
-    h.sock().open();
-    await expect.poll(() => synced.length).toBe(1);
-    await h.channel.disconnect();
-
-    const again = new WhatsAppChannel({
-      authDir: h.authDir,
-      ipcDir: h.ipcDir,
-      mediaTmpDir: h.mediaTmpDir,
-      assistantName: 'Andy',
-      assistantHasOwnNumber: false,
-      callbacks: { onMessage: () => undefined, onChatMetadata: () => undefined },
-      registeredGroups: () => new Map(),
-      syncState: h.store.state,
-      now: () => clock + 60 * 60 * 1000,
-      makeSocket: h.makeSocket,
-    });
-    await again.connect();
-    h.sock().open();
-    await again.syncGroups(false);
-    expect(h.sock().groupFetches).toBe(0);
-    await again.disconnect();
+      h.sock().close(DisconnectReason.restartRequired); // a reconnect is no new sync
+      await vi.waitFor(() => expect(h.sockets).toHaveLength(2));
+      groupsOf(h.sock());
+      h.sock().open();
+      await h.channel.syncGroups();
+      expect(h.sock().groupFetches).toBe(1);
+      expect(synced).toBe(2);
+      vi.advanceTimersByTime(24 * 60 * 60 * 1000);
+      await expect.poll(() => synced).toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('does nothing when not connected', async () => {
-    await h.channel.syncGroups(true);
-    expect(synced).toEqual([]);
+    await h.channel.syncGroups();
+    expect(synced).toBe(0);
   });
 });

@@ -37,7 +37,7 @@ export class FakeSocket {
   user: { id: string; lid?: string; name?: string } | undefined;
   /** Text messages by their text, media by their caption; `contents` has what was sent in full. */
   readonly sent: Array<{ jid: string; text: string }> = [];
-  readonly contents: Array<{ text: string } | OutgoingContent> = [];
+  readonly contents: OutgoingContent[] = [];
   readonly presence: Array<{ type: WAPresence; jid: string | undefined }> = [];
   readonly pairingRequests: string[] = [];
   readonly presenceSubscriptions: string[] = [];
@@ -81,10 +81,10 @@ export class FakeSocket {
     this.emit('messages.upsert', { messages, type });
   }
 
-  async sendMessage(jid: string, content: { text: string } | OutgoingContent): Promise<undefined> {
+  async sendMessage(jid: string, content: OutgoingContent): Promise<undefined> {
     const failure = this.sendFailures.shift();
     if (failure) throw failure;
-    this.sent.push({ jid, text: 'text' in content ? content.text : (content.caption ?? '') });
+    this.sent.push({ jid, text: content.text ?? content.caption ?? '' });
     this.contents.push(content);
     return undefined;
   }
@@ -123,6 +123,28 @@ export class FakeSocket {
 
   end(): void {
     this.ended = true;
+  }
+
+  /** As Baileys: resolves once `check` holds, rejects when the connection closes or after the timeout. */
+  async waitForConnectionUpdate(
+    check: (u: BaileysEventMap['connection.update']) => Promise<boolean | undefined>,
+    timeoutMs: number,
+  ): Promise<void> {
+    let listener: ((u: BaileysEventMap['connection.update']) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => reject(new Boom('Timed Out', { statusCode: 408 })), timeoutMs);
+        listener = (u) => {
+          if (u.connection === 'close') reject(u.lastDisconnect?.error ?? new Boom('Connection Closed'));
+          else void check(u).then((ok) => ok && resolve());
+        };
+        this.emitter.on('connection.update', listener);
+      });
+    } finally {
+      clearTimeout(timer);
+      if (listener) this.emitter.off('connection.update', listener);
+    }
   }
 }
 
@@ -185,7 +207,7 @@ export interface Harness {
   authDir: string;
   /** data/ipc: media lands in <folder>/to-agent/media/. */
   ipcDir: string;
-  mediaTmpDir: string;
+  tmpDir: string;
   store: Store;
   channel: WhatsAppChannel;
   sockets: FakeSocket[];
@@ -206,7 +228,7 @@ export function channelHarness(overrides: Partial<WhatsAppDeps> & { linked?: boo
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-wa-'));
   const authDir = path.join(home, 'store', 'auth');
   const ipcDir = path.join(home, 'data', 'ipc');
-  const mediaTmpDir = path.join(home, 'data', 'tmp');
+  const tmpDir = path.join(home, 'data', 'tmp');
   if (linked) writeLinkedCreds(authDir);
   const store = openStore(path.join(home, 'store', 'messages.db'));
   const register = (jid: string, folder: string, isMain: boolean) =>
@@ -225,7 +247,7 @@ export function channelHarness(overrides: Partial<WhatsAppDeps> & { linked?: boo
   const channel = new WhatsAppChannel({
     authDir,
     ipcDir,
-    mediaTmpDir,
+    tmpDir,
     assistantName: 'Andy',
     assistantHasOwnNumber: false,
     callbacks: {
@@ -233,7 +255,6 @@ export function channelHarness(overrides: Partial<WhatsAppDeps> & { linked?: boo
       onChatMetadata: (c) => store.messages.upsertChat(c),
     },
     registeredGroups: () => new Map(store.groups.all().map((g) => [g.jid, g])),
-    syncState: store.state,
     makeSocket,
     ...deps,
   });
@@ -241,7 +262,7 @@ export function channelHarness(overrides: Partial<WhatsAppDeps> & { linked?: boo
     home,
     authDir,
     ipcDir,
-    mediaTmpDir,
+    tmpDir,
     store,
     channel,
     sockets,

@@ -150,7 +150,7 @@ describe('WhatsApp channel: reconnecting', () => {
     sock.close(DisconnectReason.loggedOut);
     await vi.advanceTimersByTimeAsync(10 * 60_000);
     expect(h.sockets).toHaveLength(1);
-    expect(lines).toEqual(['error: WhatsApp logged out; run `nanoclaw whatsapp-auth` to link again']);
+    expect(lines).toEqual(['error: WhatsApp logged out (401); run `nanoclaw whatsapp-auth` to link it']);
     expect(h.channel.isConnected()).toBe(false);
     expect(sock.ended).toBe(true);
   });

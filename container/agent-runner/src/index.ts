@@ -9,9 +9,9 @@ import { runQuery } from './query-runner.js';
 import { startSdkEnv } from './sdk-env.js';
 import { preCompactArchiver } from './transcript-archive.js';
 
-/** The host's one JSON object on stdin; never secrets. */
+// The host's one JSON object on stdin, never secrets. An empty prompt is a warm start: the prompt
+// comes later through the inbox.
 const inputSchema = z.object({
-  /** Empty: a warm start, Claude Code ready and the prompt still to come through the inbox. */
   prompt: z.string(),
   sessionId: z.string().min(1).optional(),
   groupFolder: z.string().min(1),
@@ -22,7 +22,7 @@ const inputSchema = z.object({
 });
 type AgentInput = z.infer<typeof inputSchema>;
 
-/** The input or what is wrong with it, once stdin holds one JSON value (it may stay open). */
+// stdin may stay open after its one JSON value.
 async function readInput(): Promise<AgentInput | string> {
   let data = '';
   let error = 'Unexpected end of JSON input';
@@ -51,8 +51,6 @@ const INBOX_DIR = dir('NANOCLAW_INBOX_DIR', '/workspace/inbox');
 const PROXY_DIR = dir('NANOCLAW_PROXY_DIR', '/run/nanoclaw');
 const EXTRA_DIR = dir('NANOCLAW_EXTRA_DIR', '/workspace/extra');
 
-// The sandbox, not a permission prompt, is the boundary.
-
 const ALLOWED_TOOLS = (
   'Bash Read Write Edit MultiEdit Glob Grep WebSearch WebFetch NotebookEdit Task TaskOutput TaskStop ' +
   'TeamCreate TeamDelete SendMessage TodoWrite ToolSearch Skill mcp__nanoclaw__*'
@@ -78,6 +76,7 @@ function agentOptions(
     cwd: GROUP_DIR,
     env,
     ...(sessionId && { resume: sessionId, resumeSessionAt: resumeAt }),
+    // The sandbox, not a permission prompt, is the boundary.
     permissionMode: 'bypassPermissions',
     allowDangerouslySkipPermissions: true,
     // 'user': the skills the host copies into ~/.claude/skills.
@@ -89,13 +88,7 @@ function agentOptions(
       .sort(),
     allowedTools: ALLOWED_TOOLS,
     mcpServers: {
-      nanoclaw: nanoclawSdkServer({
-        ...input,
-        ipcDir: IPC_DIR,
-        inboxDir: INBOX_DIR,
-        tz: env.TZ || undefined,
-        minIntervalMs: Number(process.env.NANOCLAW_MIN_TASK_INTERVAL_MS) || undefined,
-      }),
+      nanoclaw: nanoclawSdkServer({ ...input, ipcDir: IPC_DIR, inboxDir: INBOX_DIR, groupDir: GROUP_DIR }),
     },
     hooks: {
       PreCompact: [
@@ -116,14 +109,9 @@ async function main(): Promise<number> {
   }
   const sdk = await startSdkEnv(PROXY_DIR);
   const watcher = new InputWatcher(path.join(INBOX_DIR, 'input'));
-  // From the process's start (Node boot, imports): cold-start diagnosis.
-  const processMs = Math.round(performance.now());
-  log('started', {
-    group: input.groupFolder,
-    resume: Boolean(input.sessionId),
-    ms: Date.now() - startedAt,
-    processMs,
-  });
+  // processMs counts from Node's boot: cold-start diagnosis.
+  const [ms, processMs] = [Date.now() - startedAt, Math.round(performance.now())];
+  log('started', { group: input.groupFolder, resume: !!input.sessionId, ms, processMs });
 
   let prompt = input.prompt;
   let firstPrefix = input.isScheduledTask

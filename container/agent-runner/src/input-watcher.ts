@@ -5,13 +5,11 @@ import { log } from './output.js';
 
 export type InputEvent = { type: 'message'; text: string } | { type: 'close' };
 
-/** Oldest first: names start with the host's millisecond timestamp. */
+// Names start with the host's millisecond timestamp: oldest first.
 const byAge = (a: string, b: string) => parseInt(a, 10) - parseInt(b, 10) || (a < b ? -1 : 1);
 
-/**
- * Hands out each event of the inbox's input/ once, in order (fs.watch misses events on some mounts: also
- * polled). The folder is read-only: names read are remembered, not deleted. Nothing is read after `_close`.
- */
+// Hands out each event of the inbox's input/ once, in order. The folder is read-only: names read are
+// remembered, not deleted. fs.watch misses events on some mounts, so it is also polled. Nothing after `_close`.
 export class InputWatcher {
   private readonly buffer: InputEvent[] = [];
   private readonly consumed = new Set<string>();
@@ -25,12 +23,11 @@ export class InputWatcher {
     private readonly dir: string,
     pollMs = 500,
   ) {
+    const polling = (err: Error) => log('input watch unavailable, polling only', { error: err.message });
     try {
-      this.watcher = fs
-        .watch(this.dir, () => this.scan())
-        .on('error', (err) => log('input watch failed, polling only', { error: err.message }));
+      this.watcher = fs.watch(dir, () => this.scan()).on('error', polling);
     } catch (err) {
-      log('input watch unavailable, polling only', { error: (err as Error).message });
+      polling(err as Error);
     }
     this.timer = setInterval(() => this.scan(), pollMs);
     this.scan();
@@ -42,9 +39,7 @@ export class InputWatcher {
     this.onEvents = undefined;
   }
 
-  take(): InputEvent | undefined {
-    return this.buffer.shift();
-  }
+  take = (): InputEvent | undefined => this.buffer.shift();
 
   next(): Promise<InputEvent> {
     return new Promise((resolve) => {
@@ -59,33 +54,29 @@ export class InputWatcher {
   }
 
   private scan(): void {
-    if (this.closed) return;
     let names: string[];
     try {
+      if (this.closed) return;
       names = fs.readdirSync(this.dir);
     } catch {
       return;
     }
     const found: InputEvent[] = [];
     for (const name of names.filter((n) => n.endsWith('.json') && !this.consumed.has(n)).sort(byAge)) {
-      let raw: string;
       try {
-        raw = fs.readFileSync(path.join(this.dir, name), 'utf8');
-      } catch {
-        continue; // gone: the host cleared the folder
-      }
-      this.consumed.add(name);
-      try {
+        const raw = fs.readFileSync(path.join(this.dir, name), 'utf8');
+        this.consumed.add(name);
         found.push({ type: 'message', text: inputFileSchema.parse(JSON.parse(raw)).text });
       } catch {
-        log('input file dropped: not a message', { name });
+        // Gone (the host cleared the folder) or not a message.
+        if (this.consumed.has(name)) log('input file dropped: not a message', { name });
       }
     }
     if (names.includes(CLOSE_SENTINEL)) {
       found.push({ type: 'close' });
       this.closed = true;
     }
-    if (found.length === 0) return;
+    if (!found.length) return;
     this.buffer.push(...found);
     this.onEvents?.();
   }

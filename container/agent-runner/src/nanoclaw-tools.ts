@@ -1,15 +1,12 @@
 import { createSdkMcpServer, tool } from '@anthropic-ai/claude-agent-sdk';
 import { z } from 'zod/v3';
 import { contextModeSchema, ipcMessageSchema, scheduleTypeSchema, taskIdSchema } from './contract/ipc.js';
-import type { ToolContext, ToolResult } from './mcp-tools.js';
+import * as t from './mcp-tools.js';
 
-type Tools = typeof import('./mcp-tools.js');
-
-/** Loaded at the first call: cron-parser stays off the cold start. */
-async function reply(run: (tools: Tools) => ToolResult | Promise<ToolResult>) {
-  let result: ToolResult;
+async function reply(run: () => t.ToolResult | Promise<t.ToolResult>) {
+  let result: t.ToolResult;
   try {
-    result = await run(await import('./mcp-tools.js'));
+    result = await run();
   } catch (err) {
     result = { text: `Failed: ${(err as Error).message}`, isError: true };
   }
@@ -17,7 +14,7 @@ async function reply(run: (tools: Tools) => ToolResult | Promise<ToolResult>) {
 }
 
 // In-process: a stdio server costs 0.1–0.4 s, and alwaysLoad (else the tools wait behind ToolSearch) waits for it.
-export function nanoclawSdkServer(ctx: ToolContext) {
+export function nanoclawSdkServer(ctx: t.ToolContext) {
   const text = z.string().min(1);
   const taskId = taskIdSchema.describe('The task id, e.g. task-1767000000000-ab12cd');
   const schedule = {
@@ -34,7 +31,7 @@ export function nanoclawSdkServer(ctx: ToolContext) {
         text: ipcMessageSchema.shape.text.describe('The message text'),
         sender: ipcMessageSchema.shape.sender.describe('Name to speak under, for a member of an agent team'),
       },
-      (args) => reply((t) => t.sendMessage(ctx, args)),
+      (args) => reply(() => t.sendMessage(ctx, args)),
     ),
     tool(
       'send_file',
@@ -43,7 +40,7 @@ export function nanoclawSdkServer(ctx: ToolContext) {
         path: text.describe('The file, inside /workspace/group (absolute, or relative to it)'),
         caption: z.string().max(4000).optional().describe('Text to send with it'),
       },
-      (args) => reply((t) => t.sendFile(ctx, args)),
+      (args) => reply(() => t.sendFile(ctx, args)),
     ),
     tool(
       'schedule_task',
@@ -60,24 +57,24 @@ export function nanoclawSdkServer(ctx: ToolContext) {
           .optional()
           .describe('Main group only: the chat to run the task for (default: this chat)'),
       },
-      (args) => reply((t) => t.scheduleTask(ctx, args)),
+      (args) => reply(() => t.scheduleTask(ctx, args)),
     ),
     tool('list_tasks', "List scheduled tasks (only this group's, unless this is the main group).", {}, () =>
-      reply((t) => t.listTasks(ctx)),
+      reply(() => t.listTasks(ctx)),
     ),
     ...(['pause_task', 'resume_task', 'cancel_task'] as const).map((name) =>
       tool(
         name,
         `${{ pause_task: 'Pause', resume_task: 'Resume', cancel_task: 'Cancel (delete)' }[name]} a scheduled task.`,
         { task_id: taskId },
-        (args) => reply((t) => t.taskAction(ctx, name, args.task_id)),
+        (args) => reply(() => t.taskAction(ctx, name, args.task_id)),
       ),
     ),
     tool(
       'update_task',
       'Change a scheduled task: its prompt, schedule (same formats as schedule_task) or context mode.',
       { task_id: taskId, ...z.object(schedule).partial().shape },
-      (args) => reply((t) => t.updateTask(ctx, args)),
+      (args) => reply(() => t.updateTask(ctx, args)),
     ),
     ...(ctx.isMain
       ? [
@@ -94,13 +91,13 @@ export function nanoclawSdkServer(ctx: ToolContext) {
                 .optional()
                 .describe('false: answer every message, not only those starting with the trigger'),
             },
-            (args) => reply((t) => t.registerGroup(ctx, args)),
+            (args) => reply(() => t.registerGroup(ctx, args)),
           ),
           tool(
             'refresh_groups',
             'Main group only: ask the host to refresh /workspace/inbox/available_groups.json.',
             {},
-            () => reply((t) => t.refreshGroups(ctx)),
+            () => reply(() => t.refreshGroups(ctx)),
           ),
         ]
       : []),

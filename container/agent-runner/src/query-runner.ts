@@ -11,24 +11,25 @@ export interface QueryDeps {
   firstPrefix?: string;
 }
 
-export interface QueryOutcome {
-  sessionId?: string;
-  lastAssistantUuid?: string;
-  closed: boolean; // `_close` arrived
-  results: number;
-  error?: string; // written
-  /** Nothing written: replay `inputs` in a fresh session. */
-  resumeFailed: boolean;
-  inputs: string[];
-}
-
-/**
- * The prompt and every follow-up until `_close` in one query: between turns Claude Code idles, so a
- * follow-up costs no new process and no session resume.
- */
-export async function runQuery(prompt: string, options: Options, deps: QueryDeps): Promise<QueryOutcome> {
+// The prompt and every follow-up until `_close` in one query: between turns Claude Code idles, so a
+// follow-up costs no new process and no session resume. `resumeFailed`: nothing was written, replay
+// `inputs` in a fresh session. `error` was written.
+export async function runQuery(prompt: string, options: Options, deps: QueryDeps) {
   const sessionId = options.resume;
-  const outcome: QueryOutcome = { sessionId, closed: false, results: 0, resumeFailed: false, inputs: [] };
+  const outcome = {
+    sessionId,
+    lastAssistantUuid: undefined as string | undefined,
+    closed: false,
+    results: 0,
+    error: undefined as string | undefined,
+    resumeFailed: false,
+    inputs: [] as string[],
+  };
+  const user = (content: string): SDKUserMessage => ({
+    type: 'user',
+    message: { role: 'user', content },
+    parent_tool_use_id: null,
+  });
   const queue: SDKUserMessage[] = [];
   let ended = false;
   let wake = () => {};
@@ -37,7 +38,7 @@ export async function runQuery(prompt: string, options: Options, deps: QueryDeps
     const text = prefix + raw;
     prefix = '';
     outcome.inputs.push(text);
-    queue.push({ type: 'user', message: { role: 'user', content: text }, parent_tool_use_id: null });
+    queue.push(user(text));
     wake();
   };
   const end = () => {
@@ -68,7 +69,7 @@ export async function runQuery(prompt: string, options: Options, deps: QueryDeps
       ...options,
       hooks: { ...hooks, UserPromptSubmit: [...(hooks.UserPromptSubmit ?? []), { hooks: [block] }] },
     };
-    queue.push({ type: 'user', message: { role: 'user', content: warmUp }, parent_tool_use_id: null });
+    queue.push(user(warmUp));
     warmUps = 1;
   }
   // What arrives after the stream ended stays queued.

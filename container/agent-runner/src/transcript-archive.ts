@@ -3,45 +3,53 @@ import path from 'node:path';
 import type { HookCallback } from '@anthropic-ai/claude-agent-sdk';
 import { log } from './output.js';
 
-function parseTranscript(jsonl: string) {
-  const turns: Array<{ role: 'user' | 'assistant'; text: string }> = [];
-  for (const line of jsonl.split('\n')) {
-    let entry: { type?: string; isMeta?: boolean; message?: { content?: unknown } };
+type Entry = {
+  type?: string;
+  isMeta?: boolean;
+  message?: { content?: string | { type?: string; text?: unknown }[] };
+};
+
+function turns(jsonl: string) {
+  return jsonl.split('\n').flatMap((line) => {
+    let entry: Entry;
     try {
       entry = JSON.parse(line);
     } catch {
-      continue;
+      return [];
     }
-    if ((entry.type !== 'user' && entry.type !== 'assistant') || entry.isMeta) continue;
-    const content = entry.message?.content;
-    const blocks = Array.isArray(content) ? (content as Array<{ type?: string; text?: unknown }>) : [];
+    const { type, isMeta, message } = entry;
+    if ((type !== 'user' && type !== 'assistant') || isMeta) return [];
+    const content = message?.content ?? '';
     const text = (
       typeof content === 'string'
         ? content
-        : blocks
-            .flatMap((b) => (b?.type === 'text' && typeof b.text === 'string' && b.text ? [b.text] : []))
+        : (Array.isArray(content) ? content : [])
+            .map((b) => (b?.type === 'text' && typeof b.text === 'string' ? b.text : ''))
+            .filter(Boolean)
             .join('\n')
     ).trim();
-    if (text) turns.push({ role: entry.type, text });
-  }
-  return turns;
+    return text ? [{ role: type, text }] : [];
+  });
 }
 
-/** <dir>/<YYYY-MM-DD>-<first question>.md, never over an earlier one. */
+// <dir>/<YYYY-MM-DD>-<first question>.md, never over an earlier one.
 function archive(transcriptPath: string, dir: string, assistantName: string): string | null {
   if (!fs.existsSync(transcriptPath)) return null;
-  const turns = parseTranscript(fs.readFileSync(transcriptPath, 'utf8'));
-  if (turns.length === 0) return null;
-  const words = (turns.find((t) => t.role === 'user')?.text ?? '')
+  const all = turns(fs.readFileSync(transcriptPath, 'utf8'));
+  if (!all.length) return null;
+  const words = (all.find((t) => t.role === 'user')?.text ?? '')
     .toLowerCase()
     .replace(/<[^>]*>/g, ' ')
     .match(/[a-z0-9]+/g);
   const now = new Date();
-  const base = `${now.toLocaleDateString('sv-SE')}-${words?.slice(0, 6).join('-') || 'conversation'}`;
+  const base = path.join(
+    dir,
+    `${now.toLocaleDateString('sv-SE')}-${words?.slice(0, 6).join('-') || 'conversation'}`,
+  );
   fs.mkdirSync(dir, { recursive: true });
-  let file = path.join(dir, `${base}.md`);
-  for (let n = 2; fs.existsSync(file); n++) file = path.join(dir, `${base}-${n}.md`);
-  const body = turns.map((t) => `**${t.role === 'user' ? 'User' : assistantName}**:\n\n${t.text}\n`);
+  let file = `${base}.md`;
+  for (let n = 2; fs.existsSync(file); n++) file = `${base}-${n}.md`;
+  const body = all.map((t) => `**${t.role === 'user' ? 'User' : assistantName}**:\n\n${t.text}\n`);
   fs.writeFileSync(file, [`# Conversation archived ${now.toISOString()}\n`, ...body, ''].join('\n'));
   return file;
 }

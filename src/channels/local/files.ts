@@ -5,71 +5,58 @@ import { pipeline } from 'node:stream/promises';
 import { MAX_FILE_BYTES, safeFileName } from '../../contract/ipc.js';
 import { inToAgent, MEDIA_DIR, publishMedia } from '../../ipc/to-agent.js';
 import { UnsafeEntryError, withSafeDir } from '../../safe-fs.js';
-import { ingest, parseChat } from './api.js';
-import { decode, HttpError, sendJson } from './http-io.js';
-import type { Ctx } from './local-channel.js';
+import { chatOf, type Ctx, decode, fail, ingest } from './api.js';
 
-export interface LocalFilesDeps {
-  ipcDir: string;
-  /** Host-owned data/files/: what agents sent. */
-  filesDir: string;
-  /** Host-private, for uploads in progress. */
-  tmpDir: string;
+/** `filesDir`: what agents sent; `tmpDir`: host-private. */
+export type LocalFilesDeps = Record<'ipcDir' | 'filesDir' | 'tmpDir', string> & {
   folderOf(jid: string): string | undefined;
-}
+};
 
-const OOXML = 'application/vnd.openxmlformats-officedocument.';
-const TYPES = new Map([
-  ['png', 'image/png'],
-  ['jpg', 'image/jpeg'],
-  ['gif', 'image/gif'],
-  ['webp', 'image/webp'],
-  ['pdf', 'application/pdf'],
-  ['txt', 'text/plain'],
-  ['csv', 'text/csv'],
-  ['json', 'application/json'],
-  ['zip', 'application/zip'],
-  ['docx', `${OOXML}wordprocessingml.document`],
-  ['xlsx', `${OOXML}spreadsheetml.sheet`],
-]);
+const X = 'application/vnd.openxmlformats-officedocument.';
+const TYPES = new Map(
+  `png:image/png jpg:image/jpeg gif:image/gif webp:image/webp pdf:application/pdf txt:text/plain csv:text/csv
+  json:application/json zip:application/zip docx:${X}wordprocessingml.document xlsx:${X}spreadsheetml.sheet`
+    .split(/\s+/)
+    .map((e) => e.split(':') as [string, string]),
+);
 const typeOf = (name: string) => TYPES.get(path.extname(name).slice(1).toLowerCase().replace('jpeg', 'jpg'));
-const tooLarge = () => new HttpError(413, `file is too large (limit ${MAX_FILE_BYTES >> 20} MiB)`);
+const tooLarge = () => fail(413, `file is too large (limit ${MAX_FILE_BYTES >> 20} MiB)`);
 
-/** Raw body, `Content-Type` from the allow list, `X-File-Name` and an optional `X-Caption` (percent-encoded). */
-export async function postFile({ req, res, deps, files, params }: Ctx): Promise<void> {
-  const jid = parseChat(params[0]);
+/** Raw body; `X-File-Name` and `X-Caption` percent-encoded. */
+export async function postFile({ req, res, deps, files, params }: Ctx) {
+  const jid = chatOf(params[0]);
   const folder = files.folderOf(jid);
-  if (!folder) throw new HttpError(409, `chat ${jid} is not registered; send a message first`);
-  const type = req.headers['content-type']?.split(';')[0]!.trim().toLowerCase() ?? '';
+  if (!folder) fail(409, `${jid} is not registered`);
+  const type = req.headers['content-type']?.split(';')[0]!.trim().toLowerCase();
   const ext = [...TYPES].find(([, t]) => t === type)?.[0];
-  if (!ext) throw new HttpError(415, `file type not allowed: ${type || 'none'}`);
-  if (Number(req.headers['content-length']) > MAX_FILE_BYTES) throw tooLarge();
+  if (!ext) fail(415, `file type not allowed: ${type}`);
+  if (Number(req.headers['content-length']) > MAX_FILE_BYTES) tooLarge();
   const header = (h: string) => decode(String(req.headers[h] ?? ''), h);
-  const caption = header('x-caption').trim();
   let name = safeFileName(header('x-file-name'), `upload.${ext}`);
   if (typeOf(name) !== type) name += `.${ext}`;
-  await fs.promises.mkdir(files.tmpDir, { recursive: true, mode: 0o700 });
   const tmp = path.join(files.tmpDir, `upload-${crypto.randomUUID()}`);
+  await fs.promises.mkdir(files.tmpDir, { recursive: true, mode: 0o700 });
   try {
     let size = 0;
     const cap = async function* (chunks: AsyncIterable<Buffer>) {
       for await (const chunk of chunks) {
-        if ((size += chunk.length) > MAX_FILE_BYTES) throw tooLarge();
+        if ((size += chunk.length) > MAX_FILE_BYTES) tooLarge();
         yield chunk;
       }
     };
     await pipeline(req, cap, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
-    if (!size) throw new HttpError(400, 'the file is empty');
+    if (!size) fail(400, 'the file is empty');
     name = publishMedia(files, folder, tmp, name);
   } finally {
     await fs.promises.rm(tmp, { force: true });
   }
-  const ref = `[${type.startsWith('image/') ? 'image' : 'document'}: /workspace/inbox/${MEDIA_DIR}/${name}]`;
-  sendJson(res, 201, { id: ingest(deps.callbacks, jid, caption ? `${caption}\n${ref}` : ref), name });
+  const ref = `[${type!.startsWith('image/') ? 'image' : 'document'}: /workspace/inbox/${MEDIA_DIR}/${name}]`;
+  const caption = header('x-caption').trim();
+  res.statusCode = 201;
+  return { id: ingest(deps, jid, { text: caption ? `${caption}\n${ref}` : ref }), name };
 }
 
-/** A file an agent sent (`sent`) or one uploaded. */
-export function getFile({ res, files, params }: Ctx, folder: string | undefined, sent: boolean): void {
+export function getFile({ res, files, params }: Ctx, folder: string | undefined, sent: boolean) {
   const name = params[1];
   let body: Buffer | undefined;
   if (folder && /^[\w-]{1,64}$/.test(folder) && safeFileName(name) === name)
@@ -80,17 +67,16 @@ export function getFile({ res, files, params }: Ctx, folder: string | undefined,
     } catch (err) {
       if (!(err instanceof UnsafeEntryError) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-  if (!body) throw new HttpError(404, 'no such file');
+  if (!body) fail(404, 'no such file');
   const type = typeOf(name) ?? 'application/octet-stream';
   res
     .writeHead(200, {
       'Content-Type': type,
       'Content-Length': body.length,
-      // Never rendered as a page of this origin: images inline, everything else a download.
+      // Never rendered as a page of this origin.
       'Content-Disposition': `${type.startsWith('image/') ? 'inline' : 'attachment'}; filename="${name}"`,
       'Content-Security-Policy': "default-src 'none'; sandbox",
       'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': 'private, max-age=3600',
     })
     .end(body);
 }

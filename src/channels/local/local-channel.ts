@@ -5,75 +5,56 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { logger } from '../../logger.js';
-import type { Channel, ChannelCallbacks } from '../../types.js';
-import type { HostControl } from '../control.js';
+import type { Channel } from '../../types.js';
 import { ChannelSendError } from '../send-error.js';
-import { CHAT_ROUTES, type ChatSummary, type History } from './api.js';
-import { CONTROL_ROUTES, whatsappView } from './control-api.js';
-import type { LocalFilesDeps } from './files.js';
-import { HttpError, NO_STORE, sendJson } from './http-io.js';
+import {
+  type Ctx,
+  fail,
+  HttpError,
+  type LocalChannelDeps,
+  NO_STORE,
+  ROUTES,
+  sendJson,
+  whatsappView,
+} from './api.js';
 import { loadOrCreateToken, tokensMatch } from './token.js';
 
-export interface LocalChannelDeps {
-  callbacks: ChannelCallbacks;
-  history: History;
-  assistantName: string;
-  chats(): ChatSummary[];
-  isRegistered(jid: string): boolean;
-  status?(): unknown;
-  /** Without these, their endpoints answer 503. */
-  control?: HostControl;
-  files?: LocalFilesDeps;
-  /** 0 picks a free port (tests). */
-  port: number;
-  tokenFile: string;
-  heartbeatMs?: number;
-}
+export type { LocalChannelDeps };
 
-/** `params`: the path's `:name` segments; `control` and `files` throw a 503 when the host has none. */
-export interface Ctx {
-  req: http.IncomingMessage;
-  res: http.ServerResponse;
-  params: [string, string];
-  query: URLSearchParams;
-  deps: LocalChannelDeps;
-  control: HostControl;
-  files: LocalFilesDeps;
-}
-export type Routes = Record<string, Record<string, (x: Ctx) => unknown>>;
-
-const RELINK = 'reopen the link that `nanoclaw open` prints';
-// The page and its libraries' browser builds as they are: no build step, nothing from the network.
+// No build step, nothing from the network.
 const resolve = createRequire(import.meta.url).resolve;
-const STATIC = new Map<string, string>([
+const STATIC = new Map([
   ['', 'page.html'],
-  ...['page.js', 'page.css', 'panels.js', 'dom.js'].map((f): [string, string] => [f, f]),
+  ['page.js', 'page.js'],
+  ['page.css', 'page.css'],
   ['vendor/marked.js', resolve('marked')],
   ['vendor/purify.js', path.join(path.dirname(resolve('dompurify')), 'purify.es.mjs')],
 ]);
-const TYPE: Record<string, string> = { '.html': 'text/html', '.css': 'text/css' };
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data: 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-// JSON.stringify escapes newlines, so the data always fits on one `data:` line.
+/** Stands in for what the host lacks: any use answers 503. */
+const absent = (what: string) =>
+  new Proxy({}, { get: () => fail(503, `this host offers no ${what}`) }) as never;
 const frame = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
 
-/** The built-in web chat for `local:<name>` chats: an HTTP API, an SSE stream and a page. */
+/** The built-in web chat: an HTTP API, an SSE stream and a page. */
 export class LocalChannel implements Channel {
   readonly name = 'local';
   port = 0;
   token = '';
   private server?: http.Server;
   private readonly clients = new Set<http.ServerResponse>();
-  /** Chats where the assistant is working, replayed to streams that connect mid-run. */
+  /** Replayed to streams that connect mid-run. */
   private readonly typing = new Map<string, string>();
-  private stopWatching?: () => void;
-  private readonly routes = Object.entries<Routes[string]>({
-    ...CHAT_ROUTES,
-    ...CONTROL_ROUTES,
-    'api/events': { GET: ({ res }) => this.subscribe(res) },
-    '(?!api/)(.*)': { GET: ({ res, params }) => this.serveFile(res, params[0]) },
-  }).map(([p, methods]) => [new RegExp(`^/${p.replaceAll(/:\w+/g, '([^/]+)')}/?$`), methods] as const);
+  private stopTimers?: () => void;
+  private readonly routes = Object.entries<(x: Ctx) => unknown>({
+    ...ROUTES,
+    'GET api/events': ({ res }) => this.subscribe(res),
+    'GET (?!api/)(.*)': ({ res, params }) => this.serveFile(res, params[0]),
+  }).map(([key, run]) => {
+    const [method, p] = key.split(' ');
+    return { method, run, re: new RegExp(`^/${p!.replaceAll(/:\w+/g, '([^/]+)')}/?$`) };
+  });
 
   constructor(private readonly deps: LocalChannelDeps) {}
 
@@ -82,37 +63,32 @@ export class LocalChannel implements Channel {
     this.token = loadOrCreateToken(this.deps.tokenFile);
     const server = http.createServer((req, res) =>
       this.handle(req, res).catch((err: unknown) => {
-        if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
-        // The path only: the start-up link's query string carries the token.
-        logger.error({ err, path: req.url?.split('?')[0] }, 'local channel request failed');
-        if (res.headersSent) res.destroy();
-        else sendJson(res, 500, { error: 'internal error; see the nanoclaw log' });
+        const known = err instanceof HttpError;
+        // The path only: the start-up link's query carries the token.
+        if (!known) logger.error({ err, path: req.url?.split('?')[0] }, 'local request failed');
+        if (res.headersSent) return res.destroy();
+        sendJson(res, known ? err.status : 500, {
+          error: known ? err.message : 'internal error; see the log',
+        });
       }),
     );
-    // Loopback only: the API is for the person at this machine, never the network.
     server.listen(this.deps.port, '127.0.0.1');
     await once(server, 'listening');
     server.on('error', (err) => logger.error({ err }, 'local channel server error'));
     this.server = server;
     this.port = (server.address() as AddressInfo).port;
-    const beat = setInterval(
-      () => this.broadcast(': heartbeat\n\n'),
-      this.deps.heartbeatMs ?? 15_000,
-    ).unref();
+    const beat = setInterval(() => this.broadcast(': heartbeat\n\n'), this.deps.heartbeatMs ?? 15e3);
+    beat.unref();
     const c = this.deps.control;
     const unwatch = c?.whatsapp.onChange(() => this.broadcast(frame('whatsapp', whatsappView(c))));
-    this.stopWatching = () => {
-      clearInterval(beat);
-      unwatch?.();
-    };
-    logger.info({ port: this.port }, 'local channel listening');
+    this.stopTimers = () => (clearInterval(beat), unwatch?.());
   }
 
   async disconnect(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    this.stopWatching?.();
+    this.stopTimers?.();
     for (const res of this.clients) res.end();
     this.clients.clear();
     this.typing.clear();
@@ -122,7 +98,7 @@ export class LocalChannel implements Channel {
   }
 
   isConnected(): boolean {
-    return this.server !== undefined;
+    return !!this.server;
   }
 
   ownsJid(jid: string): boolean {
@@ -142,109 +118,82 @@ export class LocalChannel implements Channel {
     this.broadcast(event);
   }
 
-  /** The link to print at start-up; the page swaps the token for a cookie on first load. */
   url(): string {
     return `http://127.0.0.1:${this.port}/?token=${this.token}`;
   }
 
   private broadcast(chunk: string): void {
-    for (const res of this.clients) {
-      // A client that stops reading is dropped rather than buffered without bound.
+    for (const res of this.clients)
       if (res.writableLength <= 1 << 20) res.write(chunk);
       else {
+        // A client that stops reading is dropped.
         this.clients.delete(res);
         res.destroy();
       }
-    }
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const { port, token } = this;
-    const method = req.method ?? 'GET';
+    const { port, token, deps } = this;
+    const method = req.method!;
     const hosts = [`127.0.0.1:${port}`, `localhost:${port}`];
-    // DNS rebinding: a hostile name resolving to 127.0.0.1 still carries its own name in Host.
+    // Against DNS rebinding.
     if (!hosts.includes(req.headers.host?.toLowerCase() ?? ''))
-      throw new HttpError(403, `host not allowed: use http://127.0.0.1:${port}/`);
-    // Browsers send Origin on cross-origin writes (another local port too); curl and `nanoclaw chat` don't.
+      fail(403, `host not allowed: use http://127.0.0.1:${port}/`);
     const origin = req.headers.origin?.toLowerCase();
     if (method !== 'GET' && origin !== undefined && !hosts.some((h) => origin === `http://${h}`))
-      throw new HttpError(403, 'cross-origin request refused');
-    const { pathname, searchParams: query } = new URL(req.url ?? '/', `http://${hosts[0]}`);
-    // Cookies ignore ports, so the name carries it: two instances don't clash.
+      fail(403, 'cross-origin request refused');
+    const { pathname, searchParams: query } = new URL(req.url!, 'http://localhost');
+    // Cookies ignore ports: the name carries it.
     const cookie = `nanoclaw_local_${port}`;
-    // The start-up link's token is swapped for a cookie (a month: the token file persists) and
-    // dropped from the address bar.
     const offered = pathname === '/' && method === 'GET' ? query.get('token') : null;
     if (offered !== null) {
-      if (!tokensMatch(token, offered)) throw new HttpError(401, 'invalid token in link');
-      const set = `${cookie}=${token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${30 * 86400}`;
-      return void res
-        .writeHead(302, { ...NO_STORE, 'Set-Cookie': set, Location: '/', 'Referrer-Policy': 'no-referrer' })
-        .end();
+      if (!tokensMatch(token, offered)) fail(401, 'invalid token in link');
+      const set = `${cookie}=${token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000`;
+      const headers = { ...NO_STORE, 'Set-Cookie': set, Location: '/', 'Referrer-Policy': 'no-referrer' };
+      return void res.writeHead(302, headers).end();
     }
     const credential =
       /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ??
-      new RegExp(`(?:^|;)\\s*${cookie}\\s*=([^;]*)`).exec(req.headers.cookie ?? '')?.[1]?.trim();
+      new RegExp(`(?:^|;)\\s*${cookie}=([^;]*)`).exec(req.headers.cookie ?? '')?.[1];
     if (!tokensMatch(token, credential))
-      throw new HttpError(
-        401,
-        credential === undefined
-          ? `missing token: ${RELINK}, or send Authorization: Bearer <token>`
-          : `wrong token: ${RELINK}`,
-      );
+      fail(401, `${credential ? 'wrong' : 'missing'} token: reopen the link that \`nanoclaw open\` prints`);
 
-    const [match, handlers] =
-      this.routes.map(([re, h]) => [re.exec(pathname), h] as const).find(([m]) => m) ?? [];
-    if (!match || !handlers) throw new HttpError(404, `no such endpoint: ${method} ${pathname}`);
-    const handle = handlers[method];
-    if (!handle) {
-      res.setHeader('Allow', Object.keys(handlers).join(', '));
-      throw new HttpError(405, `method ${method} not allowed on ${pathname}`);
+    const routes = this.routes.filter((r) => r.re.test(pathname));
+    const route = routes.find((r) => r.method === method);
+    if (!route) {
+      if (!routes.length) fail(404, `no such endpoint: ${pathname}`);
+      res.setHeader('Allow', routes.map((r) => r.method).join(', '));
+      fail(405, `${method} not allowed here`);
     }
-    const { deps } = this;
-    const absent = (what: string): never => {
-      throw new HttpError(503, `this host offers no ${what}`);
-    };
-    await handle({
+    const out = await route.run({
       req,
       res,
-      params: match.slice(1) as Ctx['params'],
       query,
       deps,
-      get control() {
-        return deps.control ?? absent('controls (stop, tasks, WhatsApp)');
-      },
-      get files() {
-        return deps.files ?? absent('attachments');
-      },
+      params: route.re.exec(pathname)!.slice(1) as Ctx['params'],
+      control: deps.control ?? absent('controls'),
+      files: deps.files ?? absent('files'),
     });
+    if (!res.headersSent) sendJson(res, res.statusCode, out);
   }
 
-  private async serveFile(res: http.ServerResponse, pathname: string): Promise<void> {
-    const file = STATIC.get(pathname);
-    if (!file) throw new HttpError(404, `no such page: ${pathname}`);
-    const body = await fs.readFile(new URL(file, import.meta.url));
+  private async serveFile(res: http.ServerResponse, name: string): Promise<void> {
+    const file = STATIC.get(name);
+    if (!file) fail(404, `no such page: ${name}`);
     res
       .writeHead(200, {
         ...NO_STORE,
-        'Content-Type': `${TYPE[path.extname(file)] ?? 'text/javascript'}; charset=utf-8`,
-        // No inline script or style: the page's own files and the vendored libraries only.
+        'Content-Type': `text/${{ '.html': 'html', '.css': 'css' }[path.extname(file)] ?? 'javascript'}; charset=utf-8`,
         'Content-Security-Policy': CSP,
-        'X-Frame-Options': 'DENY',
-        'Referrer-Policy': 'no-referrer',
       })
-      .end(body);
+      .end(await fs.readFile(new URL(file, import.meta.url)));
   }
 
   private subscribe(res: http.ServerResponse): void {
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-store',
-      'X-Accel-Buffering': 'no',
-    });
+    res.writeHead(200, { ...NO_STORE, 'Content-Type': 'text/event-stream; charset=utf-8' });
     const c = this.deps.control;
-    const whatsapp = c ? frame('whatsapp', whatsappView(c)) : '';
-    res.write(`retry: 2000\n: connected\n\n${[...this.typing.values()].join('')}${whatsapp}`);
+    res.write(`retry: 2000\n\n${[...this.typing.values()].join('')}`);
+    if (c) res.write(frame('whatsapp', whatsappView(c)));
     this.clients.add(res);
     res.on('close', () => this.clients.delete(res));
   }

@@ -1,10 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { logger } from '../../logger.js';
-import { INSTANCE_LABEL, isWithin, RuntimeUnavailableError, sortMountsForApply } from '../runtime.js';
-import type { MountSpec, SandboxRuntime, SandboxSpec } from '../runtime.js';
-import { cliEnv, runCommand } from './cli.js';
+import {
+  cliEnv,
+  INSTANCE_LABEL,
+  isWithin,
+  keyValues,
+  runCommand,
+  RuntimeUnavailableError,
+  type SandboxRuntime,
+  type SandboxSpec,
+  sortMountsForApply,
+} from '../runtime.js';
 
-/** Apple's `container` CLI, a VM per sandbox (untested on CI); its gaps are in SECURITY.md. */
+/** Untested on CI; its gaps (network egress) are in SECURITY.md. */
 export class AppleContainerRuntime implements SandboxRuntime {
   readonly kind = 'apple' as const;
 
@@ -13,13 +20,10 @@ export class AppleContainerRuntime implements SandboxRuntime {
     if (missing)
       throw new RuntimeUnavailableError(
         'Apple container is not installed',
-        'Install it from https://github.com/apple/container/releases (macOS 26+, Apple silicon), or install Docker Desktop',
+        'Install it from https://github.com/apple/container/releases or Docker Desktop',
       );
     if (code)
-      throw new RuntimeUnavailableError(
-        'Apple container services are not running',
-        'Run `container system start`',
-      );
+      throw new RuntimeUnavailableError('Apple container is not running', 'Run `container system start`');
   }
 
   async imageExists(image: string): Promise<boolean> {
@@ -27,36 +31,17 @@ export class AppleContainerRuntime implements SandboxRuntime {
   }
 
   spawn(spec: SandboxSpec): ChildProcess {
-    logger.warn(
-      { name: spec.name },
-      'apple container sandboxes have a network interface; egress is not blocked',
-    );
-    const args = [
-      'run',
-      '-i',
-      '--rm',
-      '--name',
-      spec.name,
-      '--memory',
-      '2G',
-      '--tmpfs',
-      '/tmp',
-      '-w',
-      spec.workdir,
-    ];
-    for (const [key, value] of Object.entries(spec.labels)) args.push('--label', `${key}=${value}`);
+    const args = ['run', '-i', '--rm', '--name', spec.name, '--memory', '2G', '--tmpfs', '/tmp'];
+    args.push('-w', spec.workdir, ...keyValues('--label', spec.labels), ...keyValues('-e', spec.env));
     if (spec.user) args.push('--user', `${spec.user.uid}:${spec.user.gid}`);
-    for (const [key, value] of Object.entries(spec.env)) args.push('-e', `${key}=${value}`);
-    for (const { mask, hostPath, containerPath: to, readonly } of directoryShares(spec.mounts))
-      args.push(
-        ...(mask
-          ? ['--tmpfs', to]
-          : ['--mount', `type=bind,source=${hostPath},target=${to}${readonly ? ',readonly' : ''}`]),
-      );
-    return spawn('container', [...args, spec.image, ...(spec.command ?? [])], {
-      stdio: 'pipe',
-      env: cliEnv(),
-    });
+    // A file cannot be hidden: the mount that holds it is left out (fail closed).
+    const files = spec.mounts.filter((m) => m.mask === 'file').map((m) => m.containerPath);
+    for (const { mask, hostPath, containerPath: to, readonly } of sortMountsForApply(spec.mounts))
+      if (mask === 'dir') args.push('--tmpfs', to);
+      else if (!mask && !files.some((f) => isWithin(f, to)))
+        args.push('--mount', `type=bind,source=${hostPath},target=${to}${readonly ? ',readonly' : ''}`);
+    args.push(spec.image, ...(spec.command ?? []));
+    return spawn('container', args, { stdio: 'pipe', env: cliEnv() });
   }
 
   async stop(name: string): Promise<void> {
@@ -66,25 +51,10 @@ export class AppleContainerRuntime implements SandboxRuntime {
 
   async cleanupOrphans(instanceId: string): Promise<string[]> {
     const { stdout } = await runCommand('container', ['list', '--all', '--format', 'json']);
-    let names: string[];
-    try {
-      type Listed = { configuration: { id: string; labels?: Record<string, string> } };
-      names = (JSON.parse(stdout) as Listed[]).flatMap(({ configuration: c }) =>
-        c.labels?.[INSTANCE_LABEL] === instanceId ? [c.id] : [],
-      );
-    } catch {
-      logger.warn('could not list orphaned sandboxes');
-      return [];
-    }
+    const names = (JSON.parse(stdout) as { configuration: { id: string; labels?: Record<string, string> } }[])
+      .filter(({ configuration: c }) => c.labels?.[INSTANCE_LABEL] === instanceId)
+      .map(({ configuration: c }) => c.id);
     await Promise.all(names.map((name) => this.stop(name)));
     return names;
   }
-}
-
-/** A single file cannot be hidden: the mount that holds it goes too (fail closed), and masks left without a parent. */
-function directoryShares(mounts: MountSpec[]): MountSpec[] {
-  const files = mounts.filter((m) => m.mask === 'file').map((m) => m.containerPath);
-  const kept = mounts.filter((m) => m.mask !== 'file' && !files.some((f) => isWithin(f, m.containerPath)));
-  const parents = kept.filter((m) => !m.mask).map((m) => m.containerPath);
-  return sortMountsForApply(kept.filter((m) => !m.mask || parents.some((p) => isWithin(m.containerPath, p))));
 }

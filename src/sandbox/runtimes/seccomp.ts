@@ -1,17 +1,16 @@
 // bwrap's seccomp filter as classic BPF: Docker's default denylist, for x86_64 and aarch64.
 
 export type SeccompArch = 'x86_64' | 'aarch64';
+export type SockFilter = { code: number; jt: number; jf: number; k: number };
 export const AUDIT_ARCH = { x86_64: 0xc000003e, aarch64: 0xc00000b7 } as const;
-export const SECCOMP_RET_KILL_PROCESS = 0x80000000;
-export const SECCOMP_RET_ERRNO = 0x00050000;
-export const SECCOMP_RET_ALLOW = 0x7fff0000;
-export const EPERM = 1;
-export const ENOSYS = 38;
+export const [SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW] = [
+  0x80000000, 0x50000, 0x7fff0000,
+];
+export const [EPERM, ENOSYS] = [1, 38];
 
 const X32_SYSCALL_BIT = 0x40000000;
 /** CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET. */
 const CLONE_NAMESPACE_FLAGS = 0x7e020000;
-/** Docker's: plain Linux, PER_LINUX32, UNAME26, both, and the query. */
 const SAFE_PERSONALITIES = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 
 // `name x86_64 aarch64` (one number: the same on both; `-`: none there).
@@ -32,28 +31,16 @@ ioperm 173 -, uselib 134 -, ustat 136 -, sysfs 139 -, _sysctl 156 -, create_modu
 get_kernel_syms 177 -, query_module 178 -
 clone 56 220, clone3 435, personality 135 92`;
 
-const num = (text: string) => (text === '-' ? null : Number(text));
-export const SYSCALLS: Record<string, readonly [number | null, number | null]> = Object.fromEntries(
+export const SYSCALLS: Record<string, (number | null)[]> = Object.fromEntries(
   TABLE.split(/,\s*|\n/).map((entry) => {
-    const [name = '', x86 = '', arm = x86] = entry.split(' ');
-    return [name, [num(x86), num(arm)]];
+    const [name, x86, arm = x86] = entry.split(' ');
+    return [name, [x86, arm].map((n) => (n === '-' ? null : Number(n)))];
   }),
 );
 
 export const DENIED_SYSCALLS = Object.keys(SYSCALLS).filter((name) => !/^(clone3?|personality)$/.test(name));
 
-export function syscallNumber(name: string, arch: SeccompArch): number | null {
-  const entry = SYSCALLS[name];
-  if (!entry) throw new Error(`unknown syscall ${name}`);
-  return entry[arch === 'x86_64' ? 0 : 1];
-}
-
-export interface SockFilter {
-  code: number;
-  jt: number;
-  jf: number;
-  k: number;
-}
+export const syscallNumber = (name: string, arch: SeccompArch) => SYSCALLS[name]![arch === 'x86_64' ? 0 : 1];
 
 // linux/filter.h; loads read struct seccomp_data: nr at 0, arch at 4, args[0]'s low word at 16.
 const op = (code: number, k: number, jt = 0, jf = 0): SockFilter => ({ code, jt, jf, k: k >>> 0 });
@@ -65,7 +52,6 @@ const ret = (k: number) => op(0x06, k);
 const errno = (code: number) => ret(SECCOMP_RET_ERRNO | code);
 const allow = ret(SECCOMP_RET_ALLOW);
 
-/** Short forward jumps only, so blocks chain. */
 function archBlock(arch: SeccompArch): SockFilter[] {
   const nr = (name: string) => syscallNumber(name, arch) as number;
   const n = SAFE_PERSONALITIES.length;
@@ -91,7 +77,6 @@ function archBlock(arch: SeccompArch): SockFilter[] {
   ];
 }
 
-/** Kills other architectures (i386 and x32 binaries arrive as such). */
 export function seccompInstructions(): SockFilter[] {
   const x86 = archBlock('x86_64');
   return [
@@ -109,10 +94,9 @@ export function seccompInstructions(): SockFilter[] {
 }
 
 export function compileSeccompFilter(): Buffer {
-  const instructions = seccompInstructions();
-  if (instructions.length > 4096) throw new Error('seccomp program exceeds BPF_MAXINSNS');
-  const buf = Buffer.alloc(instructions.length * 8);
-  instructions.forEach(({ code, jt, jf, k }, i) => {
+  const program = seccompInstructions();
+  const buf = Buffer.alloc(program.length * 8);
+  program.forEach(({ code, jt, jf, k }, i) => {
     buf.writeUInt16LE(code, i * 8);
     buf.writeUInt8(jt, i * 8 + 2);
     buf.writeUInt8(jf, i * 8 + 3);
@@ -121,8 +105,7 @@ export function compileSeccompFilter(): Buffer {
   return buf;
 }
 
-/** The same refusals for podman, whose own default allows user namespaces; other ABIs are killed. */
-export function ociSeccompProfile(arch: SeccompArch = process.arch === 'arm64' ? 'aarch64' : 'x86_64') {
+export function ociSeccompProfile() {
   const deny = (names: string[], value?: number, errnoRet = EPERM) => ({
     names,
     action: 'SCMP_ACT_ERRNO',
@@ -132,7 +115,7 @@ export function ociSeccompProfile(arch: SeccompArch = process.arch === 'arm64' ?
   const bits = (mask: number) => [...Array(32).keys()].map((i) => 2 ** i).filter((bit) => (mask & bit) >>> 0);
   return {
     defaultAction: 'SCMP_ACT_ALLOW',
-    architectures: [arch === 'x86_64' ? 'SCMP_ARCH_X86_64' : 'SCMP_ARCH_AARCH64'],
+    architectures: [process.arch === 'arm64' ? 'SCMP_ARCH_AARCH64' : 'SCMP_ARCH_X86_64'],
     syscalls: [
       deny(DENIED_SYSCALLS),
       deny(['clone3'], undefined, ENOSYS),
