@@ -89,3 +89,8 @@ export type TaskSnapshot = Array<
   Record<'id' | 'groupFolder' | 'prompt' | 'scheduleType' | 'scheduleValue' | 'status', string> &
     Record<'nextRun' | 'lastRun' | 'lastResult', string | null>
 >;
+
+/** One line per zod issue, host and agent-runner alike. */
+export const zodProblems = (error: {
+  issues: readonly { path: readonly PropertyKey[]; message: string }[];
+}) => error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ');

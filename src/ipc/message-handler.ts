@@ -5,10 +5,10 @@ import {
   MAX_FILE_BYTES,
   safeFileName,
   type IpcResponse,
+  zodProblems,
 } from '../contract/ipc.js';
 import { UnsafeEntryError, withSafeDir } from '../safe-fs.js';
 import type { RegisteredGroup } from '../types.js';
-import { zodProblems } from '../util/zod-problems.js';
 
 type SendResult = { ok: true } | { ok: false; reason: string };
 

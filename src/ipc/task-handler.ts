@@ -1,12 +1,11 @@
 import crypto from 'node:crypto';
 import type { Config } from '../config.js';
-import { ipcTaskSchema, type IpcResponse, type IpcTask } from '../contract/ipc.js';
+import { ipcTaskSchema, type IpcResponse, type IpcTask, zodProblems } from '../contract/ipc.js';
 import { validateSchedule } from '../contract/schedule.js';
 import type { Store } from '../db/store.js';
 import type { GroupRegistration } from '../groups.js';
 import { cancelTask, pauseTask, resumeTask } from '../scheduler/task-actions.js';
 import type { RegisteredGroup, ScheduledTask } from '../types.js';
-import { zodProblems } from '../util/zod-problems.js';
 
 export interface TaskIpcDeps {
   store: Store;

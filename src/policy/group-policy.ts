@@ -1,8 +1,8 @@
 import fs from 'node:fs';
+import { zodProblems } from '../contract/ipc.js';
 import path from 'node:path';
 import { z } from 'zod';
 import { logger } from '../logger.js';
-import { zodProblems } from '../util/zod-problems.js';
 
 /** undefined when missing, the problem when unreadable or invalid. */
 export function readPolicyFile<T>(file: string, schema: z.ZodType<T>): T | string | undefined {

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
+import { zodProblems } from '../contract/ipc.js';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { expandHome, type Config } from '../config.js';
 import { logger } from '../logger.js';
 import type { AdditionalMount } from '../types.js';
-import { zodProblems } from '../util/zod-problems.js';
 import { isWithin, type MountSpec } from './runtime.js';
 
 const allowlistSchema = z.object({

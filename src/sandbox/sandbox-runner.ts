@@ -1,13 +1,12 @@
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import { isValidFolder, OUTPUT_END, OUTPUT_START } from '../contract/ipc.js';
+import { isValidFolder, OUTPUT_END, OUTPUT_START, zodProblems } from '../contract/ipc.js';
 import { failure, type Failure, type FailureCause, type PermanentCause } from '../failure-notice.js';
 import { clearInput, writeClose } from '../ipc/to-agent.js';
 import { logger } from '../logger.js';
 import { withSafeDir } from '../safe-fs.js';
 import type { AgentInput, AgentOutput, AgentRunHooks, AgentRunner, RegisteredGroup } from '../types.js';
-import { zodProblems } from '../util/zod-problems.js';
 import { validateAdditionalMounts, type MountAllowlist } from './mount-allowlist.js';
 import { buildMountPlan, CONTAINER_PATHS, prepareGroupDirs } from './mount-plan.js';
 import { GROUP_LABEL, INSTANCE_LABEL, SANDBOX_HOME, sandboxUser } from './runtime.js';

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { query, type Options } from '@anthropic-ai/claude-agent-sdk';
 import { z } from 'zod/v3';
+import { zodProblems } from './contract/ipc.js';
 import { InputWatcher } from './input-watcher.js';
 import { nanoclawSdkServer } from './nanoclaw-tools.js';
 import { log, writeOutput } from './output.js';
@@ -37,7 +38,7 @@ async function readInput(): Promise<AgentInput | string> {
     }
     const parsed = inputSchema.safeParse(json);
     if (parsed.success) return parsed.data;
-    return `invalid input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
+    return `invalid input: ${zodProblems(parsed.error)}`;
   }
   return `stdin is not JSON: ${error}`;
 }

@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
+import { zodProblems } from '../../contract/ipc.js';
 import type http from 'node:http';
 import { z } from 'zod';
 import type { ChannelCallbacks, NewMessage } from '../../types.js';
-import { zodProblems } from '../../util/zod-problems.js';
 import type { HostControl } from '../control.js';
 import { getFile, postFile, type LocalFilesDeps } from './files.js';
 
