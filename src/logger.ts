@@ -35,3 +35,17 @@ const pretty = {
 };
 
 export const logger = pino({ level, base: undefined }, process.stderr.isTTY ? pretty : pino.destination(2));
+
+/** Runs `fn`; a throw is logged as `message` and goes no further (the caller's work goes on). */
+export function logFailure(
+  message: string,
+  context: object,
+  fn: () => void,
+  level: 'warn' | 'error' = 'warn',
+) {
+  try {
+    fn();
+  } catch (err) {
+    logger[level]({ ...context, err: String(err) }, message);
+  }
+}

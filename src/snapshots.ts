@@ -2,16 +2,8 @@ import type { Config } from './config.js';
 import { GROUPS_SNAPSHOT, isValidFolder } from './contract/ipc.js';
 import type { Store } from './db/store.js';
 import { writeSnapshot } from './ipc/to-agent.js';
-import { logger } from './logger.js';
+import { logFailure } from './logger.js';
 import { writeTaskSnapshot } from './scheduler/task-snapshot.js';
-
-function attempt(group: string, what: string, fn: () => void): void {
-  try {
-    fn();
-  } catch (err) {
-    logger.warn({ group, err }, `cannot write ${what} snapshot`);
-  }
-}
 
 /** Inbox files; available_groups.json for main only: other groups must not learn what exists. */
 export class Snapshots {
@@ -24,7 +16,9 @@ export class Snapshots {
     const tasks = this.store.tasks.all();
     for (const group of this.store.groups.all())
       if ((!folder || group.folder === folder || group.isMain) && isValidFolder(group.folder))
-        attempt(group.folder, 'task', () => writeTaskSnapshot(this.config, group, tasks));
+        logFailure('cannot write task snapshot', { group: group.folder }, () =>
+          writeTaskSnapshot(this.config, group, tasks),
+        );
   }
 
   groups(): void {
@@ -37,7 +31,7 @@ export class Snapshots {
       isRegistered: registered.has(chat.jid),
     }));
     const lastSync = new Date().toISOString();
-    attempt(main.folder, 'group', () =>
+    logFailure('cannot write group snapshot', { group: main.folder }, () =>
       writeSnapshot(this.config, main.folder, GROUPS_SNAPSHOT, { groups, lastSync }),
     );
   }

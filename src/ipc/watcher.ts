@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { isValidFolder, MAX_IPC_FILE_BYTES, requestIdSchema, type IpcResponse } from '../contract/ipc.js';
-import { logger } from '../logger.js';
+import { logFailure, logger } from '../logger.js';
 import { type SafeDir, UnsafeEntryError, withSafeDir } from '../safe-fs.js';
 import type { RegisteredGroup } from '../types.js';
 import { FROM_AGENT, writeResponse } from './to-agent.js';
@@ -13,14 +13,6 @@ export type IpcKind = (typeof KINDS)[number];
 /** Files per event-loop turn, so a flood never stalls the host. */
 const FILES_PER_TURN = 50;
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.json$/;
-
-function attempt(what: string, fn: () => void): void {
-  try {
-    fn();
-  } catch (err) {
-    logger.error({ err: String(err) }, `cannot ${what}`);
-  }
-}
 
 /** Oldest first, one file at a time per folder; a file with a `requestId` is always answered. */
 export class IpcWatcher {
@@ -57,14 +49,19 @@ export class IpcWatcher {
       for (const kind of KINDS) {
         const dir = path.join(this.deps.ipcDir, folder, FROM_AGENT, kind);
         if (!this.watchers.has(dir))
-          attempt(`watch ${dir}`, () => {
-            // fs.watch only wakes a scan, which never trusts the path.
-            this.openKindDir(folder, kind).close();
-            const watcher = fs
-              .watch(dir, () => this.scan(folder, kind))
-              .on('error', () => (watcher.close(), this.watchers.delete(dir)));
-            this.watchers.set(dir, watcher);
-          });
+          logFailure(
+            `cannot watch ${dir}`,
+            {},
+            () => {
+              // fs.watch only wakes a scan, which never trusts the path.
+              this.openKindDir(folder, kind).close();
+              const watcher = fs
+                .watch(dir, () => this.scan(folder, kind))
+                .on('error', () => (watcher.close(), this.watchers.delete(dir)));
+              this.watchers.set(dir, watcher);
+            },
+            'error',
+          );
         this.scan(folder, kind);
       }
   }
@@ -128,17 +125,27 @@ export class IpcWatcher {
       };
     }
     const id = requestIdSchema.safeParse((payload as { requestId?: unknown } | null)?.requestId);
-    if (id.success) attempt(`answer ${file}`, () => writeResponse(this.deps, group.folder, id.data, result));
-    attempt(`remove ${file}`, () => dir.remove(name));
+    if (id.success)
+      logFailure(
+        `cannot answer ${file}`,
+        {},
+        () => writeResponse(this.deps, group.folder, id.data, result),
+        'error',
+      );
+    logFailure(`cannot remove ${file}`, {}, () => dir.remove(name), 'error');
     if (result.ok) return;
     // The bytes read, never the agent's entry itself.
     logger.warn({ file, reason: result.error }, 'ipc file refused');
-    attempt(`quarantine ${file}`, () =>
-      withSafeDir(this.deps.ipcDir, ['errors'], { create: true }, (errors) => {
-        const target = `${group.folder}-${kind}-${Date.now()}-${crypto.randomBytes(4).toString('hex')}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128)}`;
-        errors.createFile(target, bytes ?? '', 0o600);
-        errors.createFile(`${target}.reason.txt`, `${result.error}\n`, 0o600);
-      }),
+    logFailure(
+      `cannot quarantine ${file}`,
+      {},
+      () =>
+        withSafeDir(this.deps.ipcDir, ['errors'], { create: true }, (errors) => {
+          const target = `${group.folder}-${kind}-${Date.now()}-${crypto.randomBytes(4).toString('hex')}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128)}`;
+          errors.createFile(target, bytes ?? '', 0o600);
+          errors.createFile(`${target}.reason.txt`, `${result.error}\n`, 0o600);
+        }),
+      'error',
     );
   }
 }

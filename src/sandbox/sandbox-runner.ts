@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { isValidFolder, OUTPUT_END, OUTPUT_START, zodProblems } from '../contract/ipc.js';
 import { failure, type Failure, type FailureCause, type PermanentCause } from '../failure-notice.js';
 import { clearInput, writeClose } from '../ipc/to-agent.js';
-import { logger } from '../logger.js';
+import { logFailure, logger } from '../logger.js';
 import { withSafeDir } from '../safe-fs.js';
 import type { AgentInput, AgentOutput, AgentRunHooks, AgentRunner, RegisteredGroup } from '../types.js';
 import { validateAdditionalMounts, type MountAllowlist } from './mount-allowlist.js';
@@ -30,13 +30,6 @@ const schema = z.object({
   error: z.string().optional(),
 });
 const fail = (error: string): AgentOutput => ({ status: 'error', result: null, error });
-const tryLog = (what: string, ctx: object, fn: () => void) => {
-  try {
-    fn();
-  } catch (err) {
-    logger.warn({ ...ctx, err: String(err) }, what);
-  }
-};
 
 export class AgentOutputParser {
   private readonly decoder = new StringDecoder('utf8');
@@ -101,7 +94,7 @@ export class SandboxRunner implements AgentRunner {
       const user = sandboxUser(config);
       prepareGroupDirs(group, config, user);
       // A run that may read a stale follow-up beats no run; the cursor keeps answers unique.
-      tryLog('cannot clear stale sandbox input', { group: folder }, () => clearInput(config, folder));
+      logFailure('cannot clear stale sandbox input', { group: folder }, () => clearInput(config, folder));
       await this.deps.prepare?.(group, user);
       const extra = group.containerConfig?.additionalMounts ?? [];
       const { allowed } = validateAdditionalMounts(extra, this.deps.allowlist(), { isMain, config });
@@ -137,13 +130,13 @@ export class SandboxRunner implements AgentRunner {
       const proc = runtime.spawn(spec);
       logger.info({ group: folder, name, runtime: runtime.kind }, 'sandbox started');
       this.running.set(name, false);
-      tryLog('onStarted hook failed', { name }, () => hooks.onStarted?.(name));
+      logFailure('onStarted hook failed', { name }, () => hooks.onStarted?.(name));
       proc.stdin?.on('error', () => {}).end(`${JSON.stringify(input)}\n`);
       const parser = new AgentOutputParser();
       let chain = Promise.resolve();
       const timers: Partial<Record<'idle' | 'hard' | 'close', NodeJS.Timeout>> = {};
       const close = (why: string) =>
-        tryLog('could not write close sentinel', { name }, () => {
+        logFailure('could not write close sentinel', { name }, () => {
           writeClose(config, folder);
           logger.info({ name, why }, 'asked sandbox to close');
         });
