@@ -9,14 +9,9 @@ export async function runBuild(
   { config, out, err }: { config: Config; out: Writable; err: Writable },
 ) {
   const image = config.containerImage;
-  let runtime;
-  try {
-    runtime = await createRuntime(config);
-    if (runtime.kind !== 'bwrap') await runtime.ensureRunning();
-  } catch (e) {
-    err.write(`${(e as Error).message}\n`);
-    return ifMissing && !runtime ? 0 : 1;
-  }
+  const runtime = await createRuntime(config).catch((e: Error) => void err.write(`${e.message}\n`));
+  if (!runtime) return ifMissing ? 0 : 1;
+  if (runtime.kind !== 'bwrap') await runtime.ensureRunning();
   if (ifMissing && (await runtime.imageExists(image))) return 0;
   const bwrap = runtime.kind === 'bwrap';
   out.write(`Building ${bwrap ? 'the agent-runner' : `the agent image ${image}`} with ${runtime.kind}...\n`);

@@ -9,20 +9,15 @@ import { readSecrets } from '../env-file.js';
 import { createRuntime } from '../sandbox/detect.js';
 import { loadMountAllowlist } from '../sandbox/mount-allowlist.js';
 import type { RuntimeUnavailableError } from '../sandbox/runtime.js';
-import { DEFAULT_LIMITS, detectCgroupSupport, type CgroupSupport } from '../sandbox/runtimes/cgroup.js';
+import { detectCgroupSupport, type CgroupSupport } from '../sandbox/runtimes/cgroup.js';
 import { todayUtc } from '../util/today.js';
 import { withStore } from './args.js';
 
 // `fix`: what to do when it fails; a `warnOnly` check does not fail doctor.
-const result = (ok: boolean, detail: string, fix?: string, warnOnly?: true) => ({
-  ok,
-  detail,
-  fix,
-  warnOnly,
-});
-type Result = ReturnType<typeof result>;
-export type Check = Result & { name: string };
-type Results = Record<string, Result | false | undefined>;
+function result(ok: boolean, detail: string, fix?: string, warnOnly?: true) {
+  return { ok, detail, fix, warnOnly };
+}
+export type Check = ReturnType<typeof result> & { name: string };
 
 export async function runDoctor({ config, out, json }: { config: Config; out: Writable; json: boolean }) {
   const checks = await collectChecks(config);
@@ -44,18 +39,11 @@ export async function runDoctor({ config, out, json }: { config: Config; out: Wr
 
 export async function collectChecks(
   config: Config,
-  opts: {
-    platform?: NodeJS.Platform;
-    isRoot?: boolean;
-    cgroups?: () => CgroupSupport;
-    accounts?: AccountLookup;
-    nodeVersion?: string;
-  } = {},
+  opts: { platform?: NodeJS.Platform; isRoot?: boolean; nodeVersion?: string } = {},
 ): Promise<Check[]> {
   const { platform = process.platform, isRoot = process.getuid?.() === 0 } = opts;
   const { configDir, envFile } = config;
   const linux = platform === 'linux';
-  const [kind, runtime] = await runtimeChecks(config, platform);
   const version = opts.nodeVersion ?? process.versions.node;
   const key = Object.keys(readSecrets(envFile)).find((k) => /KEY|TOKEN/.test(k));
   const chmod = `\`chmod 600 ${envFile}\``;
@@ -65,25 +53,35 @@ export async function collectChecks(
   const { bavail, bsize } = fs.statfsSync(fs.existsSync(config.home) ? config.home : config.projectRoot);
   const gb = (bavail * bsize) / 1024 ** 3;
   // The last state the host recorded, not the live one.
-  const db = withStore({ config }, false, (s) => {
-    const health = s?.state.get(`${HEALTH_KEY_PREFIX}whatsapp`);
-    return {
-      ...(health ? (JSON.parse(health) as ChannelHealthRecord) : {}),
-      failed: s?.outbox.failed() ?? 0,
-      usage: s?.usage.forDay(todayUtc()) ?? [],
+  const { state, since, failed, usage } = withStore({ config }, false, (s) => ({
+    ...(JSON.parse(s?.state.get(`${HEALTH_KEY_PREFIX}whatsapp`) ?? '{}') as Partial<ChannelHealthRecord>),
+    failed: s?.outbox.failed() ?? 0,
+    usage: s?.usage.forDay(todayUtc()) ?? [],
+  }));
+  let kind = config.containerRuntime as string | undefined;
+  let runtime;
+  try {
+    const rt = await createRuntime(config, platform);
+    if (kind) await rt.ensureRunning();
+    const built = await rt.imageExists(config.containerImage);
+    kind = rt.kind;
+    runtime = {
+      runtime: result(true, `${kind} is usable`),
+      image: result(
+        built,
+        `${kind === 'bwrap' ? 'agent-runner' : config.containerImage} ${built ? 'present' : 'not found'}`,
+        'run `nanoclaw build`',
+      ),
     };
-  });
-  const { state, failed } = db;
-  const results: Results = {
-    node: result(
-      +version.split('.')[0]! >= 22,
-      `Node ${version}`,
-      'install Node.js 22 or 24 (`nvm install 24`)',
-    ),
+  } catch (e) {
+    const { message, hint } = e as RuntimeUnavailableError;
+    runtime = { runtime: result(false, message.replace(`. ${hint}`, ''), hint) };
+  }
+  const checks = {
+    node: result(parseInt(version) >= 22, `Node ${version}`, 'install Node.js 22 or 24 (`nvm install 24`)'),
     ...runtime,
-    'sandbox user': linux && sandboxUidCheck(config, isRoot, opts.accounts),
-    'sandbox limits':
-      linux && kind === 'bwrap' && sandboxLimitsCheck((opts.cgroups ?? detectCgroupSupport)(), isRoot),
+    'sandbox user': linux && isRoot && sandboxUidCheck(config),
+    'sandbox limits': linux && kind === 'bwrap' && sandboxLimitsCheck(detectCgroupSupport()),
     credentials: result(
       !!key,
       key
@@ -93,88 +91,54 @@ export async function collectChecks(
     ),
     whatsapp: result(
       !!jid && (!state || state === 'up'),
-      `${jid ? `linked as ${jid}` : 'not linked'}${state ? `; ${state} since ${db.since}` : ''}`,
+      `${jid ? `linked as ${jid}` : 'not linked'}${state ? `; ${state} since ${since}` : ''}`,
       jid && state === 'down' ? 'check the network' : 'run `nanoclaw whatsapp-auth`',
       true,
     ),
     outbox: result(
       !failed,
       failed ? `${failed} message(s) failed for good` : 'no failed messages',
-      "the host log gives each reason (search 'failed for good')",
+      "see the host log ('failed for good')",
       true,
     ),
     'mount allowlist':
       fs.existsSync(mounts) &&
-      result(
-        !!loadMountAllowlist(configDir),
-        mounts,
-        `fix ${mounts}; until then no extra mounts are allowed`,
-      ),
+      result(!!loadMountAllowlist(configDir), mounts, 'fix it; until then no extra mounts are allowed'),
     disk: result(gb >= 2, `${gb.toFixed(1)} GB free`, 'free at least 2 GB'),
     'usage today': result(
       true,
-      db.usage
+      usage
         .map((u) => `${u.groupFolder}: ${u.inputTokens + u.outputTokens} tokens / ${u.requests} requests`)
         .join('; ') || 'none',
     ),
   };
-  return Object.entries(results).flatMap(([name, r]) => (r ? [{ name, ...r }] : []));
+  return Object.entries(checks).flatMap(([name, r]) => (r ? [{ name, ...r }] : []));
 }
-
-async function runtimeChecks(config: Config, platform: NodeJS.Platform): Promise<[string?, Results?]> {
-  try {
-    const runtime = await createRuntime(config, platform);
-    if (config.containerRuntime) await runtime.ensureRunning();
-    const built = await runtime.imageExists(config.containerImage);
-    const what = runtime.kind === 'bwrap' ? 'agent-runner' : config.containerImage;
-    return [
-      runtime.kind,
-      {
-        runtime: result(true, `${runtime.kind} is usable`),
-        image: result(built, `${what} ${built ? 'present' : 'not found'}`, 'run `nanoclaw build`'),
-      },
-    ];
-  } catch (e) {
-    const { message, hint } = e as RuntimeUnavailableError;
-    return [config.containerRuntime, { runtime: result(false, message.replace(`. ${hint}`, ''), hint) }];
-  }
-}
-
-export type AccountLookup = (db: 'passwd' | 'group', id: number) => string | null;
 
 // getent sees every account source (LDAP, sssd); /etc without it.
-export const systemAccountLookup: AccountLookup = (db, id) => {
+export const systemAccountLookup = (db: 'passwd' | 'group', id: number) => {
   const getent = spawnSync('getent', [db, String(id)], { encoding: 'utf8' });
-  const lines = getent.error ? fs.readFileSync(`/etc/${db}`, 'utf8') : getent.stdout;
-  return (
-    lines
-      .split('\n')
-      .map((l) => l.split(':'))
-      .find((f) => f[2] === String(id))?.[0] ?? null
-  );
+  const rows = (getent.error ? fs.readFileSync(`/etc/${db}`, 'utf8') : getent.stdout).split('\n');
+  return rows.map((l) => l.split(':')).find((f) => f[2] === String(id))?.[0] ?? null;
 };
 
 // A root host's sandboxes run as sandboxUid: an account with it would share their files.
-export function sandboxUidCheck(config: Config, isRoot: boolean, lookup = systemAccountLookup): Result {
+export function sandboxUidCheck(config: Config, lookup = systemAccountLookup) {
   const uid = config.sandboxUid;
-  if (!isRoot) return result(true, 'sandboxes run as you (SANDBOX_UID is for a root host)');
   const taken = [lookup('passwd', uid), lookup('group', uid)].filter((n) => n !== null);
-  if (!taken.length) return result(true, `sandboxes run as uid/gid ${uid}, which no account has`);
   return result(
-    false,
-    `sandboxes run as uid/gid ${uid}, which belongs to ${taken.join(' and ')}`,
+    !taken.length,
+    `sandboxes run as uid/gid ${uid}, which ${taken.length ? `belongs to ${taken.join(' and ')}` : 'no account has'}`,
     `set SANDBOX_UID in ${config.envFile} to an id no user or group has`,
   );
 }
 
-export function sandboxLimitsCheck({ missing, version, reason }: CgroupSupport, isRoot: boolean): Result {
-  const { pidsMax, memoryBytes } = DEFAULT_LIMITS;
-  if (!missing.length)
-    return result(true, `cgroup ${version}: pids ≤ ${pidsMax}, memory ≤ ${memoryBytes / 1024 ** 3} GiB`);
-  return result(
-    false,
-    `bwrap sandboxes run without ${missing.join(' and ')} limits (${reason ?? 'no usable cgroups'})`,
-    `${isRoot ? 'enable cgroup v2 (systemd.unified_cgroup_hierarchy=1)' : 'run nanoclaw as root with cgroup v2'}, or use Docker`,
-    true,
-  );
-}
+export const sandboxLimitsCheck = ({ missing, version, reason }: CgroupSupport) =>
+  missing.length
+    ? result(
+        false,
+        `bwrap sandboxes run without ${missing.join(' and ')} limits (${reason ?? 'no usable cgroups'})`,
+        'run nanoclaw as root with cgroup v2 (systemd.unified_cgroup_hierarchy=1), or use Docker',
+        true,
+      )
+    : result(true, `pids and memory limits through cgroup ${version}`);

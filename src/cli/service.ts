@@ -10,25 +10,16 @@ export const HOST_NODE_FLAGS = ['--max-semi-space-size=2'];
 
 const UNIT = 'nanoclaw.service';
 const LABEL = 'com.nanoclaw';
-type ServiceSpec = ReturnType<typeof serviceSpec>;
+type Spec = ReturnType<typeof serviceSpec>;
+type Paths = Pick<Config, 'projectRoot' | 'home' | 'configDir'>;
 
 // Settings come from .env; PATH finds docker/podman/bwrap as now.
-export function serviceSpec(
-  c: Pick<Config, 'projectRoot' | 'home' | 'configDir'>,
-  env: NodeJS.ProcessEnv,
-  node: string,
-) {
-  return {
-    env: {
-      NANOCLAW_HOME: c.home,
-      NANOCLAW_CONFIG_DIR: c.configDir,
-      PATH: env.PATH || '/usr/local/bin:/usr/bin:/bin',
-    },
-    projectRoot: c.projectRoot,
-    argv: [node, ...HOST_NODE_FLAGS, path.join(c.projectRoot, 'dist/cli/main.js'), 'start'],
-    log: path.join(c.home, 'logs', 'nanoclaw.log'), // launchd only
-  };
-}
+export const serviceSpec = (c: Paths, node = process.execPath) => ({
+  env: { NANOCLAW_HOME: c.home, NANOCLAW_CONFIG_DIR: c.configDir, PATH: process.env.PATH || '/usr/bin:/bin' },
+  projectRoot: c.projectRoot,
+  argv: [node, ...HOST_NODE_FLAGS, path.join(c.projectRoot, 'dist/cli/main.js'), 'start'],
+  log: path.join(c.home, 'logs', 'nanoclaw.log'), // launchd only
+});
 
 // systemd quoting: `%` starts a specifier.
 const sq = (value: string) => {
@@ -36,7 +27,7 @@ const sq = (value: string) => {
   return /^[\w@%+=:,./-]+$/.test(v) ? v : `"${v.replace(/[\\"]/g, '\\$&')}"`;
 };
 
-export const renderSystemdUnit = (s: ServiceSpec) => `[Unit]
+export const renderSystemdUnit = (s: Spec) => `[Unit]
 Description=NanoClaw personal assistant
 
 [Service]
@@ -53,7 +44,7 @@ WantedBy=default.target
 
 const xml = (s: string) => `<string>${s.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</string>`;
 
-export const renderLaunchdPlist = (s: ServiceSpec) => `<?xml version="1.0" encoding="UTF-8"?>
+export const renderLaunchdPlist = (s: Spec) => `<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
 <plist version="1.0"><dict>
 <key>Label</key>${xml(LABEL)}
@@ -69,10 +60,7 @@ export const renderLaunchdPlist = (s: ServiceSpec) => `<?xml version="1.0" encod
 </dict></plist>
 `;
 
-export type ExecResult = { code: number | null; stdout: string; stderr: string };
-export type Exec = (cmd: string, args: string[]) => ExecResult;
-
-export const realExec: Exec = (cmd, args) => {
+export const realExec = (cmd: string, args: string[]) => {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 };
@@ -80,13 +68,12 @@ export const realExec: Exec = (cmd, args) => {
 export function runServiceCommand(
   sub: string,
   deps: {
-    config: Pick<Config, 'projectRoot' | 'home' | 'configDir'>;
+    config: Paths;
     out: Writable;
     json?: boolean;
     platform?: NodeJS.Platform;
     homeDir?: string;
-    nodePath?: string;
-    exec?: Exec;
+    exec?: typeof realExec;
   },
 ): number {
   const { out, platform = process.platform, exec = realExec, homeDir = os.homedir() } = deps;
@@ -95,28 +82,25 @@ export function runServiceCommand(
   if (!linux && platform !== 'darwin')
     return say('nanoclaw service supports Linux (systemd) and macOS (launchd)', 1);
   const file = linux
-    ? path.join(homeDir, '.config/systemd/user', UNIT)
-    : path.join(homeDir, 'Library/LaunchAgents', `${LABEL}.plist`);
-  const spec = serviceSpec(deps.config, process.env, deps.nodePath ?? process.execPath);
+    ? `${homeDir}/.config/systemd/user/${UNIT}`
+    : `${homeDir}/Library/LaunchAgents/${LABEL}.plist`;
+  const spec = serviceSpec(deps.config);
   const ctl = (...args: string[]) =>
     linux ? exec('systemctl', ['--user', ...args]) : exec('launchctl', args);
-
   if (sub === 'install') {
     const entry = spec.argv.at(-2)!;
     if (!fs.existsSync(entry)) return say(`${entry} is missing: run \`npm run build\` first`, 1);
     for (const f of [file, spec.log]) fs.mkdirSync(path.dirname(f), { recursive: true });
     fs.writeFileSync(file, linux ? renderSystemdUnit(spec) : renderLaunchdPlist(spec));
-    out.write(`Wrote ${file}\n`);
     if (!linux) ctl('unload', file); // a reinstall replaces a loaded agent
     let r = ctl(...(linux ? ['daemon-reload'] : ['load', '-w', file]));
     if (linux && r.code === 0) r = ctl('enable', '--now', UNIT);
+    if (r.code === 0) return say(`Installed ${file}: NanoClaw runs now and at every login.`, 0);
     const manual = linux
       ? `systemctl --user daemon-reload && systemctl --user enable --now ${UNIT}`
       : `launchctl load -w ${file}`;
-    const why =
-      r.code === null ? 'cannot run the service manager' : (r.stderr || r.stdout).trim().split('\n')[0];
-    if (r.code !== 0) return say(`${why}; to start it: ${manual}`, r.code === null ? 0 : 1);
-    return say('NanoClaw runs in the background now and at every login.', 0);
+    const why = r.code === null ? 'cannot run the service manager' : r.stderr.trim();
+    return say(`Wrote ${file}, but ${why}; to start it: ${manual}`, r.code === null ? 0 : 1);
   }
   if (sub === 'uninstall') {
     if (linux || fs.existsSync(file)) ctl(...(linux ? ['disable', '--now', UNIT] : ['unload', '-w', file]));
@@ -128,10 +112,10 @@ export function runServiceCommand(
   // is-active prints the state even when it fails; launchctl shows a PID while it runs.
   const state = ctl(...(linux ? ['is-active', UNIT] : ['list', LABEL])).stdout.trim();
   const active = linux ? (state ? state === 'active' : null) : /"PID"\s*=\s*\d+/.test(state);
-  if (deps.json) out.write(`${JSON.stringify({ installed, file, active })}\n`);
-  else
-    out.write(
-      `installed: ${installed ? `yes (${file})` : 'no'}\nactive: ${active === null ? 'unknown' : active ? 'yes' : 'no'}\n`,
-    );
-  return installed && active ? 0 : 1;
+  const code = installed && active ? 0 : 1;
+  if (deps.json) return say(JSON.stringify({ installed, file, active }), code);
+  return say(
+    `installed: ${installed ? file : 'no'}\nactive: ${active === null ? 'unknown' : active ? 'yes' : 'no'}`,
+    code,
+  );
 }

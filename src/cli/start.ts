@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { Config } from '../config.js';
 import { App } from '../app.js';
 import { LocalChannel } from '../channels/local/local-channel.js';
@@ -7,9 +8,9 @@ import { createRuntime } from '../sandbox/detect.js';
 // The token is a credential: to a terminal only, never the log.
 export function announceReady(
   runtime: string,
-  local: LocalChannel | undefined,
-  out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout,
-): void {
+  local?: LocalChannel,
+  out: Writable & { isTTY?: boolean } = process.stdout,
+) {
   logger.info({ runtime, localChatPort: local?.port }, 'NanoClaw ready');
   const link = out.isTTY
     ? local?.url()
@@ -20,13 +21,8 @@ export function announceReady(
 export async function runStart(config: Config): Promise<number> {
   // A stop during start-up waits until the host is up.
   const stop = new Promise((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
-  let runtime;
-  try {
-    runtime = await createRuntime(config);
-    await runtime.ensureRunning();
-  } catch (err) {
-    return (process.stderr.write(`${(err as Error).message}\n`), 1);
-  }
+  const runtime = await createRuntime(config);
+  await runtime.ensureRunning();
   const orphans = await runtime.cleanupOrphans(config.instanceId).catch(() => []);
   if (orphans.length) logger.info({ orphans }, 'stopped leftover sandboxes of this instance');
   if (!(await runtime.imageExists(config.containerImage)))

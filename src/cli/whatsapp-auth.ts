@@ -2,23 +2,22 @@ import type { Writable } from 'node:stream';
 import qrcode from 'qrcode-terminal';
 import { linkedAccountJid } from '../channels/whatsapp/link-state.js';
 import { WhatsAppLink } from '../channels/whatsapp/linker.js';
-import { defaultMakeSocket, type MakeSocket } from '../channels/whatsapp/socket.js';
+import { defaultMakeSocket } from '../channels/whatsapp/socket.js';
 import { logger } from '../logger.js';
 
-/** Links WhatsApp by a QR code in the terminal, or a pairing code. */
-export async function runWhatsAppAuth(opts: {
-  authDir: string;
-  pairingPhone?: string | undefined;
-  output?: Writable;
-  makeSocket?: MakeSocket;
-}): Promise<{ jid: string }> {
-  const { authDir, pairingPhone: phone, output: out = process.stdout, makeSocket = defaultMakeSocket } = opts;
+export async function runWhatsAppAuth(
+  authDir: string,
+  phone?: string,
+  out: Writable = process.stdout,
+  makeSocket = defaultMakeSocket,
+): Promise<{ jid: string }> {
   const linked = linkedAccountJid(authDir);
   if (linked) {
-    out.write(`WhatsApp is already linked as ${linked} (to link again: nanoclaw whatsapp-unlink first).\n`);
+    out.write(`WhatsApp is already linked as ${linked}; to link again: nanoclaw whatsapp-unlink\n`);
     return { jid: linked };
   }
-  const how = 'In WhatsApp > Settings > Linked devices > Link a device';
+  const how = '\nIn WhatsApp > Settings > Linked devices > Link a device,';
+  const no = () => false;
   return new Promise((resolve, reject) => {
     const link = new WhatsAppLink({
       authDir,
@@ -28,7 +27,7 @@ export async function runWhatsAppAuth(opts: {
         sock.ev.on('connection.update', ({ qr }) => {
           if (qr && !phone)
             qrcode.generate(qr, { small: true }, (code) =>
-              out.write(`\n${how}, scan this QR code:\n\n${code}\n`),
+              out.write(`${how} scan this QR code:\n\n${code}\n`),
             );
         });
         return sock;
@@ -41,16 +40,16 @@ export async function runWhatsAppAuth(opts: {
       },
       onUnlinked: async () => {},
       knownGroups: () => [],
-      isRegistered: () => false,
-      folderTaken: () => false,
-      registerGroup: async () => ({ ok: false, error: 'not from the CLI' }),
+      isRegistered: no,
+      folderTaken: no,
+      registerGroup: async () => ({ ok: false, error: '' }),
     });
     let shown: string | undefined;
     link.onChange(() => {
       const { pairingCode, error } = link.state();
       if (error) reject(new Error(error));
       else if (pairingCode && pairingCode !== shown)
-        out.write(`\n${how}, tap "Link with phone number instead" and enter: ${(shown = pairingCode)}\n`);
+        out.write(`${how} tap "Link with phone number instead" and enter: ${(shown = pairingCode)}\n`);
     });
     void link.link({ phone });
   });

@@ -75,7 +75,7 @@ describe('nanoclaw chat', () => {
     try {
       await expect(
         runChat({ home: emptyHome, port: echoHarness.channel.port, chat: 'main' }),
-      ).rejects.toThrow(/No local channel token.*nanoclaw start/);
+      ).rejects.toThrow(/No local chat token.*nanoclaw start/);
       const closedPort = await new Promise<number>((resolve) => {
         const s = net.createServer().listen(0, '127.0.0.1', () => {
           const port = (s.address() as net.AddressInfo).port;
@@ -106,6 +106,6 @@ describe('nanoclaw chat', () => {
     });
     await waitFor(() => printed.includes('Ctrl-D'), 'banner');
     await echoHarness.channel.disconnect();
-    await expect(done).rejects.toThrow(/closed the connection.*nanoclaw start/);
+    await expect(done).rejects.toThrow(/Lost the connection.*nanoclaw start/);
   });
 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { runTasksCommand } from '../../src/cli/tasks-command.js';
 import { openStore, type Store } from '../../src/db/store.js';
 import type { ScheduledTask } from '../../src/types.js';
@@ -17,9 +17,11 @@ beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanoclaw-tasks-cli-'));
   dbPath = path.join(dir, 'messages.db');
   store = openStore(dbPath);
+  vi.useFakeTimers({ now: NOW, toFake: ['Date'] });
 });
 
 afterEach(() => {
+  vi.useRealTimers();
   store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -64,7 +66,6 @@ function run(args: string[]) {
       out,
       err,
       config: { timezone: 'Europe/Berlin', dbPath },
-      now: () => NOW,
     });
     return { code, out: out.text(), err: err.text() };
   } finally {
@@ -91,7 +92,7 @@ describe('nanoclaw tasks', () => {
     const lines = out.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^ID\s+GROUP\s+STATUS\s+SCHEDULE\s+NEXT RUN \(Europe\/Berlin\)\s+LAST RESULT$/);
     expect(lines[1]).toMatch(
-      /^hourly\s+family\s+active\s+interval every 1h\s+2026-11-23 14:00:00\s+Sent the summary to the group$/,
+      /^hourly\s+family\s+active\s+interval every 3600s\s+2026-11-23 14:00:00\s+Sent the summary to the group$/,
     );
     // A paused task has no next run to show.
     expect(lines[2]).toMatch(/^weekly\s+work\s+paused\s+cron 0 9 \* \* 1\s+-\s+-$/);
@@ -165,7 +166,7 @@ describe('nanoclaw tasks', () => {
   it("shows a task's next run, last result and its runs, newest first, read-only", () => {
     addTask('hourly');
     expect(run(['runs', 'hourly']).out).toBe(
-      'Task hourly (family), active, interval every 1h, next run 2026-11-23 14:00:00\n' +
+      'Task hourly (family), active, interval every 3600s, next run 2026-11-23 14:00:00\n' +
         'TIME (Europe/Berlin)  DURATION  STATUS  RESULT\n',
     );
     const log = { taskId: 'hourly', status: 'success' as const, error: null };
@@ -187,7 +188,7 @@ describe('nanoclaw tasks', () => {
     const { code, out } = run(['runs', 'hourly']);
     expect(code).toBe(0);
     const lines = out.trimEnd().split('\n');
-    expect(lines[0]).toBe('Task hourly (family), active, interval every 1h, next run 2026-11-23 14:00:00');
+    expect(lines[0]).toBe('Task hourly (family), active, interval every 3600s, next run 2026-11-23 14:00:00');
     expect(lines[1]).toMatch(/^TIME \(Europe\/Berlin\)\s+DURATION\s+STATUS\s+RESULT$/);
     expect(lines[2]).toMatch(/^2026-11-23 12:00:00\s+125s\s+error\s+sandbox timed out$/);
     expect(lines[3]).toMatch(/^2026-11-23 11:00:00\s+0.85s\s+success\s+Sent the summary$/);

@@ -2,15 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   realExec,
   renderLaunchdPlist,
   renderSystemdUnit,
   runServiceCommand,
   serviceSpec,
-  type Exec,
-  type ExecResult,
 } from '../../src/cli/service.js';
 
 const temps: string[] = [];
@@ -38,9 +36,11 @@ function setup(opts: { built?: boolean } = {}) {
 }
 
 /** A service manager stand-in: records every call and answers from a table. */
-function fakeExec(answers: (cmd: string, args: string[]) => Partial<ExecResult> = () => ({})) {
+function fakeExec(
+  answers: (cmd: string, args: string[]) => Partial<ReturnType<typeof realExec>> = () => ({}),
+) {
   const calls: string[] = [];
-  const exec: Exec = (cmd, args) => {
+  const exec: typeof realExec = (cmd, args) => {
     calls.push([cmd, ...args].join(' '));
     return { code: 0, stdout: '', stderr: '', ...answers(cmd, args) };
   };
@@ -55,20 +55,20 @@ function run([sub]: string[], deps: Omit<Parameters<typeof runServiceCommand>[1]
   return { code, text };
 }
 
-const spec = serviceSpec(
-  { projectRoot: '/srv/my nanoclaw', home: '/srv/state', configDir: '/home/me/.config/nanoclaw' },
-  {
-    PATH: '/usr/bin:/bin',
-    ASSISTANT_NAME: 'Jo',
-    ANTHROPIC_API_KEY: 'sk-ant-must-not-appear',
-    TZ: 'Europe/Berlin',
-  },
-  '/usr/bin/node',
-);
+const spec = () => {
+  vi.stubEnv('PATH', '/usr/bin:/bin');
+  vi.stubEnv('ASSISTANT_NAME', 'Jo');
+  vi.stubEnv('ANTHROPIC_API_KEY', 'sk-ant-must-not-appear');
+  return serviceSpec(
+    { projectRoot: '/srv/my nanoclaw', home: '/srv/state', configDir: '/home/me/.config/nanoclaw' },
+    '/usr/bin/node',
+  );
+};
+afterEach(() => vi.unstubAllEnvs());
 
 describe('service files', () => {
   it('renders a systemd user unit that runs `start` with the state paths and restarts on failure', () => {
-    const unit = renderSystemdUnit(spec);
+    const unit = renderSystemdUnit(spec());
     expect(unit).toContain(
       'ExecStart=/usr/bin/node --max-semi-space-size=2 "/srv/my nanoclaw/dist/cli/main.js" start\n',
     );
@@ -84,14 +84,14 @@ describe('service files', () => {
   });
 
   it('quotes systemd values and doubles % so paths are taken literally', () => {
-    const odd = serviceSpec({ projectRoot: '/p/100%', home: '/h/"q"', configDir: '/c' }, {}, '/n');
+    const odd = serviceSpec({ projectRoot: '/p/100%', home: '/h/"q"', configDir: '/c' }, '/n');
     const unit = renderSystemdUnit(odd);
     expect(unit).toContain('ExecStart=/n --max-semi-space-size=2 /p/100%%/dist/cli/main.js start');
     expect(unit).toContain('Environment="NANOCLAW_HOME=/h/\\"q\\""');
   });
 
   it('renders a launchd agent that runs at load, restarts after a crash and logs to files', () => {
-    const plist = renderLaunchdPlist(spec);
+    const plist = renderLaunchdPlist(spec());
     expect(plist).toContain('<key>Label</key><string>com.nanoclaw</string>');
     expect(plist).toMatch(
       /<key>ProgramArguments<\/key>\s*<array>\s*<string>\/usr\/bin\/node<\/string>\s*<string>--max-semi-space-size=2<\/string>\s*<string>\/srv\/my nanoclaw\/dist\/cli\/main\.js<\/string>\s*<string>start<\/string>\s*<\/array>/,
@@ -101,9 +101,7 @@ describe('service files', () => {
     expect(plist).toContain('<dict><key>SuccessfulExit</key><false/></dict>');
     expect(plist).toContain('<key>StandardOutPath</key><string>/srv/state/logs/nanoclaw.log</string>');
     expect(plist).not.toContain('sk-ant');
-    const amp = renderLaunchdPlist(
-      serviceSpec({ projectRoot: '/a&b<c', home: '/h', configDir: '/c' }, {}, '/n'),
-    );
+    const amp = renderLaunchdPlist(serviceSpec({ projectRoot: '/a&b<c', home: '/h', configDir: '/c' }, '/n'));
     expect(amp).toContain('<string>/a&amp;b&lt;c/dist/cli/main.js</string>');
   });
 });
@@ -112,17 +110,11 @@ describe('nanoclaw service on Linux', () => {
   it('where systemctl is missing, writes the unit and says how to start it', () => {
     const { config, homeDir, projectRoot } = setup();
     const { exec, calls } = fakeExec(() => ({ code: null }));
-    const { code, text } = run(['install'], {
-      config,
-      homeDir,
-      platform: 'linux',
-      exec,
-      nodePath: '/usr/bin/node',
-    });
+    const { code, text } = run(['install'], { config, homeDir, platform: 'linux', exec });
     expect(code).toBe(0);
     const file = path.join(homeDir, '.config', 'systemd', 'user', 'nanoclaw.service');
     expect(fs.readFileSync(file, 'utf8')).toContain(
-      `ExecStart=/usr/bin/node --max-semi-space-size=2 ${projectRoot}/dist/cli/main.js start`,
+      `ExecStart=${process.execPath} --max-semi-space-size=2 ${projectRoot}/dist/cli/main.js start`,
     );
     expect(text).toContain('cannot run the service manager');
     expect(text).toContain(
@@ -143,7 +135,7 @@ describe('nanoclaw service on Linux', () => {
     ]);
     const status = run(['status'], { config, homeDir, platform: 'linux', exec });
     expect(status.code).toBe(0);
-    expect(status.text).toMatch(/installed: yes \(.*nanoclaw\.service\)\nactive: yes\n/);
+    expect(status.text).toMatch(/installed: .*nanoclaw\.service\nactive: yes\n/);
     const json = run(['status'], { config, homeDir, platform: 'linux', exec, json: true });
     expect(JSON.parse(json.text)).toEqual({
       installed: true,
