@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { text } from 'node:stream/consumers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
@@ -22,63 +23,62 @@ import { buildMountPlan, CONTAINER_PATHS as C, prepareGroupDirs } from '../sandb
 import { writeRunLog } from '../sandbox/sandbox-runner.js';
 import * as rt from '../sandbox/runtime.js';
 import type { RegisteredGroup } from '../types.js';
-import { probeSource, sha256Hex, REPORT_MARKER, type PlantStep, type ProbeReport } from './probe.js';
-import { judge, SHELL } from './verdicts.js';
+import { judge, probeSource, sha256Hex, REPORT_MARKER, SHELL } from './probe.js';
 
 // Where the host writes or reads; inbox, global, rootfs and project plants must be refused.
-export function plantPlan(nonce: string, decoyDir: string, skills: string[], isMain: boolean): PlantStep[] {
+export function plantPlan(nonce: string, decoyDir: string, skills: string[], isMain: boolean) {
   const vars: Record<string, string> = { ...C, D: decoyDir, M: `audit-${nonce}` };
-  return `aside-memory rename $group/CLAUDE.md $group/CLAUDE.md.$M
-link-memory symlink $group/CLAUDE.md $D/created-memory.md
-aside-logs rename $group/logs $group/logs.$M
-link-logs symlink $group/logs $D
-link-group-entry symlink $group/.$M $D
-fifo-message fifo $ipc/messages/9-$M.json
-link-message-file symlink $ipc/messages/8-$M.json $D/payload.json
-link-message-dir symlink $ipc/messages/7-$M.json $D
-empty-tasks rm $ipc/tasks
-link-tasks symlink $ipc/tasks $D
-${skills.map((s) => `remove-skill-${s} rm $session/skills/${s}\nlink-skill-${s} symlink $session/skills/${s} $D`).join('\n')}
-link-session-entry symlink $session/.$M $D
-inbox-write write $inbox/$M.txt
-inbox-input-write write $inbox/input/9-$M.json
-global-write write $global/$M.txt
-rootfs-usr write /usr/$M.txt
-rootfs-etc write /etc/$M.txt
-${isMain ? 'project-write write $project/$M.txt' : ''}`
+  return `aside-memory mv $group/CLAUDE.md $group/CLAUDE.md.$M
+link-memory ln -s $D/created-memory.md $group/CLAUDE.md
+aside-logs mv $group/logs $group/logs.$M
+link-logs ln -s $D $group/logs
+link-group-entry ln -s $D $group/.$M
+fifo-message mkfifo $ipc/messages/9-$M.json
+link-message ln -s $D/payload.json $ipc/messages/8-$M.json
+empty-tasks rm -r $ipc/tasks
+link-tasks ln -s $D $ipc/tasks
+${skills.map((s) => `remove-skill-${s} rm -r $session/skills/${s}\nlink-skill-${s} ln -s $D $session/skills/${s}`).join('\n')}
+link-session-entry ln -s $D $session/.$M
+inbox-write touch $inbox/$M.txt
+global-write touch $global/$M.txt
+rootfs-usr touch /usr/$M.txt
+${isMain ? 'project-write touch $project/$M.txt' : ''}`
     .split('\n')
     .filter(Boolean)
     .map((row) => {
-      const [id = '', op = '', at = '', to] = row.replace(/\$(\w+)/g, (_, v) => vars[v]!).split(' ');
-      return { id, op, path: at, to };
+      const [id = '', cmd = ''] = row.replace(/\$(\w+)/g, (_, v) => vars[v]!).split(/ (.*)/);
+      return { id, cmd };
     });
 }
 
-// Undone link-safely, each only while still of its kind.
-function removePlant({ op, path: at, to = '' }: PlantStep, mounts: rt.MountSpec[]) {
+// Undone link-safely: a moved original comes back, anything else but a folder goes.
+function removePlant(cmd: string, mounts: rt.MountSpec[]) {
+  const [verb, ...args] = cmd.split(' ');
+  const mv = verb === 'mv';
+  const at = (mv ? args[0] : args.at(-1))!;
   const m = mounts.find((m) => !m.mask && at.startsWith(`${m.containerPath}/`));
-  const segments = path.posix.relative(m?.containerPath ?? '', at).split('/');
+  if (!m) return;
+  const segments = path.posix.relative(m.containerPath, at).split('/');
   const name = segments.pop()!;
-  if (m)
-    withSafeDir(m.hostPath, segments, {}, (dir) => {
-      const st = dir.lstat(name);
-      const aside = path.posix.basename(to);
-      if (op === 'rename' && dir.lstat(aside)) {
-        dir.remove(name);
-        dir.moveTo(aside, dir, name);
-      } else if ({ symlink: st?.isSymbolicLink(), fifo: st?.isFIFO(), write: st?.isFile() }[op])
-        dir.remove(name);
-    });
+  withSafeDir(m.hostPath, segments, {}, (dir) => {
+    const aside = path.posix.basename(args.at(-1)!);
+    if (mv ? !dir.lstat(aside) : dir.lstat(name)?.isDirectory()) return;
+    dir.remove(name);
+    if (mv) dir.moveTo(aside, dir, name);
+  });
 }
 
 const none = () => undefined;
+const DECOY = 'audit@decoy';
+const DECOYS = ['payload.json', '1-decoy.json'];
+const owner = (config: Config) => (rt.hostIsRoot() ? rt.sandboxUser(config) : undefined);
 
 // A sandbox set up as for the agent runs the probe; the host acts on its plants; the evidence is judged.
 export async function runAudit(
   config: Config,
   runtime: rt.SandboxRuntime,
   asked: string | undefined,
-  warn: (s: string) => void,
+  err: NodeJS.WritableStream,
 ) {
   const store = openStore(config.dbPath);
   if (!asked) ensureMainGroup(store, config);
@@ -89,14 +89,13 @@ export async function runAudit(
     throw new Error('no agent image: run nanoclaw build');
   const { folder, isMain } = group;
   const user = rt.sandboxUser(config);
-  const owner = rt.hostIsRoot() ? user : undefined;
+  const { configDir, ipcDir } = config;
 
   // Sentinels no sandbox may see; a decoy folder the links point at.
   const nonce = crypto.randomBytes(4).toString('hex');
   const mark = `audit-${nonce}`;
   const workDir = path.join(config.dataDir, mark);
   const decoyDir = path.join(workDir, 'decoy');
-  const { configDir, ipcDir } = config;
   const sentinels = Object.entries({
     data: config.dataDir,
     store: config.storeDir,
@@ -105,35 +104,29 @@ export async function runAudit(
     otherGroup: config.groupsDir,
     otherIpc: ipcDir,
     otherSession: config.sessionsDir,
-  }).map(([id, base]) => ({
-    id,
-    hostPath: path.join(base, mark, 'audit.txt'),
-    token: `nanoclaw-${mark}-${id}`,
-  }));
+  }).map(([id, base]) => ({ id, hostPath: path.join(base, mark, 'audit.txt'), token: `${mark}-${id}` }));
   const cleanup: (() => unknown)[] = [
     () => sentinels.forEach((s) => fs.rmSync(path.dirname(s.hostPath), { recursive: true, force: true })),
   ];
   try {
     const decoy = JSON.stringify({ type: 'message', chatJid: DECOY, text: 'audit' });
-    for (const [file, text] of [
+    for (const [file, data] of [
       ...sentinels.map((s) => [s.hostPath, s.token]),
-      ...['payload.json', '1-decoy.json'].map((f) => [path.join(decoyDir, f), decoy]),
+      ...DECOYS.map((f) => [path.join(decoyDir, f), decoy]),
     ] as [string, string][]) {
       fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.writeFileSync(file, text, { flag: 'wx' });
+      fs.writeFileSync(file, data, { flag: 'wx' });
     }
     const snapshot = () =>
-      fs
-        .readdirSync(decoyDir, { recursive: true, encoding: 'utf8' })
-        .map((rel) => `${rel} ${fs.lstatSync(path.join(decoyDir, rel)).ctimeMs}`)
-        .join() + fs.lstatSync(decoyDir).ctimeMs;
+      ['', ...DECOYS]
+        .map((f) => fs.lstatSync(path.join(decoyDir, f), { throwIfNoEntry: false })?.ctimeMs)
+        .join();
     const decoyBefore = snapshot();
 
     const canary = net.createServer().listen(0, '127.0.0.1');
     await once(canary, 'listening');
     cleanup.push(() => canary.close());
     const canaryAt = `127.0.0.1:${(canary.address() as net.AddressInfo).port}`;
-    const proxyDials: string[] = [];
     const proxies = new ProxyManager({
       proxyDir: workDir, // a running host's sockets stay untouched
       configDir,
@@ -141,27 +134,23 @@ export async function runAudit(
       tokensUsedToday: () => 0,
       recordUsage: none,
       dailyTokenBudget: none,
-      lookup: () => Promise.reject(new Error('audit: no lookups')),
-      connectTcp: (target) => {
-        proxyDials.push(`${target.host}:${target.port}`);
-        const socket = new net.Socket();
-        process.nextTick(() => socket.destroy(new Error('audit: no dials')));
-        return socket;
-      },
-      ...(owner && { sandboxUid: config.sandboxUid }),
+      sandboxUid: owner(config)?.uid,
     });
     cleanup.push(() => proxies.stop());
     await proxies.ensureGroup(folder);
 
-    const prepare = () => (prepareGroupDirs(group, config, user), prepareAgentSkills(config, folder, owner));
-    const mounts = buildMountPlan(
-      group,
-      config,
-      validateAdditionalMounts(group.containerConfig?.additionalMounts ?? [], loadMountAllowlist(configDir), {
-        isMain,
-        config,
-      }).allowed,
-    ).map((m) => (m.containerPath === C.proxy ? { ...m, hostPath: proxies.socketDir(folder) } : m));
+    const prepare = () => (
+      prepareGroupDirs(group, config, user),
+      prepareAgentSkills(config, folder, owner(config))
+    );
+    const { allowed } = validateAdditionalMounts(
+      group.containerConfig?.additionalMounts ?? [],
+      loadMountAllowlist(configDir),
+      { isMain, config },
+    );
+    const mounts = buildMountPlan(group, config, allowed).map((m) =>
+      m.containerPath === C.proxy ? { ...m, hostPath: proxies.socketDir(folder) } : m,
+    );
     const plants = plantPlan(nonce, decoyDir, prepare(), isMain);
     cleanup.push(
       () => {
@@ -170,119 +159,98 @@ export async function runAudit(
         });
         prepare();
       },
-      ...plants.map((p) => () => removePlant(p, mounts)),
+      ...plants.map((p) => () => removePlant(p.cmd, mounts)),
     );
 
-    const keys = Object.values(readSecrets(config.envFile)).filter((k) => /^[\w-]{16,}$/.test(k!));
+    const secrets = Object.values(readSecrets(config.envFile)).flatMap((k) =>
+      k && /^[\w-]{16,}$/.test(k) ? [sha256Hex(k)] : [],
+    );
     const policy = policyForGroup(loadNetworkPolicy(configDir), folder);
-    const denied = policy.deny.find((d) => !d.startsWith('*.')) ?? policy.deny[0]?.replace(/^\*\./, 'audit.');
-    const refused = policy.noNetwork ? 'example.com' : (denied ?? (policy.allow && `${mark}.invalid`));
+    const denied = policy.deny[0]?.replace(/^\*\./, 'audit.') ?? (policy.allow && `${mark}.invalid`);
+    const refused = policy.noNetwork ? 'example.com' : denied;
     const name = `nanoclaw-${folder}-${Date.now()}`;
     const proc = runtime.spawn({
       name,
       image: config.containerImage,
       mounts,
-      env: { TZ: config.timezone, HOME: rt.SANDBOX_HOME },
+      env: {},
       workdir: C.group,
       labels: { [rt.INSTANCE_LABEL]: config.instanceId, [rt.GROUP_LABEL]: folder },
       user,
       command: ['node', '--input-type=module', '-'],
     });
-    let [stdout, stderr] = ['', ''];
-    proc.stdout?.on('data', (chunk: Buffer) => (stdout += chunk));
-    proc.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk).slice(-2000)));
-    proc.stdin?.on('error', none);
-    proc.stdin?.end(
+    const output = Promise.all([text(proc.stdout!), text(proc.stderr!)]);
+    proc.stdin!.on('error', none).end(
       probeSource({
         sentinels,
-        secrets: keys.map((k) => sha256Hex(k!)),
+        secrets,
         scanRoots: '/run /home /tmp /etc /root /workspace /app /opt /srv /mnt /media /var'.split(' '),
         dials: {
           'direct-canary': canaryAt,
           'direct-private': '10.0.0.1:80',
           'direct-metadata': '169.254.169.254:80',
           'egress-metadata': 'CONNECT 169.254.169.254:80',
-          'egress-metadata-http': 'GET http://169.254.169.254/latest/meta-data/',
           'egress-loopback': `CONNECT ${canaryAt}`,
-          'egress-private': 'CONNECT 10.0.0.1:80',
           ...(refused && { 'egress-policy': `CONNECT ${refused}:443` }),
         },
         egressSocket: `${C.proxy}/egress.sock`,
-        shell: Object.fromEntries(Object.entries(SHELL).map(([id, [, cmd]]) => [id, cmd])),
+        shell: SHELL, // JSON keeps the commands
         plants,
       }),
     );
-    const timer = setTimeout(() => void runtime.stop(name).catch(none), 120_000);
-    const [code] = await once(proc, 'close');
-    clearTimeout(timer);
-
+    setTimeout(() => void runtime.stop(name).catch(none), 120_000).unref();
+    await once(proc, 'close');
+    const [stdout, stderr] = await output;
     const at = stdout.indexOf(REPORT_MARKER);
-    if (at < 0) throw new Error(`no probe report; exit code ${code}:\n${stderr.trim()}`);
-    const report: ProbeReport = JSON.parse(stdout.slice(at + REPORT_MARKER.length));
-
-    const hostActions = await runHostActions(config, group, nonce);
+    if (at < 0) throw new Error(`no probe report: ${stderr.trim()}`);
     const rows = judge({
       isMain,
       expectedUid: user.uid,
-      report,
-      secrets: keys.length,
-      hostActions,
+      report: JSON.parse(stdout.slice(at + REPORT_MARKER.length)),
+      secrets: secrets.length,
+      hostActions: await runHostActions({ config, group, nonce }),
       decoyChanged: snapshot() !== decoyBefore,
-      proxyDials,
     });
     return { folder, rows };
   } finally {
     for (const step of cleanup.reverse())
       try {
         await step();
-      } catch (err) {
-        warn((err as Error).message);
+      } catch (e) {
+        err.write(`could not clean up: ${(e as Error).message}\n`);
       }
   }
 }
 
-// The host's own code acts on the plants, each action in a forked child with a deadline: a FIFO could block
-// its thread. 'unsafe': the IPC handler got a decoy.
-export type HostAction = {
-  action: string;
-  outcome: 'done' | 'error' | 'blocked' | 'crashed' | 'unsafe';
-  detail: string;
-};
-const DECOY = 'audit@decoy';
+// Each host action runs in a forked child with a deadline, as a FIFO could block its thread.
+export type HostAction = { action: string; outcome: string; detail: string };
 const CHILD = '--nanoclaw-audit-action';
 
-export async function runHostActions(
-  config: Config,
-  group: RegisteredGroup,
-  nonce: string,
-  { timeoutMs = 10_000, only = Object.keys(ACTIONS) } = {},
-) {
+export async function runHostActions(ctx: Ctx, timeoutMs = 10_000) {
   const self = fileURLToPath(import.meta.url);
   const results: HostAction[] = [];
-  for (const action of only) {
-    const child = fork(self, [CHILD, action, JSON.stringify({ config, group, nonce })], {
+  for (const action of Object.keys(ACTIONS)) {
+    const child = fork(self, [CHILD, action, JSON.stringify(ctx)], {
       execArgv: self.endsWith('.ts') ? ['--import', 'tsx'] : [],
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     });
-    let report: HostAction = { action, outcome: 'crashed', detail: 'no report' };
-    let timer: NodeJS.Timeout | undefined;
+    let report = { action, outcome: 'crashed', detail: 'no report' };
     // The deadline covers the action, not the start-up.
     child.on('message', (m: HostAction | 'start') => {
       if (m !== 'start') return void (report = m);
-      timer = setTimeout(() => {
-        report = { action, outcome: 'blocked', detail: `no return in ${timeoutMs} ms` };
-        child.kill('SIGKILL');
-      }, timeoutMs);
+      setTimeout(() => {
+        if (child.kill('SIGKILL'))
+          report = { action, outcome: 'blocked', detail: `no return in ${timeoutMs} ms` };
+      }, timeoutMs).unref();
     });
     await once(child, 'exit');
-    clearTimeout(timer);
     results.push(report);
   }
   return results;
 }
 
 type Ctx = { config: Config; group: RegisteredGroup; nonce: string };
-const ACTIONS: Record<string, (c: Ctx) => void | object> = {
+const ACTIONS: Record<string, (c: Ctx) => unknown> = {
   prepareGroupDirs: (c) => prepareGroupDirs(c.group, c.config, rt.sandboxUser(c.config)),
   ipcScan: async ({ config, group, nonce }) => {
     let read = false;
@@ -307,19 +275,18 @@ const ACTIONS: Record<string, (c: Ctx) => void | object> = {
   },
   writeRunLog: ({ config, group }) => void writeRunLog(config.groupsDir, group.folder, Date.now(), 'audit\n'),
   ensureGroupFolder: (c) => ensureGroupFolder(c.config, c.group),
-  prepareAgentSkills: (c) =>
-    void prepareAgentSkills(c.config, c.group.folder, rt.hostIsRoot() ? rt.sandboxUser(c.config) : undefined),
+  prepareAgentSkills: (c) => void prepareAgentSkills(c.config, c.group.folder, owner(c.config)),
 };
 
 if (process.argv[2] === CHILD) {
   const [action = '', ctx = ''] = process.argv.slice(3);
-  const send = (message: HostAction | 'start') =>
+  const send = (message: unknown) =>
     new Promise((resolve) => process.send!(message, undefined, undefined, resolve));
   await send('start');
   // Link-safe code refuses by throwing; the verdict rests on the decoy.
   const extra = await Promise.resolve()
     .then(() => ACTIONS[action]!(JSON.parse(ctx)))
-    .catch((err: Error) => ({ outcome: 'error' as const, detail: err.message }));
-  await send({ action, outcome: 'done', detail: '', ...extra });
+    .catch((err: Error) => ({ outcome: 'error', detail: err.message }));
+  await send({ action, outcome: 'done', detail: '', ...(extra as object) });
   process.exit(0);
 }

@@ -4,9 +4,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { hasSecret, probeSource, REPORT_MARKER, sha256Hex, type ProbeReport } from '../../src/audit/probe.js';
+import {
+  hasSecret,
+  judge,
+  probeSource,
+  renderTable,
+  REPORT_MARKER,
+  sha256Hex,
+  type AuditEvidence,
+  type ProbeReport,
+} from '../../src/audit/probe.js';
 import { plantPlan, runHostActions } from '../../src/audit/run-audit.js';
-import { judge, renderTable, THREATS, type AuditEvidence } from '../../src/audit/verdicts.js';
 import { runAuditCommand } from '../../src/cli/audit.js';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { openStore } from '../../src/db/store.js';
@@ -32,13 +40,12 @@ function cleanReport(): ProbeReport {
       userns: { code: 1, out: 'unshare: unshare failed: Operation not permitted' },
       'pids-limit': ok('512'),
       'memory-limit': ok('2147483648'),
-      'runtime-socket': { code: 2, out: '' },
     },
     interfaces: ['lo'],
     dials: [
-      { id: 'direct-canary', outcome: 'refused', status: null, detail: 'ECONNREFUSED' },
-      { id: 'direct-metadata', outcome: 'refused', status: null, detail: 'ENETUNREACH' },
-      { id: 'egress-metadata', outcome: 'connected', status: 403, detail: 'HTTP/1.1 403 Forbidden' },
+      { id: 'direct-canary', outcome: 'refused', detail: 'ECONNREFUSED' },
+      { id: 'direct-metadata', outcome: 'refused', detail: 'ENETUNREACH' },
+      { id: 'egress-metadata', outcome: 'connected', detail: 'HTTP/1.1 403 Forbidden' },
     ],
     hits: {},
     plants: PLANTS.map(({ id }) => {
@@ -59,10 +66,23 @@ function evidence(overrides: Partial<AuditEvidence> = {}, report: Partial<ProbeR
       { action: 'writeRunLog', outcome: 'done', detail: '' },
     ],
     decoyChanged: false,
-    proxyDials: [],
     ...overrides,
   };
 }
+
+// The checks by their row of README.md's threat table, in its words.
+const THREATS = {
+  hostFiles: 'An agent reads host files',
+  otherGroup: "An agent reads another group's files, IPC or session",
+  mainSecrets: "The main agent reads `.env`, WhatsApp credentials or other groups' IPC",
+  apiKey: 'An agent reads the API key',
+  network: 'An agent exfiltrates data or attacks the host, LAN or cloud metadata over the network',
+  widen: 'An agent widens its own mounts or limits',
+  links:
+    'An agent makes the host write, move, delete or read host files through a link, FIFO or swapped folder it planted',
+  malformed: 'A malformed or huge IPC file or output crashes the host',
+  escalate: 'An agent escalates inside the sandbox or exhausts the machine',
+};
 
 const verdictOf = (e: AuditEvidence, row: keyof typeof THREATS) =>
   judge(e).find((r) => r.id === row)?.verdict;
@@ -83,7 +103,9 @@ describe('audit verdicts', () => {
       'escalate',
     ] as const)
       expect(verdictOf(evidence(), id), id).toBe('held');
-    expect(verdictOf(evidence(), 'injection')).toBe('not audited');
+    const others = judge(evidence()).filter((r) => r.id === '-');
+    expect(others.length).toBeGreaterThan(5);
+    expect(others.every((r) => r.verdict === 'not audited')).toBe(true);
   });
 
   it('fails when the key is seen by its fingerprint, and never prints it', () => {
@@ -94,15 +116,14 @@ describe('audit verdicts', () => {
     expect(renderTable(judge(seen))).not.toContain(KEY); // never printed
   });
 
-  it('fails on a network interface besides lo, a reached canary, or a proxy that dialled', () => {
+  it('fails on a network interface besides lo, a reached canary, or an egress not refused', () => {
     expect(verdictOf(evidence({}, { interfaces: ['lo', 'eth0'] }), 'network')).toBe('failed');
     expect(verdictOf(evidence({}, { interfaces: null }), 'network')).toBe('failed');
-    const reached = { id: 'direct-canary', outcome: 'connected', status: null, detail: 'connected' } as const;
+    const reached = { id: 'direct-canary', outcome: 'connected', detail: '127.0.0.1:4000' };
     expect(verdictOf(evidence({}, { dials: [reached] }), 'network')).toBe('failed');
-    expect(verdictOf(evidence({ proxyDials: ['169.254.169.254:80'] }), 'network')).toBe('failed');
     const allowed = evidence(
       {},
-      { dials: [{ id: 'egress-metadata', outcome: 'connected', status: 200, detail: 'HTTP/1.1 200 OK' }] },
+      { dials: [{ id: 'egress-metadata', outcome: 'connected', detail: 'HTTP/1.1 200 OK' }] },
     );
     expect(verdictOf(allowed, 'network')).toBe('failed');
   });
@@ -130,7 +151,6 @@ describe('audit verdicts', () => {
     expect(verdictOf(withShell({ seccomp: ok('Seccomp:\t0') }), 'escalate')).toBe('failed');
     const rootfs = cleanReport().plants.map((p) => (p.id === 'rootfs-usr' ? { ...p, ok: true } : p));
     expect(verdictOf(evidence({}, { plants: rootfs }), 'escalate')).toBe('failed');
-    expect(verdictOf(withShell({ 'runtime-socket': ok('/run/docker.sock') }), 'escalate')).toBe('failed');
     expect(verdictOf(withShell({ 'pids-limit': ok('max') }), 'escalate')).toBe('failed');
     // bwrap: /sys is hidden, and a limit seen from the host is patched in by the audit.
     const invisible = judge(withShell({ 'pids-limit': { code: 1, out: '' } }));
@@ -155,7 +175,7 @@ describe('audit verdicts', () => {
     expect(verdictOf({ ...evidence(), isMain: false }, 'hostFiles')).toBe('failed'); // the project is mounted
   });
 
-  it('has a row for every threat of the README, in the same words', () => {
+  it("prints the README's threat table, each check on its row", () => {
     const readme = fs.readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
     const table = readme.slice(readme.indexOf('## Security model'));
     const threats = table
@@ -164,8 +184,11 @@ describe('audit verdicts', () => {
       .filter((l) => l.startsWith('| ') && !l.startsWith('| threat'))
       .map((l) => l.split(' | ')[0]!.slice(2));
     expect(threats.length).toBeGreaterThan(10);
-    // Same rows, same words, same order: a new README row needs a verdict here too.
-    expect(Object.values(THREATS)).toEqual(threats);
+    const rows = judge(evidence());
+    expect(rows.map((r) => r.threat)).toEqual(threats);
+    // A reordered README would put a check on another threat's row.
+    for (const [id, threat] of Object.entries(THREATS))
+      expect(rows.find((r) => r.id === id)?.threat, id).toBe(threat);
   });
 });
 
@@ -191,8 +214,8 @@ describe('audit probe', () => {
         scanRoots: [dir],
         dials: {}, // nothing to dial from a real machine
         egressSocket: path.join(dir, 'no.sock'),
-        shell: { uid: 'id -u', missing: 'no-such-command-here' },
-        plants: [{ id: 'fifo', op: 'fifo', path: path.join(dir, 'f.json') }],
+        shell: { uid: ['id -u'], missing: ['no-such-command-here'] },
+        plants: [{ id: 'fifo', cmd: `mkfifo ${path.join(dir, 'f.json')}` }],
       });
       const run = spawnSync(process.execPath, ['--input-type=module', '-'], {
         input: source,
@@ -238,14 +261,17 @@ describe('audit host actions', () => {
           path.join(t.config.ipcDir, 'work', 'from-agent', 'messages', 'audit-deadbeef.txt'),
           '',
         );
-        const outcome = await runHostActions(t.config, registered.group, 'deadbeef', {
-          timeoutMs: 1000,
-          only: ['ipcScan', 'ensureGroupFolder'],
+        const outcome = await runHostActions(
+          { config: t.config, group: registered.group, nonce: 'deadbeef' },
+          1000,
+        );
+        expect(Object.fromEntries(outcome.map((r) => [r.action, r.outcome]))).toEqual({
+          prepareGroupDirs: 'done',
+          ipcScan: 'blocked',
+          writeRunLog: 'done',
+          ensureGroupFolder: 'done',
+          prepareAgentSkills: 'done',
         });
-        expect(outcome.map((r) => [r.action, r.outcome])).toEqual([
-          ['ipcScan', 'blocked'],
-          ['ensureGroupFolder', 'done'],
-        ]);
         const rows = judge(evidence({ hostActions: outcome }));
         expect(rows.find((r) => r.id === 'links')?.verdict).toBe('failed');
       } finally {
@@ -266,16 +292,16 @@ describe('nanoclaw audit arguments', () => {
     };
   };
 
-  it('prints usage for --help and refuses unknown options with code 2', async () => {
+  it('prints usage for --help and refuses unknown options and runtimes with code 2', async () => {
     const t = tempHome();
     try {
       const help = streams();
       expect(await runAuditCommand(['--help'], { config: t.config, ...help })).toBe(0);
-      expect(help.text().out).toContain('usage: nanoclaw audit');
+      expect(help.text().out).toContain('nanoclaw audit [--group <folder>] [--runtime <kind>]');
       for (const args of [['--bogus'], ['--runtime', 'vm'], ['--group']]) {
         const bad = streams();
         expect(await runAuditCommand(args, { config: t.config, ...bad }), args.join(' ')).toBe(2);
-        expect(bad.text().err).toContain('usage: nanoclaw audit');
+        expect(bad.text().err).toMatch(/^error: /);
       }
     } finally {
       t.cleanup();
