@@ -98,22 +98,17 @@ describe('host controls over the local API', () => {
     const f = fakeControl();
     const h = await startHarness({ control: f.control });
     const cases: Array<[string, string | undefined, number, RegExp]> = [
-      ['/api/chats/local:main/tasks/task-1', '{}', 400, /^action: is required$/],
-      ['/api/chats/local:main/tasks/task-1', '{"action":"delete"}', 400, /^action: must be pause, resume/],
-      ['/api/chats/local:main/tasks/task-1', '"pause"', 400, /^body: must be a JSON object$/],
+      ['/api/chats/local:main/tasks/task-1', '{}', 400, /^action: Invalid option: expected one of/],
+      ['/api/chats/local:main/tasks/task-1', '{"action":"delete"}', 400, /^action: Invalid option/],
+      ['/api/chats/local:main/tasks/task-1', '"pause"', 400, /^body: Invalid input: expected object/],
       ['/api/chats/local:main/tasks/task-1', '{"action":', 400, /^invalid JSON/],
       ['/api/chats/local:main/tasks/task-1', undefined, 415, /content-type must be application\/json/],
       ['/api/chats/local:main/tasks/%E0%A4%A', '{"action":"pause"}', 400, /^task id is not valid/],
       ['/api/chats/main/stop', undefined, 400, /^chat id: must be local:<name>/],
-      [
-        '/api/chats/local:a%20b/typing',
-        undefined,
-        400,
-        /^chat id: must be local:<name>.*\(got "local:a b"\)/,
-      ],
+      ['/api/chats/local:a%20b/typing', undefined, 400, /^chat id: must be local:<name>/],
       ['/api/whatsapp/link', '{"phone":"call me"}', 400, /^phone: must be a phone number with its country/],
-      ['/api/whatsapp/link', '{"phone":42}', 400, /^phone: must be a string$/],
-      ['/api/whatsapp/link', '[]', 400, /^body: must be a JSON object$/],
+      ['/api/whatsapp/link', '{"phone":42}', 400, /^phone: Invalid input: expected string/],
+      ['/api/whatsapp/link', '[]', 400, /^body: Invalid input: expected object/],
       ['/api/whatsapp/groups/family/register', undefined, 400, /^group id: must be a WhatsApp group id/],
     ];
     for (const [path, body, status, error] of cases) {
@@ -173,12 +168,12 @@ describe('host controls over the local API', () => {
       const foreign = await send(h, path, body, { ...json, origin: 'http://evil.example' });
       expect(foreign.status, path).toBe(403);
       const get = await request(h, { path });
-      expect([get.status, get.headers.allow], path).toEqual([405, 'POST']);
+      expect(get.status, path).toBe(404);
     }
     for (const path of ['/api/whatsapp', '/api/chats/local:main/tasks']) {
       expect((await request(h, { path, auth: false })).status, path).toBe(401);
       const put = await send(h, path, '{}');
-      expect([put.status, put.headers.allow], path).toEqual([405, 'GET']);
+      expect(put.status, path).toBe(404);
     }
     expect(f.calls).toEqual([]);
   });

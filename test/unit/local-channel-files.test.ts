@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { LocalFilesDeps } from '../../src/channels/local/files.js';
+import type { LocalFilesDeps } from '../../src/channels/local/api.js';
 import { MAX_FILE_BYTES } from '../../src/contract/ipc.js';
 import { request, startHarness, type Harness } from '../helpers/local-harness.js';
 

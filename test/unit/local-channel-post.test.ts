@@ -65,29 +65,39 @@ describe('posting a message', () => {
     error: RegExp;
   }> = [
     { name: 'invalid JSON', body: '{"text":', status: 400, error: /invalid JSON/ },
-    { name: 'an empty body', body: '', status: 400, error: /body is empty/ },
-    { name: 'missing text', body: '{}', status: 400, error: /^text: is required$/ },
+    { name: 'an empty body', body: '', status: 400, error: /invalid JSON/ },
+    {
+      name: 'missing text',
+      body: '{}',
+      status: 400,
+      error: /^text: Invalid input: expected string, received undefined$/,
+    },
     { name: 'empty text', body: '{"text":""}', status: 400, error: /^text: must not be empty$/ },
     { name: 'blank text', body: '{"text":"  \\n "}', status: 400, error: /^text: must not be empty$/ },
-    { name: 'text not a string', body: '{"text":42}', status: 400, error: /^text: must be a string$/ },
+    {
+      name: 'text not a string',
+      body: '{"text":42}',
+      status: 400,
+      error: /^text: Invalid input: expected string, received number$/,
+    },
     {
       name: 'a body that is not an object',
       body: '["hi"]',
       status: 400,
-      error: /^body: must be a JSON object$/,
+      error: /^body: Invalid input: expected object, received array$/,
     },
-    { name: 'null body', body: 'null', status: 400, error: /^body: must be a JSON object$/ },
+    { name: 'null body', body: 'null', status: 400, error: /^body: Invalid input: expected object/ },
     {
       name: 'sender not a string',
       body: '{"text":"hi","sender":7}',
       status: 400,
-      error: /^sender: must be a string$/,
+      error: /^sender: Invalid input: expected string/,
     },
     {
       name: 'empty senderName',
       body: '{"text":"hi","senderName":""}',
       status: 400,
-      error: /senderName: must not be empty/,
+      error: /senderName: Too small/,
     },
     {
       name: 'a wrong content-type',
@@ -107,7 +117,7 @@ describe('posting a message', () => {
       body: '{"text":"hi"}',
       chat: '123%40g.us',
       status: 400,
-      error: /chat id: must be local:<name>.*"123@g.us"/,
+      error: /^chat id: must be local:<name>/,
     },
     {
       name: 'an empty chat name',
@@ -298,11 +308,14 @@ describe('security checks', () => {
     }
   });
 
-  it('answers 404 for unknown paths and 405 for wrong methods', async () => {
+  it('answers 404 for unknown paths and wrong methods', async () => {
     const h = await startHarness();
     expect((await request(h, { path: '/api/nope' })).status).toBe(404);
     const put = await request(h, { method: 'PUT', path: '/api/chats/local:main/messages', body: '{}' });
-    expect(put.status).toBe(405);
-    expect(put.headers.allow).toBe('GET, POST');
+    expect([put.status, put.json().error]).toEqual([
+      404,
+      'no such endpoint: PUT /api/chats/local:main/messages',
+    ]);
+    expect(h.messages).toEqual([]);
   });
 });

@@ -21,7 +21,6 @@ import { loadOrCreateToken, tokensMatch } from './token.js';
 
 export type { LocalChannelDeps };
 
-// No build step, nothing from the network.
 const resolve = createRequire(import.meta.url).resolve;
 const STATIC = new Map([
   ['', 'page.html'],
@@ -32,7 +31,7 @@ const STATIC = new Map([
 ]);
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data: 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-/** Stands in for what the host lacks: any use answers 503. */
+/** For what the host lacks: any use answers 503. */
 const absent = (what: string) =>
   new Proxy({}, { get: () => fail(503, `this host offers no ${what}`) }) as never;
 const frame = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
@@ -49,8 +48,19 @@ export class LocalChannel implements Channel {
   private stopTimers?: () => void;
   private readonly routes = Object.entries<(x: Ctx) => unknown>({
     ...ROUTES,
-    'GET api/events': ({ res }) => this.subscribe(res),
-    'GET (?!api/)(.*)': ({ res, params }) => this.serveFile(res, params[0]),
+    'GET api/events': ({ res }) => {
+      res.writeHead(200, { ...NO_STORE, 'Content-Type': 'text/event-stream; charset=utf-8' });
+      res.write(`retry: 2000\n\n${[...this.typing.values()].join('')}`);
+      if (this.deps.control) res.write(frame('whatsapp', whatsappView(this.deps.control)));
+      this.clients.add(res);
+      res.on('close', () => this.clients.delete(res));
+    },
+    'GET (?!api/)(.*)': async ({ res, params }) => {
+      const file = STATIC.get(params[0]) ?? fail(404, `no such page: ${params[0]}`);
+      const type = { '.html': 'html', '.css': 'css' }[path.extname(file)] ?? 'javascript';
+      const headers = { 'Content-Type': `text/${type}; charset=utf-8`, 'Content-Security-Policy': CSP };
+      res.writeHead(200, { ...NO_STORE, ...headers }).end(await fs.readFile(new URL(file, import.meta.url)));
+    },
   }).map(([key, run]) => {
     const [method, p] = key.split(' ');
     return { method, run, re: new RegExp(`^/${p!.replaceAll(/:\w+/g, '([^/]+)')}/?$`) };
@@ -63,13 +73,11 @@ export class LocalChannel implements Channel {
     this.token = loadOrCreateToken(this.deps.tokenFile);
     const server = http.createServer((req, res) =>
       this.handle(req, res).catch((err: unknown) => {
-        const known = err instanceof HttpError;
+        const e = err instanceof HttpError ? err : new HttpError('internal error; see the log');
         // The path only: the start-up link's query carries the token.
-        if (!known) logger.error({ err, path: req.url?.split('?')[0] }, 'local request failed');
+        if (e !== err) logger.error({ err, path: req.url?.split('?')[0] }, 'local request failed');
         if (res.headersSent) return res.destroy();
-        sendJson(res, known ? err.status : 500, {
-          error: known ? err.message : 'internal error; see the log',
-        });
+        sendJson(res, e.status, { error: e.message });
       }),
     );
     server.listen(this.deps.port, '127.0.0.1');
@@ -77,8 +85,7 @@ export class LocalChannel implements Channel {
     server.on('error', (err) => logger.error({ err }, 'local channel server error'));
     this.server = server;
     this.port = (server.address() as AddressInfo).port;
-    const beat = setInterval(() => this.broadcast(': heartbeat\n\n'), this.deps.heartbeatMs ?? 15e3);
-    beat.unref();
+    const beat = setInterval(() => this.broadcast(': heartbeat\n\n'), this.deps.heartbeatMs ?? 15e3).unref();
     const c = this.deps.control;
     const unwatch = c?.whatsapp.onChange(() => this.broadcast(frame('whatsapp', whatsappView(c))));
     this.stopTimers = () => (clearInterval(beat), unwatch?.());
@@ -92,18 +99,12 @@ export class LocalChannel implements Channel {
     for (const res of this.clients) res.end();
     this.clients.clear();
     this.typing.clear();
-    const closed = new Promise((done) => server.close(done));
-    server.closeAllConnections();
-    await closed;
+    await new Promise((done) => (server.close(done), server.closeAllConnections()));
   }
 
-  isConnected(): boolean {
-    return !!this.server;
-  }
-
-  ownsJid(jid: string): boolean {
-    return jid.startsWith('local:');
-  }
+  isConnected = () => !!this.server;
+  ownsJid = (jid: string) => jid.startsWith('local:');
+  url = () => `http://127.0.0.1:${this.port}/?token=${this.token}`;
 
   async sendMessage(chat: string, text: string): Promise<void> {
     if (!this.server) throw new ChannelSendError('local chat is not running', 'transient');
@@ -118,18 +119,10 @@ export class LocalChannel implements Channel {
     this.broadcast(event);
   }
 
-  url(): string {
-    return `http://127.0.0.1:${this.port}/?token=${this.token}`;
-  }
-
   private broadcast(chunk: string): void {
     for (const res of this.clients)
       if (res.writableLength <= 1 << 20) res.write(chunk);
-      else {
-        // A client that stops reading is dropped.
-        this.clients.delete(res);
-        res.destroy();
-      }
+      else this.clients.delete(res.destroy());
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -137,8 +130,7 @@ export class LocalChannel implements Channel {
     const method = req.method!;
     const hosts = [`127.0.0.1:${port}`, `localhost:${port}`];
     // Against DNS rebinding.
-    if (!hosts.includes(req.headers.host?.toLowerCase() ?? ''))
-      fail(403, `host not allowed: use http://127.0.0.1:${port}/`);
+    if (!hosts.includes(req.headers.host?.toLowerCase() ?? '')) fail(403, 'host not allowed');
     const origin = req.headers.origin?.toLowerCase();
     if (method !== 'GET' && origin !== undefined && !hosts.some((h) => origin === `http://${h}`))
       fail(403, 'cross-origin request refused');
@@ -158,13 +150,9 @@ export class LocalChannel implements Channel {
     if (!tokensMatch(token, credential))
       fail(401, `${credential ? 'wrong' : 'missing'} token: reopen the link that \`nanoclaw open\` prints`);
 
-    const routes = this.routes.filter((r) => r.re.test(pathname));
-    const route = routes.find((r) => r.method === method);
-    if (!route) {
-      if (!routes.length) fail(404, `no such endpoint: ${pathname}`);
-      res.setHeader('Allow', routes.map((r) => r.method).join(', '));
-      fail(405, `${method} not allowed here`);
-    }
+    const route =
+      this.routes.find((r) => r.method === method && r.re.test(pathname)) ??
+      fail(404, `no such endpoint: ${method} ${pathname}`);
     const out = await route.run({
       req,
       res,
@@ -175,26 +163,5 @@ export class LocalChannel implements Channel {
       files: deps.files ?? absent('files'),
     });
     if (!res.headersSent) sendJson(res, res.statusCode, out);
-  }
-
-  private async serveFile(res: http.ServerResponse, name: string): Promise<void> {
-    const file = STATIC.get(name);
-    if (!file) fail(404, `no such page: ${name}`);
-    res
-      .writeHead(200, {
-        ...NO_STORE,
-        'Content-Type': `text/${{ '.html': 'html', '.css': 'css' }[path.extname(file)] ?? 'javascript'}; charset=utf-8`,
-        'Content-Security-Policy': CSP,
-      })
-      .end(await fs.readFile(new URL(file, import.meta.url)));
-  }
-
-  private subscribe(res: http.ServerResponse): void {
-    res.writeHead(200, { ...NO_STORE, 'Content-Type': 'text/event-stream; charset=utf-8' });
-    const c = this.deps.control;
-    res.write(`retry: 2000\n\n${[...this.typing.values()].join('')}`);
-    if (c) res.write(frame('whatsapp', whatsappView(c)));
-    this.clients.add(res);
-    res.on('close', () => this.clients.delete(res));
   }
 }

@@ -2,31 +2,34 @@ import { marked } from '/vendor/marked.js';
 import DOMPurify from '/vendor/purify.js';
 
 const $ = (id) => document.getElementById(id);
-/** `props`: a class name or properties. Children are nodes or text, never HTML. */
+const enc = encodeURIComponent;
+/** `props`: a class name or properties. Children: nodes or text, never HTML. */
 function el(tag, props, ...children) {
   const node = Object.assign(document.createElement(tag), props.at ? { className: props } : props);
   node.append(...children);
   return node;
 }
-const button = (text, onclick, className = '') => el('button', { type: 'button', onclick, className }, text);
+const button = (textContent, onclick, className = '') =>
+  el('button', { type: 'button', textContent, onclick, className });
+const twoStep = (label, ask, go) =>
+  button(label, ({ target: b }) => (b.textContent === ask ? go() : (b.textContent = ask)), 'danger');
 const show = (id, text) => Object.assign($(id), { textContent: text, hidden: !text });
-const fail = (what) => (err) => show('error', `${what}: ${err.message}`);
+const oops = (err, what = 'Error') => show('error', `${what}: ${err.message}`);
 const time = (iso) => new Date(iso).toLocaleString();
-const chatPath = (jid = current) => '/api/chats/' + encodeURIComponent(jid);
+const chatPath = () => '/api/chats/' + enc(current);
 async function api(path, init) {
   const res = await fetch(path, init);
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
   return body;
 }
-const json = { 'Content-Type': 'application/json' };
-const post = (path, body = {}) => api(path, { method: 'POST', headers: json, body: JSON.stringify(body) });
+const post = (path, body = {}) =>
+  api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
 
 const list = $('messages');
 const input = $('text');
-let assistant = 'Assistant';
 let chats = [];
-let current, control;
+let current, control, assistant;
 let view = 'chat';
 const typing = new Set();
 const typingSent = {};
@@ -52,28 +55,30 @@ function markdown(text) {
   for (const a of html.querySelectorAll('a'))
     Object.assign(a, { target: '_blank', rel: 'noopener noreferrer' });
   for (const pre of html.querySelectorAll('pre')) {
-    const code = pre.textContent;
-    const copy = () => window.navigator.clipboard.writeText(code).then(() => (b.textContent = 'Copied'));
-    const b = pre.appendChild(button('Copy', copy, 'copy'));
+    const copy = ({ target }) =>
+      window.navigator.clipboard
+        .writeText(pre.firstChild.textContent)
+        .then(() => (target.textContent = 'Copied'));
+    pre.append(button('Copy', copy, 'copy'));
   }
   return html;
 }
 
-// A line naming a file becomes an image or a download link.
 const FILE =
   /^\[(?:file: ([\w-]+)\/|(?:image|document): \/workspace\/inbox\/media\/)(\w[\w.-]*)(?: \(.*\))?\]$/;
 function attachment(line) {
   const [, folder, name] = FILE.exec(line) ?? [];
   if (!name) return;
-  const src = folder ? `/api/files/${folder}/${name}` : `/api/media/${encodeURIComponent(current)}/${name}`;
+  const src = folder ? `/api/files/${folder}/${name}` : `/api/media/${enc(current)}/${name}`;
   if (/\.(png|jpe?g|gif|webp)$/i.test(name)) return el('img', { className: 'attachment', src, alt: name });
   return el('a', { className: 'attachment-file', href: src, download: name }, `↓ ${name}`);
 }
 
 function renderChatList() {
-  const all = !current || chats.some((c) => c.jid === current) ? chats : [...chats, { jid: current }];
+  const jids = chats.map((c) => c.jid);
+  if (current && !jids.includes(current)) jids.push(current);
   $('chat-list').replaceChildren(
-    ...all.map(({ jid }) => {
+    ...jids.map((jid) => {
       const b = button(jid.slice(6), () => openChat(jid));
       b.ariaCurrent = jid === current;
       b.dataset.jid = jid;
@@ -87,15 +92,14 @@ function put(m) {
   const lines = m.text.split('\n');
   const files = lines.map(attachment);
   const text = lines.filter((_, i) => !files[i]).join('\n');
-  const className = m.fromAssistant ? 'assistant' : m.sender === 'local-user' ? 'me' : 'other';
+  const who = m.fromAssistant ? 'assistant' : m.sender === 'local-user' ? 'me' : '';
   const li = el(
     'li',
-    { className, id: `m-${m.id}` },
+    { className: who, id: `m-${m.id}`, ts: m.timestamp },
     el('span', 'meta', `${m.senderName || assistant} · ${time(m.timestamp)}`),
     el('div', 'body', m.fromAssistant ? markdown(text) : text.trim(), ...files.filter(Boolean)),
   );
-  li.dataset.ts = m.timestamp;
-  list.insertBefore(li, [...list.children].find((n) => n.dataset.ts > m.timestamp) ?? null);
+  list.insertBefore(li, [...list.children].find((n) => n.ts > m.timestamp) ?? null);
 }
 
 /** A bulk load marks the log busy so it is not read out. */
@@ -109,7 +113,6 @@ async function load(query, bulk) {
     const atBottom = fromBottom - list.clientHeight < 80;
     const fresh = messages.filter((m) => !$(`m-${m.id}`));
     fresh.forEach(put);
-    // A page back that brings nothing new is the end.
     if (bulk) $('earlier').hidden = messages.length < 100 || (query && !fresh.length);
     if (atBottom || bulk) list.scrollTop = atBottom ? list.scrollHeight : list.scrollHeight - fromBottom;
   } finally {
@@ -118,7 +121,7 @@ async function load(query, bulk) {
 }
 
 // From a message's time, with 1 ms of overlap; ids dedupe.
-const around = (li, ms) => encodeURIComponent(new Date(Date.parse(li.dataset.ts) + ms).toISOString());
+const around = (li, ms) => enc(new Date(Date.parse(li.ts) + ms).toISOString());
 function refresh() {
   const last = list.lastElementChild;
   return load(last ? `&after=${around(last, -1)}` : '', !last).catch(() => {});
@@ -134,7 +137,7 @@ async function loadChats() {
     $('usage').replaceChildren(
       ...[`Running: ${running.join(', ') || 'none'}`, ...usage].map((t) => el('li', '', t)),
     );
-  }, fail('Could not load status'));
+  }, oops);
   ({ chats, control, assistantName: assistant } = await api('/api/chats'));
   $('tasks-tab').hidden = $('wa-open').hidden = !control;
   renderChatList();
@@ -151,117 +154,93 @@ function setView(next) {
   for (const v of ['chat', 'tasks', 'wa']) $(`${v}-view`).hidden = v !== next;
   $('tasks-tab').ariaPressed = next === 'tasks';
   if (next === 'tasks') loadTasks();
-  if (next === 'wa') api('/api/whatsapp').then(renderWhatsApp, fail('Could not load WhatsApp'));
+  if (next === 'wa') api('/api/whatsapp').then(renderWhatsApp, oops);
   toggleDrawer(false);
 }
 
 const toggleDrawer = (open) => ($('menu').ariaExpanded = $('drawer').classList.toggle('open', open));
 
-async function openChat(jid) {
-  const name = jid.slice(6);
+function openChat(jid) {
   current = jid;
   list.replaceChildren();
   $('chat-title').textContent = jid;
-  $('register').textContent = `nanoclaw groups register --jid ${jid} --name ${name} --folder ${name}`;
-  $('earlier').hidden = $('notice').hidden = true;
+  $('earlier').hidden = true;
+  $('notice').hidden = chats.some((c) => c.jid === jid && c.registered);
   show('error', '');
   setView(view === 'wa' ? 'chat' : view);
   renderTyping();
   renderChatList();
-  try {
-    const info = await api(chatPath(jid));
-    if (jid !== current) return;
-    $('notice').hidden = info.registered;
-    await load('', true);
-  } catch (err) {
-    fail('Could not load this chat')(err);
-  }
-  input.focus();
+  load('', true).catch(oops);
 }
 
 function sent() {
   show('error', '');
   input.value = '';
-  refresh().then(() => (list.scrollTop = list.scrollHeight));
+  refresh();
 }
 
 async function send(e) {
   e.preventDefault();
   if (!input.value.trim() || $('send').disabled) return;
   $('send').disabled = true;
-  await post(`${chatPath()}/messages`, { text: input.value }).then(sent, fail('Message not sent'));
+  await post(`${chatPath()}/messages`, { text: input.value }).then(sent, (e) => oops(e, 'Message not sent'));
   $('send').disabled = false;
-}
-
-const schedule = ({ scheduleType: type, scheduleValue: v }) =>
-  ({ interval: `every ${+(v / 6e4).toFixed(1)} min`, once: `once, ${time(v)}` })[type] ?? `cron ${v}`;
-
-function twoStep(label, confirm, action) {
-  const b = button(label, () => (b.textContent === confirm ? action() : (b.textContent = confirm)), 'danger');
-  return b;
 }
 
 function loadTasks() {
   const jid = current;
-  api(`${chatPath(jid)}/tasks`).then(({ tasks }) => {
+  api(`${chatPath()}/tasks`).then(({ tasks }) => {
     if (jid === current)
       $('task-list').replaceChildren(...(tasks.length ? tasks.map(task) : ['No scheduled tasks.']));
-  }, fail('Could not load tasks'));
+  }, oops);
 }
 
 function task(t) {
-  const act = (action) =>
-    post(`${chatPath()}/tasks/${encodeURIComponent(t.id)}`, { action }).then(
-      loadTasks,
-      fail(`Could not ${action}`),
-    );
-  const head = el('div', '', el('span', 'tag', t.status), el('span', 'schedule', schedule(t)));
-  if (t.status === 'active') head.append(button('Pause', () => act('pause')));
-  if (t.status === 'paused') head.append(button('Resume', () => act('resume')));
-  if (t.status !== 'completed') head.append(twoStep('Cancel', 'Really cancel?', () => act('cancel')));
+  const act = (action) => post(`${chatPath()}/tasks/${enc(t.id)}`, { action }).then(loadTasks, oops);
+  const v = t.scheduleValue;
+  const schedule = { interval: `every ${+(v / 6e4).toFixed(1)} min`, once: `once, ${time(v)}` }[
+    t.scheduleType
+  ];
+  const toggle = { active: 'Pause', paused: 'Resume' }[t.status];
   const runs = t.runs.map((r) =>
     el('li', '', `${time(r.runAt)} · ${r.durationMs / 1000} s · ${r.status}`, el('div', '', r.result ?? '')),
   );
-  const facts = { 'Next run': t.nextRun && time(t.nextRun), 'Last result': t.lastResult };
-  const card = el(
+  return el(
     'article',
-    'task',
-    head,
+    { className: 'task', id: `task-${t.id}` },
+    el(
+      'div',
+      '',
+      el('span', 'tag', t.status),
+      el('span', 'schedule', schedule ?? `cron ${v}`),
+      toggle ? button(toggle, () => act(toggle.toLowerCase())) : '',
+      t.status === 'completed' ? '' : twoStep('Cancel', 'Really cancel?', () => act('cancel')),
+    ),
     el('p', 'prompt', t.prompt),
-    el('dl', '', ...Object.entries(facts).flatMap(([k, v]) => [el('dt', '', k), el('dd', '', v ?? '—')])),
+    el('p', '', `Next run: ${t.nextRun ? time(t.nextRun) : '—'} · Last result: ${t.lastResult ?? '—'}`),
     el('h3', '', runs.length ? 'Runs' : 'No runs yet'),
     el('ol', 'runs', ...runs),
   );
-  card.dataset.id = t.id;
-  return card;
 }
-
-const STEPS = 'On your phone: WhatsApp → Settings → Linked devices → Link a device.';
-const register = (g) =>
-  post(`/api/whatsapp/groups/${encodeURIComponent(g.jid)}/register`).then(
-    (r) => (show('wa-note', `Registered “${g.name}” (folder ${r.folder}).`), setView('wa')),
-    fail(`Could not register ${g.name}`),
-  );
 
 function renderWhatsApp({ status, selfJid, error, qrSvg, pairingCode, groups }) {
   const said = status === 'unlinked' ? 'not linked' : status;
-  const number = selfJid?.split(/[:@]/)[0];
-  const linking = status === 'linking';
+  const linked = status === 'linked';
   $('wa-open').textContent = `WhatsApp: ${said}`;
-  $('wa-status').textContent = status === 'linked' && number ? `Linked as +${number}` : `Status: ${said}`;
+  $('wa-status').textContent =
+    linked && selfJid ? `Linked as +${selfJid.split(/[:@]/)[0]}` : `Status: ${said}`;
   show('wa-error', error ?? '');
-  // An <img> runs no script; the CSP allows data: images.
-  const src = 'data:image/svg+xml,' + encodeURIComponent(qrSvg);
-  const code = qrSvg
-    ? el('img', { className: 'qr', src, alt: 'WhatsApp QR code' })
-    : el('p', 'pairing', pairingCode ?? '');
-  $('wa-code').replaceChildren(...(linking && (qrSvg || pairingCode) ? [code, STEPS] : []));
-  $('wa-link').hidden = status !== 'unlinked' && status !== 'logged-out';
-  const unlink = { hidden: !$('wa-link').hidden, textContent: linking ? 'Cancel linking' : 'Unlink' };
-  Object.assign($('wa-unlink'), unlink);
-  $('wa-groups').hidden = status !== 'linked';
+  const active = ($('wa-link').hidden = status !== 'unlinked' && status !== 'logged-out');
+  const unlink = () => post('/api/whatsapp/unlink').then(renderWhatsApp, oops);
+  $('wa-code').replaceChildren(
+    // An <img> runs no script; the CSP allows data: images.
+    qrSvg ? el('img', { className: 'qr', src: 'data:image/svg+xml,' + enc(qrSvg), alt: 'QR code' }) : '',
+    pairingCode ? el('p', 'pairing', pairingCode) : '',
+    active ? twoStep('Unlink', 'Really unlink?', unlink) : '',
+  );
+  const register = (g) => post(`/api/whatsapp/groups/${enc(g.jid)}/register`).then(() => setView('wa'), oops);
   $('wa-groups').replaceChildren(
-    ...groups.map((g) =>
+    ...(linked ? groups : []).map((g) =>
       el(
         'li',
         '',
@@ -272,29 +251,13 @@ function renderWhatsApp({ status, selfJid, error, qrSvg, pairingCode, groups }) 
   );
 }
 
-$('wa-unlink').onclick = ({ target: b }) => {
-  if (b.textContent === 'Unlink') return (b.textContent = 'Really unlink? (logs out)');
-  post('/api/whatsapp/unlink').then(renderWhatsApp, fail('Could not unlink'));
-};
-$('wa-link').onsubmit = (e) => {
-  e.preventDefault();
-  const phone = $('wa-phone').value.trim() || undefined;
-  post('/api/whatsapp/link', { phone }).then(renderWhatsApp, fail('Could not start linking'));
-};
-
 const events = new EventSource('/api/events');
 const conn = (state) => Object.assign($('conn'), { textContent: state, className: state });
-events.onopen = () => {
-  conn('live');
-  if (current) refresh();
-};
+events.onopen = () => (conn('live'), current && refresh());
 events.onerror = () => conn('reconnecting…');
 events.onmessage = ({ data }) => {
-  const { chat } = JSON.parse(data);
   loadChats().catch(() => {});
-  if (chat !== current) return;
-  refresh();
-  if (view === 'tasks') loadTasks();
+  if (JSON.parse(data).chat === current) refresh();
 };
 events.addEventListener('typing', ({ data }) => {
   const { chat, isTyping } = JSON.parse(data);
@@ -304,31 +267,30 @@ events.addEventListener('typing', ({ data }) => {
 events.addEventListener('whatsapp', ({ data }) => renderWhatsApp(JSON.parse(data)));
 
 $('composer').onsubmit = send;
-input.onkeydown = (e) => {
-  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) send(e);
-};
+// (Returning false would cancel the key.)
+input.onkeydown = (e) => void (e.key === 'Enter' && !e.shiftKey && !e.isComposing && send(e));
 input.oninput = () => {
   const now = Date.now();
-  if (!control || !input.value.trim() || now - (typingSent[current] ?? 0) < 3000) return;
+  if (!control || !input.value.trim() || now - typingSent[current] < 3000) return;
   typingSent[current] = now;
   post(`${chatPath()}/typing`).catch(() => {});
 };
-$('stop').onclick = () => post(`${chatPath()}/stop`).catch(fail('Could not stop'));
+$('stop').onclick = () => post(`${chatPath()}/stop`).catch(oops);
 $('attach').onclick = () => $('file').click();
 $('file').onchange = ({ target }) => {
   const [body] = target.files;
-  const headers = {
-    'X-File-Name': encodeURIComponent(body.name),
-    'X-Caption': encodeURIComponent(input.value),
-  };
-  api(`${chatPath()}/files`, { method: 'POST', headers, body }).then(sent, fail('File not sent'));
+  const headers = { 'X-File-Name': enc(body.name), 'X-Caption': enc(input.value) };
+  api(`${chatPath()}/files`, { method: 'POST', headers, body }).then(sent, (e) => oops(e, 'File not sent'));
   target.value = '';
+};
+$('wa-link').onsubmit = (e) => {
+  e.preventDefault();
+  post('/api/whatsapp/link', { phone: $('wa-phone').value.trim() || undefined }).then(renderWhatsApp, oops);
 };
 $('tasks-tab').onclick = () => setView(view === 'tasks' ? 'chat' : 'tasks');
 $('wa-open').onclick = () => setView('wa');
 $('wa-close').onclick = () => setView('chat');
-$('earlier').onclick = () =>
-  load(`&before=${around(list.firstElementChild, 1)}`, true).catch(fail('Could not load'));
+$('earlier').onclick = () => load(`&before=${around(list.firstElementChild, 1)}`, true).catch(oops);
 $('menu').onclick = () => toggleDrawer();
 $('new-chat').onsubmit = (e) => {
   e.preventDefault();
@@ -337,5 +299,5 @@ $('new-chat').onsubmit = (e) => {
 };
 
 loadChats()
-  .catch(fail('Could not load chats'))
+  .catch(oops)
   .finally(() => openChat((chats.find((c) => c.isMain) ?? chats[0])?.jid ?? 'local:main'));

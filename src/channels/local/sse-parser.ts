@@ -1,27 +1,19 @@
 export type SseEvent = { event: string; data: string };
 
-/** Server-Sent Events, fed in any chunking. */
 export class SseParser {
   private buffer = '';
-  private event = '';
-  private data: string[] = [];
 
   push(chunk: string): SseEvent[] {
     // A final lone \r may be half of \r\n.
-    const lines = (this.buffer + chunk).split(/\r\n|\r(?!$)|\n/);
-    this.buffer = lines.pop()!;
-    const events: SseEvent[] = [];
-    for (const line of lines) {
-      if (line) {
-        const [, field, value = ''] = /^([^:]*)(?:: ?(.*))?$/s.exec(line)!;
-        if (field === 'event') this.event = value;
-        else if (field === 'data') this.data.push(value);
-        continue;
-      }
-      if (this.data.length) events.push({ event: this.event || 'message', data: this.data.join('\n') });
-      this.event = '';
-      this.data = [];
-    }
-    return events;
+    const blocks = (this.buffer + chunk).replace(/\r\n|\r(?!$)/g, '\n').split('\n\n');
+    this.buffer = blocks.pop()!;
+    return blocks.flatMap((block) => {
+      let event = 'message';
+      const data = [];
+      for (const [, field, value = ''] of block.matchAll(/^([^:\n]*)(?:: ?(.*))?$/gm))
+        if (field === 'event') event = value || 'message';
+        else if (field === 'data') data.push(value);
+      return data.length ? [{ event, data: data.join('\n') }] : [];
+    });
   }
 }
