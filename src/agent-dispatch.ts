@@ -12,7 +12,12 @@ export async function runAgentForGroup(
   { store, runner, assistantName }: Deps,
   group: RegisteredGroup,
   prompt: string,
-  opts: {
+  {
+    chatJid,
+    isScheduledTask,
+    useGroupSession,
+    onResult,
+  }: {
     chatJid: string;
     isScheduledTask?: boolean;
     useGroupSession: boolean;
@@ -20,22 +25,16 @@ export async function runAgentForGroup(
   },
 ): Promise<AgentOutput> {
   const { folder: groupFolder, isMain } = group;
-  const sessionId = opts.useGroupSession ? store.state.getSession(groupFolder) : undefined;
+  const sessionId = useGroupSession && store.state.getSession(groupFolder);
   const remember = ({ newSessionId }: AgentOutput) =>
-    opts.useGroupSession && newSessionId && store.state.setSession(groupFolder, newSessionId);
+    useGroupSession && newSessionId && store.state.setSession(groupFolder, newSessionId);
+  const input = { prompt, groupFolder, chatJid, isMain, assistantName };
   try {
-    const { chatJid, isScheduledTask } = opts;
-    const input = {
-      prompt,
-      groupFolder,
-      chatJid,
-      isMain,
-      assistantName,
-      ...(isScheduledTask && { isScheduledTask }),
-    };
-    const output = await runner.run(group, sessionId ? { ...input, sessionId } : input, {
-      onOutput: async (out) => (remember(out), opts.onResult(out)),
-    });
+    const output = await runner.run(
+      group,
+      { ...input, ...(isScheduledTask && { isScheduledTask }), ...(sessionId && { sessionId }) },
+      { onOutput: async (out) => (remember(out), onResult(out)) },
+    );
     remember(output);
     return output;
   } catch (err) {

@@ -2,14 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { runTaskInSandbox } from './agent-dispatch.js';
 import { ChannelHealth } from './channel-health.js';
-import type { HostControl } from './channels/control.js';
 import { LocalChannel } from './channels/local/local-channel.js';
 import { isWhatsAppLinked } from './channels/whatsapp/link-state.js';
-import { WhatsAppLink } from './channels/whatsapp/linker.js';
+import { folderFor, WhatsAppLink } from './channels/whatsapp/linker.js';
 import type { MakeSocket } from './channels/whatsapp/socket.js';
 import type { Config } from './config.js';
 import { isValidFolder } from './contract/ipc.js';
-import { openStore, type Store } from './db/store.js';
+import { openStore } from './db/store.js';
 import { readSecrets } from './env-file.js';
 import { FailureNotices } from './failure-notice.js';
 import { ensureGroupFolder, ensureMainGroup, registerGroup, type GroupRegistration } from './groups.js';
@@ -33,32 +32,28 @@ import type { Channel, ChannelCallbacks, NewMessage, RegisteredGroup } from './t
 import { todayUtc } from './util/today.js';
 import { WarmAhead, type WarmAheadOptions } from './warm-ahead.js';
 
-type WhatsAppModule = typeof import('./channels/whatsapp/whatsapp-channel.js');
-const loadWhatsApp = () => import('./channels/whatsapp/whatsapp-channel.js');
-
-export interface AppOptions {
+export type AppOptions = {
   modelUpstreamTimeoutMs?: number;
-  whatsapp?: WhatsAppModule;
   warmAhead?: WarmAheadOptions;
   makeWhatsAppSocket?: MakeSocket;
-}
+};
 
 export class App {
-  readonly store: Store;
-  readonly snapshots: Snapshots;
-  readonly runner: SandboxRunner;
-  readonly control: HostControl;
+  readonly store;
+  readonly snapshots;
+  readonly runner;
+  readonly control;
   readonly channels: Channel[];
-  readonly outbound: Outbound;
-  readonly warm: WarmAhead;
-  readonly scheduler: TaskScheduler;
-  readonly ipc: IpcWatcher;
+  readonly outbound;
+  readonly warm;
+  readonly scheduler;
+  readonly ipc;
   private readonly limits;
-  private readonly proxies: ProxyManager;
-  private readonly whatsappLink: WhatsAppLink;
-  private readonly health: ChannelHealth;
-  private readonly failures: FailureNotices;
-  private readonly loop: MessageLoop;
+  private readonly proxies;
+  private readonly whatsappLink;
+  private readonly health;
+  private readonly failures;
+  private readonly loop;
   private readonly callbacks: ChannelCallbacks = {
     onChatMetadata: (chat) => this.store.messages.upsertChat(chat),
     onMessage: (message) => this.ingest(message),
@@ -66,9 +61,10 @@ export class App {
   private stopping = false;
   private readonly folderOf = (jid: string) => this.store.groups.byJid(jid)?.folder;
 
-  static async create(config: Config, runtime: SandboxRuntime, options: AppOptions = {}): Promise<App> {
-    const linked = isWhatsAppLinked(config.authDir);
-    return new App(config, runtime, { ...options, ...(linked && { whatsapp: await loadWhatsApp() }) });
+  static async create(config: Config, runtime: SandboxRuntime, options: AppOptions = {}) {
+    const app = new App(config, runtime, options);
+    if (isWhatsAppLinked(config.authDir)) await app.addWhatsApp();
+    return app;
   }
 
   constructor(
@@ -80,7 +76,6 @@ export class App {
       fs.mkdirSync(dir, { recursive: true });
     const store = (this.store = openStore(config.dbPath));
     ensureMainGroup(store, config);
-    // A folder edited into the database by hand is never created unless a plain name.
     for (const group of store.groups.all())
       if (isValidFolder(group.folder)) ensureGroupFolder(config, group);
       else logger.error({ jid: group.jid, folder: group.folder }, 'registered group has an invalid folder');
@@ -89,14 +84,13 @@ export class App {
     const { folderOf } = this;
 
     this.proxies = new ProxyManager({
-      proxyDir: config.proxyDir,
-      configDir: config.configDir,
+      ...config,
+      sandboxUid: hostIsRoot() ? config.sandboxUid : undefined,
+      upstreamIdleTimeoutMs: options.modelUpstreamTimeoutMs,
       readSecrets: () => readSecrets(config.envFile),
       recordUsage: (folder, input, output) => store.usage.add(folder, todayUtc(), input, output),
       tokensUsedToday: (folder) => store.usage.tokensFor(folder, todayUtc()),
       dailyTokenBudget: (folder) => limits(folder).dailyTokenBudget,
-      ...(hostIsRoot() && { sandboxUid: config.sandboxUid }),
-      ...(options.modelUpstreamTimeoutMs && { upstreamIdleTimeoutMs: options.modelUpstreamTimeoutMs }),
     });
     const runner = (this.runner = new SandboxRunner({
       config,
@@ -112,28 +106,39 @@ export class App {
 
     const notice = (jid: string, text: string) => void this.outbound.enqueue(jid, text, { kind: 'notice' });
     const setTyping = (jid: string, on: boolean) => this.outbound.setTyping(jid, on);
-    const onTasksChanged = (folder: string) => this.snapshots.tasks(folder);
     this.whatsappLink = this.buildWhatsAppLink();
     this.control = hostControl({
-      ...{ config, store, runner, notice, setTyping },
+      ...{ config, store, runner, notice, setTyping, onTasksChanged: this.tasksChanged },
       whatsapp: this.whatsappLink,
-      onTasksChanged: (folder) => (this.scheduler.reschedule(), onTasksChanged(folder)),
       onTyping: (jid) => this.warm.onTyping(jid),
     });
-    this.channels = [this.localChannel()];
-    if (options.whatsapp) this.channels.push(this.whatsAppChannel(options.whatsapp));
+    this.channels = [
+      new LocalChannel({
+        ...config,
+        port: config.localChannelPort,
+        tokenFile: path.join(config.dataDir, 'local-channel.token'),
+        callbacks: this.callbacks,
+        history: (...args) => store.messages.history(...args),
+        isRegistered: (jid) => !!store.groups.byJid(jid),
+        chats: () => localChats(store),
+        status: () => ({
+          running: store.groups.all().flatMap((g) => (this.queue.isActive(g.jid) ? [g.name] : [])),
+          usageToday: store.usage.forDay(todayUtc()),
+        }),
+        control: this.control,
+        files: { ...config, folderOf },
+      }),
+    ];
     this.health = new ChannelHealth({ state: store.state, notify: (text) => notice('local:main', text) });
     this.outbound = new Outbound({
+      ...config,
       store,
       channels: () => this.channels,
-      assistantName: config.assistantName,
       pacing: (jid) => {
         const folder = folderOf(jid);
         const l = folder && limits(folder);
         return l ? { key: folder, perMinute: l.outboundPerMinute, burst: l.outboundBurst } : undefined;
       },
-      maxMessagesPerRun: config.maxMessagesPerRun,
-      answerMaxWaitMs: config.answerMaxWaitMs,
     });
     this.failures = new FailureNotices({
       send: async (jid, text) => notice(jid, text),
@@ -145,13 +150,8 @@ export class App {
     const send = async (jid: string, text: string) =>
       this.outbound.enqueue(jid, text, { kind: 'answer', sourceFolder: folderOf(jid) }).ok;
     this.loop = new MessageLoop({
-      store,
-      config,
-      runner,
-      send,
-      setTyping,
+      ...{ store, config, runner, send, setTyping, failures: this.failures },
       mayTrigger: (group, m) => senderAllowed(limits(group.folder), m.sender, m.isFromMe),
-      failures: this.failures,
       onUntriggered: (jid) => this.warm.onUntriggered(jid),
     });
     const { queue, runWarm } = this.loop;
@@ -161,18 +161,15 @@ export class App {
       options.warmAhead ?? config.warmAhead,
     );
     this.scheduler = new TaskScheduler({
-      store,
-      config,
-      queue,
-      runTask: (task) => runTaskInSandbox({ store, runner, assistantName: config.assistantName, send }, task),
-      onTasksChanged,
-      warm: this.warm,
+      ...{ store, config, queue, warm: this.warm },
+      runTask: (task) => runTaskInSandbox({ ...config, store, runner, send }, task),
+      onTasksChanged: (folder) => this.snapshots.tasks(folder),
     });
     this.ipc = new IpcWatcher({
       ipcDir: config.ipcDir,
       pollMs: config.ipcPollMs,
       groups: () => store.groups.all(),
-      handle: (kind, payload, source) => this.handleIpc(kind, payload, source),
+      handle: (...args) => this.handleIpc(...args),
     });
   }
 
@@ -180,8 +177,13 @@ export class App {
     return this.loop.queue;
   }
 
+  private readonly tasksChanged = (folder: string) => {
+    this.scheduler.reschedule();
+    this.snapshots.tasks(folder);
+  };
+
   /** Channel → store: only registered chats keep their content; others are known by name. */
-  ingest(message: NewMessage): void {
+  ingest(message: NewMessage) {
     const group = this.store.groups.byJid(message.chatJid);
     if (!group) return;
     const limits = this.limits(group.folder);
@@ -190,36 +192,23 @@ export class App {
     if (this.store.messages.store(message) !== null) this.loop.notify();
   }
 
-  private localChannel(): Channel {
-    const { config, store } = this;
-    return new LocalChannel({
-      port: config.localChannelPort,
-      tokenFile: path.join(config.dataDir, 'local-channel.token'),
+  /** Baileys loads only when WhatsApp is linked. */
+  private async addWhatsApp() {
+    const { WhatsAppChannel } = await import('./channels/whatsapp/whatsapp-channel.js');
+    const channel = new WhatsAppChannel({
+      ...this.config,
       callbacks: this.callbacks,
-      assistantName: config.assistantName,
-      history: (jid, after, limit, before) => store.messages.history(jid, after, limit, before),
-      isRegistered: (jid) => store.groups.byJid(jid) !== undefined,
-      chats: () => localChats(store),
-      status: () => ({ usageToday: store.usage.forDay(todayUtc()) }),
-      control: this.control,
-      files: { ...config, folderOf: this.folderOf },
-    });
-  }
-
-  private whatsAppChannel(whatsapp: WhatsAppModule): Channel {
-    const { config, store } = this;
-    return new whatsapp.WhatsAppChannel({
-      ...config,
-      callbacks: this.callbacks,
-      registeredGroups: () => new Map(store.groups.all().map((g) => [g.jid, g])),
+      registeredGroups: () => new Map(this.store.groups.all().map((g) => [g.jid, g])),
       onGroupsSynced: () => this.snapshots.groups(),
       onHealth: (state) => {
-        this.health.report('whatsapp', state);
+        this.health.report(state);
         if (state === 'logged-out') void this.whatsappLink.loggedOut();
       },
       onTyping: (jid) => this.control.typing(jid),
-      ...(this.options.makeWhatsAppSocket && { makeSocket: this.options.makeWhatsAppSocket }),
+      makeSocket: this.options.makeWhatsAppSocket,
     });
+    this.channels.push(channel);
+    return channel;
   }
 
   private register(group: GroupRegistration) {
@@ -231,30 +220,20 @@ export class App {
     return result;
   }
 
-  private buildWhatsAppLink(): WhatsAppLink {
+  private buildWhatsAppLink() {
     const { config, store } = this;
     const folderTaken = (f: string) =>
       !!store.groups.byFolder(f) || fs.existsSync(path.join(config.groupsDir, f));
     const whatsapp = () => this.channels.findIndex((c) => c.name === 'whatsapp');
     return new WhatsAppLink({
       authDir: config.authDir,
-      ...(this.options.makeWhatsAppSocket && { makeSocket: this.options.makeWhatsAppSocket }),
+      makeSocket: this.options.makeWhatsAppSocket,
       onLinked: async (jid) => {
-        let folder = 'main-whatsapp';
-        for (let n = 2; folderTaken(folder) && store.groups.byFolder(folder)?.jid !== jid; n++)
-          folder = `main-whatsapp-${n}`;
-        const result = this.register({
-          jid,
-          name: 'WhatsApp (you)',
-          folder,
-          requiresTrigger: false,
-          isMain: true,
-        });
-        if (!result.ok) logger.error({ jid, error: result.error }, 'cannot register the WhatsApp self-chat');
-        if (whatsapp() >= 0) return;
-        const channel = this.whatsAppChannel(await loadWhatsApp());
-        this.channels.push(channel);
-        await channel.connect();
+        const folder = store.groups.byJid(jid)?.folder ?? folderFor('main-whatsapp', folderTaken);
+        const self = { jid, folder, name: 'WhatsApp (you)', isMain: true, requiresTrigger: false };
+        const r = this.register(self);
+        if (!r.ok) logger.error({ jid, error: r.error }, 'cannot register the WhatsApp self-chat');
+        if (whatsapp() < 0) await (await this.addWhatsApp()).connect();
       },
       onUnlinked: async () => {
         if (whatsapp() >= 0) await this.channels.splice(whatsapp(), 1)[0]!.disconnect();
@@ -264,36 +243,32 @@ export class App {
           .listChats()
           .filter((c) => c.channel === 'whatsapp' && c.isGroup)
           .map(({ jid, name }) => ({ jid, name: name || jid })),
-      isRegistered: (jid) => store.groups.byJid(jid) !== undefined,
+      isRegistered: (jid) => !!store.groups.byJid(jid),
       folderTaken,
-      registerGroup: async (jid, name, folder) => {
-        const result = this.register({ jid, name, folder });
-        return result.ok ? { ok: true, folder } : result;
-      },
+      registerGroup: async (jid, name, folder) => ({ ...this.register({ jid, name, folder }), folder }),
     });
   }
 
   /** The group a file came from is the folder it was found in, never what the file claims. */
-  private async handleIpc(kind: IpcKind, payload: unknown, source: RegisteredGroup) {
+  private async handleIpc(kind: IpcKind, payload: unknown, from: RegisteredGroup) {
     const { store, config } = this;
     if (kind === 'messages')
-      return handleMessageIpc(payload, source, {
+      return handleMessageIpc(payload, from, {
         groupByJid: (jid) => store.groups.byJid(jid),
         files: config,
         send: (jid, text, sender) => {
-          const outgoing = formatOutbound(text, sender);
-          const sent = outgoing
-            ? this.outbound.enqueue(jid, outgoing, { kind: 'agent', sourceFolder: source.folder, sender })
-            : { ok: true as const };
-          if (outgoing && sent.ok) this.loop.markAnswered(source.jid);
+          const out = formatOutbound(text, sender);
+          if (!out) return { ok: true };
+          const sent = this.outbound.enqueue(jid, out, { kind: 'agent', sourceFolder: from.folder, sender });
+          if (sent.ok) this.loop.markAnswered(from.jid);
           return sent;
         },
       });
-    return handleTaskIpc(payload, source, {
+    return handleTaskIpc(payload, from, {
       store,
       config,
-      maxActiveTasksPerGroup: this.limits(source.folder).maxActiveTasks,
-      onTasksChanged: (folder) => (this.scheduler.reschedule(), this.snapshots.tasks(folder)),
+      maxActiveTasksPerGroup: this.limits(from.folder).maxActiveTasks,
+      onTasksChanged: this.tasksChanged,
       registerGroup: (group) => this.register(group),
       refreshGroups: async () => {
         for (const channel of this.channels) await channel.syncGroups?.(true).catch(() => undefined);
@@ -302,11 +277,9 @@ export class App {
     });
   }
 
-  async start(): Promise<void> {
-    for (const channel of this.channels)
-      await channel
-        .connect()
-        .catch((err: unknown) => logger.error({ channel: channel.name, err }, 'channel failed to connect'));
+  async start() {
+    for (const c of this.channels)
+      await c.connect().catch((err: unknown) => logger.error({ channel: c.name, err }, 'cannot connect'));
     this.outbound.start();
     this.snapshots.tasks();
     this.snapshots.groups();
@@ -315,7 +288,7 @@ export class App {
     this.loop.start();
   }
 
-  async stop(): Promise<void> {
+  async stop() {
     if (this.stopping) return;
     this.stopping = true;
     this.failures.mute();

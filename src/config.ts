@@ -22,19 +22,15 @@ const int = (min: number, def: number, max = 2 ** 31 - 1) =>
     .refine((n) => n >= min, `must be at least ${min}`)
     .refine((n) => n <= max, `must be at most ${max}`)
     .default(def);
-const bool = (def: 'true' | 'false') =>
-  z
-    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
-    .default(def)
-    .transform((v) => v === 'true' || v === '1');
+const bool = (def: boolean) => z.stringbool().default(def);
 
 const schema = z.object({
   ASSISTANT_NAME: z
     .string()
     .regex(/^[A-Za-z0-9][\w-]*$/, 'must be one word')
     .default('Andy'),
-  ASSISTANT_HAS_OWN_NUMBER: bool('false'),
-  CONTAINER_RUNTIME: z.enum(RUNTIME_KINDS, { error: `must be ${RUNTIME_KINDS.join(', ')}` }).optional(),
+  ASSISTANT_HAS_OWN_NUMBER: bool(false),
+  CONTAINER_RUNTIME: z.enum(RUNTIME_KINDS).optional(),
   CONTAINER_IMAGE: z.string().min(1).default('nanoclaw-agent:latest'),
   MAX_CONCURRENT_CONTAINERS: int(1, 5),
   CONTAINER_TIMEOUT: int(1000, 1_800_000),
@@ -44,7 +40,7 @@ const schema = z.object({
   NANOCLAW_MIN_TASK_INTERVAL_MS: int(1000, 60_000),
   MAX_MESSAGES_PER_RUN: int(1, 100),
   ANSWER_MAX_WAIT_MS: int(0, 30_000),
-  WARM_AHEAD: bool('true'),
+  WARM_AHEAD: bool(true),
   WARM_AHEAD_MAX: int(0, 2),
   WARM_IDLE_MS: int(1000, 60_000),
   WARM_TASK_LEAD_MS: int(0, 5_000),
@@ -61,7 +57,7 @@ const KNOWN = [
 ];
 const warned = new Set<string>();
 
-function editDistance(a: string, b: string): number {
+function editDistance(a: string, b: string) {
   let row = [...Array(b.length + 1).keys()];
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
@@ -95,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     );
   const s = parsed.data;
   const [storeDir, dataDir] = [path.join(home, 'store'), path.join(home, 'data')];
+  const data = (name: string) => path.join(dataDir, name);
   return {
     projectRoot: PROJECT_ROOT,
     home,
@@ -105,11 +102,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     authDir: path.join(storeDir, 'auth'),
     groupsDir: path.join(home, 'groups'),
     dataDir,
-    filesDir: path.join(dataDir, 'files'),
-    tmpDir: path.join(dataDir, 'tmp'),
-    ipcDir: path.join(dataDir, 'ipc'),
-    sessionsDir: path.join(dataDir, 'sessions'),
-    proxyDir: path.join(dataDir, 'proxy'),
+    filesDir: data('files'),
+    tmpDir: data('tmp'),
+    ipcDir: data('ipc'),
+    sessionsDir: data('sessions'),
+    proxyDir: data('proxy'),
     assistantName: s.ASSISTANT_NAME,
     assistantHasOwnNumber: s.ASSISTANT_HAS_OWN_NUMBER,
     containerRuntime: s.CONTAINER_RUNTIME,
@@ -120,12 +117,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     localChannelPort: s.LOCAL_CHANNEL_PORT,
     timezone: s.TZ || Intl.DateTimeFormat().resolvedOptions().timeZone,
     instanceId: crypto.createHash('sha256').update(home).digest('hex').slice(0, 12),
-    safetyPollMs: 5_000,
-    ipcPollMs: 2_000,
-    retryBaseMs: 5_000,
-    maxRetries: 5,
-    taskCloseDelayMs: 10_000,
-    shutdownGraceMs: 10_000,
+    ...{ safetyPollMs: 5_000, ipcPollMs: 2_000, retryBaseMs: 5_000, maxRetries: 5 },
+    ...{ taskCloseDelayMs: 10_000, shutdownGraceMs: 10_000 },
     minTaskIntervalMs: s.NANOCLAW_MIN_TASK_INTERVAL_MS,
     sandboxUid: s.SANDBOX_UID,
     maxMessagesPerRun: s.MAX_MESSAGES_PER_RUN,
@@ -140,6 +133,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-export function expandHome(p: string): string {
+export function expandHome(p: string) {
   return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }

@@ -1,11 +1,11 @@
-const LATER = ' I’ll answer once it’s fixed.';
 const PERMANENT = {
-  'no-credentials': `I can’t reach the model: no credentials are set. Add ANTHROPIC_API_KEY to the .env file.${LATER}`,
-  'invalid-credentials': `I can’t reach the model: it refused the credentials in the .env file. Put a valid key there.${LATER}`,
+  'no-credentials': 'I can’t reach the model: no credentials are set. Add ANTHROPIC_API_KEY to .env.',
+  'invalid-credentials': 'I can’t reach the model: it refused the credentials. Put a valid key in .env.',
   'budget-spent': 'This chat’s daily model budget is spent; I’ll answer after midnight UTC.',
-  'image-missing': `I can’t start my sandbox: the agent image is missing. Run \`nanoclaw build\`.${LATER}`,
-  'runtime-missing': `I can’t start my sandbox: the container runtime is not available. Run \`nanoclaw doctor\`.${LATER}`,
-  'invalid-request': 'Sorry, the model refused my request as invalid. Send another message to try again.',
+  'image-missing': 'I can’t start my sandbox: the agent image is missing. Run `nanoclaw build`.',
+  'runtime-missing':
+    'I can’t start my sandbox: the container runtime is not available. Run `nanoclaw doctor`.',
+  'invalid-request': 'Sorry, the model refused my request as invalid. Send another message to retry.',
 };
 const TRANSIENT = {
   upstream: 'the model service isn’t answering properly',
@@ -23,7 +23,7 @@ export const failure = (cause: FailureCause): Failure => ({
   cause,
 });
 
-export function noticeText({ cause }: Failure, stage: 'retrying' | 'gave-up' = 'retrying'): string {
+export function noticeText({ cause }: Failure, stage: 'retrying' | 'gave-up' = 'retrying') {
   if (cause in PERMANENT) return PERMANENT[cause as PermanentCause];
   const what = TRANSIENT[cause as keyof typeof TRANSIENT];
   return stage === 'retrying'
@@ -53,10 +53,9 @@ export class FailureNotices {
     },
   ) {}
 
-  async gate(jid: string, folder: string, newestSeq: number): Promise<boolean> {
-    const known = this.blocked.get(jid)?.failure;
-    for (const f of [...(this.deps.precheck ?? []).map(failure), ...(known ? [known] : [])])
-      if (await this.check(f, folder)) {
+  async gate(jid: string, folder: string, newestSeq: number) {
+    for (const f of [...(this.deps.precheck ?? []).map(failure), this.blocked.get(jid)?.failure])
+      if (f && (await this.check(f, folder))) {
         await this.onRunFailed(jid, folder, f, newestSeq);
         return true;
       }
@@ -66,7 +65,7 @@ export class FailureNotices {
 
   isBlocked = (jid: string) => this.blocked.has(jid);
 
-  async onRunFailed(jid: string, folder: string, f: Failure, seq: number): Promise<void> {
+  async onRunFailed(jid: string, folder: string, f: Failure, seq: number) {
     if (f.kind === 'permanent') {
       this.streak.delete(jid);
       this.blocked.set(jid, { failure: f, folder });
@@ -82,17 +81,17 @@ export class FailureNotices {
     if (count === 2) await this.say(jid, noticeText(f));
   }
 
-  async onGaveUp(jid: string): Promise<void> {
+  async onGaveUp(jid: string) {
     const last = this.streak.get(jid)?.last;
     this.streak.delete(jid);
     if (last) await this.say(jid, noticeText(last, 'gave-up'));
   }
 
-  onRunSucceeded(jid: string): void {
+  onRunSucceeded(jid: string) {
     for (const map of [this.streak, this.blocked, this.lastNotice]) map.delete(jid);
   }
 
-  mute(): void {
+  mute() {
     this.muted = true;
     clearInterval(this.timer);
   }
@@ -100,7 +99,7 @@ export class FailureNotices {
   private check = ({ cause }: Failure, folder: string) =>
     this.deps.holds?.(cause as PermanentCause, folder).catch(() => undefined);
 
-  private async recheck(): Promise<void> {
+  private async recheck() {
     for (const [jid, { failure: f, folder }] of [...this.blocked]) {
       if ((await this.check(f, folder)) !== false || this.blocked.get(jid)?.failure !== f) continue;
       this.blocked.delete(jid);
@@ -109,7 +108,7 @@ export class FailureNotices {
     if (this.blocked.size === 0) this.timer = void clearInterval(this.timer);
   }
 
-  private async say(jid: string, text: string): Promise<void> {
+  private async say(jid: string, text: string) {
     if (!this.muted) await this.deps.send(jid, text);
   }
 }

@@ -1,7 +1,7 @@
-import { logger } from './logger.js';
+import { logFailure, logger } from './logger.js';
 
 export type GroupQueueDeps = {
-  maxConcurrent: number;
+  maxConcurrentContainers: number;
   retryBaseMs: number;
   maxRetries: number;
   jitterRatio?: number;
@@ -38,11 +38,11 @@ export class GroupQueue {
 
   private group = (jid: string) => this.groups.get(jid) ?? this.groups.set(jid, new Group(jid)).get(jid)!;
   private all = () => [...this.groups.values()];
-  private full = () => this.runningCount >= this.deps.maxConcurrent;
+  private full = () => this.runningCount >= this.deps.maxConcurrentContainers;
   isActive = (jid: string) => !!this.groups.get(jid)?.active;
   isWarm = (jid: string) => !!this.groups.get(jid)?.warm;
 
-  enqueueMessageCheck(jid: string): void {
+  enqueueMessageCheck(jid: string) {
     if (this.shuttingDown) return;
     const g = this.group(jid);
     if (!g.active && !this.full()) return this.startMessages(g);
@@ -52,28 +52,22 @@ export class GroupQueue {
   }
 
   /** Only into a free slot no real run waits for; first to close when real work needs the slot. */
-  startWarm(
-    jid: string,
-    opts: { idleMs: number; max: number; taskId?: string },
-    run: () => Promise<boolean>,
-  ) {
+  startWarm(jid: string, o: { idleMs: number; max: number; taskId?: string }, run: () => Promise<boolean>) {
     const g = this.group(jid);
-    if (this.shuttingDown || g.active || g.pendingMessages || g.tasks.length > 0 || this.waiting.length > 0)
+    if (this.shuttingDown || g.active || g.pendingMessages || g.tasks.length || this.waiting.length)
       return false;
-    if (this.full() || this.all().filter((w) => w.warm).length >= opts.max) return false;
-    g.warm = { taskId: opts.taskId, timer: setTimeout(() => this.closeWarm(g), opts.idleMs) };
+    if (this.full() || this.all().filter((w) => w.warm).length >= o.max) return false;
+    g.warm = { taskId: o.taskId, timer: setTimeout(() => this.closeWarm(g), o.idleMs) };
     this.startMessages(g, run);
     return true;
   }
 
-  private closeWarm(g: Group): void {
+  private closeWarm(g: Group) {
     clearTimeout(g.warm?.timer);
-    if (g.closing || !g.active) return;
-    g.closing = true;
-    this.close(g);
+    if (!g.closing && g.active) this.close(Object.assign(g, { closing: true }));
   }
 
-  enqueueTask(jid: string, id: string, run: () => Promise<void>): void {
+  enqueueTask(jid: string, id: string, run: () => Promise<void>) {
     if (this.shuttingDown) return;
     const g = this.group(jid);
     if (g.taskId === id || g.tasks.some((t) => t.id === id)) return;
@@ -93,41 +87,32 @@ export class GroupQueue {
     if (!g.active) this.wait(g);
   }
 
-  sendMessage(jid: string, text: string): boolean {
+  sendMessage(jid: string, text: string) {
     const g = this.groups.get(jid);
     if (!g?.active || g.taskId !== null || g.warm?.taskId || g.closing || this.shuttingDown) return false;
-    try {
-      this.deps.writeInput(jid, text);
-    } catch (err) {
-      logger.error({ jid, err }, 'cannot pipe message into the running sandbox');
-      return false;
-    }
+    const piped = () => this.deps.writeInput(jid, text);
+    if (!logFailure('cannot pipe message into the running sandbox', { jid }, piped, 'error')) return false;
     g.idleWaiting = false;
     clearTimeout(g.warm?.timer);
     g.warm = undefined;
     return true;
   }
 
-  notifyIdle(jid: string): void {
+  notifyIdle(jid: string) {
     const g = this.group(jid);
     g.idleWaiting = true;
     if (g.tasks.length > 0) this.close(g);
   }
 
-  closeStdin(jid: string): void {
+  closeStdin(jid: string) {
     const g = this.groups.get(jid);
     if (g?.active) this.close(g);
   }
 
-  private close({ jid }: Group): void {
-    try {
-      this.deps.writeClose(jid);
-    } catch (err) {
-      logger.error({ jid, err }, 'cannot ask the sandbox to close');
-    }
-  }
+  private close = ({ jid }: Group) =>
+    logFailure('cannot ask the sandbox to close', { jid }, () => this.deps.writeClose(jid), 'error');
 
-  private wait(g: Group): void {
+  private wait(g: Group) {
     if (this.waiting.includes(g)) return;
     this.waiting.push(g);
     // Real work never waits behind a warm sandbox.
@@ -135,7 +120,7 @@ export class GroupQueue {
     if (warm) this.closeWarm(warm);
   }
 
-  private begin(g: Group, work: () => Promise<void>): void {
+  private begin(g: Group, work: () => Promise<void>) {
     g.active = true;
     g.idleWaiting = false;
     this.runningCount++;
@@ -152,7 +137,7 @@ export class GroupQueue {
     });
   }
 
-  private startMessages(g: Group, work = this.deps.processMessages): void {
+  private startMessages(g: Group, work = this.deps.processMessages) {
     g.pendingMessages = false;
     this.begin(g, async () => {
       const ok = await work(g.jid).catch((err: unknown) =>
@@ -166,25 +151,24 @@ export class GroupQueue {
   private runTask = ({ jid }: Group, task: Task) =>
     task.run().catch((err: unknown) => logger.error({ jid, taskId: task.id, err }, 'task run failed'));
 
-  private startTask(g: Group, task: Task): void {
+  private startTask(g: Group, task: Task) {
     g.taskId = task.id;
     this.begin(g, () => this.runTask(g, task));
   }
 
-  private retry(g: Group): void {
+  private retry(g: Group) {
     if (this.shuttingDown) return;
-    const { jid } = g;
     const { maxRetries, retryBaseMs, jitterRatio = 0 } = this.deps;
     if (++g.retries > maxRetries) {
       g.retries = 0;
-      return this.deps.onGaveUp?.(jid);
+      return this.deps.onGaveUp?.(g.jid);
     }
     const delay = Math.round(retryBaseMs * 2 ** (g.retries - 1) * (1 - jitterRatio * Math.random()));
     clearTimeout(g.retryTimer);
-    g.retryTimer = setTimeout(() => this.enqueueMessageCheck(jid), delay);
+    g.retryTimer = setTimeout(() => this.enqueueMessageCheck(g.jid), delay);
   }
 
-  private startPending(g: Group): boolean {
+  private startPending(g: Group) {
     const task = g.tasks.shift();
     if (task) this.startTask(g, task);
     else if (g.pendingMessages) this.startMessages(g);
@@ -192,9 +176,8 @@ export class GroupQueue {
     return true;
   }
 
-  async shutdown(graceMs: number): Promise<boolean> {
+  async shutdown(graceMs: number) {
     this.shuttingDown = true;
-    if (this.runningCount > 0) logger.info({ graceMs }, 'asking running sandboxes to finish');
     for (const g of this.all()) {
       clearTimeout(g.retryTimer);
       if (g.active) this.close(g);

@@ -12,25 +12,20 @@ export type GroupRegistration = Pick<RegisteredGroup, 'jid' | 'name' | 'folder'>
 export function registerGroup(
   store: Store,
   config: Config,
-  input: GroupRegistration,
+  { jid, name, folder, trigger, requiresTrigger = true, isMain = false }: GroupRegistration,
 ): { ok: true; group: RegisteredGroup } | { ok: false; error: string } {
-  const owner = store.groups.byFolder(input.folder)?.jid;
+  const owner = store.groups.byFolder(folder)?.jid;
   const error =
-    (!input.jid.trim() && 'jid must not be empty') ||
-    (!input.name.trim() && 'name must not be empty') ||
-    (!isValidFolder(input.folder) && `invalid folder '${input.folder}': ${FOLDER_RULE}`) ||
-    (owner && owner !== input.jid && `folder '${input.folder}' is already used by chat '${owner}'`);
+    (!jid.trim() && 'jid must not be empty') ||
+    (!name.trim() && 'name must not be empty') ||
+    (!isValidFolder(folder) && `invalid folder '${folder}': ${FOLDER_RULE}`) ||
+    (owner && owner !== jid && `folder '${folder}' is already used by chat '${owner}'`);
   if (error) return { ok: false, error };
-  const existing = store.groups.byJid(input.jid);
-  const group: RegisteredGroup = {
-    jid: input.jid,
-    name: input.name,
-    folder: input.folder,
-    trigger: input.trigger?.trim() || `@${config.assistantName}`,
-    requiresTrigger: input.requiresTrigger ?? true,
-    isMain: input.isMain ?? false,
-    addedAt: existing?.addedAt ?? new Date().toISOString(),
-    ...(existing?.containerConfig && { containerConfig: existing.containerConfig }),
+  const { addedAt = new Date().toISOString(), containerConfig } = store.groups.byJid(jid) ?? {};
+  const group = {
+    ...{ jid, name, folder, requiresTrigger, isMain, addedAt },
+    trigger: trigger?.trim() || `@${config.assistantName}`,
+    ...(containerConfig && { containerConfig }),
   };
   store.groups.upsert(group);
   ensureGroupFolder(config, group);
@@ -38,34 +33,30 @@ export function registerGroup(
 }
 
 /** The group folder is the agent's: a planted link (even a dangling one) at CLAUDE.md is left alone. */
-export function ensureGroupFolder(config: Config, group: RegisteredGroup): void {
-  const template = (name: string) => path.join(config.projectRoot, 'groups', name, 'CLAUDE.md');
-  // main's template, unless it is main's own (agent-writable) memory file.
-  const main =
-    group.isMain && !template('main').startsWith(`${config.groupsDir}/`) && fs.existsSync(template('main'));
+export function ensureGroupFolder(config: Config, group: RegisteredGroup) {
+  // A template inside groupsDir is an agent-writable memory file itself: never read.
+  const template = (name: string) => {
+    const file = path.join(config.projectRoot, 'groups', name, 'CLAUDE.md');
+    return !file.startsWith(`${config.groupsDir}/`) && fs.existsSync(file)
+      ? fs.readFileSync(file)
+      : undefined;
+  };
+  const memory = `# ${group.name}\n\nMemory for this chat. ${config.assistantName} reads it at the start of every run.\n`;
   withSafeDir(config.groupsDir, [group.folder], { create: true }, (dir) => {
-    if (!dir.lstat('CLAUDE.md'))
-      dir.createFile(
-        'CLAUDE.md',
-        main
-          ? fs.readFileSync(template('main'), 'utf8')
-          : `# ${group.name}\n\nMemory for this chat. ${config.assistantName} reads it at the start of every run.\n`,
-      );
+    dir.createFile('CLAUDE.md', (group.isMain && template('main')) || memory);
     dir.subdir('logs', { create: true, replace: true }).close();
   });
-  const memory = path.join(config.groupsDir, 'global', 'CLAUDE.md');
-  fs.mkdirSync(path.dirname(memory), { recursive: true });
-  if (!fs.existsSync(memory) && fs.existsSync(template('global')) && template('global') !== memory)
-    fs.copyFileSync(template('global'), memory);
+  const global = template('global');
+  withSafeDir(
+    config.groupsDir,
+    ['global'],
+    { create: true },
+    (dir) => global && dir.createFile('CLAUDE.md', global),
+  );
 }
 
-export function ensureMainGroup(store: Store, config: Config): void {
+export function ensureMainGroup(store: Store, config: Config) {
   if (store.groups.main() || store.groups.byFolder('main')) return;
-  registerGroup(store, config, {
-    jid: 'local:main',
-    name: 'Main (local)',
-    folder: 'main',
-    requiresTrigger: false,
-    isMain: true,
-  });
+  const main = { jid: 'local:main', name: 'Main (local)', folder: 'main' };
+  registerGroup(store, config, { ...main, requiresTrigger: false, isMain: true });
 }

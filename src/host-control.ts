@@ -17,11 +17,6 @@ export function hostControl(deps: {
 }): HostControl {
   const { store } = deps;
   const folderOf = (jid: string) => store.groups.byJid(jid)?.folder;
-  const actions = {
-    pause: (id: string) => pauseTask(store, id),
-    resume: (id: string) => resumeTask(store, id, deps.config.timezone, new Date()),
-    cancel: (id: string) => cancelTask(store, id),
-  };
   return {
     async stopChat(jid) {
       const folder = folderOf(jid);
@@ -38,11 +33,15 @@ export function hostControl(deps: {
     taskAction(jid, id, action) {
       const folder = store.tasks.byId(id)?.groupFolder;
       if (!folder || folder !== folderOf(jid)) return { ok: false, error: `no task ${id} in this chat` };
-      const result = actions[action](id);
-      if (result.ok) deps.onTasksChanged(folder);
-      return result.ok ? { ok: true } : result;
+      const result =
+        action === 'resume'
+          ? resumeTask(store, id, deps.config.timezone, new Date())
+          : { pause: pauseTask, cancel: cancelTask }[action](store, id);
+      if (!result.ok) return result;
+      deps.onTasksChanged(folder);
+      return { ok: true };
     },
-    typing: (jid) => folderOf(jid) && deps.onTyping(jid),
+    typing: deps.onTyping,
     whatsapp: deps.whatsapp,
   };
 }

@@ -13,21 +13,18 @@ if (!levels.includes(level)) {
   process.exit(1);
 }
 
-type Color = 'gray' | 'green' | 'yellow' | 'red';
-const paint = (color: Color, text: string) =>
+const paint = (color: 'gray' | 'green' | 'yellow' | 'red', text: string) =>
   process.env.NO_COLOR ? text : styleText(color, text, { validateStream: false });
 const show = (v: unknown) =>
   typeof v === 'string' ? v : ((v as Error | null)?.message ?? JSON.stringify(v));
-const COLORS: Record<number, Color> = { 30: 'green', 40: 'yellow', 50: 'red', 60: 'red' };
+const COLORS = { 30: 'green', 40: 'yellow', 50: 'red', 60: 'red' } as const;
 
 /** TTY: `09:24:52 INFO  message key=value`, else JSON; on stderr, as stdout carries protocols. */
 const pretty = {
   write(line: string) {
     const { time, level: n, msg = '', ...context } = JSON.parse(line) as Record<string, unknown>;
-    const label = paint(
-      COLORS[n as number] ?? 'gray',
-      pino.levels.labels[n as number]!.toUpperCase().padEnd(5),
-    );
+    const color = COLORS[n as keyof typeof COLORS] ?? 'gray';
+    const label = paint(color, pino.levels.labels[n as number]!.toUpperCase().padEnd(5));
     const pairs = Object.entries(context).map(([k, v]) => ` ${paint('gray', `${k}=`)}${show(v)}`);
     const clock = paint('gray', new Date(time as number).toTimeString().slice(0, 8));
     process.stderr.write(`${clock} ${label} ${String(msg)}${pairs.join('')}\n`);
@@ -36,7 +33,7 @@ const pretty = {
 
 export const logger = pino({ level, base: undefined }, process.stderr.isTTY ? pretty : pino.destination(2));
 
-/** Runs `fn`; a throw is logged as `message` and goes no further (the caller's work goes on). */
+/** Runs `fn`; a throw is logged as `message`, not rethrown. false: it threw. */
 export function logFailure(
   message: string,
   context: object,
@@ -45,7 +42,9 @@ export function logFailure(
 ) {
   try {
     fn();
+    return true;
   } catch (err) {
     logger[level]({ ...context, err: String(err) }, message);
+    return false;
   }
 }

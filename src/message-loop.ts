@@ -6,7 +6,7 @@ import type { Store } from './db/store.js';
 import { failure, type FailureNotices } from './failure-notice.js';
 import { GroupQueue } from './group-queue.js';
 import { writeClose, writeInput } from './ipc/to-agent.js';
-import { logger } from './logger.js';
+import { logFailure, logger } from './logger.js';
 import { formatMessages, formatOutbound, hasTrigger, isAssistantEcho } from './router.js';
 import type { AgentRunner, RegisteredGroup } from './types.js';
 
@@ -17,8 +17,8 @@ const runKey = (jid: string) => `agent_run:${jid}`;
 
 /** Non-trigger messages stay behind the agent cursor: context for the next trigger. */
 export class MessageLoop {
-  readonly queue: GroupQueue;
-  private timer: NodeJS.Timeout | undefined;
+  readonly queue;
+  private timer?: NodeJS.Timeout;
   private scheduled = false;
   private running = false;
 
@@ -31,19 +31,17 @@ export class MessageLoop {
       setTyping(jid: string, isTyping: boolean): Promise<void>;
       mayTrigger?(group: RegisteredGroup, message: StoredMessage): boolean;
       onUntriggered?(jid: string): void;
-      failures?: Pick<FailureNotices, 'gate' | 'onRunFailed' | 'onRunSucceeded' | 'onGaveUp'>;
+      failures?: FailureNotices;
     },
   ) {
     const { config, store } = deps;
     // Only a plain folder name is ever joined into an IPC path.
     const inFolder = (jid: string, fn: (folder: string) => void) => {
-      const folder = store.groups.byJid(jid)?.folder;
-      if (folder !== undefined && isValidFolder(folder)) fn(folder);
+      const folder = store.groups.byJid(jid)?.folder ?? '';
+      if (isValidFolder(folder)) fn(folder);
     };
     this.queue = new GroupQueue({
-      maxConcurrent: config.maxConcurrentContainers,
-      retryBaseMs: config.retryBaseMs,
-      maxRetries: config.maxRetries,
+      ...config,
       jitterRatio: 0.2,
       processMessages: (jid) => this.run(jid),
       writeInput: (jid, text) => inFolder(jid, (folder) => writeInput(config, folder, text)),
@@ -52,57 +50,51 @@ export class MessageLoop {
     });
   }
 
-  start(): void {
+  start() {
     this.running = true;
     for (const group of this.deps.store.groups.all()) {
-      const { jid, folder } = group;
+      const { jid } = group;
       const to = this.get(runKey(jid));
-      if (to !== undefined && this.cursor(jid) > to) {
-        logger.warn({ group: folder, to }, 'rolling back a run interrupted by a host stop');
-        this.set(agentKey(jid), to);
+      if (to !== undefined) {
+        if (this.cursor(jid) > to) this.set(agentKey(jid), to);
+        this.set(runKey(jid));
       }
-      if (to !== undefined) this.set(runKey(jid));
       if (this.triggered(group, this.pending(jid).messages)) this.queue.enqueueMessageCheck(jid);
     }
     this.timer = setInterval(() => this.checkNow(), this.deps.config.safetyPollMs).unref();
   }
 
-  stop(): void {
+  stop() {
     this.running = false;
     clearInterval(this.timer);
   }
 
-  notify(): void {
+  notify() {
     if (this.scheduled || !this.running) return;
     this.scheduled = true;
     setImmediate(() => this.checkNow());
   }
 
-  private checkNow(): void {
+  private checkNow() {
     this.scheduled = false;
-    try {
-      if (this.running) this.checkNewMessages();
-    } catch (err) {
-      logger.error({ err }, 'message check failed');
-    }
+    if (this.running) logFailure('message check failed', {}, () => this.checkNewMessages(), 'error');
   }
 
-  private get(key: string): number | undefined {
+  private get(key: string) {
     const value = this.deps.store.state.get(key);
     return value ? Number(value) : undefined;
   }
-  private set = (key: string, seq?: number) =>
-    this.deps.store.state.set(key, seq === undefined ? '' : String(seq));
+  private set = (key: string, seq?: number) => this.deps.store.state.set(key, String(seq ?? ''));
   private cursor = (jid: string) => this.get(agentKey(jid)) ?? 0;
   private real = (messages: StoredMessage[]) =>
     messages.filter((m) => !isAssistantEcho(m, this.deps.config.assistantName));
 
   /** Output of the group's message run reached a chat: what it was given is never run again. */
-  markAnswered(jid: string): void {
+  markAnswered(jid: string) {
     if (this.get(runKey(jid)) !== undefined) this.set(runKey(jid), this.cursor(jid));
   }
 
-  private triggered(group: RegisteredGroup, messages: StoredMessage[]): boolean {
+  private triggered(group: RegisteredGroup, messages: StoredMessage[]) {
     const allowed = messages.filter((m) => this.deps.mayTrigger?.(group, m) ?? true);
     return group.isMain || !group.requiresTrigger
       ? allowed.length > 0
@@ -114,7 +106,7 @@ export class MessageLoop {
     return { messages: this.real(all), lastSeq: all.at(-1)?.seq ?? this.cursor(jid) };
   }
 
-  checkNewMessages(): void {
+  checkNewMessages() {
     const { store } = this.deps;
     for (let n = PAGE; n === PAGE;) {
       const groups = new Map(store.groups.all().map((g) => [g.jid, g]));
@@ -139,23 +131,23 @@ export class MessageLoop {
   runWarm = (jid: string) => this.run(jid, true);
 
   /** The cursor advances before the run; a failure rolls it back only to the last answered message. */
-  private async run(jid: string, warm = false): Promise<boolean> {
+  private async run(jid: string, warm = false) {
     const { store, runner, config, failures } = this.deps;
     const group = store.groups.byJid(jid);
     if (!group) return true;
     const before = this.cursor(jid);
     const { messages, lastSeq } = this.pending(jid);
     let newest = messages.at(-1)?.seq ?? 0;
-    if (!warm && !this.triggered(group, messages)) return true;
-    if (!warm && (await failures?.gate(jid, group.folder, newest))) return true;
+    if (!warm && (!this.triggered(group, messages) || (await failures?.gate(jid, group.folder, newest))))
+      return true;
     const typing = (on: boolean) => this.deps.setTyping(jid, on).catch(() => undefined);
     this.set(runKey(jid), before);
     if (!warm) {
       this.set(agentKey(jid), lastSeq);
       await typing(true);
     }
-    const deps = { store, runner, assistantName: config.assistantName };
-    const output = await runAgentForGroup(deps, group, warm ? '' : formatMessages(messages), {
+    const prompt = warm ? '' : formatMessages(messages);
+    const output = await runAgentForGroup({ ...config, store, runner }, group, prompt, {
       chatJid: jid,
       useGroupSession: true,
       onResult: async ({ result, status }) => {
@@ -179,13 +171,9 @@ export class MessageLoop {
       if (!unanswered) return true; // its output was sent: not retried
       this.set(agentKey(jid), rollbackTo);
       const why = output.failure ?? failure('unknown');
-      const permanent = why.kind === 'permanent';
-      logger.warn(
-        { group: group.folder, error: output.error, cause: why.cause },
-        `run failed; messages ${permanent ? 'wait' : 'will be retried'}`,
-      );
+      logger.warn({ group: group.folder, error: output.error, cause: why.cause }, 'run failed');
       void failures?.onRunFailed(jid, group.folder, why, newest);
-      return permanent;
+      return why.kind === 'permanent';
     }
     // Follow-ups piped in while the sandbox was closing were never read: run them again.
     if (unanswered && (rollbackTo > before || warm)) {

@@ -33,43 +33,32 @@ export class Outbound {
 
   private channelFor = (jid: string) => this.deps.channels().find((c) => c.ownsJid(jid));
 
-  enqueue(
-    jid: string,
-    text: string,
-    opts: Options,
-  ): { ok: true; id: number } | { ok: false; reason: string } {
+  enqueue(jid: string, text: string, o: Options): { ok: true; id: number } | { ok: false; reason: string } {
     const { store, maxMessagesPerRun: max = 100 } = this.deps;
-    const folder = opts.sourceFolder;
+    const folder = o.sourceFolder;
     const since =
-      opts.kind === 'agent' && folder && store.outbox.sinceAnswer(folder, this.runStart.get(folder) ?? 0);
-    if (!since || since.agent < max) return { ok: true, id: this.insert(jid, text, opts) };
-    if (since.notices === 0)
-      this.insert(
-        store.groups.byFolder(folder)?.jid ?? jid,
-        `I stopped sending after ${max} messages in one run.`,
-        {
-          kind: 'notice',
-          sourceFolder: folder,
-        },
-      );
+      o.kind === 'agent' && folder && store.outbox.sinceAnswer(folder, this.runStart.get(folder) ?? 0);
+    if (!since || since.agent < max) return { ok: true, id: this.insert(jid, text, o) };
+    const notice = `I stopped sending after ${max} messages in one run.`;
+    const to = store.groups.byFolder(folder)?.jid ?? jid;
+    if (!since.notices) this.insert(to, notice, { kind: 'notice', sourceFolder: folder });
     return { ok: false, reason: `message cap reached (${max} per run); give your answer instead` };
   }
 
   newRun = (folder: string) => void this.runStart.set(folder, this.deps.store.outbox.lastId());
 
-  async setTyping(jid: string, isTyping: boolean): Promise<void> {
-    await this.channelFor(jid)
-      ?.setTyping?.(jid, isTyping)
-      .catch((err: unknown) => logger.debug({ jid, err }, 'typing update failed'));
+  async setTyping(jid: string, isTyping: boolean) {
+    const channel = this.channelFor(jid);
+    await channel?.setTyping?.(jid, isTyping).catch(() => undefined);
   }
 
-  start(): void {
+  start() {
     this.running = true;
     this.deps.store.outbox.prune(Date.now() - 86_400_000);
     for (const jid of this.deps.store.outbox.pendingChats()) this.kick(jid);
   }
 
-  async stop(): Promise<void> {
+  async stop() {
     this.running = false;
     for (const timer of this.timers.values()) clearTimeout(timer);
     const inflight = [...this.pumping.values()].map((p) => p.run);
@@ -78,21 +67,17 @@ export class Outbound {
 
   private insert(chatJid: string, text: string, { kind, sourceFolder, sender }: Options) {
     const max = this.channelFor(chatJid)?.maxTextLength;
-    const rows = (max ? splitText(text, max) : [text]).map((part) => ({
-      chatJid,
-      kind,
-      sourceFolder: sourceFolder ?? null,
-      sender: sender ?? null,
-      text: part,
-    }));
+    const row = { chatJid, kind, sourceFolder: sourceFolder ?? null, sender: sender ?? null };
+    const rows = (max ? splitText(text, max) : [text]).map((t) => ({ ...row, text: t }));
     const id = this.deps.store.outbox.insert(rows, Date.now());
     this.kick(chatJid);
     return id;
   }
 
-  private kick(jid: string): void {
+  private kick(jid: string, ms = 0) {
     if (!this.running) return;
     clearTimeout(this.timers.get(jid));
+    if (ms) return void this.timers.set(jid, setTimeout(this.kick.bind(this, jid, 0), ms));
     const pumping = this.pumping.get(jid);
     if (pumping) return void (pumping.again = true);
     const state = {
@@ -100,7 +85,7 @@ export class Outbound {
       run: this.pump(jid)
         .catch((err: unknown) => {
           logger.error({ jid, err }, 'outbox sender failed');
-          this.wake(jid, RETRY_MAX_MS);
+          this.kick(jid, RETRY_MAX_MS);
         })
         .finally(() => {
           this.pumping.delete(jid);
@@ -110,16 +95,7 @@ export class Outbound {
     this.pumping.set(jid, state);
   }
 
-  private wake(jid: string, ms: number): void {
-    if (!this.running) return;
-    clearTimeout(this.timers.get(jid));
-    this.timers.set(
-      jid,
-      setTimeout(() => this.kick(jid), ms),
-    );
-  }
-
-  private async pump(jid: string): Promise<void> {
+  private async pump(jid: string) {
     const { store } = this.deps;
     for (let row = store.outbox.head(jid); row && this.running; row = store.outbox.head(jid)) {
       const now = Date.now();
@@ -129,21 +105,16 @@ export class Outbound {
         continue;
       }
       const wait =
-        row.nextAttemptAt > now
-          ? row.nextAttemptAt - now
-          : channel.isConnected()
-            ? this.paceWait(row, now)
-            : 1_000;
-      if (wait > 0) return this.wake(jid, wait);
+        Math.max(row.nextAttemptAt - now, 0) || (channel.isConnected() ? this.paceWait(row, now) : 1_000);
+      if (wait > 0) return this.kick(jid, wait);
       try {
         await channel.sendMessage(jid, row.text);
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
         if (err instanceof ChannelSendError && err.kind === 'permanent') this.fail(row, reason);
         else {
-          const delay = Math.round(
-            Math.min(RETRY_MAX_MS, 1_000 * 2 ** Math.min(row.attempts, 16)) * (0.5 + Math.random() / 2),
-          );
+          const backoff = Math.min(RETRY_MAX_MS, 1_000 * 2 ** row.attempts);
+          const delay = Math.round(backoff * (0.5 + Math.random() / 2));
           store.outbox.retryAt(row.id, Date.now() + delay, reason);
           logger.warn({ jid, attempts: row.attempts + 1, delay, err }, 'send failed; will retry');
         }
@@ -165,13 +136,13 @@ export class Outbound {
     }
   }
 
-  private fail({ chatJid, id }: OutboxRow, reason: string): void {
+  private fail({ chatJid, id }: OutboxRow, reason: string) {
     logger.error({ jid: chatJid, id, reason }, 'outbound message failed for good');
     this.deps.store.outbox.markFailed(id, reason);
   }
 
   /** Notices are never paced. An answer waits behind the agent's messages at most answerMaxWaitMs. */
-  private paceWait(row: OutboxRow, now: number): number {
+  private paceWait(row: OutboxRow, now: number) {
     const pace = row.kind !== 'notice' && this.deps.pacing?.(row.chatJid);
     if (!pace) return 0;
     const answerAt = this.deps.store.outbox.oldestPendingAnswerAt(row.chatJid) ?? Infinity;
@@ -181,7 +152,7 @@ export class Outbound {
 }
 
 /** At the last line break or space within max, else at max. */
-export function splitText(text: string, max: number): string[] {
+export function splitText(text: string, max: number) {
   const parts: string[] = [];
   let rest = text;
   while (rest.length > max) {

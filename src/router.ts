@@ -1,7 +1,7 @@
 import type { NewMessage } from './types.js';
 
 /** `^@<name>\b`, case-insensitive, on the trimmed text; the stored trigger may lack the "@". */
-export function hasTrigger(text: string, trigger: string): boolean {
+export function hasTrigger(text: string, trigger: string) {
   const name = trigger.replace(/^@/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`^@${name}\\b`, 'i').test(text.trim());
 }
@@ -9,18 +9,16 @@ export function hasTrigger(text: string, trigger: string): boolean {
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
 const esc = (text: string) => text.replace(/[&<>"]/g, (c) => ENTITIES[c]!);
 
-export function formatMessages(messages: Pick<NewMessage, 'senderName' | 'timestamp' | 'content'>[]): string {
+export function formatMessages(messages: Pick<NewMessage, 'senderName' | 'timestamp' | 'content'>[]) {
   const lines = messages.map(
     (m) => `<message sender="${esc(m.senderName)}" time="${esc(m.timestamp)}">${esc(m.content)}</message>`,
   );
   return `<messages>\n${lines.join('\n')}\n</messages>`;
 }
 
-/** The agent's private reasoning never reaches a chat. */
-export const stripInternal = (text: string) => text.replace(/<internal>[\s\S]*?(<\/internal>|$)/g, '').trim();
-
+/** The agent's private reasoning (`<internal>`) never reaches a chat. */
 export function formatOutbound(text: string | null | undefined, sender?: string): string | null {
-  const clean = stripInternal(text ?? '');
+  const clean = text?.replace(/<internal>[\s\S]*?(<\/internal>|$)/g, '').trim();
   return clean ? (sender ? `${sender}: ${clean}` : clean) : null;
 }
 

@@ -10,20 +10,20 @@ const procFd = fs.existsSync('/proc/self/fd');
 export class UnsafeEntryError extends Error {
   override name = 'UnsafeEntryError';
   constructor(
-    readonly entry: string,
+    entry: string,
     readonly reason: string,
   ) {
     super(`${entry}: ${reason}`);
   }
 }
 
-function tolerate(err: unknown, ...codes: string[]): string {
+function tolerate(err: unknown, ...codes: string[]) {
   const { code } = err as NodeJS.ErrnoException;
   if (code && codes.includes(code)) return code;
   throw err;
 }
 
-function openDir(target: string, shown: string): number {
+function openDir(target: string, shown: string) {
   try {
     return fs.openSync(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   } catch (err) {
@@ -32,16 +32,17 @@ function openDir(target: string, shown: string): number {
   }
 }
 
-/** `replace`: something else at the name (a link, a file) is removed, never followed, and a folder made. */
-type SubdirOptions = { create?: boolean | undefined; mode?: number; replace?: boolean };
-
-function using<T>(dir: SafeDir, fn: (dir: SafeDir) => T): T {
+function using<D extends number | SafeDir, T>(d: D, fn: (d: D) => T) {
   try {
-    return fn(dir);
+    return fn(d);
   } finally {
-    dir.close();
+    if (typeof d === 'number') fs.closeSync(d);
+    else d.close();
   }
 }
+
+/** `replace`: something else at the name (a link, a file) is removed, never followed, and a folder made. */
+type SubdirOptions = { create?: boolean | undefined; replace?: boolean };
 
 export class SafeDir {
   private constructor(
@@ -50,12 +51,12 @@ export class SafeDir {
   ) {}
 
   /** Every parent is host-owned: a link there means tampering. */
-  static open(dir: string, { create, mode = 0o755 }: SubdirOptions = {}): SafeDir {
-    if (create) fs.mkdirSync(dir, { recursive: true, mode });
+  static open(dir: string, { create }: SubdirOptions = {}) {
+    if (create) fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     return new SafeDir(openDir(dir, dir), dir);
   }
 
-  private at(name: string): string {
+  private at(name: string) {
     if (!name || name === '.' || name === '..' || /[/\0]/.test(name))
       throw new UnsafeEntryError(name, 'not a single path segment');
     if (procFd) return `/proc/self/fd/${this.fd}/${name}`;
@@ -64,11 +65,11 @@ export class SafeDir {
     return path.join(this.path, name);
   }
 
-  close(): void {
+  close() {
     fs.closeSync(this.fd);
   }
 
-  subdir(name: string, { create, replace, mode = 0o755 }: SubdirOptions = {}): SafeDir {
+  subdir(name: string, { create, replace }: SubdirOptions = {}) {
     const shown = path.join(this.path, name);
     const isDir = this.lstat(name)?.isDirectory();
     if (isDir === false) {
@@ -77,22 +78,22 @@ export class SafeDir {
     }
     if (!isDir && (create || replace))
       try {
-        fs.mkdirSync(this.at(name), { mode });
+        fs.mkdirSync(this.at(name), { mode: 0o755 });
       } catch (err) {
         tolerate(err, 'EEXIST');
       }
     return new SafeDir(openDir(this.at(name), shown), shown);
   }
 
-  withSubdir<T>(name: string, options: SubdirOptions, fn: (dir: SafeDir) => T): T {
+  withSubdir<T>(name: string, options: SubdirOptions, fn: (dir: SafeDir) => T) {
     return using(this.subdir(name, options), fn);
   }
 
-  list(): string[] {
+  list() {
     return fs.readdirSync(procFd ? `/proc/self/fd/${this.fd}` : this.path);
   }
 
-  lstat(name: string): fs.Stats | undefined {
+  lstat(name: string) {
     return fs.lstatSync(this.at(name), { throwIfNoEntry: false });
   }
 
@@ -105,40 +106,35 @@ export class SafeDir {
       if (code === 'ENOENT') return undefined;
       throw new UnsafeEntryError(name, code === 'ELOOP' ? 'a symbolic link' : 'a socket');
     }
-    try {
+    return using(fd, () => {
       const stat = fs.fstatSync(fd);
       if (!stat.isFile()) throw new UnsafeEntryError(name, 'not a regular file');
-      if (stat.size > maxBytes)
-        throw new UnsafeEntryError(name, `file is ${stat.size} bytes; the limit is ${maxBytes}`);
+      const { size } = stat;
+      if (size > maxBytes)
+        throw new UnsafeEntryError(name, `file is ${size} bytes; the limit is ${maxBytes}`);
       // At most the size fstat saw: a growing file cannot pass the cap.
-      const buffer = Buffer.alloc(stat.size);
+      const buffer = Buffer.alloc(size);
       let offset = 0;
-      for (let n = 1; n > 0 && offset < stat.size; offset += n)
-        n = fs.readSync(fd, buffer, offset, stat.size - offset, offset);
+      for (let n = 1; n > 0 && offset < size; offset += n)
+        n = fs.readSync(fd, buffer, offset, size - offset, offset);
       return buffer.subarray(0, offset);
-    } finally {
-      fs.closeSync(fd);
-    }
+    });
   }
 
   /** false when something (even a dangling link) has the name. */
-  createFile(name: string, data: string | Buffer, mode = 0o644): boolean {
-    let fd: number;
+  createFile(name: string, data: string | Buffer, mode = 0o644) {
     try {
-      fd = fs.openSync(this.at(name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+      using(fs.openSync(this.at(name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode), (fd) =>
+        fs.writeFileSync(fd, data),
+      );
+      return true;
     } catch (err) {
       tolerate(err, 'EEXIST');
       return false;
     }
-    try {
-      fs.writeFileSync(fd, data);
-    } finally {
-      fs.closeSync(fd);
-    }
-    return true;
   }
 
-  writeAtomic(name: string, data: string | Buffer, mode = 0o644): void {
+  writeAtomic(name: string, data: string | Buffer, mode = 0o644) {
     const tmp = `.${name}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     if (!this.createFile(tmp, data, mode)) throw new UnsafeEntryError(tmp, 'temp name taken');
     try {
@@ -149,11 +145,11 @@ export class SafeDir {
     }
   }
 
-  moveTo(name: string, to: SafeDir, toName = name): void {
+  moveTo(name: string, to: SafeDir, toName = name) {
     fs.renameSync(this.at(name), to.at(toName));
   }
 
-  remove(name: string): void {
+  remove(name: string) {
     try {
       if (this.lstat(name)?.isDirectory()) {
         this.inSwappable(name, (dir) => dir.list().forEach((entry) => dir.remove(entry)));
@@ -169,11 +165,11 @@ export class SafeDir {
     }
   }
 
-  chown(name: string, uid: number, gid: number): void {
+  chown(name: string, uid: number, gid: number) {
     fs.lchownSync(this.at(name), uid, gid);
   }
 
-  chownTree(uid: number, gid: number): void {
+  chownTree(uid: number, gid: number) {
     for (const entry of this.list()) {
       const stat = this.lstat(entry);
       if (stat && (stat.uid !== uid || stat.gid !== gid)) this.chown(entry, uid, gid);
@@ -182,7 +178,7 @@ export class SafeDir {
   }
 
   /** A folder swapped for a link since its lstat is skipped. */
-  private inSwappable(name: string, fn: (dir: SafeDir) => void): void {
+  private inSwappable(name: string, fn: (dir: SafeDir) => void) {
     try {
       this.withSubdir(name, {}, fn);
     } catch (err) {
@@ -190,12 +186,10 @@ export class SafeDir {
     }
   }
 
-  stat(): fs.Stats {
-    return fs.fstatSync(this.fd);
-  }
+  stat = () => fs.fstatSync(this.fd);
 
   /** Only what differs is changed: an unchanged folder is not written to at all. */
-  chownSelf(uid: number, gid: number, mode?: number): void {
+  chownSelf(uid: number, gid: number, mode?: number) {
     const stat = this.stat();
     if (stat.uid !== uid || stat.gid !== gid) fs.fchownSync(this.fd, uid, gid);
     if (mode !== undefined && (stat.mode & 0o7777) !== mode) fs.fchmodSync(this.fd, mode);
@@ -203,13 +197,8 @@ export class SafeDir {
 }
 
 /** `root` is host-owned. */
-export function withSafeDir<T>(
-  root: string,
-  segments: string[],
-  options: SubdirOptions,
-  fn: (dir: SafeDir) => T,
-): T {
+export function withSafeDir<T>(root: string, names: string[], opts: SubdirOptions, fn: (d: SafeDir) => T) {
   const walk = (dir: SafeDir, [next, ...rest]: string[]): T =>
-    next === undefined ? fn(dir) : dir.withSubdir(next, options, (sub) => walk(sub, rest));
-  return using(SafeDir.open(root, { create: options.create }), (dir) => walk(dir, segments));
+    next === undefined ? fn(dir) : dir.withSubdir(next, opts, (sub) => walk(sub, rest));
+  return using(SafeDir.open(root, opts), (dir) => walk(dir, names));
 }

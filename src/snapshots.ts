@@ -12,7 +12,7 @@ export class Snapshots {
     private readonly store: Store,
   ) {}
 
-  tasks(folder?: string): void {
+  tasks(folder?: string) {
     const tasks = this.store.tasks.all();
     for (const group of this.store.groups.all())
       if ((!folder || group.folder === folder || group.isMain) && isValidFolder(group.folder))
@@ -21,14 +21,13 @@ export class Snapshots {
         );
   }
 
-  groups(): void {
+  groups() {
     const main = this.store.groups.main();
     if (!main) return;
-    const registered = new Set(this.store.groups.all().map((g) => g.jid));
     const groups = this.store.messages.listChats().map(({ lastMessageTime, ...chat }) => ({
       ...chat,
       lastActivity: lastMessageTime,
-      isRegistered: registered.has(chat.jid),
+      isRegistered: !!this.store.groups.byJid(chat.jid),
     }));
     const lastSync = new Date().toISOString();
     logFailure('cannot write group snapshot', { group: main.folder }, () =>

@@ -1,37 +1,22 @@
+import type { AgentInput, SandboxOutput, ScheduleType } from './contract/ipc.js';
 import type { Failure } from './failure-notice.js';
-import type { ScheduleType } from './contract/ipc.js';
 
-export interface NewMessage {
-  id: string;
-  chatJid: string;
-  sender: string;
-  senderName: string;
-  content: string;
-  timestamp: string;
+type Strings<K extends string> = Record<K, string>;
+
+export type NewMessage = Strings<'id' | 'chatJid' | 'sender' | 'senderName' | 'content' | 'timestamp'> & {
   isFromMe: boolean;
   isBotMessage: boolean;
-}
+};
 
 export type AdditionalMount = { hostPath: string; containerPath?: string; readonly?: boolean };
 
-export interface RegisteredGroup {
-  jid: string;
-  name: string;
-  folder: string;
-  trigger: string;
+export type RegisteredGroup = Strings<'jid' | 'name' | 'folder' | 'trigger' | 'addedAt'> & {
   requiresTrigger: boolean;
   isMain: boolean;
-  addedAt: string;
   containerConfig?: { additionalMounts?: AdditionalMount[]; timeoutMs?: number };
-}
+};
 
-export interface ChatInfo {
-  jid: string;
-  name: string;
-  lastMessageTime: string;
-  channel: string;
-  isGroup: boolean;
-}
+export type ChatInfo = Strings<'jid' | 'name' | 'lastMessageTime' | 'channel'> & { isGroup: boolean };
 
 export interface ChannelCallbacks {
   onMessage(message: NewMessage): void;
@@ -57,53 +42,29 @@ export interface Channel {
 }
 
 /** Sent to the sandbox on stdin. Never contains secrets. */
-export interface AgentInput {
-  prompt: string;
-  sessionId?: string;
-  groupFolder: string;
-  chatJid: string;
-  isMain: boolean;
-  isScheduledTask?: boolean;
-  assistantName: string;
-}
+export type AgentOutput = SandboxOutput & { failure?: Failure };
 
-export interface AgentOutput {
-  status: 'success' | 'error';
-  result: string | null;
-  newSessionId?: string;
-  error?: string;
-  failure?: Failure;
-}
-
-export interface AgentRunHooks {
+export type AgentRunHooks = {
   onOutput(output: AgentOutput): Promise<void>;
   onStarted?(sandboxName: string): void;
-}
+};
 
-export interface AgentRunner {
+export type AgentRunner = {
   run(group: RegisteredGroup, input: AgentInput, hooks: AgentRunHooks): Promise<AgentOutput>;
-}
+};
 
-export interface ScheduledTask {
-  id: string;
-  groupFolder: string;
-  chatJid: string;
-  prompt: string;
-  scheduleType: ScheduleType;
-  scheduleValue: string;
-  contextMode: 'group' | 'isolated';
-  nextRun: string | null;
-  lastRun: string | null;
-  lastResult: string | null;
-  status: 'active' | 'paused' | 'completed';
-  createdAt: string;
-}
+export type ScheduledTask = Strings<
+  'id' | 'groupFolder' | 'chatJid' | 'prompt' | 'scheduleValue' | 'createdAt'
+> &
+  Record<'nextRun' | 'lastRun' | 'lastResult', string | null> & {
+    scheduleType: ScheduleType;
+    contextMode: 'group' | 'isolated';
+    status: 'active' | 'paused' | 'completed';
+  };
 
-export interface TaskRunLog {
+export type TaskRunLog = Record<'result' | 'error', string | null> & {
   taskId: string;
   runAt: string;
   durationMs: number;
   status: 'success' | 'error';
-  result: string | null;
-  error: string | null;
-}
+};

@@ -19,10 +19,7 @@ export type WarmAheadOptions = typeof WARM_AHEAD_DEFAULTS;
 
 /** Starts a group's sandbox before its message or due task arrives; unseen unless input came. */
 export class WarmAhead {
-  private readonly tasks = new Map<
-    string,
-    { taskId: string; folder: string; outcome: Promise<TaskRunOutcome> }
-  >();
+  private readonly tasks = new Map<string, { task: ScheduledTask; outcome: Promise<TaskRunOutcome> }>();
 
   constructor(
     private readonly deps: {
@@ -34,23 +31,22 @@ export class WarmAhead {
       blocked?(jid: string): boolean;
       send(jid: string, text: string): Promise<unknown>;
     },
-    readonly options: WarmAheadOptions = WARM_AHEAD_DEFAULTS,
+    readonly options: WarmAheadOptions,
   ) {}
 
   get taskLeadMs() {
     return this.options.enabled ? this.options.taskLeadMs : 0;
   }
 
-  private may(jid: string): boolean {
-    return this.options.enabled && !this.deps.queue.isActive(jid) && !this.deps.blocked?.(jid);
-  }
+  private may = (jid: string) =>
+    this.options.enabled && !this.deps.queue.isActive(jid) && !this.deps.blocked?.(jid);
 
-  onTyping(jid: string): void {
+  onTyping(jid: string) {
     if (this.deps.store.groups.byJid(jid)) this.warm(jid);
   }
 
   /** Chatter that did not trigger: warm after a lull when the group triggered lately. */
-  onUntriggered(jid: string): void {
+  onUntriggered(jid: string) {
     const { store } = this.deps;
     const group = store.groups.byJid(jid);
     if (!group || !this.may(jid)) return;
@@ -61,45 +57,37 @@ export class WarmAhead {
     if (recent.some((m) => !m.isBotMessage && hasTrigger(m.content, group.trigger))) this.warm(jid);
   }
 
-  private warm(jid: string): void {
+  private warm(jid: string) {
     const { idleMs, max } = this.options;
     if (this.may(jid)) this.deps.queue.startWarm(jid, { idleMs, max }, () => this.deps.runWarm(jid));
   }
 
-  soonDue(task: ScheduledTask): void {
-    const { store, runner, config, send } = this.deps;
+  soonDue(task: ScheduledTask) {
+    const { store, runner, config, send, queue } = this.deps;
     const jid = task.chatJid;
-    const group = store.groups.byFolder(task.groupFolder);
-    if (!group || !this.may(jid)) return;
+    if (!store.groups.byFolder(task.groupFolder) || !this.may(jid)) return;
     let settle!: (outcome: TaskRunOutcome) => void;
-    const entry = {
-      taskId: task.id,
-      folder: group.folder,
-      outcome: new Promise<TaskRunOutcome>((r) => (settle = r)),
-    };
+    const entry = { task, outcome: new Promise<TaskRunOutcome>((r) => (settle = r)) };
     const run = async () => {
-      settle(await runTaskInSandbox({ store, runner, assistantName: config.assistantName, send }, task, ''));
+      settle(await runTaskInSandbox({ ...config, store, runner, send }, task, ''));
       if (this.tasks.get(jid) === entry) this.tasks.delete(jid);
       return true;
     };
     const { idleMs, max, taskLeadMs } = this.options;
-    if (this.deps.queue.startWarm(jid, { idleMs: idleMs + taskLeadMs, max, taskId: task.id }, run))
+    if (queue.startWarm(jid, { idleMs: idleMs + taskLeadMs, max, taskId: task.id }, run))
       this.tasks.set(jid, entry);
   }
 
   runTask(task: ScheduledTask): Promise<TaskRunOutcome> | undefined {
     const entry = this.tasks.get(task.chatJid);
-    if (entry?.taskId !== task.id) return undefined;
+    if (entry?.task.id !== task.id) return undefined;
     this.tasks.delete(task.chatJid);
     try {
-      writeInput(this.deps.config, entry.folder, formatTaskPrompt(task));
+      writeInput(this.deps.config, task.groupFolder, formatTaskPrompt(task));
     } catch (err) {
       // Its slot is the warm sandbox's: a second sandbox must not start beside it.
-      return Promise.resolve({
-        status: 'error',
-        result: null,
-        error: `cannot hand the task over: ${String(err)}`,
-      });
+      const error = `cannot hand the task over: ${String(err)}`;
+      return Promise.resolve({ status: 'error', result: null, error });
     }
     return entry.outcome;
   }

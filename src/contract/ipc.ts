@@ -84,6 +84,26 @@ export type IpcResponse = z.infer<typeof ipcResponseSchema>;
 // Host to agent: input/*.json and the task snapshot.
 export const inputFileSchema = z.object({ type: z.literal('message'), text: z.string() });
 
+// Sandbox stdin: one JSON object, never secrets. An empty prompt is a warm start (the prompt comes
+// through the inbox). Stdout: frames of agentOutputSchema between the markers.
+export const agentInputSchema = z.object({
+  prompt: z.string(),
+  sessionId: text.optional(),
+  groupFolder: text,
+  chatJid: text,
+  isMain: z.boolean(),
+  isScheduledTask: z.boolean().optional(),
+  assistantName: text,
+});
+export type AgentInput = z.infer<typeof agentInputSchema>;
+export const agentOutputSchema = z.object({
+  status: z.enum(['success', 'error']),
+  result: z.string().nullable(),
+  newSessionId: z.string().optional(),
+  error: z.string().optional(),
+});
+export type SandboxOutput = z.infer<typeof agentOutputSchema>;
+
 /** The host's task rows (ScheduledTask). */
 export type TaskSnapshot = Array<
   Record<'id' | 'groupFolder' | 'prompt' | 'scheduleType' | 'scheduleValue' | 'status', string> &

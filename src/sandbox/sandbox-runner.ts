@@ -1,12 +1,19 @@
 import { StringDecoder } from 'node:string_decoder';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import type { Config } from '../config.js';
-import { isValidFolder, OUTPUT_END, OUTPUT_START, zodProblems } from '../contract/ipc.js';
+import {
+  agentOutputSchema,
+  isValidFolder,
+  OUTPUT_END,
+  OUTPUT_START,
+  zodProblems,
+  type AgentInput,
+} from '../contract/ipc.js';
 import { failure, type Failure, type FailureCause, type PermanentCause } from '../failure-notice.js';
 import { clearInput, writeClose } from '../ipc/to-agent.js';
 import { logFailure, logger } from '../logger.js';
 import { withSafeDir } from '../safe-fs.js';
-import type { AgentInput, AgentOutput, AgentRunHooks, AgentRunner, RegisteredGroup } from '../types.js';
+import type { AgentOutput, AgentRunHooks, AgentRunner, RegisteredGroup } from '../types.js';
 import { validateAdditionalMounts, type MountAllowlist } from './mount-allowlist.js';
 import { buildMountPlan, CONTAINER_PATHS, prepareGroupDirs } from './mount-plan.js';
 import { GROUP_LABEL, INSTANCE_LABEL, SANDBOX_HOME, sandboxUser } from './runtime.js';
@@ -23,12 +30,6 @@ export interface SandboxRunnerDeps {
 
 export const MAX_OUTPUT_BYTES = 10 * 1024 * 1024;
 
-const schema = z.object({
-  status: z.enum(['success', 'error']),
-  result: z.string().nullable(),
-  newSessionId: z.string().optional(),
-  error: z.string().optional(),
-});
 const fail = (error: string): AgentOutput => ({ status: 'error', result: null, error });
 
 export class AgentOutputParser {
@@ -51,7 +52,7 @@ export class AgentOutputParser {
       const end = this.buffer.indexOf(OUTPUT_END, OUTPUT_START.length);
       if (end === -1) return outputs;
       try {
-        outputs.push(schema.parse(JSON.parse(this.buffer.slice(OUTPUT_START.length, end))));
+        outputs.push(agentOutputSchema.parse(JSON.parse(this.buffer.slice(OUTPUT_START.length, end))));
       } catch (err) {
         const error = `Malformed output from the agent: ${err instanceof z.ZodError ? zodProblems(err) : String(err)}`;
         logger.warn({ error }, 'bad sandbox output');

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ipcMessageSchema } from '../../src/contract/ipc.js';
-import type { AgentInput, AgentOutput } from '../../src/types.js';
+import type { AgentInput } from '../../src/contract/ipc.js';
+import type { AgentOutput } from '../../src/types.js';
 import {
   allUserText,
   hasToolResult,

@@ -6,7 +6,8 @@ import { SandboxRunner, type SandboxRunnerDeps } from '../../src/sandbox/sandbox
 import { sandboxUser, type SandboxRuntime } from '../../src/sandbox/runtime.js';
 import { BwrapRuntime } from '../../src/sandbox/runtimes/bwrap.js';
 import { DockerRuntime } from '../../src/sandbox/runtimes/docker.js';
-import type { AgentInput, AgentOutput } from '../../src/types.js';
+import type { AgentInput } from '../../src/contract/ipc.js';
+import type { AgentOutput } from '../../src/types.js';
 import { makeTempDir, testConfig, testGroup } from '../unit/sandbox-helpers.js';
 import { ensureBusyboxImage, median } from './runtime-helpers.js';
 

@@ -2,15 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { SandboxRuntime, SandboxSpec } from '../../src/sandbox/runtime.js';
-import type {
-  AgentInput,
-  AgentOutput,
-  AgentRunHooks,
-  AgentRunner,
-  RegisteredGroup,
-} from '../../src/types.js';
-
-import { OUTPUT_END as END, OUTPUT_START as START } from '../../src/contract/ipc.js';
+import type { AgentOutput, AgentRunHooks, AgentRunner, RegisteredGroup } from '../../src/types.js';
+import { OUTPUT_END as END, OUTPUT_START as START, type AgentInput } from '../../src/contract/ipc.js';
 
 export interface FakeHooks {
   /** Writes one framed result to the sandbox's stdout, as the agent-runner does. */

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InputWatcher } from '../../container/agent-runner/src/input-watcher.js';
-import type { RunnerOutput } from '../../container/agent-runner/src/output.js';
+import type { SandboxOutput } from '../../src/contract/ipc.js';
 import { runQuery, type QueryDeps } from '../../container/agent-runner/src/query-runner.js';
 
 /**
@@ -114,7 +114,7 @@ function fakeSdk(answer: (text: string) => string | null): FakeSdk {
   return sdk;
 }
 
-function deps(sdk: FakeSdk, dir: string, outputs: RunnerOutput[]): QueryDeps {
+function deps(sdk: FakeSdk, dir: string, outputs: SandboxOutput[]): QueryDeps {
   const watcher = new InputWatcher(dir, 50);
   watchers.push(watcher);
   return { query: sdk.query, watcher, writeOutput: (o) => outputs.push(o) };
@@ -132,7 +132,7 @@ describe('agent-runner query loop', () => {
   it('keeps the query open after a result, so follow-ups go into the same Claude Code process', async () => {
     const dir = inputDir();
     const sdk = fakeSdk((text) => `re: ${text}`);
-    const outputs: RunnerOutput[] = [];
+    const outputs: SandboxOutput[] = [];
     const outcome = runQuery('first', {}, deps(sdk, dir, outputs));
 
     await until('the first result', () => outputs.length === 1);
@@ -156,7 +156,7 @@ describe('agent-runner query loop', () => {
   it('ends the query at an error result and writes that error once', async () => {
     const dir = inputDir();
     const sdk = fakeSdk(() => null);
-    const outputs: RunnerOutput[] = [];
+    const outputs: SandboxOutput[] = [];
     const result = await runQuery('hello', {}, deps(sdk, dir, outputs));
     await sdk.streamEnded;
     expect(result).toMatchObject({ closed: false, error: 'model said no', results: 1 });
@@ -169,7 +169,7 @@ describe('agent-runner query loop', () => {
     const dir = inputDir();
     fs.writeFileSync(path.join(dir, '_close'), '');
     const sdk = fakeSdk((text) => `re: ${text}`);
-    const outputs: RunnerOutput[] = [];
+    const outputs: SandboxOutput[] = [];
     const result = await runQuery('only this', {}, deps(sdk, dir, outputs));
     // The prompt already pushed is still answered; nothing after `_close` is read.
     expect(result.closed).toBe(true);
@@ -180,7 +180,7 @@ describe('agent-runner query loop', () => {
   it("runs a warm start's first turn through a blocked prompt: no model turn, no output", async () => {
     const dir = inputDir();
     const sdk = fakeSdk((text) => `re: ${text}`);
-    const outputs: RunnerOutput[] = [];
+    const outputs: SandboxOutput[] = [];
     const outcome = runQuery('', {}, { ...deps(sdk, dir, outputs), firstPrefix: '[TASK] ' });
     await until('the warm-up turn', () => sdk.blocked === 1);
     expect(outputs).toEqual([]);

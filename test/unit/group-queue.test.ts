@@ -12,7 +12,7 @@ function makeQueue(overrides: Partial<GroupQueueDeps> = {}) {
   const calls: string[] = [];
   const runs = new Map<string, Array<ReturnType<typeof deferred>>>();
   const deps: GroupQueueDeps = {
-    maxConcurrent: 2,
+    maxConcurrentContainers: 2,
     retryBaseMs: 5000,
     maxRetries: 5,
     processMessages: (jid) => {
@@ -84,7 +84,7 @@ describe('GroupQueue', () => {
   });
 
   it('does not queue the same task twice', async () => {
-    const { queue } = makeQueue({ maxConcurrent: 1 });
+    const { queue } = makeQueue({ maxConcurrentContainers: 1 });
     let runs = 0;
     const gate = deferred();
     queue.enqueueTask('a', 't', async () => {
@@ -179,7 +179,7 @@ describe('GroupQueue warm starts', () => {
   });
 
   it('starts only into a free slot nobody waits for, at most `max` at once', async () => {
-    const { queue, finish } = makeQueue({ maxConcurrent: 3 });
+    const { queue, finish } = makeQueue({ maxConcurrentContainers: 3 });
     expect(queue.startWarm('a', { ...WARM, max: 1 }, warmRun().run)).toBe(true);
     expect(queue.startWarm('b', { ...WARM, max: 1 }, warmRun().run)).toBe(false);
     queue.enqueueMessageCheck('c');
@@ -195,7 +195,7 @@ describe('GroupQueue warm starts', () => {
   });
 
   it('closes a warm sandbox as soon as a real run waits for a slot', async () => {
-    const { queue, calls } = makeQueue({ maxConcurrent: 1 });
+    const { queue, calls } = makeQueue({ maxConcurrentContainers: 1 });
     const w = warmRun();
     queue.startWarm('a', WARM, w.run);
     queue.enqueueMessageCheck('b');

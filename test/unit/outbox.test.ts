@@ -234,7 +234,7 @@ describe('outbox over WhatsApp', () => {
       notify: (text) => void host.outbound!.enqueue('local:main', text, { kind: 'notice' }),
       downAfterMs: 50,
     });
-    h = channelHarness({ onHealth: (s) => health.report('whatsapp', s) });
+    h = channelHarness({ onHealth: (s) => health.report(s) });
     host.outbound = start(() => [local.channel, h.channel]).outbound;
     await h.channel.connect();
     h.sock().open();
@@ -247,7 +247,7 @@ describe('outbox over WhatsApp', () => {
     await h.sock().logout();
     await vi.waitFor(() => expect(local.sent).toHaveLength(2));
     expect(local.sent[1]!.text).toMatch(/^WhatsApp was logged out/);
-    health.report('whatsapp', 'logged-out');
+    health.report('logged-out');
     await new Promise((r) => setTimeout(r, 100));
     expect(local.sent).toHaveLength(2);
     expect(JSON.parse(stores[0]!.state.get('channel_health:whatsapp')!)).toMatchObject({

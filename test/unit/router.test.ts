@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  formatMessages,
-  formatOutbound,
-  hasTrigger,
-  isAssistantEcho,
-  stripInternal,
-} from '../../src/router.js';
+import { formatMessages, formatOutbound, hasTrigger, isAssistantEcho } from '../../src/router.js';
 
 describe('trigger', () => {
   it.each(['@Andy hi', '@andy hi', "@Andy's", '@Andy', '  @ANDY what?', '@Andy, please'])(
@@ -47,10 +41,10 @@ describe('prompt formatting', () => {
 
 describe('outbound', () => {
   it('strips <internal> blocks, including multi-line and unterminated ones', () => {
-    expect(stripInternal('<internal>thinking\nmore</internal>Hello <internal>x</internal>there')).toBe(
+    expect(formatOutbound('<internal>thinking\nmore</internal>Hello <internal>x</internal>there')).toBe(
       'Hello there',
     );
-    expect(stripInternal('Answer<internal>never closed')).toBe('Answer');
+    expect(formatOutbound('Answer<internal>never closed')).toBe('Answer');
   });
   it('sends nothing when only internal text is left', () => {
     expect(formatOutbound('<internal>only</internal>  ')).toBeNull();

@@ -1,27 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { query, type Options } from '@anthropic-ai/claude-agent-sdk';
-import { z } from 'zod/v3';
-import { zodProblems } from './contract/ipc.js';
+import { agentInputSchema, type AgentInput, zodProblems } from './contract/ipc.js';
 import { InputWatcher } from './input-watcher.js';
 import { nanoclawSdkServer } from './nanoclaw-tools.js';
 import { log, writeOutput } from './output.js';
 import { runQuery } from './query-runner.js';
 import { startSdkEnv } from './sdk-env.js';
 import { preCompactArchiver } from './transcript-archive.js';
-
-// The host's one JSON object on stdin, never secrets. An empty prompt is a warm start: the prompt
-// comes later through the inbox.
-const inputSchema = z.object({
-  prompt: z.string(),
-  sessionId: z.string().min(1).optional(),
-  groupFolder: z.string().min(1),
-  chatJid: z.string().min(1),
-  isMain: z.boolean(),
-  isScheduledTask: z.boolean().optional(),
-  assistantName: z.string().min(1),
-});
-type AgentInput = z.infer<typeof inputSchema>;
 
 // stdin may stay open after its one JSON value.
 async function readInput(): Promise<AgentInput | string> {
@@ -36,7 +22,7 @@ async function readInput(): Promise<AgentInput | string> {
       error = (err as Error).message;
       continue;
     }
-    const parsed = inputSchema.safeParse(json);
+    const parsed = agentInputSchema.safeParse(json);
     if (parsed.success) return parsed.data;
     return `invalid input: ${zodProblems(parsed.error)}`;
   }

@@ -1,14 +1,6 @@
-import { OUTPUT_END, OUTPUT_START } from './contract/ipc.js';
+import { OUTPUT_END, OUTPUT_START, type SandboxOutput } from './contract/ipc.js';
 
-/** The host's AgentOutput. stdout carries only these frames. */
-export interface RunnerOutput {
-  status: 'success' | 'error';
-  result: string | null;
-  newSessionId?: string;
-  error?: string;
-}
-
-export const writeOutput = (output: RunnerOutput) =>
+export const writeOutput = (output: SandboxOutput) =>
   process.stdout.write(`${OUTPUT_START}\n${JSON.stringify(output)}\n${OUTPUT_END}\n`);
 
 export const log = (message: string, context?: object) =>

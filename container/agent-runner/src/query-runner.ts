@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { HookCallback, Options, Query, SDKUserMessage } from '@anthropic-ai/claude-agent-sdk';
 import type { InputWatcher } from './input-watcher.js';
-import { log, type RunnerOutput } from './output.js';
+import type { SandboxOutput } from './contract/ipc.js';
+import { log } from './output.js';
 
 export interface QueryDeps {
   query: (params: { prompt: AsyncIterable<SDKUserMessage>; options: Options }) => Query;
   watcher: Pick<InputWatcher, 'onEvents' | 'take'>;
-  writeOutput(output: RunnerOutput): void;
+  writeOutput(output: SandboxOutput): void;
   /** Before the first input, whether the prompt or (warm start) the first follow-up. */
   firstPrefix?: string;
 }
