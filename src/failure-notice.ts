@@ -1,10 +1,11 @@
+// The waiting messages run once the cause is gone: no need to send them again.
+const LATER = ' I’ll answer once it’s fixed.';
 const PERMANENT = {
-  'no-credentials': 'I can’t reach the model: no credentials are set. Add ANTHROPIC_API_KEY to .env.',
-  'invalid-credentials': 'I can’t reach the model: it refused the credentials. Put a valid key in .env.',
+  'no-credentials': `I can’t reach the model: no credentials are set. Add ANTHROPIC_API_KEY to .env.${LATER}`,
+  'invalid-credentials': `I can’t reach the model: it refused the credentials. Put a valid key in .env.${LATER}`,
   'budget-spent': 'This chat’s daily model budget is spent; I’ll answer after midnight UTC.',
-  'image-missing': 'I can’t start my sandbox: the agent image is missing. Run `nanoclaw build`.',
-  'runtime-missing':
-    'I can’t start my sandbox: the container runtime is not available. Run `nanoclaw doctor`.',
+  'image-missing': `I can’t start my sandbox: the agent image is missing. Run \`nanoclaw build\`.${LATER}`,
+  'runtime-missing': `I can’t start my sandbox: the container runtime is not available. Run \`nanoclaw doctor\`.${LATER}`,
   'invalid-request': 'Sorry, the model refused my request as invalid. Send another message to retry.',
 };
 const TRANSIENT = {
