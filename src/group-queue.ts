@@ -90,8 +90,12 @@ export class GroupQueue {
   sendMessage(jid: string, text: string) {
     const g = this.groups.get(jid);
     if (!g?.active || g.taskId !== null || g.warm?.taskId || g.closing || this.shuttingDown) return false;
-    const piped = () => this.deps.writeInput(jid, text);
-    if (!logFailure('cannot pipe message into the running sandbox', { jid }, piped, 'error')) return false;
+    try {
+      this.deps.writeInput(jid, text);
+    } catch (err) {
+      logger.error({ jid, err }, 'cannot pipe message into the running sandbox'); // err.code tells why
+      return false;
+    }
     g.idleWaiting = false;
     clearTimeout(g.warm?.timer);
     g.warm = undefined;
@@ -178,6 +182,7 @@ export class GroupQueue {
 
   async shutdown(graceMs: number) {
     this.shuttingDown = true;
+    if (this.runningCount > 0) logger.info({ graceMs }, 'asking running sandboxes to finish');
     for (const g of this.all()) {
       clearTimeout(g.retryTimer);
       if (g.active) this.close(g);

@@ -33,7 +33,7 @@ const pretty = {
 
 export const logger = pino({ level, base: undefined }, process.stderr.isTTY ? pretty : pino.destination(2));
 
-/** Runs `fn`; a throw is logged as `message`, not rethrown. false: it threw. */
+/** Runs `fn`; a throw is logged as `message` and goes no further (the caller's work goes on). */
 export function logFailure(
   message: string,
   context: object,
@@ -42,9 +42,7 @@ export function logFailure(
 ) {
   try {
     fn();
-    return true;
   } catch (err) {
     logger[level]({ ...context, err: String(err) }, message);
-    return false;
   }
 }

@@ -53,10 +53,13 @@ export class MessageLoop {
   start() {
     this.running = true;
     for (const group of this.deps.store.groups.all()) {
-      const { jid } = group;
+      const { jid, folder } = group;
       const to = this.get(runKey(jid));
       if (to !== undefined) {
-        if (this.cursor(jid) > to) this.set(agentKey(jid), to);
+        if (this.cursor(jid) > to) {
+          logger.warn({ group: folder, to }, 'rolling back a run interrupted by a host stop');
+          this.set(agentKey(jid), to);
+        }
         this.set(runKey(jid));
       }
       if (this.triggered(group, this.pending(jid).messages)) this.queue.enqueueMessageCheck(jid);
@@ -171,9 +174,11 @@ export class MessageLoop {
       if (!unanswered) return true; // its output was sent: not retried
       this.set(agentKey(jid), rollbackTo);
       const why = output.failure ?? failure('unknown');
-      logger.warn({ group: group.folder, error: output.error, cause: why.cause }, 'run failed');
+      const permanent = why.kind === 'permanent';
+      const log = { group: group.folder, error: output.error, cause: why.cause };
+      logger.warn(log, `run failed; messages ${permanent ? 'wait' : 'will be retried'}`);
       void failures?.onRunFailed(jid, group.folder, why, newest);
-      return why.kind === 'permanent';
+      return permanent;
     }
     // Follow-ups piped in while the sandbox was closing were never read: run them again.
     if (unanswered && (rollbackTo > before || warm)) {
